@@ -1,0 +1,31 @@
+# Two commands set up a fresh machine: `make demo` and `make test`. Both build .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+READY := $(VENV)/.ready
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test bench venv clean
+
+# The stack is large (torch with its CUDA libraries, ~6 min to install): built once, kept.
+$(READY): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(READY)
+
+venv: $(READY)
+
+demo: $(READY)
+	$(VENV)/bin/ablate demo
+
+test: $(READY)
+	$(VENV)/bin/python -m pytest -q
+
+bench: $(READY)
+	$(VENV)/bin/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) data results/.current

@@ -1,0 +1,39 @@
+"""The manifest `ablate data build` writes beside each subset's shards. Light: `plan` reads it.
+
+    <location>/ablate-manifest.json
+    {"subset", "documents", "tokens", "samples", "seq_len", "source_hash", "tokenizer_hash"}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ablate.recipe import Recipe
+
+MANIFEST = "ablate-manifest.json"
+
+
+def is_remote(location: str) -> bool:
+    return "://" in location
+
+
+def read_manifest(location: str) -> dict | None:
+    """A local subset's manifest, or None where there is none (not built yet, or remote)."""
+    if is_remote(location):
+        return None
+    path = Path(location) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def manifest_tokens(recipe: Recipe) -> dict[str, int]:
+    """Tokens per subset from the manifests that exist."""
+    sizes: dict[str, int] = {}
+    for name, subset in recipe.subsets.items():
+        manifest = read_manifest(subset.location)
+        if manifest and manifest.get("tokens"):
+            sizes[name] = int(manifest["tokens"])
+    return sizes

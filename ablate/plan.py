@@ -1,0 +1,310 @@
+"""Plan: expand a recipe's upsampling mix into leave-one-out variants. Pure: no I/O, no clock.
+
+    ablate plan                         # one variant per group of the upsample mix, plus baseline/control
+    ablate plan --remove math           # baseline and the math-removed variant
+    ablate plan --remove math+code      # one variant without both
+    ablate plan --each subset --seeds 1,2,3 --renormalize into:web
+
+Every figure here is arithmetic over the recipe and the subset sizes the caller passes in
+(read from shard manifests at the CLI edge), so the same inputs always give the same plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from ablate.errors import AblateError
+from ablate.recipe import Recipe
+from ablate.stats import minimum_detectable_effect
+
+EPOCH_WARN = 4.0  # above this many passes over a subset, returns diminish (Muennighoff et al., 2023)
+EPOCH_STRONG = 16.0  # above this, repeated data mostly stops helping and risks memorisation
+PLAN_VERSION = 1
+
+
+class Variant(BaseModel):
+    """One continuation of the study; `hash` names its results, `train_hash` its checkpoints."""
+
+    name: str
+    ablation: str  # the variant without its seed suffix: seeds of one ablation share it
+    removed: list[str]  # targets as given (groups or subsets)
+    removed_subsets: list[str]
+    mixture: dict[str, float]  # subset → proportion of the phase, sums to 1
+    tokens: int  # tokens trained in the phase
+    start_tokens: int  # tokens the start checkpoint has seen
+    seed: int  # data-order seed of the phase; equal across variants of one replicate
+    checkpoint: str | None
+    subset_tokens: dict[str, int]  # tokens drawn from each subset in the phase
+    epochs: dict[str, float | None]  # passes over each subset in the phase; None where its size is unknown
+    flops: float
+    train_hash: str
+    hash: str
+
+
+class TaskPower(BaseModel):
+    items: int
+    mde_pp: float  # smallest Δ detected with 80% power at p = 0.5, the worst case
+
+
+class PlanOptions(BaseModel):
+    """What `ablate plan` was asked for, after recipe defaults: enough to re-plan exactly."""
+
+    removes: list[str]
+    seeds: list[int]
+    control: bool
+    renormalize: str
+    checkpoint: str | None
+
+
+class Plan(BaseModel):
+    version: int = PLAN_VERSION
+    study: str
+    recipe: dict[str, Any]
+    options: PlanOptions
+    subset_sizes: dict[str, int]  # tokens per subset, where known
+    task_sizes: dict[str, int]  # items per eval task, where known
+    params: int
+    variants: list[Variant]
+    study_tokens: int
+    study_flops: float
+    full_run_flops: float
+    study_fraction: float  # study compute / full pretraining run compute
+    power: dict[str, TaskPower]
+    warnings: list[str]
+
+    def variant(self, name: str) -> Variant:
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise AblateError(f"--variant {name}: not in the plan; choose from {[v.name for v in self.variants]}")
+
+
+# ---- mixtures ------------------------------------------------------------------------------
+
+
+def normalize(weights: dict[str, float]) -> dict[str, float]:
+    """Weights → proportions summing to 1, zero-weight subsets dropped."""
+    total = sum(weights.values())
+    return {name: w / total for name, w in weights.items() if w > 0}
+
+
+def renormalize(mixture: dict[str, float], removed: set[str], rule: str) -> dict[str, float]:
+    """Drop `removed` from a normalized mixture and hand its mass back per `rule`.
+
+    'proportional' scales the rest up; 'into:<subset>' gives all freed mass to that one subset.
+    """
+    kept = {name: p for name, p in mixture.items() if name not in removed}
+    if not kept:
+        raise AblateError(f"--remove {'+'.join(sorted(removed))}: removes every subset of the mix; keep at least one")
+    if rule == "proportional":
+        return normalize(kept)
+    target = rule.removeprefix("into:")
+    if target in removed:
+        raise AblateError(f"--renormalize {rule}: '{target}' is itself removed; pick a subset that stays")
+    if target not in kept:
+        raise AblateError(f"--renormalize {rule}: '{target}' is not in the upsample mix {sorted(mixture)}")
+    freed = 1.0 - sum(kept.values())
+    return {name: p + (freed if name == target else 0.0) for name, p in kept.items()}
+
+
+def resolve_target(recipe: Recipe, target: str) -> list[str]:
+    """'math+code' → the subsets of the upsample mix it names (groups and subset names mix freely)."""
+    groups = recipe.groups
+    subsets: list[str] = []
+    for part in target.split("+"):
+        if part in recipe.subsets:
+            members = [part]
+        elif part in groups:
+            members = groups[part]
+        else:
+            raise AblateError(
+                f"--remove {target}: unknown target '{part}'; groups: {sorted(groups)}, subsets: {sorted(recipe.subsets)}"
+            )
+        subsets += [s for s in members if s not in subsets]
+    in_mix = [s for s in subsets if recipe.mixes.upsample.get(s, 0) > 0]
+    if not in_mix:
+        raise AblateError(f"--remove {target}: none of {subsets} has weight in mixes.upsample, so it removes nothing")
+    return in_mix
+
+
+def default_targets(recipe: Recipe, each: str) -> list[str]:
+    """One target per group (or subset) that has weight in the upsample mix, in recipe order."""
+    live = {s for s, w in recipe.mixes.upsample.items() if w > 0}
+    if each == "subset":
+        return [s for s in recipe.subsets if s in live]
+    return [g for g, members in recipe.groups.items() if live & set(members)]
+
+
+# ---- cost ----------------------------------------------------------------------------------
+
+
+def count_params(config: dict[str, Any]) -> int:
+    """Parameters of a Llama-style decoder from its Hugging Face config, without building it."""
+    try:
+        h = int(config["hidden_size"])
+        layers = int(config["num_hidden_layers"])
+        vocab = int(config["vocab_size"])
+    except KeyError as exc:
+        raise AblateError(
+            f"model.config: needs {exc.args[0]} to count parameters; add it or set model.params"
+        ) from None
+    inter = int(config.get("intermediate_size", 4 * h))
+    heads = int(config.get("num_attention_heads", max(1, h // 64)))
+    kv_heads = int(config.get("num_key_value_heads", heads))
+    kv_dim = h // heads * kv_heads
+    attention = 2 * h * h + 2 * h * kv_dim
+    mlp = 3 * h * inter
+    per_layer = attention + mlp + 2 * h
+    embeddings = vocab * h * (1 if config.get("tie_word_embeddings", False) else 2)
+    return layers * per_layer + embeddings + h
+
+
+# ---- hashing -------------------------------------------------------------------------------
+
+
+def content_hash(payload: Any) -> str:
+    """Short sha256 of sorted-key JSON: equal inputs, equal hash, on any machine."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _train_inputs(recipe: Recipe, mixture: dict[str, float], seed: int, checkpoint: str | None) -> dict[str, Any]:
+    """Everything that changes a variant's trained weights, and nothing else."""
+    return {
+        "mixture": mixture,
+        "locations": {s: recipe.subsets[s].location for s in sorted(mixture)},
+        "seed": seed,
+        "checkpoint": checkpoint,
+        "seq_len": recipe.seq_len,
+        "tokenizer": recipe.tokenizer,
+        "model": recipe.model.model_dump(mode="json"),
+        "training": recipe.training.model_dump(mode="json"),
+    }
+
+
+# ---- the plan ------------------------------------------------------------------------------
+
+
+def build_plan(
+    recipe: Recipe,
+    *,
+    removes: list[str] | None = None,
+    each: Literal["group", "subset"] | None = None,
+    seeds: list[int] | None = None,
+    control: bool | None = None,
+    renormalize_rule: str | None = None,
+    checkpoint: str | None = None,
+    subset_tokens: dict[str, int] | None = None,
+    task_sizes: dict[str, int] | None = None,
+) -> Plan:
+    """The study's variants with mixtures, epochs, cost and hashes. Arguments override the recipe.
+
+    `subset_tokens` fills sizes the recipe omits; `task_sizes` (items per eval task) gives the
+    minimum detectable effect per task.
+    """
+    ablations = recipe.ablations
+    each = each or ablations.each
+    seeds = seeds or ablations.seeds
+    control = ablations.control if control is None else control
+    rule = renormalize_rule or ablations.renormalize
+    checkpoint = checkpoint if checkpoint is not None else recipe.start
+    if len(set(seeds)) != len(seeds):
+        raise AblateError(f"--seeds {','.join(map(str, seeds))}: seeds must be distinct")
+    if rule != "proportional" and not rule.startswith("into:"):
+        raise AblateError(f"--renormalize {rule}: use 'proportional' or 'into:<subset>'")
+
+    sizes = {name: s.tokens for name, s in recipe.subsets.items() if s.tokens is not None}
+    sizes = {**(subset_tokens or {}), **sizes}  # the recipe's own figure wins
+    params = recipe.model.params or count_params(recipe.model.config)
+    phase_tokens = recipe.training.phase_tokens
+    upsample = normalize(recipe.mixes.upsample)
+
+    arms: list[tuple[str, list[str], list[str], dict[str, float]]] = [("baseline", [], [], upsample)]
+    targets = removes if removes else default_targets(recipe, each)
+    for target in targets:
+        removed = resolve_target(recipe, target)
+        arms.append((f"no-{target}", target.split("+"), removed, renormalize(upsample, set(removed), rule)))
+    if control:
+        arms.append(("control", [], [], normalize(recipe.mixes.base)))
+    names = [arm[0] for arm in arms]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise AblateError(f"--remove: {duplicates} given twice; name each target once")
+
+    variants: list[Variant] = []
+    warnings: list[str] = []
+    for ablation, removed, removed_subsets, mixture in arms:
+        drawn = {s: round(p * phase_tokens) for s, p in mixture.items()}
+        epochs = {s: (drawn[s] / sizes[s] if s in sizes else None) for s in mixture}
+        for seed in seeds:
+            name = ablation if len(seeds) == 1 else f"{ablation}.s{seed}"
+            train = _train_inputs(recipe, mixture, seed, checkpoint)
+            train_hash = content_hash(train)
+            variants.append(
+                Variant(
+                    name=name,
+                    ablation=ablation,
+                    removed=removed,
+                    removed_subsets=removed_subsets,
+                    mixture=mixture,
+                    tokens=phase_tokens,
+                    start_tokens=recipe.training.start_tokens,
+                    seed=seed,
+                    checkpoint=checkpoint,
+                    subset_tokens=drawn,
+                    epochs=epochs,
+                    flops=6.0 * params * phase_tokens,
+                    train_hash=train_hash,
+                    hash=content_hash({"train": train_hash, "eval": recipe.eval.model_dump(mode="json")}),
+                )
+            )
+        for subset, passes in epochs.items():
+            if passes is not None and passes > EPOCH_STRONG:
+                warnings.append(
+                    f"{ablation}: '{subset}' repeats {passes:.1f}× (> {EPOCH_STRONG:g}); lower its weight or add data"
+                )
+            elif passes is not None and passes > EPOCH_WARN:
+                warnings.append(f"{ablation}: '{subset}' repeats {passes:.1f}× (> {EPOCH_WARN:g}); returns diminish")
+    unknown = sorted({s for v in variants for s, e in v.epochs.items() if e is None})
+    if unknown:
+        warnings.append(f"sizes unknown for {unknown}: set subsets.<name>.tokens or build shards to see epochs")
+
+    study_flops = sum(v.flops for v in variants)
+    full_run_flops = 6.0 * params * recipe.training.total_tokens
+    return Plan(
+        study=recipe.name,
+        recipe=recipe.model_dump(mode="json"),
+        options=PlanOptions(removes=targets, seeds=seeds, control=control, renormalize=rule, checkpoint=checkpoint),
+        subset_sizes=sizes,
+        task_sizes=dict(sorted((task_sizes or {}).items())),
+        params=params,
+        variants=variants,
+        study_tokens=sum(v.tokens for v in variants),
+        study_flops=study_flops,
+        full_run_flops=full_run_flops,
+        study_fraction=study_flops / full_run_flops,
+        power={
+            task: TaskPower(items=n, mde_pp=100 * minimum_detectable_effect(n, 0.5))
+            for task, n in sorted((task_sizes or {}).items())
+        },
+        warnings=warnings,
+    )
+
+
+def with_checkpoint(plan: Plan, recipe: Recipe, checkpoint: str) -> Plan:
+    """The same study started from another checkpoint: hashes change, so no result is reused."""
+    options = plan.options
+    return build_plan(
+        recipe,
+        removes=options.removes,
+        seeds=options.seeds,
+        control=options.control,
+        renormalize_rule=options.renormalize,
+        checkpoint=checkpoint,
+        subset_tokens=plan.subset_sizes,
+        task_sizes=plan.task_sizes,
+    )

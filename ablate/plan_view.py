@@ -1,0 +1,55 @@
+"""How a plan looks in the terminal: one row per variant, one column per subset."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ablate.plan import EPOCH_STRONG, EPOCH_WARN, Plan
+
+
+def human(number: float) -> str:
+    """1.6e12 → '1.6T': the scale a reader compares at a glance; beyond T, plain scientific."""
+    if abs(number) >= 1e15:
+        return f"{number:.2e}"
+    for threshold, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(number) >= threshold:
+            return f"{number / threshold:.3g}{suffix}"
+    return f"{number:.3g}"
+
+
+def _cell(proportion: float | None, epochs: float | None) -> str:
+    if proportion is None:
+        return "[dim]—[/dim]"
+    text = f"{100 * proportion:.1f}%"
+    if epochs is not None:
+        colour = "red" if epochs > EPOCH_STRONG else "yellow" if epochs > EPOCH_WARN else "dim"
+        text += f" [{colour}]{epochs:.2g}×[/{colour}]"
+    return text
+
+
+def render_plan(plan: Plan, out: Console, err: Console) -> None:
+    """Subsets down, variants across (studies grow in variants); warnings and notes on `err`."""
+    subsets = list(dict.fromkeys(s for v in plan.variants for s in v.mixture))
+    table = Table(title=f"Study '{plan.study}': phase mixture (and passes over each subset)", title_justify="left")
+    table.add_column("subset", style="bold")
+    for v in plan.variants:
+        table.add_column(v.name, justify="right", overflow="fold")
+    for subset in subsets:
+        table.add_row(subset, *(_cell(v.mixture.get(subset), v.epochs.get(subset)) for v in plan.variants))
+    table.add_section()
+    table.add_row("hash", *(f"[dim]{v.hash[:8]}[/dim]" for v in plan.variants))
+    out.print(table)
+    first = plan.variants[0]
+    out.print(
+        f"Model {human(plan.params)} params. Each variant trains {human(first.tokens)} tokens ({human(first.flops)} FLOPs) from "
+        f"{first.checkpoint or 'the start checkpoint (set with --checkpoint)'} (seen {human(first.start_tokens)}). "
+        f"Study: {len(plan.variants)} variants, {human(plan.study_tokens)} tokens, {human(plan.study_flops)} FLOPs "
+        f"= {100 * plan.study_fraction:.1f}% of the full run ({human(plan.full_run_flops)} FLOPs, 6·N·D).",
+        highlight=False,
+    )
+    if plan.power:
+        figures = ", ".join(f"{t} {p.mde_pp:.1f}pp (n={p.items})" for t, p in plan.power.items())
+        out.print(f"Smallest Δ each task detects (95% CI, 80% power, worst case p=0.5): {figures}", highlight=False)
+    for warning in plan.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)

@@ -1,0 +1,248 @@
+"""Recipe: the YAML file that describes a study, validated on load.
+
+    from ablate.recipe import load_recipe
+    recipe = load_recipe("recipes/demo.yaml")
+
+pydantic owns every default and every cross-field check; nothing downstream re-reads raw YAML.
+Relative paths in a recipe resolve against the working directory, like `results/`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ablate.errors import RecipeError
+
+DEFAULT_RECIPE = "recipes/demo.yaml"
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in a recipe must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Subset(_Strict):
+    """One data subset: MDS shards at `location`, built from `source` by `ablate data build`."""
+
+    location: str = Field(description="MDS folder: a local path or a remote URI (s3://, gs://, ...)")
+    source: str | None = Field(None, description="raw JSONL or text file(s), path or glob, for `data build`")
+    text_field: str = Field("text", description="JSONL field that holds the document text")
+    tokens: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="tokens in the subset; read from the shard manifest when omitted"
+    )
+    groups: list[str] = Field(default_factory=list, description="groups this subset belongs to")
+
+
+class ModelSpec(_Strict):
+    """The architecture, as a Hugging Face config (used by `ablate pretrain` and for FLOPs)."""
+
+    config: dict[str, Any] = Field(default_factory=dict, description="Hugging Face config fields")
+    params: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="parameter count N for 6·N·D; computed from `config` when omitted"
+    )
+
+
+class Optimizer(_Strict):
+    name: Literal["adamw", "decoupled_adamw", "sgd"] = "decoupled_adamw"
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+
+
+class Schedule(_Strict):
+    """LR over the phase, in absolute token units so a resumed run continues it exactly."""
+
+    name: Literal["constant", "linear", "cosine"] = "linear"
+    final_ratio: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="LR at the end of the phase as a fraction of the peak (linear, cosine)"
+    )
+
+
+class Training(_Strict):
+    total_tokens: Annotated[int, Field(gt=0)] = Field(description="tokens of the full pretraining run")
+    phase: Annotated[float, Field(gt=0, lt=1)] = Field(description="fraction of the run in the final phase")
+    batch_size: Annotated[int, Field(gt=0)] = Field(description="global batch, in sequences")
+    microbatch_size: Annotated[int, Field(gt=0)] | None = Field(None, description="per device; None = batch")
+    optimizer: Optimizer = Optimizer()
+    warmup_tokens: Annotated[int, Field(ge=0)] = Field(0, description="linear warm-up at the start of pretraining")
+    schedule: Schedule = Schedule()
+    seed: int = 17
+    precision: Literal["fp32", "amp_bf16", "amp_fp16"] = "fp32"
+    checkpoint_every_tokens: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="save a resumable checkpoint this often; None = only at the end"
+    )
+
+    @property
+    def phase_tokens(self) -> int:
+        return round(self.total_tokens * self.phase)
+
+    @property
+    def start_tokens(self) -> int:
+        """Tokens the shared checkpoint has seen when the phase begins."""
+        return self.total_tokens - self.phase_tokens
+
+
+class Category(_Strict):
+    """A group of tasks averaged gauntlet-style: (score − random) / (1 − random)."""
+
+    tasks: list[str] = Field(min_length=1)
+    random_baseline: dict[str, Annotated[float, Field(ge=0, lt=1)]] = Field(
+        default_factory=dict, description="task → chance accuracy; 0 where omitted"
+    )
+
+
+class Eval(_Strict):
+    tasks: list[str] = Field(min_length=1, description="lm-eval task names")
+    include: list[str] = Field(default_factory=list, description="local task folders (lm-eval include_path)")
+    num_fewshot: int | dict[str, int] = Field(0, description="one count for all tasks, or task → count")
+    batch_size: Annotated[int, Field(gt=0)] = 32
+    limit: Annotated[int, Field(gt=0)] | None = Field(None, description="items per task; None = all")
+    categories: dict[str, Category] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _categories_name_tasks(self) -> Eval:
+        for name, category in self.categories.items():
+            unknown = sorted(set(category.tasks) - set(self.tasks))
+            if unknown:
+                raise ValueError(f"categories.{name} lists {unknown}, which are not in eval.tasks")
+        return self
+
+    def fewshot(self, task: str) -> int:
+        return self.num_fewshot if isinstance(self.num_fewshot, int) else self.num_fewshot.get(task, 0)
+
+
+Renormalize = str  # "proportional" or "into:<subset>"
+
+
+class Ablations(_Strict):
+    each: Literal["group", "subset"] = Field("group", description="default leave-one-out granularity")
+    renormalize: Renormalize = Field(
+        "proportional", description="'proportional', or 'into:<subset>' to give all freed mass to one subset"
+    )
+    control: bool = Field(True, description="add a `control` variant that continues on the base mix")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="replicates per variant")
+
+    @field_validator("renormalize")
+    @classmethod
+    def _renormalize_form(cls, value: str) -> str:
+        if value != "proportional" and not (value.startswith("into:") and len(value) > 5):
+            raise ValueError("must be 'proportional' or 'into:<subset>'")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("seeds must be distinct")
+        return value
+
+
+class Mixes(_Strict):
+    base: dict[str, float] = Field(description="the pretraining mix, subset → weight")
+    upsample: dict[str, float] = Field(description="the end-of-training mix: the study's baseline")
+
+
+class Recipe(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="study name: results/<name>/")
+    seq_len: Annotated[int, Field(gt=0)]
+    tokenizer: str = Field(description="local Hugging Face tokenizer folder")
+    model: ModelSpec = ModelSpec()
+    subsets: dict[str, Subset] = Field(min_length=1)
+    mixes: Mixes
+    training: Training
+    checkpoints: dict[str, str] = Field(default_factory=dict, description="name → checkpoint path or URI")
+    start: str | None = Field(None, description="default start checkpoint: a name in `checkpoints` or a path")
+    eval: Eval
+    ablations: Ablations = Ablations()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Recipe:
+        for mix_name in ("base", "upsample"):
+            weights = getattr(self.mixes, mix_name)
+            unknown = sorted(set(weights) - set(self.subsets))
+            if unknown:
+                raise _FieldError(f"mixes.{mix_name}", f"names unknown subsets {unknown}; known: {sorted(self.subsets)}")
+            negative = sorted(k for k, w in weights.items() if w < 0)
+            if negative:
+                raise _FieldError(f"mixes.{mix_name}", f"has negative weights for {negative}; use weights ≥ 0")
+            if not weights or sum(weights.values()) <= 0:
+                raise _FieldError(f"mixes.{mix_name}", "has no positive weight; give at least one subset a weight > 0")
+        groups = self.groups
+        clash = sorted(name for name in set(groups) & set(self.subsets) if groups[name] != [name])
+        if clash:
+            raise _FieldError(
+                "subsets", f"{clash} name both a subset and a larger group; rename one so --remove is unambiguous"
+            )
+        if self.ablations.renormalize.startswith("into:"):
+            target = self.ablations.renormalize[5:]
+            if target not in self.mixes.upsample:
+                raise _FieldError(
+                    "ablations.renormalize", f"'into:{target}' needs a subset of mixes.upsample: {sorted(self.mixes.upsample)}"
+                )
+        if self.start is not None and self.start not in self.checkpoints and "/" not in self.start:
+            raise _FieldError("start", f"'{self.start}' is neither a name in checkpoints {sorted(self.checkpoints)} nor a path")
+        return self
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """Group name → its subsets, in recipe order."""
+        out: dict[str, list[str]] = {}
+        for subset_name, subset in self.subsets.items():
+            for group in subset.groups:
+                out.setdefault(group, []).append(subset_name)
+        return out
+
+
+class _FieldError(ValueError):
+    """A cross-field problem that knows which field it is about."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+
+
+def recipe_path(path: str | os.PathLike[str] | None) -> Path:
+    """The recipe to use: the argument, else $ABLATE_RECIPE, else the demo recipe."""
+    return Path(path or os.environ.get("ABLATE_RECIPE") or DEFAULT_RECIPE)
+
+
+def load_recipe(path: str | os.PathLike[str] | None = None) -> Recipe:
+    """Read and validate a recipe; every problem becomes one `RecipeError` line naming the field."""
+    source = recipe_path(path)
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise RecipeError(f"recipe {source}: cannot read it ({exc.strerror}); pass --recipe PATH to an existing file")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise RecipeError(f"recipe {source}: malformed YAML{where}; fix the syntax there")
+    if not isinstance(raw, dict):
+        raise RecipeError(f"recipe {source}: expected a mapping of fields at the top level, got {type(raw).__name__}")
+    return parse_recipe(raw, source=str(source))
+
+
+def parse_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise RecipeError(f"recipe {source}: " + "; ".join(_describe(e) for e in exc.errors()))
+
+
+def _describe(error: Any) -> str:
+    """One readable clause per pydantic error: `field.path: problem`."""
+    loc = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown field; remove it or check the spelling (see README, Recipe format)"
+    if kind == "missing":
+        return f"{loc}: missing; add it (see README, Recipe format)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{loc}: {message}" if loc else message

@@ -1,0 +1,136 @@
+"""Study folder: where each stage writes and the next one reads. The only shared state.
+
+    results/                      ($ABLATE_RESULTS overrides the root)
+      .current                    name of the study `run`/`report`/`status` use without --study
+      <study>/
+        plan.json                 written by `plan` (schema: ablate.plan.Plan)
+        checkpoints.json          name → path, registered by `pretrain`
+        pretrain/                 the shared start: Composer checkpoints, train_log.jsonl, status.json
+        start/                    evaluation of the start checkpoint: eval/, status.json
+        <variant>/
+          variant.json            the variant's entry of plan.json (schema: ablate.plan.Variant)
+          status.json             {"state", "hash", "tokens_done", "tokens", "error", "updated"}
+          checkpoints/            Composer checkpoints (resumable)
+          train_log.jsonl         one {"tokens", "loss", "lr"} per logged step
+          eval/                   lm-eval's own outputs: results_*.json, samples_<task>_*.jsonl
+          lock                    held while a runner works on the variant
+        report.md, report.csv, report.json, deltas.png   written by `report`
+
+Every JSON write is atomic (temp file in the same folder, then rename), so a reader sees the old
+file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from ablate.errors import StudyError
+
+State = Literal["pending", "training", "evaluating", "done", "failed"]
+STATES: tuple[State, ...] = ("pending", "training", "evaluating", "done", "failed")
+
+
+def results_root() -> Path:
+    return Path(os.environ.get("ABLATE_RESULTS", "results"))
+
+
+def study_dir(study: str) -> Path:
+    return results_root() / study
+
+
+def variant_dir(study: str, variant: str) -> Path:
+    return study_dir(study) / variant
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write via a temp file in the same folder and rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, payload: Any) -> None:
+    write_atomic(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StudyError(f"{path}: missing") from None
+    except json.JSONDecodeError as exc:
+        raise StudyError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); delete it and rerun") from None
+
+
+# ---- the current study ---------------------------------------------------------------------
+
+
+def set_current(study: str) -> None:
+    write_atomic(results_root() / ".current", study + "\n")
+
+
+def current_study(study: str | None = None) -> str:
+    """The study named by --study, else the one `plan` last wrote."""
+    if study:
+        if not (study_dir(study) / "plan.json").exists():
+            raise StudyError(f"--study {study}: no {study_dir(study) / 'plan.json'}; run `ablate plan` first")
+        return study
+    marker = results_root() / ".current"
+    if not marker.exists():
+        raise StudyError(f"no current study in {results_root()}/; run `ablate plan` first or pass --study NAME")
+    return marker.read_text().strip()
+
+
+def load_plan(study: str):  # -> ablate.plan.Plan
+    from ablate.plan import Plan
+
+    return Plan.model_validate(read_json(study_dir(study) / "plan.json"))
+
+
+# ---- named checkpoints ---------------------------------------------------------------------
+
+
+def register_checkpoint(study: str, name: str, path: str) -> None:
+    registry = study_dir(study) / "checkpoints.json"
+    known = read_json(registry) if registry.exists() else {}
+    write_json(registry, {**known, name: path})
+
+
+def registered_checkpoints(study: str) -> dict[str, str]:
+    registry = study_dir(study) / "checkpoints.json"
+    return read_json(registry) if registry.exists() else {}
+
+
+def resolve_checkpoint(study: str, recipe_checkpoints: dict[str, str], ref: str) -> str:
+    """A checkpoint name (recipe first, then the study's registry) or a path/URI, as given."""
+    known = {**registered_checkpoints(study), **recipe_checkpoints}
+    if ref in known:
+        return known[ref]
+    if "/" in ref or "://" in ref or Path(ref).exists():
+        return ref
+    raise StudyError(f"--checkpoint {ref}: not a known name {sorted(known)} nor a path; pass a path or a name")
+
+
+# ---- variant status ------------------------------------------------------------------------
+
+
+def read_status(folder: Path) -> dict[str, Any]:
+    """A folder's status; `pending` when nothing has run there yet."""
+    path = folder / "status.json"
+    return read_json(path) if path.exists() else {"state": "pending"}
+
+
+def write_status(folder: Path, state: State, **fields: Any) -> None:
+    previous = read_status(folder)
+    write_json(folder / "status.json", {**previous, **fields, "state": state, "updated": time.time()})
