@@ -113,14 +113,30 @@ def _parse_seeds(text: str | None) -> list[int] | None:
 
 
 def main() -> None:
-    """Run the app; known errors become one line on stderr and exit code 2."""
+    """Run the app; bad input becomes one line on stderr and exit code 2 (click's usage code)."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except AblateError as exc:
         if os.environ.get("ABLATE_DEBUG"):
             raise
-        err.print(f"[bold red]Error:[/bold red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
+    except typer.Abort:
+        err.print("Aborted.")
+        sys.exit(130)
+    except typer.TyperException as exc:  # click's usage errors: unknown option, bad value, ...
+        if not hasattr(exc, "format_message"):
+            raise
+        if not exc.format_message():  # `ablate` alone: the help was the answer
+            sys.exit(0)
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx else "ablate"
+        _fail(f"{exc.format_message()}; see '{where} --help'", getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]Error:[/bold red] {message}", highlight=False, soft_wrap=True, markup=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

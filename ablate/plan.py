@@ -227,6 +227,8 @@ def build_plan(
     targets = removes if removes else default_targets(recipe, each)
     for target in targets:
         removed = resolve_target(recipe, target)
+        if set(upsample) <= set(removed):
+            raise AblateError(f"--remove {target}: removes every subset of the upsample mix; keep at least one")
         arms.append((f"no-{target}", target.split("+"), removed, renormalize(upsample, set(removed), rule)))
     if control:
         arms.append(("control", [], [], normalize(recipe.mixes.base)))

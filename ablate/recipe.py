@@ -233,16 +233,25 @@ def parse_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise RecipeError(f"recipe {source}: " + "; ".join(_describe(e) for e in exc.errors()))
+        raise RecipeError(f"recipe {source}: {describe_errors(exc)}") from None
 
 
-def _describe(error: Any) -> str:
-    """One readable clause per pydantic error: `field.path: problem`."""
-    loc = ".".join(str(part) for part in error["loc"])
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return f"{loc}: unknown field; remove it or check the spelling (see README, Recipe format)"
-    if kind == "missing":
-        return f"{loc}: missing; add it (see README, Recipe format)"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{loc}: {message}" if loc else message
+def describe_errors(exc: ValidationError) -> str:
+    """All of pydantic's errors as one line: missing fields together, then one clause per problem."""
+    missing = [_loc(e) for e in exc.errors() if e["type"] == "missing"]
+    clauses = []
+    if missing:
+        noun = "field" if len(missing) == 1 else "fields"
+        clauses.append(f"missing {noun} {', '.join(missing)}; add {'it' if len(missing) == 1 else 'them'}")
+    for error in exc.errors():
+        loc = _loc(error)
+        if error["type"] == "extra_forbidden":
+            clauses.append(f"{loc}: unknown field; remove it or check the spelling")
+        elif error["type"] != "missing":
+            message = str(error["msg"]).removeprefix("Value error, ")
+            clauses.append(f"{loc}: {message}" if loc else message)
+    return "; ".join(clauses) + " (README: Recipe format)"
+
+
+def _loc(error: Any) -> str:
+    return ".".join(str(part) for part in error["loc"])

@@ -1,0 +1,168 @@
+"""The plan's arithmetic on small hand-computed cases: renormalization, groups, epochs, cost, hashes."""
+
+import pytest
+
+from ablate.errors import AblateError
+from ablate.plan import build_plan, count_params, normalize, renormalize, resolve_target, with_checkpoint
+from ablate.recipe import parse_recipe
+
+
+def make_recipe(**overrides):
+    raw = {
+        "name": "toy",
+        "seq_len": 8,
+        "tokenizer": "tok",
+        "model": {"params": 1000},
+        "subsets": {
+            "web": {"location": "mds/web", "tokens": 10_000, "groups": ["general"]},
+            "gsm": {"location": "mds/gsm", "tokens": 100, "groups": ["math", "reasoning"]},
+            "proofs": {"location": "mds/proofs", "tokens": 400, "groups": ["math"]},
+            "py": {"location": "mds/py", "groups": ["code", "reasoning"]},
+        },
+        "mixes": {"base": {"web": 9, "py": 1}, "upsample": {"web": 4, "gsm": 2, "proofs": 2, "py": 2}},
+        "training": {"total_tokens": 10_000, "phase": 0.1, "batch_size": 4},
+        "eval": {"tasks": ["t"]},
+        "ablations": {"control": False},
+    }
+    raw.update(overrides)
+    return parse_recipe(raw)
+
+
+def test_proportional_renormalization_scales_the_rest_up():
+    mix = normalize({"a": 4, "b": 2, "c": 2, "d": 2})
+    out = renormalize(mix, {"b", "c"}, "proportional")
+    # a: 0.4 / 0.6, d: 0.2 / 0.6
+    assert out == pytest.approx({"a": 2 / 3, "d": 1 / 3})
+
+
+def test_into_renormalization_gives_all_freed_mass_to_one_subset():
+    mix = normalize({"a": 4, "b": 2, "c": 2, "d": 2})
+    out = renormalize(mix, {"b", "c"}, "into:d")
+    assert out == pytest.approx({"a": 0.4, "d": 0.6})
+    assert sum(out.values()) == pytest.approx(1.0)
+
+
+def test_into_a_removed_subset_is_an_error():
+    with pytest.raises(AblateError, match="itself removed"):
+        renormalize(normalize({"a": 1, "b": 1}), {"b"}, "into:b")
+
+
+def test_removing_everything_is_an_error():
+    with pytest.raises(AblateError, match="removes every subset"):
+        renormalize(normalize({"a": 1, "b": 1}), {"a", "b"}, "proportional")
+
+
+def test_overlapping_groups_resolve_to_their_union():
+    recipe = make_recipe()
+    assert resolve_target(recipe, "math") == ["gsm", "proofs"]
+    assert resolve_target(recipe, "reasoning") == ["gsm", "py"]
+    assert resolve_target(recipe, "math+reasoning") == ["gsm", "proofs", "py"]
+    assert resolve_target(recipe, "py+general") == ["py", "web"]
+
+
+def test_unknown_target_lists_valid_names():
+    with pytest.raises(AblateError, match=r"unknown target 'maths'.*groups: \['code', 'general', 'math', 'reasoning'\]"):
+        resolve_target(make_recipe(), "maths")
+
+
+def test_default_variants_are_one_per_group_plus_baseline():
+    plan = build_plan(make_recipe())
+    assert [v.name for v in plan.variants] == ["baseline", "no-general", "no-math", "no-reasoning", "no-code"]
+    assert all(sum(v.mixture.values()) == pytest.approx(1.0) for v in plan.variants)
+
+
+def test_each_subset_and_control():
+    plan = build_plan(make_recipe(), each="subset", control=True)
+    assert [v.name for v in plan.variants] == ["baseline", "no-web", "no-gsm", "no-proofs", "no-py", "control"]
+    assert plan.variant("control").mixture == pytest.approx({"web": 0.9, "py": 0.1})
+
+
+def test_epochs_tokens_and_cost_by_hand():
+    plan = build_plan(make_recipe(), removes=["math"])
+    baseline, no_math = plan.variants
+    # phase = 10% of 10,000 tokens = 1,000; baseline mix 0.4/0.2/0.2/0.2
+    assert baseline.tokens == 1000 and baseline.start_tokens == 9000
+    assert baseline.subset_tokens == {"web": 400, "gsm": 200, "proofs": 200, "py": 200}
+    assert baseline.epochs == {"web": 0.04, "gsm": 2.0, "proofs": 0.5, "py": None}
+    # math removed: web 0.4/0.6, py 0.2/0.6
+    assert no_math.mixture == pytest.approx({"web": 2 / 3, "py": 1 / 3})
+    assert no_math.removed == ["math"] and no_math.removed_subsets == ["gsm", "proofs"]
+    # 6·N·D with N = 1,000 params
+    assert baseline.flops == 6 * 1000 * 1000
+    assert plan.study_flops == 2 * 6e6
+    assert plan.study_fraction == pytest.approx(2 * 1000 / 10_000)
+    assert any("sizes unknown for ['py']" in w for w in plan.warnings)
+
+
+def test_manifest_sizes_fill_gaps_and_warn_on_repeats():
+    plan = build_plan(make_recipe(), removes=["math"], subset_tokens={"py": 40, "web": 1})
+    baseline = plan.variants[0]
+    assert baseline.epochs["py"] == 5.0  # 200 / 40, above the warning line
+    assert baseline.epochs["web"] == 0.04  # the recipe's own size wins over the manifest's
+    assert any("'py' repeats 5.0× (> 4)" in w for w in plan.warnings)
+    plan = build_plan(make_recipe(), removes=["math"], subset_tokens={"py": 10})
+    assert any("'py' repeats 20.0× (> 16); lower its weight" in w for w in plan.warnings)
+
+
+def test_seeds_replicate_every_variant():
+    plan = build_plan(make_recipe(), removes=["code"], seeds=[1, 2])
+    assert [v.name for v in plan.variants] == ["baseline.s1", "baseline.s2", "no-code.s1", "no-code.s2"]
+    assert [v.ablation for v in plan.variants] == ["baseline", "baseline", "no-code", "no-code"]
+    assert len({v.hash for v in plan.variants}) == 4
+
+
+def test_hash_is_stable_and_tracks_everything_that_changes_a_result():
+    base = build_plan(make_recipe(), removes=["math"]).variants[1].hash
+    assert build_plan(make_recipe(), removes=["math"]).variants[1].hash == base
+    changed = [
+        make_recipe(training={"total_tokens": 10_000, "phase": 0.2, "batch_size": 4}),
+        make_recipe(training={"total_tokens": 10_000, "phase": 0.1, "batch_size": 8}),
+        make_recipe(seq_len=16),
+        make_recipe(tokenizer="other"),
+        make_recipe(eval={"tasks": ["t", "u"]}),
+        make_recipe(mixes={"base": {"web": 1}, "upsample": {"web": 5, "gsm": 2, "proofs": 2, "py": 2}}),
+    ]
+    for recipe in changed:
+        assert build_plan(recipe, removes=["math"]).variants[1].hash != base
+    assert build_plan(make_recipe(), removes=["math"], seeds=[3]).variants[1].hash != base
+    assert build_plan(make_recipe(), removes=["math"], checkpoint="ckpt/b.pt").variants[1].hash != base
+
+
+def test_hash_ignores_what_cannot_change_a_result():
+    base = build_plan(make_recipe(), removes=["math"]).variants[1]
+    # a subset the variant does not train on moves: its result cannot change
+    subsets = make_recipe().model_dump()["subsets"]
+    subsets["gsm"]["location"] = "elsewhere/gsm"
+    moved = build_plan(make_recipe(subsets=subsets), removes=["math"]).variants[1]
+    assert moved.hash == base.hash
+    # eval settings change the result's hash but not the trained weights'
+    other_eval = build_plan(make_recipe(eval={"tasks": ["u"]}), removes=["math"]).variants[1]
+    assert other_eval.train_hash == base.train_hash and other_eval.hash != base.hash
+
+
+def test_with_checkpoint_replans_the_same_study():
+    recipe = make_recipe()
+    plan = build_plan(recipe, removes=["math", "code"], seeds=[4], control=True, renormalize_rule="into:web")
+    moved = with_checkpoint(plan, recipe, "ckpt/other.pt")
+    assert [v.name for v in moved.variants] == [v.name for v in plan.variants]
+    assert all(v.checkpoint == "ckpt/other.pt" for v in moved.variants)
+    assert [v.mixture for v in moved.variants] == [v.mixture for v in plan.variants]
+    assert not {v.hash for v in moved.variants} & {v.hash for v in plan.variants}
+
+
+def test_duplicate_targets_are_an_error():
+    with pytest.raises(AblateError, match="given twice"):
+        build_plan(make_recipe(), removes=["math", "math"])
+
+
+def test_llama_parameter_count_by_hand():
+    config = {"hidden_size": 8, "num_hidden_layers": 2, "vocab_size": 10, "intermediate_size": 16,
+              "num_attention_heads": 2, "num_key_value_heads": 1, "tie_word_embeddings": False}
+    # per layer: q,o 2·64 + k,v 2·8·4 + mlp 3·8·16 + norms 2·8 = 128 + 64 + 384 + 16 = 592
+    assert count_params(config) == 2 * 592 + 2 * 10 * 8 + 8
+
+
+def test_power_per_task_from_sizes():
+    plan = build_plan(make_recipe(), removes=["math"], task_sizes={"t": 1000})
+    # (1.96 + 0.84) · sqrt(2 · 0.25 / 1000) ≈ 6.26 points
+    assert plan.power["t"].mde_pp == pytest.approx(6.26, abs=0.01)
