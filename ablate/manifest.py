@@ -1,7 +1,12 @@
 """The manifest `ablate data build` writes beside each subset's shards. Light: `plan` reads it.
 
     <location>/ablate-manifest.json
-    {"subset", "documents", "tokens", "samples", "seq_len", "source_hash", "tokenizer_hash"}
+    {"subset", "source", "text_field", "tokenizer", "documents", "tokens", "samples", "dropped_tokens",
+     "columns", "source_hash", "tokenizer_hash", "seq_len"}
+
+`tokens` counts the tokens in the shards (samples × seq_len, EOS included); `dropped_tokens` the
+final remainder too short for a sample. The manifest is written last into the build folder, which
+is renamed into place whole: a location with a manifest is a finished build.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import json
 from pathlib import Path
 
 from ablate.recipe import Recipe
+from ablate.store import write_json
 
 MANIFEST = "ablate-manifest.json"
 
@@ -27,6 +33,10 @@ def read_manifest(location: str) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    write_json(folder / MANIFEST, manifest)
 
 
 def manifest_tokens(recipe: Recipe) -> dict[str, int]:

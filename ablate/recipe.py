@@ -157,7 +157,11 @@ class Recipe(_Strict):
     mixes: Mixes
     training: Training
     checkpoints: dict[str, str] = Field(default_factory=dict, description="name → checkpoint path or URI")
-    start: str | None = Field(None, description="default start checkpoint: a name in `checkpoints` or a path")
+    start: str | None = Field(
+        None,
+        description="default start checkpoint: a name in `checkpoints`, `pretrained` (registered by "
+        "`ablate pretrain` in the study), or a path/URI; resolved when `run` starts",
+    )
     eval: Eval
     ablations: Ablations = Ablations()
 
@@ -185,8 +189,6 @@ class Recipe(_Strict):
                 raise _FieldError(
                     "ablations.renormalize", f"'into:{target}' needs a subset of mixes.upsample: {sorted(self.mixes.upsample)}"
                 )
-        if self.start is not None and self.start not in self.checkpoints and "/" not in self.start:
-            raise _FieldError("start", f"'{self.start}' is neither a name in checkpoints {sorted(self.checkpoints)} nor a path")
         return self
 
     @property

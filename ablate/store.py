@@ -9,7 +9,9 @@
         start/                    evaluation of the start checkpoint: eval/, status.json
         <variant>/
           variant.json            the variant's entry of plan.json (schema: ablate.plan.Variant)
-          status.json             {"state", "hash", "tokens_done", "tokens", "error", "updated"}
+          status.json             {"state", "hash", "train_hash", "tokens_done", "tokens", "error", "updated",
+                                   and once known: "train_seconds", "tokens_per_s", "final_loss",
+                                   "samples_per_subset", "scores", "eval_seconds", "setup_seconds"}
           checkpoints/            Composer checkpoints (resumable)
           train_log.jsonl         one {"tokens", "loss", "lr"} per logged step
           eval/                   lm-eval's own outputs: results_*.json, samples_<task>_*.jsonl
@@ -47,6 +49,10 @@ def variant_dir(study: str, variant: str) -> Path:
     return study_dir(study) / variant
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write via a temp file in the same folder and rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +60,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared like any other file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,91 @@
+"""Evaluation: lm-eval on the model in memory, outputs written by lm-eval's own tracker.
+
+    from ablate.evaluate import evaluate
+    scores = evaluate(model, tokenizer, recipe.eval, Path("results/demo/baseline/eval"), name="demo/baseline")
+
+`simple_evaluate` runs on an `HFLM` wrapped around the trained model and its tokenizer (passing the
+tokenizer keeps HFLM off the Hub), with the recipe's tasks and local task folders and
+`log_samples=True`. lm-eval's `EvaluationTracker` writes `results_<stamp>.json` and
+`samples_<task>_<stamp>.jsonl` under <out>/<name>/, exactly as the lm_eval CLI would, so lm-eval's
+tooling and `ablate report` read them the same way. Files are written into a temporary sibling
+folder first and swapped in whole, so <out> never holds half an evaluation.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ablate.errors import AblateError
+from ablate.recipe import Eval
+
+HEADLINE_METRICS = ("acc_norm,none", "acc,none", "exact_match,none")
+
+
+def headline_scores(results: dict[str, Any]) -> dict[str, float]:
+    """Task → its headline metric (acc_norm, else acc, else exact_match), as lm-eval reports it."""
+    scores: dict[str, float] = {}
+    for task, metrics in results.get("results", {}).items():
+        for key in HEADLINE_METRICS:
+            if isinstance(metrics.get(key), (int, float)):
+                scores[task] = float(metrics[key])
+                break
+    return scores
+
+
+def evaluate(model: Any, tokenizer: Any, spec: Eval, out: Path, *, name: str) -> dict[str, float]:
+    """Evaluate `model` on the recipe's tasks; write lm-eval's outputs under `out`; return headline scores."""
+    for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(key, "1")
+    from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    missing = [folder for folder in spec.include if not Path(folder).is_dir()]
+    if missing:
+        raise AblateError(f"eval.include: {missing} not found; create the task folders or fix the paths")
+    include = [str(Path(folder).resolve()) for folder in spec.include]
+    # Indexing lm-eval's thousands of built-in tasks takes ~10 s: skip it when the local folders suffice.
+    manager = TaskManager(include_path=include, include_defaults=False) if include else None
+    if manager is None or not set(spec.tasks) <= set(manager.all_tasks):
+        manager = TaskManager(include_path=include or None)
+    unknown = [task for task in spec.tasks if task not in manager.all_tasks]
+    if unknown:
+        raise AblateError(f"eval.tasks: lm-eval knows no task {unknown}; check the names or eval.include")
+    tasks = manager.load(spec.tasks)["tasks"]
+    for task_name, task in tasks.items():
+        task.set_config(key="num_fewshot", value=spec.fewshot(task_name))
+
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    tracker = EvaluationTracker(output_path=str(staging))
+    model.eval()
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size, max_length=_max_length(model))
+    results = simple_evaluate(
+        model=lm,
+        model_args={"pretrained": name},  # names lm-eval's output folder; the model itself is `lm`
+        tasks=list(tasks.values()),
+        limit=spec.limit,
+        log_samples=True,
+        evaluation_tracker=tracker,
+        task_manager=manager,
+    )
+    if results is None:
+        raise RuntimeError("lm-eval returned no results on rank 0")
+    samples = results.pop("samples")
+    tracker.save_results_aggregated(results=results, samples=samples)
+    for task_name in results["configs"]:
+        tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+    if not list(staging.glob("**/results_*.json")):
+        raise RuntimeError(f"lm-eval wrote no results file under {staging}")
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return headline_scores(results)
+
+
+def _max_length(model: Any) -> int | None:
+    """The context the model was built for; HFLM otherwise guesses 2048 and never truncates a tiny model's input."""
+    return getattr(model.config, "max_position_embeddings", None)

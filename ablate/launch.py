@@ -1,0 +1,181 @@
+"""Launchers: how one job (`python -m ablate.jobs STUDY JOB`) gets its process or processes.
+
+    local     a fresh process per job, forked from a server that imported the training stack once
+    torchrun  Composer's launcher: `composer -n GPUS -m ablate.jobs ...`, data-parallel (gloo on CPU)
+    slurm     a job-array script, one task per job, submitted with sbatch
+
+Why a fork server for `local`: importing torch, Composer, streaming, transformers and lm-eval costs
+~10 s per process, as much as a demo variant's training. Python's `forkserver` start method imports
+them once (`set_forkserver_preload`) and forks each job from that clean, single-threaded process: a
+crash or SIGKILL still takes down only its own job, and no job inherits the runner's state.
+Each job writes its stdout and stderr to <folder>/logs/run.log.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Protocol
+
+from ablate.errors import AblateError
+from ablate.store import results_root, study_dir
+
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"
+}  # fmt: skip
+PRELOAD = ["ablate.jobs", "ablate.train", "ablate.evaluate", "lm_eval.evaluator", "lm_eval.models.huggingface"]
+LAUNCHERS = ("local", "torchrun", "slurm")
+
+
+class Running(Protocol):
+    def poll(self) -> int | None: ...  # exit code, or None while running
+
+    def kill(self) -> None: ...
+
+
+def job_argv(study: str, job: str, strict: bool) -> list[str]:
+    return [study, job, *(["--strict"] if strict else [])]
+
+
+def log_path(folder: Path) -> Path:
+    return folder / "logs" / "run.log"
+
+
+def _environment() -> dict[str, str]:
+    """What a job needs from the runner's environment: offline always, and the results root."""
+    return {**OFFLINE, "ABLATE_RESULTS": str(results_root().resolve())}
+
+
+# ---- local ---------------------------------------------------------------------------------
+
+
+class _Forked:
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self.process = process
+
+    def poll(self) -> int | None:
+        return None if self.process.is_alive() else self.process.exitcode
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join()
+
+
+_context: multiprocessing.context.BaseContext | None = None
+
+
+def _fork_server() -> multiprocessing.context.BaseContext:
+    global _context
+    if _context is None:
+        for key, value in OFFLINE.items():
+            os.environ.setdefault(key, value)  # the server's environment is fixed when it starts
+        _context = multiprocessing.get_context("forkserver")
+        _context.set_forkserver_preload(PRELOAD)
+    return _context
+
+
+def start_local(study: str, job: str, folder: Path, *, strict: bool = False) -> Running:
+    from ablate.jobs import child_main
+
+    context = _fork_server()
+    args = (job_argv(study, job, strict), os.getcwd(), _environment(), str(log_path(folder)))
+    process = context.Process(target=child_main, args=args, name=f"ablate-{job}")
+    process.start()
+    return _Forked(process)
+
+
+# ---- torchrun ------------------------------------------------------------------------------
+
+
+class _Subprocess:
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def composer_command(study: str, job: str, gpus: int, folder: Path | str, *, strict: bool = False) -> list[str]:
+    """Composer's launcher running the job on `gpus` local processes; ranks > 0 log beside run.log."""
+    logs = f"{folder}/logs"
+    return [
+        sys.executable, "-m", "composer.cli.launcher", "-n", str(gpus),
+        "--stdout", f"{logs}/rank{{rank}}.stdout", "--stderr", f"{logs}/rank{{rank}}.stderr",
+        "-m", "ablate.jobs", *job_argv(study, job, strict),
+    ]  # fmt: skip
+
+
+def start_torchrun(study: str, job: str, folder: Path, *, gpus: int, strict: bool = False) -> Running:
+    log = log_path(folder)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as handle:
+        process = subprocess.Popen(
+            composer_command(study, job, gpus, folder, strict=strict),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **_environment()},
+        )
+    return _Subprocess(process)
+
+
+# ---- slurm ---------------------------------------------------------------------------------
+
+
+def slurm_script(study: str, jobs: list[str], *, gpus: int, strict: bool = False) -> str:
+    """A job array with one task per job; each task runs what `--launcher torchrun` would run locally."""
+    if not jobs:
+        raise AblateError("nothing to submit: every selected variant is done")
+    python, flags = shlex.quote(sys.executable), " --strict" if strict else ""
+    exports = "\n".join(f"export {key}={shlex.quote(value)}" for key, value in _environment().items())
+    return f"""#!/bin/bash
+# Written by `ablate run --launcher slurm`: one array task per job of study '{study}'.
+# Partition, account and time limit: export SBATCH_PARTITION, SBATCH_ACCOUNT, SBATCH_TIMELIMIT
+# before sbatch (it reads them), or add #SBATCH lines below.
+#SBATCH --job-name=ablate-{study}
+#SBATCH --array=0-{len(jobs) - 1}
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node={gpus}
+#SBATCH --output={study_dir(study).resolve() / "slurm"}/%x-%A_%a.log
+set -euo pipefail
+JOBS=({" ".join(shlex.quote(job) for job in jobs)})
+JOB="${{JOBS[$SLURM_ARRAY_TASK_ID]}}"
+cd {shlex.quote(os.getcwd())}
+{exports}
+if [ "$JOB" = start ] || [ {gpus} -le 1 ]; then
+  exec {python} -m ablate.jobs {shlex.quote(study)} "$JOB"{flags}
+fi
+LOGS="$ABLATE_RESULTS/{study}/$JOB/logs"
+mkdir -p "$LOGS"
+exec {python} -m composer.cli.launcher -n {gpus} \\
+  --stdout "$LOGS/rank{{rank}}.stdout" --stderr "$LOGS/rank{{rank}}.stderr" \\
+  -m ablate.jobs {shlex.quote(study)} "$JOB"{flags}
+"""
+
+
+def write_slurm(study: str, jobs: list[str], *, gpus: int, strict: bool = False) -> Path:
+    from ablate.store import write_atomic
+
+    path = study_dir(study) / "slurm" / "run.sbatch"
+    write_atomic(path, slurm_script(study, jobs, gpus=gpus, strict=strict))
+    path.chmod(0o755)
+    return path
+
+
+def submit_slurm(path: Path) -> str:
+    """sbatch the script; returns sbatch's reply (the job id line)."""
+    try:
+        done = subprocess.run(["sbatch", str(path)], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise AblateError(f"--launcher slurm: sbatch not found on PATH; submit {path} from a login node") from None
+    if done.returncode != 0:
+        raise AblateError(f"--launcher slurm: sbatch failed ({done.stderr.strip()}); the script is {path}")
+    return done.stdout.strip()

@@ -1,0 +1,278 @@
+"""Load evaluation results as pandas DataFrames: what `ablate report` reads, one import from a notebook.
+
+    from ablate.results import load_study, load_folder
+    res = load_study("demo")        # results/demo/: the plan, each variant's status and lm-eval outputs
+    res = load_folder("runs/")      # plain `lm_eval ... --output_path runs/<variant> --log_samples` folders
+    res.variants                    # one row per variant: state, seed, hash check, tokens, error
+    res.scores                      # one row per variant × task × metric: lm-eval's aggregate and stderr
+    res.items                       # one row per variant × task × metric × item (doc_id, doc_hash, value)
+
+Only variants whose state is `done` and whose recorded hash matches the plan contribute numbers; a
+variant trained or evaluated under another plan is marked `stale` and refused, never reported.
+lm-eval writes `results_<stamp>.json` and `samples_<task>_<stamp>.jsonl` (per-item logs) anywhere
+under the output folder; for each task the newest results file that has it wins, with the samples
+file of the same stamp (else the newest one for that task).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ablate.errors import StudyError
+from ablate.store import current_study, load_plan, read_status, study_dir
+
+START = "start"  # the start checkpoint's evaluation: a row of the scores table, not a variant
+DONE = "done"
+STALE = "stale"  # results recorded for another plan hash: refused
+NO_RESULTS = "no results"  # marked done, but no lm-eval results file found
+_SEED_SUFFIX = re.compile(r"^(?P<ablation>.+)\.s(?P<seed>\d+)$")
+VARIANT_COLUMNS = ["variant", "ablation", "seed", "state", "hash_ok", "tokens_done", "tokens", "error", "folder"]
+SCORE_COLUMNS = ["variant", "task", "metric", "score", "stderr", "n_items"]
+ITEM_COLUMNS = ["variant", "task", "metric", "doc_id", "doc_hash", "value"]
+
+
+@dataclass
+class StudyResults:
+    """Everything a report needs, as plain tables. Scores and values are fractions, as lm-eval writes them."""
+
+    name: str
+    source: Path
+    variants: pd.DataFrame
+    scores: pd.DataFrame
+    items: pd.DataFrame
+    tasks: list[str]  # report order: the recipe's eval tasks, else the order found
+    categories: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → {"tasks", "random_baseline"}
+    cost: dict[str, Any] | None = None  # tokens per variant, the full run, study compute fraction (from the plan)
+    notes: list[str] = field(default_factory=list)
+
+
+# ---- a study folder ------------------------------------------------------------------------
+
+
+def variant_states(study: str, plan=None) -> pd.DataFrame:
+    """One row per planned variant (plus `start` when evaluated): state, hash check, tokens, error.
+
+    Cheap (reads only status files), so `ablate status` uses it directly. `plan`: the study's, if loaded.
+    """
+    plan = plan or load_plan(study)
+    rows = []
+    start_folder = study_dir(study) / START
+    if start_folder.exists():
+        status = read_status(start_folder)
+        state = status.get("state", "pending")
+        if state == DONE or (state == "pending" and _result_files(start_folder / "eval")):
+            state = DONE  # evaluated without a status file (e.g. by hand): its results are what they are
+        rows.append(_row(START, START, None, state, None, status, start_folder))
+    for variant in plan.variants:
+        folder = study_dir(study) / variant.name
+        status = read_status(folder)
+        state = status.get("state", "pending")
+        hash_ok = None if "hash" not in status else status["hash"] == variant.hash
+        if state != "pending" and hash_ok is not True:
+            recorded = status.get("hash", "none")
+            status = {**status, "error": f"hash {recorded} ≠ plan {variant.hash}: results belong to another plan; "
+                                         "rerun `ablate run` to refresh them"}
+            state, hash_ok = STALE, False
+        status = {"tokens": variant.tokens, **status}  # the planned count where no status says it yet
+        rows.append(_row(variant.name, variant.ablation, variant.seed, state, hash_ok, status, folder))
+    return pd.DataFrame(rows, columns=VARIANT_COLUMNS)
+
+
+def _row(name: str, ablation: str, seed: int | None, state: str, hash_ok: bool | None, status: dict, folder: Path):
+    return {
+        "variant": name,
+        "ablation": ablation,
+        "seed": seed,
+        "state": state,
+        "hash_ok": hash_ok,
+        "tokens_done": status.get("tokens_done"),
+        "tokens": status.get("tokens"),
+        "error": status.get("error"),
+        "folder": str(folder),
+    }
+
+
+def load_study(study: str | None = None) -> StudyResults:
+    """A study's plan, statuses and the lm-eval outputs of every done variant (and the start checkpoint)."""
+    name = current_study(study)
+    plan = load_plan(name)
+    variants = variant_states(name, plan)
+    recipe_eval = plan.recipe.get("eval", {})
+    result = _load_evals(name, study_dir(name), variants)
+    result.tasks = list(recipe_eval.get("tasks") or result.tasks)
+    result.categories = {
+        cat: {"tasks": list(spec["tasks"]), "random_baseline": dict(spec.get("random_baseline") or {})}
+        for cat, spec in (recipe_eval.get("categories") or {}).items()
+    }
+    training = plan.recipe.get("training", {})
+    result.cost = {
+        "variant_tokens": plan.variants[0].tokens if plan.variants else 0,
+        "total_tokens": training.get("total_tokens"),
+        "variants": len(plan.variants),
+        "study_tokens": plan.study_tokens,
+        "study_fraction": plan.study_fraction,
+    }
+    for row in variants.itertuples():
+        if row.state == STALE:
+            result.notes.append(f"{row.variant}: refused, {row.error}")
+    return result
+
+
+# ---- a folder of plain lm-eval outputs ------------------------------------------------------
+
+
+def load_folder(path: str | Path) -> StudyResults:
+    """`--from DIR`: each subfolder of DIR holds one variant's lm-eval outputs, named after the folder.
+
+    A folder named `start` is the start checkpoint; `name.s<N>` is seed N of ablation `name`.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise StudyError(f"--from {root}: not a folder; pass the folder given to lm_eval as --output_path's parent")
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not _result_files(folder):
+            continue
+        match = _SEED_SUFFIX.match(folder.name)
+        ablation, seed = (match["ablation"], int(match["seed"])) if match else (folder.name, None)
+        rows.append(_row(folder.name, ablation, seed, DONE, None, {}, folder))
+    if not rows:
+        raise StudyError(f"--from {root}: no subfolder holds lm-eval results_*.json; expected {root}/<variant>/...")
+    variants = pd.DataFrame(rows, columns=VARIANT_COLUMNS)
+    return _load_evals(root.name, root, variants, eval_subfolder="")
+
+
+# ---- lm-eval outputs -----------------------------------------------------------------------
+
+
+def _load_evals(name: str, source: Path, variants: pd.DataFrame, eval_subfolder: str = "eval") -> StudyResults:
+    scores, items, notes, tasks, subtasks = [], [], [], [], set()
+    for index, row in variants.iterrows():
+        if row.state != DONE:
+            continue
+        folder = Path(row.folder) / eval_subfolder if eval_subfolder else Path(row.folder)
+        found = read_eval(folder, row.variant)
+        if found is None:
+            variants.loc[index, "state"] = NO_RESULTS
+            notes.append(f"{row.variant}: marked done but no results_*.json under {folder}")
+            continue
+        variant_scores, variant_items, variant_subtasks = found
+        scores.append(variant_scores)
+        items.append(variant_items)
+        subtasks |= variant_subtasks
+        tasks += [t for t in variant_scores.task.unique() if t not in tasks]
+    return StudyResults(
+        name=name,
+        source=source,
+        variants=variants,
+        scores=pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_COLUMNS),
+        items=_categorical(pd.concat(items, ignore_index=True) if items else pd.DataFrame(columns=ITEM_COLUMNS)),
+        tasks=[t for t in tasks if t not in subtasks],  # a group's subtasks stay in the tables, not the report
+        notes=notes,
+    )
+
+
+def _categorical(items: pd.DataFrame) -> pd.DataFrame:
+    """Repeated strings as categories: millions of items fit in memory."""
+    for column in ("variant", "task", "metric", "doc_hash"):
+        items[column] = items[column].astype("category")
+    return items.astype({"doc_id": "int64", "value": "float64"})
+
+
+def _stamp(path: Path) -> str:
+    """lm-eval's file time stamp (ISO, sortable): the part after the last underscore."""
+    return path.stem.rsplit("_", 1)[-1]
+
+
+def _result_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("**/results_*.json"), key=lambda p: (_stamp(p), p.stat().st_mtime))
+
+
+def read_eval(folder: Path, variant: str) -> tuple[pd.DataFrame, pd.DataFrame, set[str]] | None:
+    """One variant's scores and per-item values from lm-eval's files under `folder`; None if there are none.
+
+    Returns (scores, items, the subtasks of lm-eval groups found).
+    """
+    files = _result_files(folder)
+    if not files:
+        return None
+    newest: dict[str, tuple[Path, dict]] = {}
+    subtasks: set[str] = set()
+    for path in files:  # oldest first: a newer file overwrites what it also has
+        payload = _read_json(path)
+        n_samples = payload.get("n-samples") or {}
+        for members in (payload.get("group_subtasks") or {}).values():
+            subtasks |= set(members)
+        for task, entry in (payload.get("results") or {}).items():
+            newest[task] = (path, {**entry, "_n": (n_samples.get(task) or {}).get("effective")})
+    score_rows, item_frames = [], []
+    for task, (path, entry) in newest.items():
+        for key, value in entry.items():
+            if "," not in key or "_stderr," in key or not _is_number(value):
+                continue
+            stderr = entry.get(key.replace(",", "_stderr,", 1))
+            score_rows.append({
+                "variant": variant,
+                "task": task,
+                "metric": _metric_name(key),
+                "score": float(value),
+                "stderr": float(stderr) if _is_number(stderr) else float("nan"),
+                "n_items": entry["_n"] if entry["_n"] is not None else entry.get("sample_len"),
+            })
+        samples = _samples_file(path, task)
+        if samples is not None:
+            item_frames.append(_read_samples(samples, variant, task))
+    scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS)
+    items = pd.concat(item_frames, ignore_index=True) if item_frames else pd.DataFrame(columns=ITEM_COLUMNS)
+    return scores, items, subtasks
+
+
+def _metric_name(key: str) -> str:
+    """lm-eval's 'acc,none' → 'acc'; a filtered metric keeps its filter: 'exact_match,strict-match'."""
+    return key.removesuffix(",none")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StudyError(f"{path}: unreadable lm-eval results ({exc}); delete it and re-evaluate") from None
+
+
+def _samples_file(results: Path, task: str) -> Path | None:
+    """The per-item log written with `results`, else the newest one for the task."""
+    same = results.parent / f"samples_{task}_{_stamp(results)}.jsonl"
+    if same.exists():
+        return same
+    others = sorted(results.parent.glob(f"samples_{task}_*.jsonl"), key=_stamp)
+    others = [p for p in others if p.name == f"samples_{task}_{_stamp(p)}.jsonl"]  # not task_other's
+    return others[-1] if others else None
+
+
+def _read_samples(path: Path, variant: str, task: str) -> pd.DataFrame:
+    """Per-item numeric metric values of one samples_<task>_<stamp>.jsonl (last line per item wins)."""
+    values: dict[tuple[str, int], tuple[str, float]] = {}
+    with path.open() as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            sample = json.loads(line)
+            suffix = "" if sample.get("filter", "none") == "none" else f",{sample['filter']}"
+            for metric in sample.get("metrics", []):
+                value = sample.get(metric)
+                if _is_number(value) or isinstance(value, bool):
+                    values[(metric + suffix, int(sample["doc_id"]))] = (sample.get("doc_hash", ""), float(value))
+    return pd.DataFrame(
+        [(variant, task, metric, doc_id, doc_hash, value) for (metric, doc_id), (doc_hash, value) in values.items()],
+        columns=ITEM_COLUMNS,
+    )

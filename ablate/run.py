@@ -1,0 +1,251 @@
+"""Run: continue every variant of a study from its shared checkpoint, evaluate it, summarise.
+
+    ablate run                                   # the current study: every variant not done yet
+    ablate run --variant baseline --variant no-math
+    ablate run --checkpoint step-90k             # another start: re-plans (new hashes) first
+    ablate run --launcher torchrun --gpus 8      # each variant data-parallel on 8 processes
+    ablate run --launcher slurm --gpus 8         # one job-array task per variant, via sbatch
+    ablate run --dry-run                         # what would run, and why; nothing is trained
+
+    from ablate.run import run_study
+    outcomes = run_study("demo")                 # the same from Python; returns one Outcome per job
+
+This module decides and watches; it imports no torch. Every job (the start checkpoint's
+evaluation, then each variant) runs in its own process (ablate.launch) and reports only through
+its folder: status.json for state and progress, logs/run.log for its output. Checks that need no
+model run here, before anything starts: the checkpoint exists, every stream has shards, no folder
+holds results for another hash.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ablate import launch
+from ablate.errors import AblateError, StudyError
+from ablate.jobs import (
+    EXIT_BUSY,
+    EXIT_USER,
+    LATEST,
+    PRETRAINED,
+    START,
+    checkpoint_path,
+    lock_holder,
+    plan_recipe,
+    stale_reason,
+    start_hash,
+)
+from ablate.manifest import is_remote, read_manifest
+from ablate.plan import Plan, Variant, with_checkpoint
+from ablate.recipe import Recipe
+from ablate.store import current_study, read_status, study_dir, variant_dir, write_json
+
+POLL_SECONDS = 0.5
+WORK = ("train", "resume", "evaluate")  # actions that start a job
+
+
+@dataclass
+class Action:
+    """What `run` will do with one job, and why (what --dry-run prints)."""
+
+    job: str  # "start" or a variant name
+    folder: Path
+    do: str  # "train", "resume", "evaluate", "skip", "busy"
+    why: str
+    tokens: int = 0  # the phase's tokens, the progress bar's total (0: evaluation only)
+
+
+@dataclass
+class Outcome:
+    job: str
+    state: str  # done, failed, busy (another runner holds it) or submitted (slurm)
+    seconds: float = 0.0  # wall time of the job's process(es), start-up and evaluation included
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error(self) -> str | None:
+        return self.status.get("error")
+
+
+# ---- deciding ------------------------------------------------------------------------------
+
+
+def _check_checkpoint(study: str, plan: Plan, recipe: Recipe) -> None:
+    path = checkpoint_path(study, plan, recipe)
+    if not is_remote(path) and not Path(path).exists():
+        hint = "run `ablate pretrain` first" if plan.options.checkpoint == PRETRAINED else "pass an existing one"
+        raise AblateError(f"--checkpoint {plan.options.checkpoint}: {path} does not exist; {hint}")
+
+
+def _check_streams(recipe: Recipe, variants: list[Variant]) -> None:
+    for subset in sorted({s for v in variants for s in v.mixture}):
+        location = recipe.subsets[subset].location
+        if is_remote(location):
+            continue
+        if not (Path(location) / "index.json").exists():
+            raise AblateError(
+                f"subsets.{subset}.location: no MDS shards at {location} (index.json missing); "
+                "run `ablate data build` or fix the location"
+            )
+        manifest = read_manifest(location) or {}
+        if manifest.get("seq_len") not in (None, recipe.seq_len):
+            raise AblateError(
+                f"subsets.{subset}: shards hold {manifest['seq_len']}-token samples, the recipe's seq_len is "
+                f"{recipe.seq_len}; rebuild with `ablate data build --force` or fix seq_len"
+            )
+
+
+def _variant_action(variant: Variant, folder: Path) -> Action:
+    status = read_status(folder)
+    state, done = status["state"], int(status.get("tokens_done") or 0)
+    holder = lock_holder(folder)
+    if holder:
+        return Action(variant.name, folder, "busy", holder)
+    if state == "done" and status.get("hash") == variant.hash:
+        return Action(variant.name, folder, "skip", "done, hash matches")
+    if status.get("trained") and status.get("train_hash") == variant.train_hash:
+        return Action(variant.name, folder, "evaluate", "trained; evaluation settings changed or unfinished")
+    if state in ("training", "failed", "evaluating") and (folder / LATEST).exists():
+        why = f"interrupted at {done:,} of {variant.tokens:,} tokens"
+        return Action(variant.name, folder, "resume", why, variant.tokens)
+    why = f"{variant.tokens:,} tokens on {len(variant.mixture)} subsets"
+    return Action(variant.name, folder, "train", why, variant.tokens)
+
+
+def prepare(
+    study: str | None = None,
+    *,
+    checkpoint: str | None = None,
+    variants: list[str] | None = None,
+    save_plan: bool = True,
+) -> tuple[str, Plan, list[Action]]:
+    """Load (and if --checkpoint differs, re-plan) the study, check it, and decide each job's action.
+
+    `save_plan=False` (a dry run) re-plans in memory only.
+    """
+    study = current_study(study)
+    plan, recipe = plan_recipe(study)
+    replanned = checkpoint is not None and checkpoint != plan.options.checkpoint
+    if replanned:
+        plan = with_checkpoint(plan, recipe, checkpoint)
+    selected = [plan.variant(name) for name in dict.fromkeys(variants)] if variants else plan.variants
+    _check_checkpoint(study, plan, recipe)
+    _check_streams(recipe, selected)
+    stale = []
+    for variant in selected:
+        reason = stale_reason(read_status(variant_dir(study, variant.name)), variant)
+        if reason:
+            stale.append(f"{variant.name} ({reason})")
+    if stale:
+        raise StudyError(
+            f"results for another plan in {study_dir(study)}: {'; '.join(stale)}; "
+            "delete those variant folders to rerun them (results are never reused across hashes)"
+        )
+    if replanned and save_plan:  # only a plan that passed every check replaces the old one
+        write_json(study_dir(study) / "plan.json", plan.model_dump(mode="json"))
+    start_folder = study_dir(study) / START
+    start_status = read_status(start_folder)
+    if start_status["state"] == "done" and start_status.get("hash") == start_hash(plan, recipe):
+        actions = [Action(START, start_folder, "skip", "start checkpoint evaluated")]
+    else:
+        actions = [Action(START, start_folder, "evaluate", "evaluate the start checkpoint once per study")]
+    actions += [_variant_action(v, variant_dir(study, v.name)) for v in selected]
+    return study, plan, actions
+
+
+# ---- running -------------------------------------------------------------------------------
+
+
+class Observer(Protocol):
+    """What a display implements to follow a run (ablate.run_view.RunDisplay is the CLI's)."""
+
+    def planned(self, actions: list[Action]) -> None: ...  # every job's action, before the first starts
+
+    def running(self, action: Action, status: dict[str, Any]) -> None: ...  # twice a second while it runs
+
+    def finished(self, outcome: Outcome) -> None: ...
+
+
+def check_launcher(launcher: str, gpus: int) -> None:
+    if launcher not in launch.LAUNCHERS:
+        raise AblateError(f"--launcher {launcher}: use one of {', '.join(launch.LAUNCHERS)}")
+    if gpus < 1:
+        raise AblateError(f"--gpus {gpus}: use 1 or more")
+    if gpus > 1 and launcher == "local":
+        raise AblateError(f"--gpus {gpus}: the local launcher runs one process per variant; add --launcher torchrun")
+
+
+def run_job(
+    study: str, action: Action, *, launcher: str, gpus: int, strict: bool, observer: Observer | None = None
+) -> Outcome:
+    """Start one job's process(es), poll its status until it exits, and return what happened."""
+    action.folder.mkdir(parents=True, exist_ok=True)
+    tick = time.perf_counter()  # process start-up counts: the first local job also starts the fork server
+    if launcher == "torchrun" and action.job != START:
+        process = launch.start_torchrun(study, action.job, action.folder, gpus=gpus, strict=strict)
+    else:
+        process = launch.start_local(study, action.job, action.folder, strict=strict)
+    try:
+        while (code := process.poll()) is None:
+            if observer:
+                observer.running(action, read_status(action.folder))
+            time.sleep(POLL_SECONDS)
+    except BaseException:
+        process.kill()
+        raise
+    seconds = time.perf_counter() - tick
+    status = read_status(action.folder)
+    if code == EXIT_BUSY:
+        return Outcome(action.job, "busy", seconds, status)
+    if code != 0 and status["state"] != "failed":  # died before it could say why (a signal, the OOM killer)
+        status = {**status, "error": f"exited with code {code}; see {launch.log_path(action.folder)}"}
+        from ablate.store import write_status
+
+        write_status(action.folder, "failed", error=status["error"])
+        status["state"] = "failed"
+    if code == EXIT_USER and action.job == START:
+        log = launch.log_path(action.folder)
+        raise AblateError(status.get("error") or f"start checkpoint: cannot evaluate it; see {log}")
+    return Outcome(action.job, status["state"], seconds, status)
+
+
+def run_study(
+    study: str | None = None,
+    *,
+    checkpoint: str | None = None,
+    variants: list[str] | None = None,
+    launcher: str = "local",
+    gpus: int = 1,
+    strict: bool = False,
+    observer: Observer | None = None,
+) -> list[Outcome]:
+    """Run every job that needs work, one after another; a failed variant does not stop the rest.
+
+    Returns one Outcome per job that ran, was submitted, or found its folder locked. Raises
+    AblateError for bad input, and when the start checkpoint cannot be loaded (every variant
+    would fail the same way).
+    """
+    check_launcher(launcher, gpus)
+    study, plan, actions = prepare(study, checkpoint=checkpoint, variants=variants)
+    todo = [a for a in actions if a.do in WORK]
+    if launcher == "slurm" and todo:
+        script = launch.write_slurm(study, [a.job for a in todo], gpus=gpus, strict=strict)
+        reply = launch.submit_slurm(script)
+        return [Outcome(a.job, "submitted", 0.0, {"sbatch": reply, "script": str(script)}) for a in todo]
+    if observer:
+        observer.planned(actions)
+    outcomes = []
+    for action in actions:
+        if action.do == "busy":
+            outcome = Outcome(action.job, "busy", 0.0, {"error": action.why})
+        elif action.do in WORK:
+            outcome = run_job(study, action, launcher=launcher, gpus=gpus, strict=strict, observer=observer)
+        else:
+            continue
+        outcomes.append(outcome)
+        if observer:
+            observer.finished(outcome)
+    return outcomes

@@ -1,0 +1,91 @@
+"""How `ablate run` looks in the terminal: a bar over the jobs, a bar over the running job's tokens,
+and one summary line per finished job (tokens, time, tokens/s, final loss, headline scores).
+
+    from ablate.run import run_study
+    from ablate.run_view import RunDisplay
+    with RunDisplay(console) as display:
+        run_study("demo", observer=display)
+
+Off a terminal (CI logs, pipes) the bars are left out and only the summary lines are printed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from ablate.run import WORK, Action, Outcome
+
+_STYLE = {"done": "green", "failed": "red", "busy": "yellow", "submitted": "cyan"}
+
+
+def summary_line(outcome: Outcome) -> str:
+    """One line per job: tokens, wall time, tokens/s, final loss and headline scores, or the error."""
+    status = outcome.status
+    if outcome.state != "done":
+        return f"{outcome.job}: {outcome.state}" + (f" — {outcome.error}" if outcome.error else "")
+    parts = [f"{outcome.job}: done in {outcome.seconds:.1f} s"]
+    if status.get("tokens_per_s"):
+        parts.append(f"{int(status.get('tokens_done') or 0):,} tokens at {status['tokens_per_s']:,.0f} tok/s")
+    if status.get("final_loss") is not None:
+        parts.append(f"loss {status['final_loss']:.3f}")
+    scores = status.get("scores") or {}
+    if scores:
+        parts.append(" ".join(f"{task} {100 * value:.1f}" for task, value in scores.items()))
+    return ", ".join(parts)
+
+
+class RunDisplay:
+    """An `ablate.run.Observer` that draws progress with rich and keeps the outcomes."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.outcomes: list[Outcome] = []
+        self.progress: Progress | None = None
+        self.jobs: TaskID | None = None
+        self.current: TaskID | None = None
+
+    def __enter__(self) -> RunDisplay:
+        if self.console.is_terminal:
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(), console=self.console, transient=True,
+            )  # fmt: skip
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress:
+            self.progress.stop()
+
+    def planned(self, actions: list[Action]) -> None:
+        if self.progress:
+            todo = sum(action.do in WORK for action in actions)
+            self.jobs = self.progress.add_task("jobs", total=todo, detail=f"0 of {todo} done")
+
+    def running(self, action: Action, status: dict[str, Any]) -> None:
+        if not self.progress:
+            return
+        if self.current is None:
+            self.current = self.progress.add_task(escape(action.job), total=action.tokens or None, detail="starting")
+        done = int(status.get("tokens_done") or 0)
+        detail = f"{status.get('state', 'starting')}" + (f" {done:,} tokens" if action.tokens else "")
+        self.progress.update(self.current, completed=done if action.tokens else 0, detail=detail)
+
+    def finished(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        if self.progress:
+            if self.current is not None:
+                self.progress.remove_task(self.current)
+                self.current = None
+            if self.jobs is not None:
+                self.progress.advance(self.jobs)
+                total = self.progress.tasks[self.jobs].total
+                self.progress.update(self.jobs, detail=f"{len(self.outcomes)} of {total:.0f} done")
+        style = _STYLE.get(outcome.state, "yellow")
+        self.console.print(f"[{style}]{escape(summary_line(outcome))}[/{style}]", highlight=False, soft_wrap=True)
+        if outcome.status.get("warning"):
+            self.console.print(f"[yellow]warning: {escape(outcome.status['warning'])}[/yellow]", soft_wrap=True)

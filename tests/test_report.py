@@ -1,0 +1,306 @@
+"""`ablate report` and `ablate status`: a fixed study against its expected markdown, the awkward cases
+(partial, failed, stale, no per-item logs, a task in one variant only, changed items, seeds), and a real
+lm-eval CLI run reported with --from."""
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ablate.errors import AblateError
+from ablate.report import CSV_COLUMNS, Settings, build_report, to_csv, to_json, to_markdown
+from ablate.results import load_folder, load_study
+from conftest import REPO
+from fixtures.report_study import write_lm_eval
+
+FIXTURES = REPO / "tests" / "fixtures"
+HEAVY = ("torch", "composer", "streaming", "lm_eval", "transformers")
+
+
+def ablate(*args, cwd, env=None, timeout=120):
+    """The CLI as a user runs it: a subprocess, so exit codes, stdout and stderr are real."""
+    return subprocess.run(
+        [sys.executable, "-m", "ablate.cli", *args],
+        cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def fixed(in_tmp, monkeypatch):
+    """tests/fixtures/results/fixed copied to ./results (the report writes into the study folder)."""
+    shutil.copytree(FIXTURES / "results", in_tmp / "results")
+    monkeypatch.setenv("ABLATE_RESULTS", "results")
+    return in_tmp / "results" / "fixed"
+
+
+def rows_by_key(report):
+    return {(r["variant"], r["task"]): r for r in to_json(report)["rows"]}
+
+
+# ---- the fixed study ------------------------------------------------------------------------------
+
+
+def test_fixed_study_markdown_matches_the_expected_file(fixed):
+    result = ablate("report", "--study", "fixed", cwd=fixed.parent.parent)
+    assert result.returncode == 0, result.stderr
+    expected = (FIXTURES / "report_fixed.md").read_text()
+    assert result.stdout == expected  # piped: plain markdown, the same text as the file
+    assert (fixed / "report.md").read_text() == expected
+    assert {p.name for p in fixed.iterdir() if p.is_file()} >= {"report.md", "report.csv", "report.json", "deltas.png"}
+    assert (fixed / "deltas.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fixed_study_figures_by_hand(fixed):
+    report = build_report(load_study("fixed"))
+    rows = rows_by_key(report)
+    # no-math: 17 of the baseline's 39 right t_math items turned wrong, 1 of 41 wrong turned right, n = 80.
+    math = rows[("no-math", "t_math")]
+    assert math["baseline_score"] == pytest.approx(100 * 39 / 80)
+    assert math["delta_pp"] == pytest.approx(100 * (1 - 17) / 80)  # −20 pp
+    d = np.r_[-np.ones(17), np.ones(1), np.zeros(62)]
+    se = 100 * d.std() / np.sqrt(80)  # bootstrap sd of a mean of d: 4.81 pp
+    assert math["ci_low_pp"] == pytest.approx(-20 - 1.96 * se, abs=1.6)  # percentile bounds step by 1.25 pp
+    assert math["ci_high_pp"] == pytest.approx(-20 + 1.96 * se, abs=1.6)
+    assert math["significant"] is True and math["n_items"] == 80 and math["method"] == "paired bootstrap"
+    # The category: (Δ t_math / 0.75 + Δ t_code / 0.75) / 2, with Δ t_code = 0.
+    skills = rows[("no-math", "skills")]
+    assert skills["metric"] == "gauntlet"
+    assert skills["delta_pp"] == pytest.approx((-20 / 0.75 + 0 / 0.75) / 2)
+    assert skills["n_items"] == 160 and skills["significant"] is True
+    # Power at the baseline's t_math score (39/80) with 80 items.
+    from ablate.stats import minimum_detectable_effect
+
+    assert report.power["t_math"]["mde_pp"] == pytest.approx(100 * minimum_detectable_effect(80, 39 / 80))
+
+
+def test_missing_item_logs_fall_back_to_the_normal_interval_and_say_so(fixed):
+    report = build_report(load_study("fixed"))
+    web = rows_by_key(report)[("no-web", "t_web")]
+    assert web["method"] == "normal (stderr)"
+    scores = load_study("fixed").scores.set_index(["variant", "task"])
+    se = np.hypot(scores.loc[("no-web", "t_web"), "stderr"], scores.loc[("baseline", "t_web"), "stderr"])
+    assert web["ci_high_pp"] - web["delta_pp"] == pytest.approx(100 * 1.959964 * se)
+    assert "Unpaired normal interval from lm-eval's stderr" in to_markdown(report)
+    assert "no-web × t_web" in to_markdown(report)
+
+
+def test_a_task_in_one_variant_only_is_a_dash_with_a_note(fixed):
+    report = build_report(load_study("fixed"))
+    code = rows_by_key(report)[("no-web", "t_code")]
+    assert code["delta_pp"] is None and code["state"] == "missing"
+    assert rows_by_key(report)[("no-web", "skills")]["delta_pp"] is None  # a category needs all its tasks
+    assert any("no-web × t_code: not evaluated for no-web" in note for note in report.notes)
+
+
+def test_failed_pending_and_stale_variants_have_no_numbers(fixed):
+    report = build_report(load_study("fixed"))
+    for variant, state in [("no-code", "failed"), ("no-knowledge", "pending"), ("control", "stale")]:
+        for task in ["t_web", "t_math", "t_code", "skills"]:
+            row = rows_by_key(report)[(variant, task)]
+            assert row["state"] == state
+            assert all(row[k] is None for k in ("score", "delta_pp", "ci_low_pp", "n_items", "significant"))
+        assert report.scores.loc[variant, "state"] == state
+        assert report.scores.loc[variant, ["t_web", "t_math", "t_code"]].isna().all()
+    # control's files hold numbers, but for another plan: refused, with the reason.
+    assert (fixed / "control" / "eval").exists()
+    assert any(n.startswith("control: refused, hash 0123456789abcdef") for n in report.notes)
+
+
+def test_csv_has_exactly_the_documented_columns(fixed):
+    report = build_report(load_study("fixed"))
+    table = list(csv.reader(io.StringIO(to_csv(report))))
+    assert table[0] == CSV_COLUMNS
+    record = dict(zip(table[0], next(r for r in table if r[:2] == ["no-math", "t_math"])))
+    assert record["delta_pp"] == "-20.0000" and record["significant"] == "true" and record["n_items"] == "80"
+    stale = dict(zip(table[0], next(r for r in table if r[:2] == ["control", "t_web"])))
+    assert stale["score"] == "" and stale["significant"] == ""
+
+
+def test_json_is_strict_and_records_the_settings(fixed):
+    report = build_report(load_study("fixed"), Settings(resamples=500, ci=0.9))
+
+    def no_nan(value):
+        raise AssertionError(f"report.json holds {value}")
+
+    payload = json.loads(json.dumps(to_json(report), default=str), parse_constant=no_nan)
+    assert payload["settings"]["resamples"] == 500 and payload["settings"]["ci"] == 0.9
+    assert "seed_method" in payload["settings"]
+    assert {r["variant"] for r in payload["rows"]} >= {"start", "baseline", "no-math", "control"}
+
+
+def test_intervals_do_not_depend_on_which_other_variants_exist(fixed):
+    full = rows_by_key(build_report(load_study("fixed")))[("no-math", "t_math")]
+    results = load_study("fixed")
+    results.variants = results.variants[results.variants.variant.isin(["baseline", "no-math"])]
+    alone = rows_by_key(build_report(results))[("no-math", "t_math")]
+    assert (alone["ci_low_pp"], alone["ci_high_pp"]) == (full["ci_low_pp"], full["ci_high_pp"])
+
+
+def test_status_lists_states_tokens_hash_and_where_it_failed(fixed):
+    result = ablate("status", "--study", "fixed", cwd=fixed.parent.parent)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "no-code" in out and "failed" in out and "loss is NaN at step 64" in out
+    assert "no-code/status.json" in out
+    assert "131k / 500k" in out and "mismatch" in out and "stale" in out
+
+
+# ---- bad input and partial studies ----------------------------------------------------------------
+
+
+def test_a_freshly_planned_study_reports_every_variant_pending(in_tmp):
+    shutil.copytree(REPO / "recipes", in_tmp / "recipes")
+    assert ablate("plan", cwd=in_tmp).returncode == 0
+    result = ablate("report", "--no-plot", cwd=in_tmp)
+    assert result.returncode == 0, result.stderr
+    assert "| no-math | pending |" in result.stdout
+    assert "baseline `baseline` is pending" in result.stdout
+    assert (in_tmp / "results" / "demo" / "report.csv").exists()
+
+
+def test_bad_flags_fail_with_one_line_naming_the_flag(fixed):
+    cwd = fixed.parent.parent
+    for args, flag in [
+        (["--metric", "bleu"], "--metric bleu"),
+        (["--baseline", "nope"], "--baseline nope"),
+        (["--ci", "95"], "--ci 95"),
+        (["--format", "html"], "--format html"),
+        (["--from", "nowhere"], "--from nowhere"),
+    ]:
+        result = ablate("report", "--study", "fixed", *args, cwd=cwd) if args[0] != "--from" else ablate(
+            "report", *args, cwd=cwd)
+        assert result.returncode == 2, (args, result.stderr)
+        assert flag in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_changed_items_are_not_paired(tmp_path):
+    values = np.r_[np.ones(30), np.zeros(30)]
+    write_lm_eval(tmp_path / "baseline", {"t": {"acc": values}})
+    write_lm_eval(tmp_path / "other", {"t": {"acc": values[::-1]}}, doc_salt=" (v2 of the data)")
+    report = build_report(load_folder(tmp_path))
+    row = rows_by_key(report)[("other", "t")]
+    assert row["method"] == "normal (stderr)"
+    assert any("item texts differ" in note for note in report.notes)
+
+
+def test_partly_overlapping_items_pair_on_the_shared_ones(tmp_path):
+    write_lm_eval(tmp_path / "baseline", {"t": {"acc": np.r_[np.ones(20), np.zeros(20)]}})
+    # The variant was evaluated with --limit 30: items 0..29, all right.
+    write_lm_eval(tmp_path / "limited", {"t": {"acc": np.ones(30)}}, doc_ids={"t": np.arange(30)})
+    report = build_report(load_folder(tmp_path))
+    row = rows_by_key(report)[("limited", "t")]
+    assert row["n_items"] == 30
+    assert row["baseline_score"] == pytest.approx(100 * 20 / 30) and row["delta_pp"] == pytest.approx(100 * 10 / 30)
+    assert any("Δ on the 30 items both sides scored (of 40)" in note for note in report.notes)
+
+
+def test_seeds_pair_by_seed_and_are_resampled(tmp_path):
+    generator = np.random.default_rng(3)
+    base = (generator.random(200) < 0.5).astype(float)
+    for seed in (1, 2, 3):
+        write_lm_eval(tmp_path / f"baseline.s{seed}", {"t": {"acc": base}})
+        write_lm_eval(tmp_path / f"no-x.s{seed}", {"t": {"acc": np.where(generator.random(200) < 0.1, 1.0, base)}})
+    results = load_folder(tmp_path)
+    assert sorted(set(results.variants.ablation)) == ["baseline", "no-x"]
+    report = build_report(results)
+    markdown = to_markdown(report)
+    assert "| no-x |" in markdown and "| no-x.s1 |" in markdown  # Δ per ablation, scores per seed
+    assert "seeds resampled with replacement" in markdown
+    row = rows_by_key(report)[("no-x", "t")]
+    assert row["n_items"] == 200 and row["method"] == "paired bootstrap"
+
+
+def test_metric_flag_and_default_choice(tmp_path):
+    both = {"t": {"acc": np.r_[np.ones(10), np.zeros(10)], "acc_norm": np.ones(20)}}
+    write_lm_eval(tmp_path / "baseline", both)
+    write_lm_eval(tmp_path / "v", both)
+    assert build_report(load_folder(tmp_path)).metrics == {"t": "acc_norm"}
+    report = build_report(load_folder(tmp_path), Settings(metric="acc"))
+    assert report.metrics == {"t": "acc"} and report.scores.loc["baseline", "t"] == 50.0
+    with pytest.raises(AblateError, match="--metric f1"):
+        build_report(load_folder(tmp_path), Settings(metric="f1"))
+
+
+def test_newest_results_file_wins(tmp_path):
+    write_lm_eval(tmp_path / "baseline", {"t": {"acc": np.zeros(10)}}, stamp="2025-01-01T00-00-00.000000")
+    write_lm_eval(tmp_path / "baseline", {"t": {"acc": np.ones(10)}}, stamp="2025-02-01T00-00-00.000000")
+    results = load_folder(tmp_path)
+    assert results.scores.score.tolist() == [1.0]
+    assert results.items.value.tolist() == [1.0] * 10
+
+
+def test_report_imports_no_heavy_library(fixed):
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ablate.cli", "report", "--study", "fixed"],
+        cwd=fixed.parent.parent, capture_output=True, text=True, env={**os.environ, "ABLATE_RESULTS": "results"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+# ---- a real lm-eval CLI run ---------------------------------------------------------------------
+
+
+def _tiny_model(folder: Path, tokenizer: Path, seed: int) -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(seed)
+    vocab = len(PreTrainedTokenizerFast.from_pretrained(str(tokenizer)))
+    config = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=256)
+    LlamaForCausalLM(config).save_pretrained(str(folder))
+    for path in tokenizer.iterdir():
+        shutil.copy(path, folder / path.name)
+
+
+@pytest.mark.slow
+def test_real_lm_eval_cli_outputs_are_reported_with_from(tmp_path):
+    from ablate.demo_corpus import write_demo
+
+    write_demo(tmp_path, seed=0)
+    demo = tmp_path / "data" / "demo"
+    task_files = sorted((demo / "tasks").glob("*.yaml"))
+    task = task_files[0].stem
+    runs = tmp_path / "runs"
+    processes = []
+    for name, seed in [("baseline", 0), ("other", 1)]:
+        model = tmp_path / "models" / name
+        _tiny_model(model, demo / "tokenizer", seed)
+        command = [
+            sys.executable, "-m", "lm_eval", "--model", "hf",
+            "--model_args", f"pretrained={model},tokenizer={model}", "--tasks", task,
+            "--include_path", str(demo / "tasks"), "--output_path", str(runs / name), "--log_samples",
+            "--device", "cpu", "--limit", "40", "--batch_size", "32",
+        ]
+        env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf-cache"), "OMP_NUM_THREADS": "1"}
+        processes.append(subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))
+    for process in processes:  # both at once: most of each run is importing lm-eval
+        output, _ = process.communicate(timeout=180)
+        assert process.returncode == 0, output[-3000:]
+
+    result = ablate("report", "--from", str(runs), "--format", "csv", "--bootstrap", "2000", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(table[0]) == CSV_COLUMNS
+    row = next(r for r in table if r["variant"] == "other" and r["task"] == task)
+    assert row["n_items"] == "40" and row["significant"] in ("true", "false")
+    assert float(row["ci_low_pp"]) <= float(row["delta_pp"]) <= float(row["ci_high_pp"])
+    report = json.loads((runs / "report.json").read_text())
+    paired = next(r for r in report["rows"] if r["variant"] == "other" and r["task"] == task)
+    assert paired["method"] == "paired bootstrap"
+    # The aggregate lm-eval printed and the items it logged agree: Δ from items = Δ of the scores.
+    results = load_folder(runs)
+    scores = results.scores[results.scores.metric == paired["metric"]].set_index("variant").score
+    assert paired["delta_pp"] == pytest.approx(100 * (scores["other"] - scores["baseline"]))
+    assert (runs / "deltas.png").exists() and (runs / "report.md").read_text().startswith("# Ablation report: runs")

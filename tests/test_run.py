@@ -1,0 +1,355 @@
+"""`ablate pretrain` → `plan` → `run` on a tiny study, with the real Composer, streaming and lm-eval.
+
+One module-scoped study is pretrained, planned (baseline + no-g) and run once; the other tests read
+it, or copy its plan into another results root to run a variant again under other conditions.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Tiny models on shared CPU cores: one thread each is ~10× faster than two threads contending.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from tiny_study import BATCH, FINAL_RATIO, LR, SEQ_LEN, TOTAL_TOKENS, subset_of, write_tiny_study  # noqa: E402
+
+pytestmark = pytest.mark.slow
+STUDY = "tiny"
+PHASE = TOTAL_TOKENS // 2
+
+
+def ablate(*args, cwd, results, env=None, timeout=300):
+    """The CLI as a user runs it: a subprocess, so exit codes and stderr are real."""
+    return subprocess.run(
+        [sys.executable, "-m", "ablate.cli", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "ABLATE_RESULTS": str(results), **(env or {})},
+    )  # fmt: skip
+
+
+def status(results: Path, job: str) -> dict:
+    return json.loads((results / STUDY / job / "status.json").read_text())
+
+
+def clone(tiny, name: str, *, variants: bool = False) -> Path:
+    """The study's plan (and with `variants`, its variant folders) under a fresh results root."""
+    results = tiny.root / name
+    if variants:
+        shutil.copytree(tiny.results, results, symlinks=True)
+    else:
+        (results / STUDY).mkdir(parents=True)
+        shutil.copy(tiny.results / STUDY / "plan.json", results / STUDY / "plan.json")
+        (results / ".current").write_text(STUDY + "\n")
+    return results
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Data, pretraining and plan of the tiny study, then one uninterrupted run of every job."""
+    root = tmp_path_factory.mktemp("study")
+    patch = pytest.MonkeyPatch()
+    patch.chdir(root)
+    patch.setenv("ABLATE_RESULTS", str(root / "results"))
+    recipe_path = write_tiny_study(root)
+
+    from ablate.cli import app
+    from ablate.jobs import pretrain
+    from ablate.recipe import load_recipe
+    from ablate.run import run_study
+
+    checkpoint = pretrain(load_recipe(recipe_path))
+    planned = CliRunner().invoke(app, ["plan", "--recipe", str(recipe_path), "--remove", "g"])
+    assert planned.exit_code == 0, planned.output
+    tick = time.perf_counter()
+    outcomes = run_study()
+    seconds = time.perf_counter() - tick
+    yield SimpleNamespace(
+        root=root, results=root / "results", recipe=recipe_path, checkpoint=checkpoint,
+        outcomes=outcomes, seconds=seconds, patch=patch,
+    )  # fmt: skip
+    patch.undo()
+
+
+def test_pretrain_registers_a_checkpoint_at_the_phase_start(tiny):
+    registry = json.loads((tiny.results / STUDY / "checkpoints.json").read_text())
+    assert registry == {"pretrained": tiny.checkpoint}
+    done = status(tiny.results, "pretrain")
+    assert done["state"] == "done" and done["tokens_done"] == PHASE
+    log = [json.loads(line) for line in (tiny.results / STUDY / "pretrain" / "train_log.jsonl").open()]
+    assert [entry["tokens"] for entry in log] == list(range(BATCH * SEQ_LEN, PHASE + 1, BATCH * SEQ_LEN))
+    assert log[-1]["lr"] == pytest.approx(LR)  # warm-up done: the phase starts at the peak
+
+
+def test_run_trains_and_evaluates_every_variant(tiny):
+    assert [(o.job, o.state) for o in tiny.outcomes] == [("start", "done"), ("baseline", "done"), ("no-g", "done")]
+    plan = json.loads((tiny.results / STUDY / "plan.json").read_text())
+    for variant in plan["variants"]:
+        folder = tiny.results / STUDY / variant["name"]
+        assert json.loads((folder / "variant.json").read_text()) == variant
+        done = status(tiny.results, variant["name"])
+        assert done["state"] == "done" and done["hash"] == variant["hash"] and done["error"] is None
+        assert done["tokens_done"] == variant["tokens"] == PHASE and done["resumed_at"] == 0
+        assert done["tokens_per_s"] > 0 and set(done["scores"]) == {"tiny_alpha", "tiny_gamma"}
+        assert (folder / "checkpoints" / "latest-rank0.pt").exists()
+        log = [json.loads(line) for line in (folder / "train_log.jsonl").open()]
+        assert len(log) == PHASE // (BATCH * SEQ_LEN) and all(entry["loss"] > 0 for entry in log)
+        results = list(folder.glob("eval/**/results_*.json"))
+        assert len(results) == 1
+        assert set(json.loads(results[0].read_text())["results"]) == {"tiny_alpha", "tiny_gamma"}
+        samples = list(folder.glob("eval/**/samples_tiny_alpha_*.jsonl"))
+        assert len(samples) == 1 and len(samples[0].read_text().splitlines()) == 30
+    start = status(tiny.results, "start")
+    assert start["state"] == "done" and start["checkpoint_tokens"] == PHASE and start["warning"] is None
+    # What `ablate report` reads (ablate.results) finds every job's scores.
+    from ablate.results import load_study
+
+    scores = load_study(STUDY).scores
+    assert set(scores.variant) == {"start", "baseline", "no-g"} and set(scores.task) == {"tiny_alpha", "tiny_gamma"}
+
+
+def test_lr_ends_the_phase_at_the_schedules_final_value(tiny):
+    import torch
+
+    folder = tiny.results / STUDY / "baseline"
+    for entry in map(json.loads, (folder / "train_log.jsonl").open()):
+        progress = (entry["tokens"] - PHASE) / PHASE
+        assert entry["lr"] == pytest.approx(LR * (1 - (1 - FINAL_RATIO) * progress))
+    assert entry["tokens"] == TOTAL_TOKENS and entry["lr"] == pytest.approx(LR * FINAL_RATIO)
+    saved = torch.load(folder / "checkpoints" / "latest-rank0.pt", weights_only=False, map_location="cpu")
+    groups = next(iter(saved["state"]["optimizers"].values()))["param_groups"]
+    assert groups[0]["lr"] == pytest.approx(LR * FINAL_RATIO)
+
+
+def test_removed_subset_contributes_no_samples(tiny):
+    from ablate.jobs import plan_recipe
+    from ablate.train import build_dataloader
+
+    plan, recipe = plan_recipe(STUDY)
+    samples = PHASE // SEQ_LEN
+    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(recipe.tokenizer)
+    for variant in plan.variants:
+        loader, drawn = build_dataloader(
+            recipe, variant.mixture, seed=variant.seed, samples=samples, cache=tiny.root / "cache"
+        )
+        seen = Counter(
+            subset_of(tokenizer.decode(row, skip_special_tokens=True)) for batch in loader for row in batch["input_ids"]
+        )
+        assert sum(seen.values()) == samples
+        assert seen == Counter(drawn) == Counter(status(tiny.results, variant.name)["samples_per_subset"])
+        for subset, proportion in variant.mixture.items():
+            assert abs(seen[subset] - proportion * samples) <= 1
+        for subset in variant.removed_subsets:
+            assert seen[subset] == 0
+    assert plan.variant("no-g").removed_subsets == ["gamma"]
+
+
+def test_done_variants_are_skipped(tiny):
+    before = {job: status(tiny.results, job)["updated"] for job in ("start", "baseline", "no-g")}
+    from ablate.run import run_study
+
+    assert run_study() == []
+    rerun = ablate("run", cwd=tiny.root, results=tiny.results, timeout=60)
+    assert rerun.returncode == 0 and "nothing to do" in rerun.stderr, rerun.stderr
+    dry = ablate("run", "--dry-run", cwd=tiny.root, results=tiny.results, timeout=60)
+    assert dry.returncode == 0 and dry.stdout.split().count("skip") == 3, dry.stdout
+    assert {job: status(tiny.results, job)["updated"] for job in before} == before
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny):
+    import torch
+
+    results = clone(tiny, "killed")
+    folder = results / STUDY / "baseline"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "ablate.cli", "run", "--variant", "baseline"],
+        cwd=tiny.root, env={**os.environ, "ABLATE_RESULTS": str(results)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not (folder / "checkpoints" / "latest-rank0.pt").exists():  # the phase's first complete checkpoint
+        assert runner.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.01)
+    os.killpg(runner.pid, signal.SIGKILL)
+    runner.wait()
+    interrupted = status(results, "baseline")
+    assert interrupted["state"] == "training" and not (folder / "eval").exists()
+
+    dry = ablate("run", "--dry-run", cwd=tiny.root, results=results, timeout=60)
+    assert "resume  baseline" in dry.stdout, dry.stdout
+    tiny.patch.setenv("ABLATE_RESULTS", str(results))
+    try:
+        from ablate.run import run_study
+
+        [outcome] = [o for o in run_study(variants=["baseline"]) if o.job == "baseline"]
+    finally:
+        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
+    assert outcome.state == "done"
+    assert 0 < outcome.status["resumed_at"] < PHASE  # it resumed, it did not start over
+    log = [json.loads(line)["tokens"] for line in (folder / "train_log.jsonl").open()]
+    assert log == list(range(PHASE + BATCH * SEQ_LEN, TOTAL_TOKENS + 1, BATCH * SEQ_LEN))  # no step twice
+    weights = {}
+    for name, where in (("resumed", results), ("uninterrupted", tiny.results)):
+        path = where / STUDY / "baseline" / "checkpoints" / "latest-rank0.pt"
+        weights[name] = torch.load(path, weights_only=False, map_location="cpu")["state"]["model"]
+    assert weights["resumed"].keys() == weights["uninterrupted"].keys()
+    for key, value in weights["resumed"].items():
+        assert torch.equal(value, weights["uninterrupted"][key]), key
+
+
+def test_changed_recipe_changes_the_hash_and_is_not_reused(tiny):
+    results = clone(tiny, "changed", variants=True)
+    raw = yaml.safe_load(tiny.recipe.read_text())
+    old = json.loads((results / STUDY / "plan.json").read_text())
+
+    raw["training"]["optimizer"]["lr"] = LR / 2  # changes what training produces
+    changed = tiny.root / "changed.yaml"
+    changed.write_text(yaml.safe_dump(raw))
+    assert ablate("plan", "--recipe", str(changed), "--remove", "g", cwd=tiny.root, results=results).returncode == 0
+    new = json.loads((results / STUDY / "plan.json").read_text())
+    for before, after in zip(old["variants"], new["variants"]):
+        assert before["hash"] != after["hash"] and before["train_hash"] != after["train_hash"]
+    refused = ablate("run", cwd=tiny.root, results=results, timeout=60)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "results for another plan" in refused.stderr and "baseline" in refused.stderr
+    assert status(results, "baseline")["hash"] == old["variants"][0]["hash"]  # untouched
+
+    raw["training"]["optimizer"]["lr"] = LR  # back to the trained recipe, but evaluated differently
+    raw["eval"]["limit"] = 10
+    changed.write_text(yaml.safe_dump(raw))
+    assert ablate("plan", "--recipe", str(changed), "--remove", "g", cwd=tiny.root, results=results).returncode == 0
+    new = json.loads((results / STUDY / "plan.json").read_text())
+    assert [v["train_hash"] for v in new["variants"]] == [v["train_hash"] for v in old["variants"]]
+    checkpoint = results / STUDY / "baseline" / "checkpoints" / "latest-rank0.pt"
+    trained_at = checkpoint.resolve().stat().st_mtime
+    tiny.patch.setenv("ABLATE_RESULTS", str(results))
+    try:
+        from ablate.run import prepare, run_study
+
+        assert [a.do for a in prepare(variants=["baseline"])[2]] == ["evaluate", "evaluate"]  # start, baseline
+        assert [o.state for o in run_study(variants=["baseline"])] == ["done", "done"]
+    finally:
+        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
+    again = status(results, "baseline")
+    assert again["state"] == "done" and again["hash"] == new["variants"][0]["hash"]
+    assert checkpoint.resolve().stat().st_mtime == trained_at  # re-evaluated, not retrained
+    [samples] = (results / STUDY / "baseline").glob("eval/**/samples_tiny_alpha_*.jsonl")
+    assert len(samples.read_text().splitlines()) == 10
+
+
+def test_two_process_gloo_run_matches_one_process(tiny):
+    import torch
+
+    results = clone(tiny, "gloo")
+    tiny.patch.setenv("ABLATE_RESULTS", str(results))
+    try:
+        from ablate.run import run_study
+
+        outcomes = run_study(variants=["no-g"], launcher="torchrun", gpus=2)
+    finally:
+        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
+    assert [(o.job, o.state) for o in outcomes] == [("start", "done"), ("no-g", "done")], outcomes
+    folder = results / STUDY / "no-g"
+    assert (folder / "logs" / "rank1.stderr").exists()  # a second process took part
+    single, double = status(tiny.results, "no-g"), status(results, "no-g")
+    assert double["tokens_done"] == single["tokens_done"] == PHASE
+    assert double["final_loss"] == pytest.approx(single["final_loss"], rel=1e-4)
+    paths = [r / STUDY / "no-g" / "checkpoints" / "latest-rank0.pt" for r in (tiny.results, results)]
+    one, two = (torch.load(p, weights_only=False, map_location="cpu")["state"]["model"] for p in paths)
+    for key, value in one.items():
+        assert torch.allclose(value, two[key], atol=1e-4), key
+
+
+def test_bad_input_fails_with_one_line_and_exit_2(tiny):
+    results = clone(tiny, "errors")
+    plan_before = (results / STUDY / "plan.json").read_text()
+    cases = {
+        ("run", "--variant", "nope"): "--variant nope: not in the plan",
+        ("run", "--checkpoint", "/nowhere/x.pt"): "--checkpoint /nowhere/x.pt: /nowhere/x.pt does not exist",
+        ("run", "--launcher", "mpi"): "--launcher mpi: use one of local, torchrun, slurm",
+    }
+    for args, expected in cases.items():
+        result = ablate(*args, cwd=tiny.root, results=results, timeout=60)
+        assert result.returncode == 2 and expected in result.stderr, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert (results / STUDY / "plan.json").read_text() == plan_before  # a bad --checkpoint re-plans nothing
+
+    raw = yaml.safe_load(tiny.recipe.read_text())
+    raw["subsets"]["gamma"]["location"] = str(tiny.root / "no-shards-here")
+    broken = tiny.root / "broken.yaml"
+    broken.write_text(yaml.safe_dump(raw))
+    assert ablate("plan", "--recipe", str(broken), "--remove", "g", cwd=tiny.root, results=results).returncode == 0
+    missing = ablate("run", cwd=tiny.root, results=results, timeout=60)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "subsets.gamma.location: no MDS shards at" in missing.stderr
+
+
+def test_unloadable_checkpoint_stops_the_run(tiny):
+    from ablate.errors import AblateError
+    from ablate.run import run_study
+
+    results = clone(tiny, "garbage")
+    garbage = tiny.root / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    tiny.patch.setenv("ABLATE_RESULTS", str(results))
+    try:
+        with pytest.raises(AblateError, match="garbage.pt: cannot load it"):
+            run_study(checkpoint=str(garbage))
+    finally:
+        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
+    assert not (results / STUDY / "baseline").exists()  # no variant started
+
+
+def test_slurm_writes_a_job_array_and_submits_it(tiny):
+    results = clone(tiny, "slurm")
+    dry = ablate("run", "--launcher", "slurm", "--gpus", "2", "--dry-run", cwd=tiny.root, results=results, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    script = results / STUDY / "slurm" / "run.sbatch"
+    text = script.read_text()
+    assert "#SBATCH --array=0-2" in text and "JOBS=(start baseline no-g)" in text
+    assert "composer.cli.launcher -n 2" in text and "#SBATCH --gpus-per-node=2" in text
+    assert f"export ABLATE_RESULTS={results}" in text
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+    bin_dir = tiny.root / "fake-bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/called"\necho "Submitted batch job 42"\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    submitted = ablate(
+        "run", "--launcher", "slurm", "--gpus", "2", cwd=tiny.root, results=results, timeout=60,
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert submitted.returncode == 0 and "Submitted batch job 42" in submitted.stderr, submitted.stderr
+    assert (bin_dir / "called").read_text().strip() == str(script)
+
+
+def test_strict_refuses_a_checkpoint_off_the_phase_start(tiny):
+    from ablate.errors import AblateError
+    from ablate.run import run_study
+
+    results = clone(tiny, "strict")
+    raw = yaml.safe_load(tiny.recipe.read_text())
+    raw["training"]["phase"] = 0.4  # the phase would start at 24,576 tokens; the checkpoint has 20,480
+    off = tiny.root / "off.yaml"
+    off.write_text(yaml.safe_dump(raw))
+    assert ablate("plan", "--recipe", str(off), "--remove", "g", cwd=tiny.root, results=results).returncode == 0
+    tiny.patch.setenv("ABLATE_RESULTS", str(results))
+    try:
+        with pytest.raises(AblateError, match="--strict: checkpoint has seen 20,480 tokens but the recipe's phase"):
+            run_study(strict=True)
+    finally:
+        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
+    assert status(results, "start")["state"] == "failed" and not (results / STUDY / "baseline").exists()

@@ -1,0 +1,164 @@
+"""Training mechanics: LR schedules, starts from Composer checkpoints and model folders, locks, checks."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models on shared cores: one thread is fastest
+
+import json  # noqa: E402
+import math  # noqa: E402
+
+import pytest  # noqa: E402
+
+from ablate.errors import AblateError  # noqa: E402
+from ablate.jobs import Busy, folder_lock, lock_holder, stale_reason, token_mismatch  # noqa: E402
+from ablate.plan import Variant  # noqa: E402
+from ablate.recipe import load_recipe  # noqa: E402
+from tiny_study import BATCH, FINAL_RATIO, LR, SEQ_LEN, TOTAL_TOKENS, write_tiny_study  # noqa: E402
+
+PHASE = TOTAL_TOKENS // 2
+
+
+# ---- light: no torch -----------------------------------------------------------------------
+
+
+def test_lock_stops_a_second_holder_and_is_released(tmp_path):
+    with folder_lock(tmp_path):
+        with pytest.raises(Busy, match=f"locked by pid {os.getpid()} on "):
+            with folder_lock(tmp_path):
+                pass
+        assert "another runner is working on it" in lock_holder(tmp_path)
+    assert lock_holder(tmp_path) is None
+    with folder_lock(tmp_path):  # free again
+        pass
+
+
+def _variant(**fields) -> Variant:
+    base = dict(
+        name="v", ablation="v", removed=[], removed_subsets=[], mixture={"a": 1.0}, tokens=10, start_tokens=10,
+        seed=0, checkpoint=None, subset_tokens={}, epochs={}, flops=0.0, train_hash="t1", hash="h1",
+    )  # fmt: skip
+    return Variant(**{**base, **fields})
+
+
+def test_stale_reason_only_for_training_under_another_hash():
+    variant = _variant()
+    assert stale_reason({"state": "pending"}, variant) is None
+    assert stale_reason({"state": "done", "train_hash": "t1", "hash": "other-eval"}, variant) is None
+    reason = stale_reason({"state": "training", "train_hash": "t0"}, variant)
+    assert reason == "trained for hash t0, the plan now says t1"
+
+
+def test_token_mismatch_allows_one_batch_of_rounding(tmp_path):
+    recipe = load_recipe(write_recipe_only(tmp_path))
+    start, slack = recipe.training.start_tokens, BATCH * SEQ_LEN
+    assert token_mismatch(start, recipe) is None
+    assert token_mismatch(start + slack - 1, recipe) is None
+    warning = token_mismatch(start + slack, recipe)
+    expected = f"checkpoint has seen {start + slack:,} tokens but the recipe's phase starts at {start:,}"
+    assert warning.startswith(expected)
+
+
+def write_recipe_only(root):
+    import yaml
+
+    from tiny_study import recipe_dict
+
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe_dict(root)))
+    return path
+
+
+# ---- heavy: torch and Composer -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_schedules_by_hand():
+    from ablate.train import Schedule
+
+    linear = Schedule(peak=1.0, start=100, length=200, shape="linear", final_ratio=0.1)
+    assert [linear(t) for t in (0, 100, 200, 300, 400)] == pytest.approx([1.0, 1.0, 0.55, 0.1, 0.1])
+    cosine = Schedule(peak=2.0, start=0, length=100, shape="cosine", final_ratio=0.0)
+    assert [cosine(t) for t in (0, 50, 100)] == pytest.approx([2.0, 1.0, 0.0])
+    assert cosine(25) == pytest.approx(2.0 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert Schedule(1.0, 0, 100, "constant", 0.5)(80) == 1.0
+    warmup = Schedule(1.0, 0, 100, "warmup")
+    assert [warmup(t) for t in (0, 50, 100, 5000)] == pytest.approx([0.0, 0.5, 1.0, 1.0])
+    assert Schedule(1.0, 0, 0, "warmup")(0) == 1.0  # no warm-up: the peak from the first step
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """The tiny study's data and a Composer checkpoint trained on it for the pre-phase tokens."""
+    from ablate.plan import normalize
+    from ablate.train import fit, new_model, pretrain_schedule
+
+    root = tmp_path_factory.mktemp("train")
+    recipe = load_recipe(write_tiny_study(root))
+    folder = root / "pretrain"
+    start = new_model(recipe)
+    fit(
+        start, recipe, mixture=normalize(recipe.mixes.base), seed=1, folder=folder, run_name="t",
+        schedule=pretrain_schedule(recipe), end_tokens=recipe.training.start_tokens,
+    )  # fmt: skip
+    return root, recipe, folder / "checkpoints" / "latest-rank0.pt", start.model
+
+
+@pytest.mark.slow
+def test_composer_checkpoint_rebuilds_model_and_tokenizer_alone(pretrained):
+    import torch
+
+    from ablate.train import load_start, load_tokenizer
+
+    root, recipe, checkpoint, trained = pretrained
+    start = load_start(str(checkpoint))
+    assert start.tokens == PHASE and start.load_path == str(checkpoint)
+    bare = load_start(str(checkpoint), weights=False)
+    expected = load_tokenizer(recipe.tokenizer)("abc")["input_ids"]
+    assert start.tokenizer("abc")["input_ids"] == bare.tokenizer("abc")["input_ids"] == expected
+    assert start.model.config.hidden_size == recipe.model.config["hidden_size"]
+    for name, value in trained.state_dict().items():
+        assert torch.equal(value, start.model.state_dict()[name]), name
+
+
+@pytest.mark.slow
+def test_model_folder_start_gets_a_fresh_optimizer_and_the_whole_schedule(pretrained, tmp_path):
+    from ablate.train import fit, load_start, phase_schedule
+
+    root, recipe, checkpoint, _ = pretrained
+    composer_start = load_start(str(checkpoint))
+    composer_start.model.save_pretrained(tmp_path / "hf")
+    composer_start.tokenizer.save_pretrained(tmp_path / "hf")
+    start = load_start(str(tmp_path / "hf"))
+    assert start.load_path is None and start.tokens == 0
+    result = fit(
+        start, recipe, mixture={"gamma": 1.0}, seed=0, folder=tmp_path / "run", run_name="hf",
+        schedule=phase_schedule(recipe, start.tokens), end_tokens=PHASE,
+    )  # fmt: skip
+    assert result.began == 0 and result.tokens == PHASE and result.samples_per_subset == {"gamma": PHASE // SEQ_LEN}
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").open()]
+    assert log[0]["tokens"] == BATCH * SEQ_LEN and log[-1]["tokens"] == PHASE
+    assert log[0]["lr"] == pytest.approx(LR * (1 - (1 - FINAL_RATIO) * BATCH * SEQ_LEN / PHASE))
+    assert log[-1]["lr"] == pytest.approx(LR * FINAL_RATIO)
+
+
+@pytest.mark.slow
+def test_unusable_starts_fail_with_one_line(pretrained, tmp_path):
+    import torch
+
+    from ablate.train import load_start
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    torch.save({"state": {"model": {}}}, tmp_path / "bare.pt")
+    cases = {
+        str(tmp_path / "missing.pt"): "missing.pt: no such file",
+        str(tmp_path / "empty"): "a folder without config.json",
+        str(tmp_path / "junk.pt"): "junk.pt: cannot load it",
+        str(tmp_path / "bare.pt"): "no 'integrations' entry; it needs the Hugging Face metadata",
+    }
+    for path, expected in cases.items():
+        with pytest.raises(AblateError, match=expected) as caught:
+            load_start(path)
+        assert "\n" not in str(caught.value)

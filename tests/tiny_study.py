@@ -1,0 +1,115 @@
+"""A tiny study for the training tests: three subsets with disjoint alphabets, two local lm-eval tasks.
+
+Each subset's documents use only its own characters, so the subset a training sample came from can
+be read off the sample itself. Tokenizer and shards come from the package (ablate.demo_corpus,
+ablate.data), exactly as a user's would.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import yaml
+
+ALPHABETS = {"alpha": "abcdefgh", "beta": "ijklmnop", "gamma": "0123456789"}
+GROUPS = {"alpha": "a", "beta": "b", "gamma": "g"}
+SEQ_LEN = 64
+BATCH = 8  # sequences per step: 512 tokens
+TOTAL_TOKENS = 40_960  # 40 steps of pretraining, 40 steps in the phase
+CHECKPOINT_EVERY = 2_048  # every 4 steps: an interrupted run has checkpoints to resume from
+LR, FINAL_RATIO = 3e-3, 0.1
+
+
+def _documents(chars: str, count: int, rng: random.Random) -> list[str]:
+    return [
+        " ".join("".join(rng.choice(chars) for _ in range(rng.randint(2, 6))) for _ in range(rng.randint(4, 20)))
+        for _ in range(count)
+    ]
+
+
+def _task(folder: Path, name: str, right: str, rng: random.Random) -> None:
+    """Multiple choice: which continuation is written in the context's alphabet?"""
+    items = []
+    for _ in range(30):
+        pool = [right, *(a for a in ALPHABETS.values() if a != right)]
+        choices = ["".join(rng.choice(chars) for _ in range(5)) for chars in pool]
+        order = rng.sample(range(len(choices)), len(choices))
+        items.append(
+            {"context": "".join(rng.choice(right) for _ in range(12)) + " ",
+             "choices": [choices[i] for i in order], "answer": order.index(0)}
+        )  # fmt: skip
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(item) + "\n" for item in items))
+    config = {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(folder / f"{name}.jsonl")}},
+        "test_split": "test",
+        "output_type": "multiple_choice",
+        "doc_to_text": "{{context}}",
+        "doc_to_choice": "{{choices}}",
+        "doc_to_target": "answer",
+        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+    }
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(config))
+
+
+def recipe_dict(root: Path) -> dict:
+    return {
+        "name": "tiny",
+        "seq_len": SEQ_LEN,
+        "tokenizer": str(root / "tokenizer"),
+        "model": {
+            "config": {
+                "model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": 128,
+                "max_position_embeddings": SEQ_LEN, "tie_word_embeddings": True,
+            }  # fmt: skip
+        },
+        "subsets": {
+            name: {"location": str(root / "mds" / name), "source": str(root / "raw" / f"{name}.jsonl"), "groups": [g]}
+            for name, g in GROUPS.items()
+        },
+        "mixes": {"base": {"alpha": 1, "beta": 1}, "upsample": {"alpha": 1, "beta": 1, "gamma": 1}},
+        "training": {
+            "total_tokens": TOTAL_TOKENS, "phase": 0.5, "batch_size": BATCH,
+            "optimizer": {"name": "decoupled_adamw", "lr": LR}, "warmup_tokens": 2_048,
+            "schedule": {"name": "linear", "final_ratio": FINAL_RATIO}, "seed": 17,
+            "checkpoint_every_tokens": CHECKPOINT_EVERY,
+        },  # fmt: skip
+        # Absolute, so a copy of the study under another results root starts from the same checkpoint.
+        "checkpoints": {"pretrained": str(root / "results" / "tiny" / "pretrain" / "checkpoints" / "latest-rank0.pt")},
+        "start": "pretrained",
+        "eval": {"tasks": ["tiny_alpha", "tiny_gamma"], "include": [str(root / "tasks")], "batch_size": 32},
+        "ablations": {"control": False},
+    }
+
+
+def write_tiny_study(root: Path) -> Path:
+    """Sources, tokenizer, shards and tasks under `root`; returns the recipe's path."""
+    from ablate.data import build_subsets
+    from ablate.demo_corpus import write_tokenizer
+    from ablate.recipe import load_recipe
+
+    rng = random.Random(0)
+    (root / "raw").mkdir(parents=True)
+    for name, chars in ALPHABETS.items():
+        docs = _documents(chars + "  ", 300, rng)
+        (root / "raw" / f"{name}.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    (root / "tasks").mkdir()
+    _task(root / "tasks", "tiny_alpha", ALPHABETS["alpha"], rng)
+    _task(root / "tasks", "tiny_gamma", ALPHABETS["gamma"], rng)
+    write_tokenizer(root / "tokenizer")
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe_dict(root), sort_keys=False))
+    build_subsets(load_recipe(path))
+    return path
+
+
+def subset_of(text: str) -> str:
+    """The one subset whose alphabet a decoded sample uses (spaces and <eos> aside)."""
+    letters = set(text.replace("<eos>", "").replace(" ", ""))
+    owners = [name for name, chars in ALPHABETS.items() if letters and letters <= set(chars)]
+    assert len(owners) == 1, f"sample mixes alphabets: {text!r}"
+    return owners[0]
