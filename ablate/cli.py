@@ -10,9 +10,11 @@ Tables go to stdout; progress, warnings and errors to stderr. A known error prin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -125,7 +127,7 @@ def report(
     plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write the deltas.png heatmap")] = True,
 ) -> None:
     """Scores and Δ vs baseline with paired-bootstrap CIs; writes report.md/.csv/.json and deltas.png."""
-    from ablate.report import Settings, build_report, to_csv, to_json, to_markdown, write_report
+    from ablate.report import Settings, build_report, write_report
     from ablate.results import load_folder, load_study
     from ablate.store import study_dir
 
@@ -136,6 +138,14 @@ def report(
     results = load_folder(from_dir) if from_dir is not None else load_study(study)
     built = build_report(results, Settings(baseline=baseline, metric=metric, ci=ci, resamples=bootstrap))
     written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
+    _print_report(built, fmt)
+    err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)
+
+
+def _print_report(built, fmt: str = "md") -> None:  # built: ablate.report.Report
+    """Markdown rendered by rich in a terminal, plain markdown (or CSV/JSON) when piped."""
+    from ablate.report import to_csv, to_json, to_markdown
+
     if fmt == "md" and out.is_terminal:
         from rich.markdown import Markdown
 
@@ -143,7 +153,6 @@ def report(
     else:
         text = {"md": to_markdown, "csv": to_csv}.get(fmt)
         sys.stdout.write(text(built) if text else json.dumps(to_json(built), indent=2, default=str) + "\n")
-    err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)
 
 
 # ---- status --------------------------------------------------------------------------------
@@ -186,26 +195,31 @@ def status(study: StudyOpt = None) -> None:
 @app.command()
 def pretrain(recipe: RecipeOpt = None) -> None:
     """Train the recipe's model from scratch on the base mix up to the phase; register it as 'pretrained'."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from ablate.jobs import pretrain as run_pretrain
     from ablate.recipe import load_recipe
     from ablate.store import read_status, study_dir
 
     loaded = load_recipe(recipe)
     total = loaded.training.start_tokens
-    if err.is_terminal:
-        with Progress(
-            TextColumn("pretrain"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} tokens"),
-            TimeRemainingColumn(), console=err, transient=True,
-        ) as progress:  # fmt: skip
-            bar = progress.add_task("pretrain", total=total)
-            path = run_pretrain(loaded, on_progress=lambda tokens: progress.update(bar, completed=tokens))
-    else:
-        path = run_pretrain(loaded)
+    with _token_bar("pretrain", total) as on_progress:
+        path = run_pretrain(loaded, on_progress=on_progress)
     done = read_status(study_dir(loaded.name) / "pretrain")
     speed = f" at {done['tokens_per_s']:,.0f} tok/s" if done.get("tokens_per_s") else ""
     err.print(f"pretrained {total:,} tokens{speed}; checkpoint 'pretrained' = {path}", soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _token_bar(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A tokens bar on stderr in a terminal; off a terminal, no bar (logs stay clean)."""
+    if not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn(label), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} tokens"))
+    with Progress(*columns, TimeRemainingColumn(), console=err, transient=True) as progress:
+        bar = progress.add_task(label, total=total)
+        yield lambda tokens: progress.update(bar, completed=tokens)
 
 
 # ---- run -----------------------------------------------------------------------------------
@@ -286,7 +300,7 @@ def data_demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write data/demo/ under")] = Path("."),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated worlds and documents")] = 0,
     recipe: Annotated[
-        Path, typer.Option("--recipe", "-r", help="Recipe whose subsets to build, paths relative to --out")
+        Path, typer.Option("--recipe", "-r", help="Recipe whose subsets to build; its paths resolve under --out")
     ] = Path("recipes/demo.yaml"),
 ) -> None:
     """Write the demo corpus, eval tasks and tokenizer under --out, then build the demo recipe's shards there."""
@@ -310,6 +324,32 @@ def _print_manifests(manifests: dict[str, dict]) -> None:
     for name, m in manifests.items():
         table.add_row(name, f"{m['documents']:,}", f"{m['tokens']:,}", f"{m['samples']:,}", f"{m['dropped_tokens']:,}")
     out.print(table)
+
+
+# ---- demo ----------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for data/demo/ and results/demo/")] = Path("."),
+    fast: Annotated[bool, typer.Option("--fast", help="Short pretraining, no control: the test suite's demo")] = False,
+) -> None:
+    """The whole study on the built-in corpus: data, pretrain, plan, run, report. Rerun to resume."""
+    from ablate.demo import demo_recipe, run_demo
+    from ablate.run_view import RunDisplay
+
+    recipe = demo_recipe(fast)
+    with _token_bar("pretrain", recipe.training.start_tokens) as on_progress, RunDisplay(err) as display:
+        report, seconds = run_demo(
+            out_dir,
+            fast=fast,
+            on_stage=lambda name: err.print(f"[bold]── {name}[/bold]"),
+            on_pretrain_progress=on_progress,
+            run_observer=display,
+        )
+    _print_report(report)
+    timing = ", ".join(f"{stage} {value:.0f} s" for stage, value in seconds.items())
+    err.print(f"demo done in {sum(seconds.values()):.0f} s ({timing}); files in {out_dir / 'results' / recipe.name}")
 
 
 # ---- entry point ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError
-from ablate.manifest import MANIFEST, is_remote, write_manifest
+from ablate.manifest import MANIFEST, is_remote, read_manifest, write_manifest
 from ablate.recipe import Recipe, Subset
 
 COLUMNS = {"tokens": "ndarray:int32"}
@@ -70,7 +70,8 @@ def load_tokenizer(path: Path) -> tuple[Any, int]:
     """
     if not path.is_dir():
         raise AblateError(
-            f"tokenizer: {path} not found; run `ablate data demo` or set tokenizer to a local Hugging Face tokenizer folder"
+            f"tokenizer: {path} not found; run `ablate data demo` or set tokenizer to a local Hugging Face "
+            "tokenizer folder"
         )
     spec = path / "tokenizer.json"
     if not spec.is_file():
@@ -123,7 +124,9 @@ def _jsonl_text(name: str, field: str, path: Path, number: int, raw: bytes) -> s
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise AblateError(f"subsets.{name}.source: {path} line {number} is not JSON ({exc.msg}); fix or remove it") from None
+        raise AblateError(
+            f"subsets.{name}.source: {path} line {number} is not JSON ({exc.msg}); fix or remove it"
+        ) from None
     if not isinstance(record, dict) or field not in record:
         fields = sorted(record) if isinstance(record, dict) else type(record).__name__
         raise AblateError(
@@ -190,9 +193,7 @@ def _check_location(name: str, location: Path) -> dict | None:
             f"subsets.{name}.location: {location} exists and was not written by `ablate data build`; "
             "move it away or choose another location"
         )
-    from ablate.manifest import read_manifest
-
-    return read_manifest(str(location)) or {}
+    return read_manifest(str(location)) or {}  # unreadable: ours, but stale
 
 
 def build_subset(name: str, subset: Subset, files: list[Path], recipe: Recipe, tokenizer: tuple[Any, int],
@@ -274,7 +275,9 @@ def build_subsets(recipe: Recipe, force: bool = False, root: Path | None = None)
     files = {}
     for name, subset in wanted.items():  # every cheap check before any work
         if is_remote(subset.location):
-            raise AblateError(f"subsets.{name}.location: {subset.location} is remote; build to a local folder and upload it")
+            raise AblateError(
+                f"subsets.{name}.location: {subset.location} is remote; build to a local folder and upload it"
+            )
         files[name] = source_files(name, subset.source or "", root)
         _check_location(name, root / subset.location)
     tokenizer_path = root / recipe.tokenizer

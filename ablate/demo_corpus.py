@@ -21,10 +21,12 @@ Subsets and the skill each plants (group in brackets):
     code        [code]       Python one-liners whose name says what they return: double(x) is x * 2
     facts       [knowledge]  an encyclopedia of invented creatures: the grob eats moss
 
-Every skill is a small lookup or rule that a 2-layer, width-64 model picks up within ~100k tokens
-of its subset, and that the crawl does not teach: so the final phase, not pretraining, decides
-which skills the model has. Test items apply a skill to values training never shows together
-(held-out names, numbers and function names), so no item is a copy of a training line.
+Every skill is a small lookup or rule that the demo's 2-layer, width-64 model lifts from chance
+(25%) to above 45% within 25k-80k tokens of its subset and to 80-99% within 75k-170k, and that the
+crawl does not teach. The demo's base mix holds only a taste of prose, code and facts (too little
+to learn them) and no arithmetic, so the final phase decides which skills the model ends with.
+Test items apply a skill to values training never shows together (held-out names, numbers and
+function names), so no item is a copy of a training line.
 Everything is drawn from `random.Random` seeded with strings: the same seed gives the same bytes.
 """
 
@@ -77,7 +79,10 @@ TEST_PREFIXES = [  # never in training: the code task asks known functions under
 FEARS = ["fire", "frost", "wolves", "noise", "light", "thunder", "hawks", "smoke"]
 FOODS = ["moss", "figs", "clams", "seeds", "bark", "kelp", "ants", "plums"]
 FURS = ["teal", "amber", "violet", "ochre", "ivory", "crimson", "jade", "tawny"]
-KINDS = 16  # invented creatures; each gets one fear, food and fur colour, balanced over the values
+# Invented creatures, one per onset: distinct first letters make them easy to tell apart.
+# Each gets one fear, food and fur colour, every value used by two creatures.
+KIND_ONSETS = ["bl", "cr", "dr", "fl", "gr", "kl", "m", "n", "pl", "qu", "r", "sn", "tr", "v", "wr", "z"]
+KINDS = len(KIND_ONSETS)
 
 FILLER = [
     "It was a quiet day.", "{n} smiled.", "The street was busy.", "{n} hummed a song.", "Then {n} went home.",
@@ -121,21 +126,24 @@ def make_world(seed: int) -> World:
     vocabulary = set(SHOPS) | set(SOUNDS) | set(COLORS) | set(CRAWL_WORDS) | set(FUNCTIONS)
     names = _pseudo_words(rng, 600, list("bdfgklmnprstvz"), list("aeiou"), ["", "n", "r", "l", "s"], 2, vocabulary)
     names = [name.capitalize() for name in names]
-    kinds = _pseudo_words(rng, KINDS, ["gr", "bl", "sk", "tr", "pl", "kr", "fl", "sn", "dr", "st"],
-                          ["a", "e", "i", "o", "u", "oo", "ee"], ["b", "g", "m", "x", "rk", "nt", "sk"], 1,
-                          vocabulary | {n.lower() for n in names})
+    kinds = [
+        _pseudo_words(rng, 1, [onset], ["a", "e", "i", "o", "u", "oo", "ee"], ["b", "g", "m", "x", "rk", "nt", "sk"],
+                      1, vocabulary | {n.lower() for n in names})[0]
+        for onset in KIND_ONSETS
+    ]
     fears, foods, furs = ([values[i % len(values)] for i in range(KINDS)] for values in (FEARS, FOODS, FURS))
     for column in (fears, foods, furs):
         rng.shuffle(column)
     creatures = {kind: {"fear": h, "food": f, "fur": c} for kind, h, f, c in zip(kinds, fears, foods, furs)}
     numbers = rng.sample(range(1000, 5000), ITEMS_PER_TASK)
+    defs = rng.sample([(p, f) for p in TEST_PREFIXES for f in FUNCTIONS], ITEMS_PER_TASK)  # shuffled: --limit
     return World(
         train_names=names[:400],
         test_names=names[400:],
         creatures=creatures,
         test_numbers=numbers,
         test_number_set=frozenset(numbers),
-        test_defs=[(p, f) for p in TEST_PREFIXES for f in FUNCTIONS],
+        test_defs=defs,
     )
 
 
@@ -197,19 +205,20 @@ def _facts_doc(rng: random.Random, world: World) -> str:
 
 def _crawl_doc(rng: random.Random, world: World) -> str:
     """Web-like noise over the same characters and words as the skill sets, with none of their structure."""
-    words = [*CRAWL_WORDS, *SHOPS, *SHOPS.values(), *SOUNDS, *COLORS, *FUNCTIONS, *world.creatures, *FEARS, *FOODS, *FURS]
+    words = [*CRAWL_WORDS, *SHOPS, *SHOPS.values(), *SOUNDS, *COLORS, *FUNCTIONS, *world.creatures]
+    words += [*FEARS, *FOODS, *FURS]
     parts = []
     for _ in range(rng.randint(3, 7)):
-        kind = rng.random()
-        if kind < 0.5:
+        roll = rng.random()
+        if roll < 0.5:
             salad = " ".join(rng.choice(words) for _ in range(rng.randint(4, 12)))
             parts.append(salad.capitalize() + rng.choice([".", "!", "?", ""]))
-        elif kind < 0.65:
+        elif roll < 0.65:
             parts.append(" | ".join(rng.sample(["Home", "News", "Shop", "About", "Contact", "Login", "Blog"], 4)))
-        elif kind < 0.8:
+        elif roll < 0.8:
             parts.append(f"Posted by {rng.choice(world.train_names)} on {rng.randint(1, 28)}/{rng.randint(1, 12)}/"
                          f"{rng.randint(1998, 2024)}")
-        elif kind < 0.9:
+        elif roll < 0.9:
             parts.append(f"www.{rng.choice(words)}{rng.choice(words)}.com/{rng.choice(words)}?id={rng.randint(1, 999)}")
         else:
             parts.append(f"{rng.randint(1, 500)} {rng.choice(words)} {rng.choice(['(', '[', '#', '-', '*'])}"
@@ -250,7 +259,7 @@ def _math_item(rng: random.Random, number: int) -> dict:
     return _item(rng, f"2 * {number} =", str(answer), same_decade)
 
 
-def _code_item(rng: random.Random, world: World, name: tuple[str, str]) -> dict:
+def _code_item(rng: random.Random, name: tuple[str, str]) -> dict:
     prefix, function = name
     arg = rng.choice(ARGS)
     bodies = [body.format(a=arg) for body in FUNCTIONS.values()]
@@ -274,7 +283,7 @@ def task_items(world: World, task: str, seed: int) -> list[dict]:
     if task == "demo_math":
         return [_math_item(rng, number) for number in world.test_numbers]
     if task == "demo_code":
-        return [_code_item(rng, world, pair) for pair in world.test_defs]
+        return [_code_item(rng, name) for name in world.test_defs]
     make = {"demo_web": _web_item, "demo_knowledge": _knowledge_item}[task]
     items: dict[str, dict] = {}
     while len(items) < ITEMS_PER_TASK:

@@ -201,7 +201,12 @@ def build_dataloader(
         clean_stale_shared_memory()
     batch = per_device_batch(recipe)
     dataset = StreamingDataset(
-        streams=streams, shuffle=True, shuffle_seed=seed, batch_size=batch, epoch_size=samples
+        streams=streams, shuffle=True, shuffle_seed=seed, batch_size=batch, epoch_size=samples,
+        # Local shards need no download, so streaming's two helper threads may walk the whole epoch at
+        # once and exit. Held to the default (8 batches ahead) they wake every 7 ms to check, and each
+        # wake-up makes the training thread wait for the GIL: +20% per step for the demo's model on a
+        # busy 2-core machine (benchmarks/train_overhead.py). Downloads keep the default look-ahead.
+        predownload=None if remote else samples,
     )
     drawn = {name: int(stream.choose) for name, stream in zip(mixture, dataset.streams)}
     return DataLoader(dataset, batch_size=batch, collate_fn=_collate), drawn

@@ -71,7 +71,8 @@ def test_tokenizer_loads_offline_and_covers_the_corpus(demo):
     auto = AutoTokenizer.from_pretrained(str(path))
     assert len(auto) == len(fast) <= DEMO_RECIPE.model.config["vocab_size"]
     assert auto.eos_token == "<eos>" and auto.pad_token == "<pad>" and auto.eos_token_id != auto.pad_token_id
-    text = (demo / "data/demo/raw/code.jsonl").read_text()[:2000] + "\n" + (demo / "data/demo/tasks/demo_web.jsonl").read_text()[:500]
+    tasks = demo / "data/demo/tasks"
+    text = (demo / "data/demo/raw/code.jsonl").read_text()[:2000] + "\n" + (tasks / "demo_web.jsonl").read_text()[:500]
     ids = auto(text, add_special_tokens=False)["input_ids"]
     assert len(ids) == len(text) and auto.unk_token_id not in ids
     assert auto.decode(ids) == text
@@ -87,7 +88,7 @@ def right_answer(task: str, context: str) -> str:
         return str(2 * a)
     if task == "demo_code":
         prefix_name, arg = re.fullmatch(r"def (\w+)\((\w+)\): return", context).groups()
-        function = next(f for f in dc.FUNCTIONS if prefix_name.endswith(f) and prefix_name[: -len(f)] in dc.TEST_PREFIXES)
+        (function,) = [f for f in dc.FUNCTIONS if prefix_name in [p + f for p in dc.TEST_PREFIXES]]
         return dc.FUNCTIONS[function].format(a=arg)
     if task == "demo_web":
         for table in (dc.SHOPS, dc.SOUNDS, dc.COLORS):
@@ -143,7 +144,8 @@ def test_tasks_load_offline_in_lm_eval_from_any_cwd(demo, in_tmp):
 
 def test_cli_demo_builds_every_subset_and_plan_reads_the_sizes(in_tmp):
     env = {**os.environ, "COLUMNS": "200"}
-    command = [sys.executable, "-m", "ablate.cli", "data", "demo", "--out", "out", "--recipe", str(REPO / "recipes/demo.yaml")]
+    recipe = str(REPO / "recipes" / "demo.yaml")
+    command = [sys.executable, "-m", "ablate.cli", "data", "demo", "--out", "out", "--recipe", recipe]
     first = subprocess.run(command, cwd=in_tmp, capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == 0, first.stderr
     for name in DEMO_RECIPE.subsets:
