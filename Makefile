@@ -6,6 +6,8 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# The demo's tiny model runs fastest on one thread per process; set it yourself to override.
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: demo test bench venv clean
 

@@ -2,6 +2,7 @@
 no item copies training text, the tokenizer loads, and `ablate data demo` leaves the recipe's data built."""
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -37,8 +38,6 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 def read_items(root: Path, task: str) -> list[dict]:
-    import json
-
     return [json.loads(line) for line in (root / "data/demo/tasks" / f"{task}.jsonl").read_text().splitlines()]
 
 
@@ -146,13 +145,15 @@ def test_cli_demo_builds_every_subset_and_plan_reads_the_sizes(in_tmp):
     env = {**os.environ, "COLUMNS": "200"}
     recipe = str(REPO / "recipes" / "demo.yaml")
     command = [sys.executable, "-m", "ablate.cli", "data", "demo", "--out", "out", "--recipe", recipe]
-    first = subprocess.run(command, cwd=in_tmp, capture_output=True, text=True, env=env, timeout=300)
-    assert first.returncode == 0, first.stderr
+    built = subprocess.run(command, cwd=in_tmp, capture_output=True, text=True, env=env, timeout=300)
+    assert built.returncode == 0, built.stderr
     for name in DEMO_RECIPE.subsets:
-        assert re.search(rf"^ *{name} +[\d,]+ +[\d,]+", first.stdout, re.M), first.stdout
-    os.chdir(in_tmp / "out")
-    sizes = manifest_tokens(DEMO_RECIPE)
-    assert set(sizes) == set(DEMO_RECIPE.subsets) and all(n > 10_000 for n in sizes.values())
+        assert re.search(rf"^ *{name} +[\d,]+ +[\d,]+", built.stdout, re.M), built.stdout
 
-    again = subprocess.run(command, cwd=in_tmp, capture_output=True, text=True, env=env, timeout=300)
-    assert again.returncode == 0 and again.stderr.count("(up to date)") == len(DEMO_RECIPE.subsets), again.stderr
+    command = [sys.executable, "-m", "ablate.cli", "plan", "--recipe", recipe, "--json"]
+    planned = subprocess.run(command, cwd=in_tmp / "out", capture_output=True, text=True, env=env, timeout=120)
+    assert planned.returncode == 0, planned.stderr
+    sizes = json.loads(planned.stdout)["subset_sizes"]
+    os.chdir(in_tmp / "out")
+    assert sizes == manifest_tokens(DEMO_RECIPE) and set(sizes) == set(DEMO_RECIPE.subsets)
+    assert all(n > 100_000 for n in sizes.values())

@@ -6,26 +6,22 @@ it, or copy its plan into another results root to run a variant again under othe
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
 
-# Tiny models on shared CPU cores: one thread each is ~10× faster than two threads contending.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import pytest
+import yaml
+from typer.testing import CliRunner
 
-import json  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from pathlib import Path  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
-
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from tiny_study import BATCH, FINAL_RATIO, LR, SEQ_LEN, TOTAL_TOKENS, subset_of, write_tiny_study  # noqa: E402
+from tiny_study import BATCH, FINAL_RATIO, LR, SEQ_LEN, TOTAL_TOKENS, subset_of, write_tiny_study
 
 pytestmark = pytest.mark.slow
 STUDY = "tiny"

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models on shared cores: one thread is fastest
+import pytest
 
-import json  # noqa: E402
-import math  # noqa: E402
-
-import pytest  # noqa: E402
-
-from ablate.errors import AblateError  # noqa: E402
-from ablate.jobs import Busy, folder_lock, lock_holder, stale_reason, token_mismatch  # noqa: E402
-from ablate.plan import Variant  # noqa: E402
-from ablate.recipe import load_recipe  # noqa: E402
-from tiny_study import BATCH, FINAL_RATIO, LR, SEQ_LEN, TOTAL_TOKENS, write_tiny_study  # noqa: E402
+from ablate.errors import AblateError
+from ablate.jobs import Busy, folder_lock, lock_holder, stale_reason, token_mismatch
+from ablate.plan import Variant
+from ablate.recipe import load_recipe
+from tiny_study import BATCH, FINAL_RATIO, LR, SEQ_LEN, TOTAL_TOKENS, write_tiny_study
 
 PHASE = TOTAL_TOKENS // 2
 
