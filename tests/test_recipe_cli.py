@@ -20,7 +20,8 @@ def ablate(*args, cwd, env=None):
     """The CLI as a user runs it: a subprocess, so exit codes and stderr are real."""
     return subprocess.run(
         [sys.executable, "-m", "ablate.cli", *args],
-        cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=60,
+        cwd=cwd, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},  # wide enough that no table cell wraps
     )
 
 
