@@ -71,4 +71,4 @@ def test_demo_is_resumable_and_recovers_the_planted_diagonal(tmp_path):
         own = delta[(f"no-{group}", task)]
         assert float(own["ci_high_pp"]) < 0 and own["significant"] == "true", (group, own)
     assert (study / "deltas.png").stat().st_size > 10_000
-    assert "of the full run" in (study / "report.md").read_text()
+    assert "full run" in (study / "report.md").read_text()  # the study cost is stated
