@@ -1,7 +1,7 @@
 """Training overhead: one variant's continuation through ablate (Composer + StreamingDataset over MDS)
 against a plain PyTorch loop on the same model, token stream, batch, optimizer and thread count.
 
-    .venv/bin/python benchmarks/train_overhead.py [--steps 48] [--repeat 5] [--threads 1]
+    .venv/bin/python benchmarks/train_overhead.py [--steps 48] [--repeat 5] [--threads 1] [--width 64]
 
 Set-up (in a scratch folder): the demo corpus and its shards, and a start checkpoint written by
 `ablate.train.fit` after a few steps on the base mix. Three paths then train `--steps` batches of the
@@ -20,7 +20,8 @@ comparison is like for like). Timed: the training loop only (`Trainer.fit()` for
 Trainer construction belong to the study benchmark), after one untimed warm-up run of each path.
 The figure is the ratio of median wall times; beside it, the ratio of CPU time (all threads of the
 process), which time-sharing with other work on the machine disturbs less. Target: ablate / plain
-≤ 1.10 in wall time per token.
+≤ 1.10 in wall time per token. The overheads are per step and per sample, so their share falls as
+the model grows: `--width 256` (16× the demo's compute per token) shows it.
 """
 
 from __future__ import annotations
@@ -88,16 +89,28 @@ def plain_loop(recipe: Recipe, checkpoint: str, batches: Iterable, steps: int, s
     return time.perf_counter() - tick, time.process_time() - cpu, float(loss)
 
 
+def demo_model(width: int) -> Recipe:
+    """The demo recipe, its model `width` wide (16-wide attention heads)."""
+    from ablate.demo import demo_recipe
+
+    recipe = demo_recipe()
+    heads = max(1, width // 16)
+    config = {**recipe.model.config, "hidden_size": width, "intermediate_size": 4 * width,
+              "num_attention_heads": heads, "num_key_value_heads": heads}  # fmt: skip
+    return recipe.model_copy(update={"model": recipe.model.model_copy(update={"config": config})})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=48, help="batches per timed run")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each path, interleaved")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, the same for every path")
+    parser.add_argument("--width", type=int, default=64, help="hidden size (the demo's: 64); MLP 4× as wide")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train.Trainer = _CpuTimed  # fit() builds its Trainer from this name
 
-    with demo_workspace() as recipe:
+    with demo_workspace(demo_model(args.width)) as recipe:
         checkpoint = start_checkpoint(recipe, SCRATCH / "start")
         begin = train.load_start(checkpoint, weights=False).tokens
         mixture, seed, batch = normalize(recipe.mixes.upsample), 0, recipe.training.batch_size
@@ -137,8 +150,8 @@ def main() -> None:
                 wall[name].append(seconds)
                 cpu[name].append(cpu_seconds)
 
-    print(f"{args.steps} steps × {batch} × {recipe.seq_len} tokens = {tokens:,} tokens per run; {args.repeat} runs "
-          f"each; {torch.get_num_threads()} torch thread(s); {machine()}")
+    print(f"width {args.width}; {args.steps} steps × {batch} × {recipe.seq_len} tokens = {tokens:,} tokens per run; "
+          f"{args.repeat} runs each; {torch.get_num_threads()} torch thread(s); {machine()}")
     print(f"{'path':<11}{'median s':>9}{'tokens/s':>10}{'ms/step':>9}{'vs plain':>10}{'CPU s':>8}{'vs plain':>10}"
           f"{'final loss':>12}   runs (s)")
     base, base_cpu = statistics.median(wall["plain"]), statistics.median(cpu["plain"])

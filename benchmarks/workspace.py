@@ -9,6 +9,7 @@ repository's).
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -17,13 +18,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-# Shared with child processes (a job forked by the local launcher re-imports the benchmark script).
-SCRATCH = Path(os.environ.get("ABLATE_BENCH_SCRATCH") or tempfile.mkdtemp(prefix="ablate-bench-"))
-os.environ["ABLATE_BENCH_SCRATCH"] = str(SCRATCH)
+# Shared with child processes (a job forked by the local launcher re-imports the benchmark script);
+# the process that creates it removes it at exit.
+if "ABLATE_BENCH_SCRATCH" in os.environ:
+    SCRATCH = Path(os.environ["ABLATE_BENCH_SCRATCH"])
+else:
+    SCRATCH = Path(tempfile.mkdtemp(prefix="ablate-bench-"))
+    os.environ["ABLATE_BENCH_SCRATCH"] = str(SCRATCH)
+    atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models on shared cores: 2 threads can be 10× slower
 for _key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(_key, "1")
-os.environ["TQDM_DISABLE"] = "1"  # lm-eval's progress bars would bury the tables
+os.environ["TQDM_DISABLE"] = "1"  # progress bars that take tqdm's defaults (lm-eval passes its own)
 os.environ["HF_DATASETS_CACHE"] = str(SCRATCH / "hf-datasets")
 os.environ.pop("ABLATE_RESULTS", None)  # results/ resolves inside the scratch folder
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
