@@ -72,6 +72,9 @@ class Training(_Strict):
     optimizer: Optimizer = Optimizer()
     warmup_tokens: Annotated[int, Field(ge=0)] = Field(0, description="linear warm-up at the start of pretraining")
     schedule: Schedule = Schedule()
+    grad_clip_norm: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="clip the global gradient norm to this before each step; None = no clipping"
+    )
     seed: int = 17
     precision: Literal["fp32", "amp_bf16", "amp_fp16"] = "fp32"
     checkpoint_every_tokens: Annotated[int, Field(gt=0)] | None = Field(

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import transformers
 from composer import Callback, Logger, State, Trainer
+from composer.algorithms import GradientClipping
 from composer.models import HuggingFaceModel
 from composer.optim import DecoupledAdamW
 from composer.utils import get_file
@@ -392,6 +393,7 @@ def fit(
         max_duration=f"{end_tokens}tok",
         optimizers=_optimizer(start.model, recipe),
         callbacks=[TokenLR(schedule), log],
+        algorithms=[GradientClipping("norm", training.grad_clip_norm)] if training.grad_clip_norm else [],
         load_path=start.load_path,
         # A new mix, and the phase's own seed: neither the old data position nor the old RNG carries over.
         load_ignore_keys=["state/dataset_state", "rng"] if start.load_path else None,

@@ -84,6 +84,8 @@ def plain_loop(recipe: Recipe, checkpoint: str, batches: Iterable, steps: int, s
         optimizer.zero_grad(set_to_none=True)
         loss = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
         loss.backward()
+        if recipe.training.grad_clip_norm:  # what Composer's GradientClipping does before each step
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.training.grad_clip_norm)
         optimizer.step()
         tokens += per_step
     return time.perf_counter() - tick, time.process_time() - cpu, float(loss)

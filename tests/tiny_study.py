@@ -75,7 +75,7 @@ def recipe_dict(root: Path) -> dict:
         "training": {
             "total_tokens": TOTAL_TOKENS, "phase": 0.5, "batch_size": BATCH,
             "optimizer": {"name": "decoupled_adamw", "lr": LR}, "warmup_tokens": 2_048,
-            "schedule": {"name": "linear", "final_ratio": FINAL_RATIO}, "seed": 17,
+            "schedule": {"name": "linear", "final_ratio": FINAL_RATIO}, "grad_clip_norm": 1.0, "seed": 17,
             "checkpoint_every_tokens": CHECKPOINT_EVERY,
         },  # fmt: skip
         # Absolute, so a copy of the study under another results root starts from the same checkpoint.
