@@ -353,6 +353,9 @@ def child_main(argv: list[str], cwd: str, env: dict[str, str], log: str) -> None
     """Entry of a job forked by the local launcher: its own folder, environment and log file."""
     os.chdir(cwd)
     os.environ.update(env)
+    import torch  # already imported by the fork server, which read OMP_NUM_THREADS before this job's
+
+    torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()

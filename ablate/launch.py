@@ -19,6 +19,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Protocol
 
 from ablate.errors import AblateError
@@ -50,6 +51,31 @@ def _environment() -> dict[str, str]:
     return {**OFFLINE, "ABLATE_RESULTS": str(results_root().resolve())}
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its affinity, which containers and `taskset` narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def slot_environment(slot: int, parallel: int, gpus: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """The share of the machine for the job in `slot` (0-based) of `parallel` concurrent jobs.
+
+    CPU threads: OMP_NUM_THREADS if the user set it, else the cores split evenly (tiny models on
+    oversubscribed cores run many times slower). GPUs: with more than one job at a time, slot s
+    sees devices s·gpus … (s+1)·gpus − 1 of CUDA_VISIBLE_DEVICES (or of all, when that is unset).
+    """
+    env = {"OMP_NUM_THREADS": environ.get("OMP_NUM_THREADS") or str(max(1, available_cores() // parallel))}
+    if parallel > 1:
+        visible = environ.get("CUDA_VISIBLE_DEVICES")
+        devices = visible.split(",") if visible else [str(index) for index in range(parallel * gpus)]
+        if len(devices) < parallel * gpus:
+            raise AblateError(
+                f"--parallel {parallel} with --gpus {gpus} needs {parallel * gpus} GPUs, CUDA_VISIBLE_DEVICES "
+                f"lists {len(devices)}; lower --parallel or --gpus"
+            )
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(devices[slot * gpus : (slot + 1) * gpus])
+    return env
+
+
 # ---- local ---------------------------------------------------------------------------------
 
 
@@ -78,11 +104,12 @@ def _fork_server() -> multiprocessing.context.BaseContext:
     return _context
 
 
-def start_local(study: str, job: str, folder: Path, *, strict: bool = False) -> Running:
+def start_local(study: str, job: str, folder: Path, *, slot: dict[str, str], strict: bool = False) -> Running:
+    """Fork the job; `slot` is its slot_environment (threads, devices), applied before torch works."""
     from ablate.jobs import child_main
 
     context = _fork_server()
-    args = (job_argv(study, job, strict), os.getcwd(), _environment(), str(log_path(folder)))
+    args = (job_argv(study, job, strict), os.getcwd(), {**_environment(), **slot}, str(log_path(folder)))
     process = context.Process(target=child_main, args=args, name=f"ablate-{job}")
     process.start()
     return _Forked(process)
@@ -113,7 +140,9 @@ def composer_command(study: str, job: str, gpus: int, folder: Path | str, *, str
     ]  # fmt: skip
 
 
-def start_torchrun(study: str, job: str, folder: Path, *, gpus: int, strict: bool = False) -> Running:
+def start_torchrun(
+    study: str, job: str, folder: Path, *, gpus: int, slot: dict[str, str], strict: bool = False
+) -> Running:
     log = log_path(folder)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as handle:
@@ -121,7 +150,7 @@ def start_torchrun(study: str, job: str, folder: Path, *, gpus: int, strict: boo
             composer_command(study, job, gpus, folder, strict=strict),
             stdout=handle,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **_environment()},
+            env={**os.environ, **_environment(), **slot},
         )
     return _Subprocess(process)
 

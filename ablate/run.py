@@ -5,6 +5,7 @@
     ablate run --checkpoint step-90k             # another start: re-plans (new hashes) first
     ablate run --launcher torchrun --gpus 8      # each variant data-parallel on 8 processes
     ablate run --launcher slurm --gpus 8         # one job-array task per variant, via sbatch
+    ablate run --parallel 2                      # two variants at once, each on half the cores (or its own GPU)
     ablate run --dry-run                         # what would run, and why; nothing is trained
 
     from ablate.run import run_study
@@ -19,6 +20,7 @@ holds results for another hash.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +43,7 @@ from ablate.jobs import (
 from ablate.manifest import is_remote, read_manifest
 from ablate.plan import Plan, Variant, with_checkpoint
 from ablate.recipe import Recipe
-from ablate.store import current_study, read_status, study_dir, variant_dir, write_json
+from ablate.store import current_study, read_status, study_dir, variant_dir, write_json, write_status
 
 POLL_SECONDS = 0.5
 WORK = ("train", "resume", "evaluate")  # actions that start a job
@@ -169,47 +171,86 @@ class Observer(Protocol):
     def finished(self, outcome: Outcome) -> None: ...
 
 
-def check_launcher(launcher: str, gpus: int) -> None:
+def check_launcher(launcher: str, gpus: int, parallel: int = 1) -> None:
     if launcher not in launch.LAUNCHERS:
         raise AblateError(f"--launcher {launcher}: use one of {', '.join(launch.LAUNCHERS)}")
     if gpus < 1:
         raise AblateError(f"--gpus {gpus}: use 1 or more")
     if gpus > 1 and launcher == "local":
         raise AblateError(f"--gpus {gpus}: the local launcher runs one process per variant; add --launcher torchrun")
+    if parallel < 1:
+        raise AblateError(f"--parallel {parallel}: use 1 or more")
+    if parallel > 1 and launcher == "slurm":
+        raise AblateError(f"--parallel {parallel}: Slurm schedules the array tasks itself; leave --parallel out")
 
 
-def run_job(
-    study: str, action: Action, *, launcher: str, gpus: int, strict: bool, observer: Observer | None = None
-) -> Outcome:
-    """Start one job's process(es), poll its status until it exits, and return what happened."""
+@dataclass
+class _Job:
+    """A job whose process is running, and the slot (share of cores and GPUs) it holds."""
+
+    action: Action
+    process: launch.Running
+    slot: int
+    tick: float
+
+
+def _start(study: str, action: Action, slot: int, *, launcher: str, gpus: int, parallel: int, strict: bool) -> _Job:
     action.folder.mkdir(parents=True, exist_ok=True)
+    environment = launch.slot_environment(slot, parallel, gpus, os.environ)
     tick = time.perf_counter()  # process start-up counts: the first local job also starts the fork server
     if launcher == "torchrun" and action.job != START:
-        process = launch.start_torchrun(study, action.job, action.folder, gpus=gpus, strict=strict)
+        process = launch.start_torchrun(study, action.job, action.folder, gpus=gpus, slot=environment, strict=strict)
     else:
-        process = launch.start_local(study, action.job, action.folder, strict=strict)
-    try:
-        while (code := process.poll()) is None:
-            if observer:
-                observer.running(action, read_status(action.folder))
-            time.sleep(POLL_SECONDS)
-    except BaseException:
-        process.kill()
-        raise
-    seconds = time.perf_counter() - tick
+        process = launch.start_local(study, action.job, action.folder, slot=environment, strict=strict)
+    return _Job(action, process, slot, tick)
+
+
+def _outcome(job: _Job, code: int) -> Outcome:
+    """What a job's exit means; a process that died without saying why is marked failed here."""
+    seconds, action = time.perf_counter() - job.tick, job.action
     status = read_status(action.folder)
     if code == EXIT_BUSY:
         return Outcome(action.job, "busy", seconds, status)
     if code != 0 and status["state"] != "failed":  # died before it could say why (a signal, the OOM killer)
         status = {**status, "error": f"exited with code {code}; see {launch.log_path(action.folder)}"}
-        from ablate.store import write_status
-
         write_status(action.folder, "failed", error=status["error"])
         status["state"] = "failed"
     if code == EXIT_USER and action.job == START:
         log = launch.log_path(action.folder)
         raise AblateError(status.get("error") or f"start checkpoint: cannot evaluate it; see {log}")
     return Outcome(action.job, status["state"], seconds, status)
+
+
+def _run_jobs(
+    study: str, actions: list[Action], *, launcher: str, gpus: int, parallel: int, strict: bool,
+    observer: Observer | None,
+) -> list[Outcome]:  # fmt: skip
+    """Run the actions' jobs, up to `parallel` at once, in order; poll their status until all exit."""
+    waiting, running, outcomes = list(actions), [], []
+    try:
+        while waiting or running:
+            free = sorted(set(range(parallel)) - {job.slot for job in running})
+            while waiting and free:
+                job = _start(study, waiting.pop(0), free.pop(0), launcher=launcher, gpus=gpus, parallel=parallel,
+                             strict=strict)  # fmt: skip
+                running.append(job)
+            for job in list(running):
+                code = job.process.poll()
+                if code is None:
+                    if observer:
+                        observer.running(job.action, read_status(job.action.folder))
+                    continue
+                running.remove(job)
+                outcomes.append(_outcome(job, code))
+                if observer:
+                    observer.finished(outcomes[-1])
+            if running:
+                time.sleep(POLL_SECONDS)
+    except BaseException:
+        for job in running:  # Ctrl-C, or a start checkpoint every variant would fail on
+            job.process.kill()
+        raise
+    return outcomes
 
 
 def run_study(
@@ -219,16 +260,17 @@ def run_study(
     variants: list[str] | None = None,
     launcher: str = "local",
     gpus: int = 1,
+    parallel: int = 1,
     strict: bool = False,
     observer: Observer | None = None,
 ) -> list[Outcome]:
-    """Run every job that needs work, one after another; a failed variant does not stop the rest.
+    """Run every job that needs work, `parallel` at a time; a failed variant does not stop the rest.
 
-    Returns one Outcome per job that ran, was submitted, or found its folder locked. Raises
-    AblateError for bad input, and when the start checkpoint cannot be loaded (every variant
-    would fail the same way).
+    Returns one Outcome per job that ran, was submitted, or found its folder locked, in the order
+    they finished. Raises AblateError for bad input, and when the start checkpoint cannot be loaded
+    (every variant would fail the same way: the running jobs are stopped, and resume on the next run).
     """
-    check_launcher(launcher, gpus)
+    check_launcher(launcher, gpus, parallel)
     study, plan, actions = prepare(study, checkpoint=checkpoint, variants=variants)
     todo = [a for a in actions if a.do in WORK]
     if launcher == "slurm" and todo:
@@ -240,12 +282,8 @@ def run_study(
     outcomes = []
     for action in actions:
         if action.do == "busy":
-            outcome = Outcome(action.job, "busy", 0.0, {"error": action.why})
-        elif action.do in WORK:
-            outcome = run_job(study, action, launcher=launcher, gpus=gpus, strict=strict, observer=observer)
-        else:
-            continue
-        outcomes.append(outcome)
-        if observer:
-            observer.finished(outcome)
-    return outcomes
+            outcomes.append(Outcome(action.job, "busy", 0.0, {"error": action.why}))
+            if observer:
+                observer.finished(outcomes[-1])
+    run = _run_jobs(study, todo, launcher=launcher, gpus=gpus, parallel=parallel, strict=strict, observer=observer)
+    return outcomes + run

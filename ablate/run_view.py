@@ -1,4 +1,4 @@
-"""How `ablate run` looks in the terminal: a bar over the jobs, a bar over the running job's tokens,
+"""How `ablate run` looks in the terminal: a bar over the jobs, a bar over each running job's tokens,
 and one summary line per finished job (tokens, time, tokens/s, final loss, headline scores).
 
     from ablate.run import run_study
@@ -46,7 +46,7 @@ class RunDisplay:
         self.outcomes: list[Outcome] = []
         self.progress: Progress | None = None
         self.jobs: TaskID | None = None
-        self.current: TaskID | None = None
+        self.bars: dict[str, TaskID] = {}  # running job → its bar
 
     def __enter__(self) -> RunDisplay:
         if self.console.is_terminal:
@@ -69,18 +69,19 @@ class RunDisplay:
     def running(self, action: Action, status: dict[str, Any]) -> None:
         if not self.progress:
             return
-        if self.current is None:
-            self.current = self.progress.add_task(escape(action.job), total=action.tokens or None, detail="starting")
+        if action.job not in self.bars:
+            self.bars[action.job] = self.progress.add_task(
+                escape(action.job), total=action.tokens or None, detail="starting"
+            )
         done = int(status.get("tokens_done") or 0)
         detail = f"{status.get('state', 'starting')}" + (f" {done:,} tokens" if action.tokens else "")
-        self.progress.update(self.current, completed=done if action.tokens else 0, detail=detail)
+        self.progress.update(self.bars[action.job], completed=done if action.tokens else 0, detail=detail)
 
     def finished(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
         if self.progress:
-            if self.current is not None:
-                self.progress.remove_task(self.current)
-                self.current = None
+            if outcome.job in self.bars:
+                self.progress.remove_task(self.bars.pop(outcome.job))
             if self.jobs is not None:
                 self.progress.advance(self.jobs)
                 total = self.progress.tasks[self.jobs].total

@@ -206,6 +206,47 @@ def test_killed_run_resumes_to_the_same_weights(tiny):
         assert torch.equal(value, weights["uninterrupted"][key]), key
 
 
+class Overlap:
+    """An observer that records the most jobs it saw running at one poll."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}  # job → when it was last seen running
+        self.most = 0
+
+    def planned(self, actions) -> None:
+        pass
+
+    def running(self, action, status) -> None:
+        now = time.monotonic()
+        self.seen[action.job] = now
+        self.most = max(self.most, sum(now - last < 1.5 for last in self.seen.values()))
+
+    def finished(self, outcome) -> None:
+        self.seen.pop(outcome.job, None)
+
+
+def test_parallel_run_overlaps_jobs_and_trains_the_same_weights(tiny):
+    import torch
+
+    results = clone(tiny, "parallel")
+    overlap = Overlap()
+    tiny.patch.setenv("ABLATE_RESULTS", str(results))
+    try:
+        from ablate.run import run_study
+
+        outcomes = run_study(parallel=2, observer=overlap)
+    finally:
+        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
+    assert sorted((o.job, o.state) for o in outcomes) == [("baseline", "done"), ("no-g", "done"), ("start", "done")]
+    assert overlap.most == 2
+    for variant in ("baseline", "no-g"):
+        assert status(results, variant)["scores"] == status(tiny.results, variant)["scores"]
+        paths = [r / STUDY / variant / "checkpoints" / "latest-rank0.pt" for r in (tiny.results, results)]
+        one, two = (torch.load(p, weights_only=False, map_location="cpu")["state"]["model"] for p in paths)
+        for key, value in one.items():
+            assert torch.equal(value, two[key]), (variant, key)
+
+
 def test_changed_recipe_changes_the_hash_and_is_not_reused(tiny):
     results = clone(tiny, "changed", variants=True)
     raw = yaml.safe_load(tiny.recipe.read_text())
@@ -276,6 +317,8 @@ def test_bad_input_fails_with_one_line_and_exit_2(tiny):
         ("run", "--variant", "nope"): "--variant nope: not in the plan",
         ("run", "--checkpoint", "/nowhere/x.pt"): "--checkpoint /nowhere/x.pt: /nowhere/x.pt does not exist",
         ("run", "--launcher", "mpi"): "--launcher mpi: use one of local, torchrun, slurm",
+        ("run", "--parallel", "0"): "--parallel 0: use 1 or more",
+        ("run", "--launcher", "slurm", "--parallel", "2"): "--parallel 2: Slurm schedules the array tasks itself",
     }
     for args, expected in cases.items():
         result = ablate(*args, cwd=tiny.root, results=results, timeout=60)
