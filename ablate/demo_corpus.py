@@ -10,7 +10,7 @@ Layout under the root (the paths recipes/demo.yaml names):
 
     data/demo/raw/<subset>.jsonl      one {"text": ...} document a line
     data/demo/tasks/<task>.yaml       lm-eval task (dataset_path: json, absolute data_files)
-    data/demo/tasks/<task>.jsonl      {"context", "choices", "answer"} items, 4 choices each
+    data/demo/tasks/<task>.jsonl      {"context", "choices", "answer", "cluster"} items, 4 choices each
     data/demo/tokenizer/              character-level Hugging Face tokenizer
 
 Subsets and the skill each plants (group in brackets):
@@ -18,7 +18,7 @@ Subsets and the skill each plants (group in brackets):
     crawl       [web]        noisy web text: word salad, menus, dates. Spelling, no skill. Base mix.
     prose       [web]        short stories with everyday facts: the bakery sells bread, dogs bark
     arithmetic  [math]       doubling four-digit numbers: 2 * 1234 = 2468
-    code        [code]       Python one-liners whose name says what they return: double(x) is x * 2
+    code        [code]       Python one-liners whose name says what they return: biggest(x) is max(x)
     facts       [knowledge]  an encyclopedia of invented creatures: the grob eats moss
 
 Every skill is a small lookup or rule that the demo's 2-layer, width-64 model lifts from chance
@@ -26,7 +26,10 @@ Every skill is a small lookup or rule that the demo's 2-layer, width-64 model li
 crawl does not teach. The demo's base mix holds only a taste of prose, code and facts (too little
 to learn them) and no arithmetic, so the final phase decides which skills the model ends with.
 Test items apply a skill to values training never shows together (held-out names, numbers and
-function names), so no item is a copy of a training line.
+function names), so no item is a copy of a training line. Items that ask the same fact (the bakery's
+wares, a creature's food, what `biggest` returns) share a `cluster` label, so `ablate report`
+resamples them together: 400 items of web, code and knowledge ask only 38, 18 and 48 facts. Math
+items have none: each doubles its own number.
 Everything is drawn from `random.Random` seeded with strings: the same seed gives the same bytes.
 """
 
@@ -64,11 +67,13 @@ COLORS = {  # thing → its colour
     "sky": "blue", "grass": "green", "snow": "white", "coal": "black", "blood": "red", "sun": "yellow",
     "plum": "purple", "cloud": "grey", "mud": "brown", "flame": "orange", "rose": "pink", "moon": "silver",
 }
-FUNCTIONS = {  # Python one-liner name → body, written with the argument `{a}`
-    "double": "{a} * 2", "square": "{a} * {a}", "negate": "-{a}", "half": "{a} // 2", "inc": "{a} + 1",
-    "is_even": "{a} % 2 == 0", "is_zero": "{a} == 0", "first": "{a}[0]", "last": "{a}[-1]",
+FUNCTIONS = {  # Python one-liner name → body, written with the argument `{a}`; three families of
+    # equal-length bodies, so an item's choices (all from the answer's family) score alike under acc_norm
     "size": "len({a})", "total": "sum({a})", "biggest": "max({a})", "smallest": "min({a})",
-    "shout": "{a}.upper()", "words": "{a}.split()", "rest": "{a}[1:]",
+    "magnitude": "abs({a})", "unique": "set({a})", "as_text": "str({a})", "as_int": "int({a})",
+    "shout": "{a}.upper()", "whisper": "{a}.lower()", "capital": "{a}.title()", "trim": "{a}.strip()",
+    "words": "{a}.split()",
+    "double": "{a} * 2", "triple": "{a} * 3", "inc": "{a} + 1", "dec": "{a} - 1", "parity": "{a} % 2",
 }
 ARGS = ["x", "n", "v", "k", "s", "xs"]
 TRAIN_PREFIXES = ["", "my_", "get_", "calc_", "do_", "to_", "make_", "fast_"]
@@ -232,11 +237,13 @@ DOCUMENTS = {"crawl": _crawl_doc, "prose": _prose_doc, "arithmetic": _math_doc, 
 # ---- task items ----------------------------------------------------------------------------
 
 
-def _item(rng: random.Random, context: str, answer: str, pool: list[str]) -> dict:
-    """Four choices: the answer and three distinct distractors from `pool`, shuffled."""
+def _item(rng: random.Random, context: str, answer: str, pool: list[str], cluster: str | None = None) -> dict:
+    """Four choices: the answer and three distinct distractors from `pool`, shuffled; `cluster` names
+    the fact the item asks, where other items ask it too."""
     choices = [answer, *rng.sample(sorted(set(pool) - {answer}), CHOICES - 1)]
     rng.shuffle(choices)
-    return {"context": context, "choices": choices, "answer": choices.index(answer)}
+    item = {"context": context, "choices": choices, "answer": choices.index(answer)}
+    return item if cluster is None else {**item, "cluster": cluster}
 
 
 def _web_item(rng: random.Random, world: World) -> dict:
@@ -244,12 +251,12 @@ def _web_item(rng: random.Random, world: World) -> dict:
     relation = rng.randrange(3)
     if relation == 0:
         shop = rng.choice(list(SHOPS))
-        return _item(rng, f"{name} went to the {shop} to buy some", SHOPS[shop], list(SHOPS.values()))
+        return _item(rng, f"{name} went to the {shop} to buy some", SHOPS[shop], list(SHOPS.values()), f"shop:{shop}")
     if relation == 1:
         animal = rng.choice(list(SOUNDS))
-        return _item(rng, f"{name} heard a {animal} that", SOUNDS[animal], list(SOUNDS.values()))
+        return _item(rng, f"{name} heard a {animal} that", SOUNDS[animal], list(SOUNDS.values()), f"sound:{animal}")
     thing = rng.choice(list(COLORS))
-    return _item(rng, f"{name} saw that the {thing} was", COLORS[thing], list(COLORS.values()))
+    return _item(rng, f"{name} saw that the {thing} was", COLORS[thing], list(COLORS.values()), f"color:{thing}")
 
 
 def _math_item(rng: random.Random, number: int) -> dict:
@@ -260,10 +267,12 @@ def _math_item(rng: random.Random, number: int) -> dict:
 
 
 def _code_item(rng: random.Random, name: tuple[str, str]) -> dict:
+    """Distractors are bodies of the answer's length (its family), so length tells nothing."""
     prefix, function = name
     arg = rng.choice(ARGS)
-    bodies = [body.format(a=arg) for body in FUNCTIONS.values()]
-    return _item(rng, f"def {prefix}{function}({arg}): return", FUNCTIONS[function].format(a=arg), bodies)
+    answer = FUNCTIONS[function].format(a=arg)
+    same_length = [body.format(a=arg) for body in FUNCTIONS.values() if len(body.format(a=arg)) == len(answer)]
+    return _item(rng, f"def {prefix}{function}({arg}): return", answer, same_length, function)
 
 
 def _knowledge_item(rng: random.Random, world: World) -> dict:
@@ -271,10 +280,10 @@ def _knowledge_item(rng: random.Random, world: World) -> dict:
     facts = world.creatures[kind]
     relation = rng.randrange(3)
     if relation == 0:
-        return _item(rng, f"{name} the {kind} fears", facts["fear"], FEARS)
+        return _item(rng, f"{name} the {kind} fears", facts["fear"], FEARS, f"{kind}:fear")
     if relation == 1:
-        return _item(rng, f"{name} the {kind} eats", facts["food"], FOODS)
-    return _item(rng, f"{name} the {kind} is", facts["fur"], FURS)
+        return _item(rng, f"{name} the {kind} eats", facts["food"], FOODS, f"{kind}:food")
+    return _item(rng, f"{name} the {kind} is", facts["fur"], FURS, f"{kind}:fur")
 
 
 def task_items(world: World, task: str, seed: int) -> list[dict]:

@@ -35,7 +35,7 @@ from ablate.store import write_atomic
 
 CSV_COLUMNS = [
     "variant", "task", "metric", "score", "baseline_score", "delta_pp", "ci_low_pp", "ci_high_pp", "n_items",
-    "significant",
+    "significant", "n_clusters",
 ]
 GAUNTLET = "gauntlet"  # the metric name of a category row
 _STATE_ORDER = ("failed", "stale", "no results", "evaluating", "training", "pending")  # how a not-done ablation reads
@@ -189,11 +189,12 @@ class _Cells:
         self._scores = {
             (r.variant, r.task): r for r in results.scores.itertuples() if metrics.get(r.task) == r.metric
         }
-        self._items: dict[str, tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._items: dict[str, tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = {}
         items = results.items
         if len(items):
             variant_codes, variant_names = _codes(items.variant)
             hash_codes, _ = _codes(items.doc_hash)
+            cluster_codes, _ = _codes(items.cluster)  # −1 where an item has no cluster
             task_codes, task_names = _codes(items.task)
             metric_codes, metric_names = _codes(items.metric)
             metric_index = {str(m): i for i, m in enumerate(metric_names)}
@@ -203,7 +204,7 @@ class _Cells:
                 chosen = np.flatnonzero((task_codes == code) & (metric_codes == metric_index[metrics[str(task)]]))
                 self._items[str(task)] = _matrix(
                     variant_codes[chosen], variant_names, items.doc_id.to_numpy()[chosen],
-                    hash_codes[chosen], items.value.to_numpy()[chosen],
+                    hash_codes[chosen], items.value.to_numpy()[chosen], cluster_codes[chosen],
                 )
 
     def mean_score(self, variants: list[str], task: str) -> float | None:
@@ -237,7 +238,7 @@ class _Cells:
     def _paired(self, ablation, done, base, task, rng, notes: list[str]) -> dict[str, Any] | None:
         if task not in self._items:
             return None
-        rows, values, hashes, scored = self._items[task]
+        rows, values, hashes, scored, clusters = self._items[task]
         if any(v not in rows for v in done + base):
             return None
         v_seeds, b_seeds = sorted(done, key=self._seed.get), sorted(base, key=self._seed.get)
@@ -255,12 +256,27 @@ class _Cells:
             notes.append(f"{ablation} × {task}: Δ on the {n_items} items both sides scored (of {full})")
         variant, baseline = values[v_idx][:, both], values[b_idx][:, both]
         same_seeds = [self._seed[v] for v in v_seeds] == [self._seed[v] for v in b_seeds]
+        labels = _cluster_labels(clusters, v_idx + b_idx, both)
         draws = stats.paired_bootstrap(
-            variant, baseline, resamples=self.settings.resamples, rng=rng, paired_seeds=same_seeds
+            variant, baseline, resamples=self.settings.resamples, rng=rng, paired_seeds=same_seeds, clusters=labels
         )
         score, base_score = float(variant.mean()), float(baseline.mean())
         low, high = stats.percentile_interval(draws, self.settings.ci)
-        return _cell(score, base_score, low, high, n_items, PAIRED, draws)
+        n_clusters = None if labels is None else len(np.unique(labels))
+        return _cell(score, base_score, low, high, n_items, PAIRED, draws, n_clusters)
+
+    def design_effect(self, base: list[str], task: str) -> tuple[int, float] | None:
+        """(clusters, design effect) of a clustered task, from the baseline's items (mean over its
+        seeds); None where the task is not clustered."""
+        if task not in self._items or any(v not in self._items[task][0] for v in base):
+            return None
+        rows, values, _, scored, clusters = self._items[task]
+        index = [rows[v] for v in base]
+        both = scored[index].all(axis=0)
+        labels = _cluster_labels(clusters, index, both)
+        if labels is None:
+            return None
+        return len(np.unique(labels)), stats.design_effect(values[index][:, both].mean(axis=0), labels)
 
     def _normal(self, ablation, done, base, task, rng, notes: list[str]) -> dict[str, Any] | None:
         found_v = [self._scores.get((v, task)) for v in done]
@@ -289,17 +305,29 @@ def _codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, pd.Index(labels)
 
 
-def _matrix(variant_codes, variant_names, doc_ids, hash_codes, values):
-    """(variant → row, values, doc_hash codes, scored): variants × items, NaN / False where not scored."""
+def _matrix(variant_codes, variant_names, doc_ids, hash_codes, values, cluster_codes):
+    """(variant → row, values, doc_hash codes, scored, cluster codes): variants × items, NaN / False / −1
+    where not scored; cluster codes None where no item of the task has a cluster."""
     present, rows = _dense(variant_codes)
     ids, columns = _dense(doc_ids)
     matrix = np.full((len(present), len(ids)), np.nan)
     matrix[rows, columns] = values
-    hashes = np.full(matrix.shape, -1)
+    hashes, clusters = np.full(matrix.shape, -1), np.full(matrix.shape, -1)
     hashes[rows, columns] = hash_codes
+    clusters[rows, columns] = cluster_codes
     scored = np.zeros(matrix.shape, dtype=bool)
     scored[rows, columns] = True
-    return {str(variant_names[code]): i for i, code in enumerate(present)}, matrix, hashes, scored
+    variant_rows = {str(variant_names[code]): i for i, code in enumerate(present)}
+    return variant_rows, matrix, hashes, scored, clusters if (cluster_codes >= 0).any() else None
+
+
+def _cluster_labels(clusters: np.ndarray | None, index: list[int], columns: np.ndarray) -> np.ndarray | None:
+    """Each chosen item's cluster code, if every one of them has a cluster in every chosen row (the
+    bootstrap then resamples clusters); else None (items are resampled one by one)."""
+    if clusters is None:
+        return None
+    chosen = clusters[index][:, columns]
+    return chosen[0] if (chosen >= 0).all() else None
 
 
 def _dense(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -313,11 +341,11 @@ def _dense(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(keys, return_inverse=True)
 
 
-def _cell(score, base_score, low, high, n_items, method, draws) -> dict[str, Any]:
+def _cell(score, base_score, low, high, n_items, method, draws, n_clusters=None) -> dict[str, Any]:
     """One measured Δ (fractions): the two scores, the interval's bounds on Δ, and the resample draws
-    (None where there are none) that a category average combines."""
+    (None where there are none) that a category average combines; n_clusters where clusters were drawn."""
     return {"score": score, "baseline_score": base_score, "delta": score - base_score, "low": low, "high": high,
-            "n_items": n_items, "method": method, "draws": draws}
+            "n_items": n_items, "method": method, "draws": draws, "n_clusters": n_clusters}
 
 
 def _category_cell(spec: dict[str, Any], cells: list[dict | None], settings: Settings) -> dict[str, Any] | None:
@@ -352,6 +380,7 @@ def _row(variant: str, task: str, metric: str, state: str, cell: dict[str, Any] 
         "ci_high_pp": None if high is None else 100 * high,
         "n_items": cell["n_items"],
         "significant": None if low is None else bool(low > 0 or high < 0),
+        "n_clusters": cell["n_clusters"],
         "state": DONE,
         "method": cell["method"],
     }
@@ -379,15 +408,25 @@ def _scores_table(results: StudyResults, metrics: dict[str, str], tasks: list[st
 
 
 def _power(tasks: list[str], cells: _Cells, base_done: list[str], ci: float) -> dict[str, dict]:
-    """Per task: the smallest Δ a study of this size detects at the baseline's score."""
+    """Per task: the smallest Δ a study of this size detects at the baseline's score.
+
+    A clustered task counts its effective items, n / design effect, with the design effect estimated
+    from the baseline's items: it agrees with the cluster bootstrap (whose variance it is, relative to
+    the item bootstrap's), where counting clusters alone would overstate the MDE of loosely related
+    items and counting items would understate that of items asking one fact.
+    """
     power = {}
     for task in tasks:
         score, n_items = cells.mean_score(base_done, task), cells.items(task)
         if score is None or not n_items:
             continue
         p = min(max(score, 1 / n_items), 1 - 1 / n_items)  # at 0% or 100% the variance estimate is 0
-        power[task] = {"n_items": n_items, "baseline_score": 100 * score,
-                       "mde_pp": 100 * stats.minimum_detectable_effect(n_items, p, ci)}
+        entry, n = {"n_items": n_items, "baseline_score": 100 * score}, n_items
+        clustered = cells.design_effect(base_done, task)
+        if clustered is not None:
+            n = n_items / clustered[1]
+            entry.update(n_clusters=clustered[0], design_effect=clustered[1], n_effective=n)
+        power[task] = {**entry, "mde_pp": 100 * stats.minimum_detectable_effect(n, p, ci)}
     return power
 
 
@@ -491,10 +530,17 @@ def footnotes(report: Report) -> list[str]:
             f"Category {name} (cat.): mean over its tasks of (score − chance) / (1 − chance), chance: {chance}; "
             "its interval uses the same resamples."
         )
-    if report.power:
-        figures = ", ".join(
-            f"{t} {p['mde_pp']:.1f} pp (n={p['n_items']:,})" for t, p in report.power.items()
+    clustered = report.rows[report.rows.n_clusters.notna() & report.rows.task.isin(report.tasks)]
+    if len(clustered):
+        sizes = clustered.groupby("task", sort=False)[["n_clusters", "n_items"]].max()
+        figures = ", ".join(f"{t} ({r.n_clusters:,.0f} clusters of {r.n_items:,.0f} items)"
+                            for t, r in sizes.iterrows())
+        lines.append(
+            f"Clustered: {figures}. Items that share a cluster (the `cluster` field of the lm-eval doc) are "
+            "resampled together, so the interval accounts for their correlation."
         )
+    if report.power:
+        figures = ", ".join(f"{t} {p['mde_pp']:.1f} pp ({_power_n(p)})" for t, p in report.power.items())
         lines.append(
             f"Power: smallest Δ detectable (two-sided {level}, 80% power, at the baseline score): {figures}. "
             "An unmarked Δ below it is uninformative, not evidence of no effect."
@@ -509,6 +555,14 @@ def footnotes(report: Report) -> list[str]:
     return lines
 
 
+def _power_n(power: dict[str, Any]) -> str:
+    """The sample size behind an MDE: items, or for a clustered task the effective items."""
+    if "n_effective" not in power:
+        return f"n={power['n_items']:,}"
+    return (f"effective n={power['n_effective']:,.0f} of {power['n_items']:,} in {power['n_clusters']:,} clusters, "
+            f"design effect {power['design_effect']:.1f}")
+
+
 def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     """Plain dicts for JSON: None (not NaN) where nothing was measured."""
     records = frame[columns].astype(object).to_dict("records")
@@ -521,7 +575,8 @@ def _missing(value: Any) -> bool:
 
 def to_csv(report: Report) -> str:
     frame = report.rows[CSV_COLUMNS].copy()
-    frame["n_items"] = frame["n_items"].astype("Int64")
+    for column in ("n_items", "n_clusters"):
+        frame[column] = frame[column].astype("Int64")
     frame["significant"] = frame["significant"].map({True: "true", False: "false"})
     return frame.to_csv(index=False, float_format="%.4f", lineterminator="\n")
 

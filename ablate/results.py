@@ -5,7 +5,8 @@
     res = load_folder("runs/")      # plain `lm_eval ... --output_path runs/<variant> --log_samples` folders
     res.variants                    # one row per variant: state, seed, hash check, tokens, error
     res.scores                      # one row per variant × task × metric: lm-eval's aggregate and stderr
-    res.items                       # one row per variant × task × metric × item (doc_id, doc_hash, value)
+    res.items                       # one row per variant × task × metric × item (doc_id, doc_hash, value,
+                                    # cluster: the doc's `cluster` field, NA where it has none)
 
 Only variants whose state is `done` and whose recorded hash matches the plan contribute numbers; a
 variant trained or evaluated under another plan is marked `stale` and refused, never reported.
@@ -34,7 +35,7 @@ NO_RESULTS = "no results"  # marked done, but no lm-eval results file found
 _SEED_SUFFIX = re.compile(r"^(?P<ablation>.+)\.s(?P<seed>\d+)$")
 VARIANT_COLUMNS = ["variant", "ablation", "seed", "state", "hash_ok", "tokens_done", "tokens", "error", "folder"]
 SCORE_COLUMNS = ["variant", "task", "metric", "score", "stderr", "n_items"]
-ITEM_COLUMNS = ["variant", "task", "metric", "doc_id", "doc_hash", "value"]
+ITEM_COLUMNS = ["variant", "task", "metric", "doc_id", "doc_hash", "value", "cluster"]
 
 
 @dataclass
@@ -180,7 +181,7 @@ def _load_evals(name: str, source: Path, variants: pd.DataFrame, eval_subfolder:
 
 def _categorical(items: pd.DataFrame) -> pd.DataFrame:
     """Repeated strings as categories: millions of items fit in memory."""
-    for column in ("variant", "task", "metric", "doc_hash"):
+    for column in ("variant", "task", "metric", "doc_hash", "cluster"):
         items[column] = items[column].astype("category")
     return items.astype({"doc_id": "int64", "value": "float64"})
 
@@ -260,19 +261,28 @@ def _samples_file(results: Path, task: str) -> Path | None:
 
 
 def _read_samples(path: Path, variant: str, task: str) -> pd.DataFrame:
-    """Per-item numeric metric values of one samples_<task>_<stamp>.jsonl (last line per item wins)."""
-    values: dict[tuple[str, int], tuple[str, float]] = {}
+    """Per-item numeric metric values of one samples_<task>_<stamp>.jsonl (last line per item wins),
+    with the doc's `cluster` label as a string (items sharing one are resampled together; see stats)."""
+    values: dict[tuple[str, int], tuple[str, float, str | None]] = {}
     with path.open() as handle:
         for line in handle:
             if not line.strip():
                 continue
             sample = json.loads(line)
             suffix = "" if sample.get("filter", "none") == "none" else f",{sample['filter']}"
+            cluster = _cluster(sample.get("doc"))
             for metric in sample.get("metrics", []):
                 value = sample.get(metric)
                 if _is_number(value) or isinstance(value, bool):
-                    values[(metric + suffix, int(sample["doc_id"]))] = (sample.get("doc_hash", ""), float(value))
+                    logged = (sample.get("doc_hash", ""), float(value), cluster)
+                    values[(metric + suffix, int(sample["doc_id"]))] = logged
     return pd.DataFrame(
-        [(variant, task, metric, doc_id, doc_hash, value) for (metric, doc_id), (doc_hash, value) in values.items()],
+        [(variant, task, metric, doc_id, *logged) for (metric, doc_id), logged in values.items()],
         columns=ITEM_COLUMNS,
     )
+
+
+def _cluster(doc: Any) -> str | None:
+    """A doc's `cluster` field (a JSON scalar) as text; None where the doc has none."""
+    value = doc.get("cluster") if isinstance(doc, dict) else None
+    return str(value) if isinstance(value, (str, int, float)) else None

@@ -9,10 +9,21 @@ How an attribution interval is computed (`ablate report` prints the same in its 
   seeds with replacement, then the items (the same items for every seed), and Δ* is the mean over the
   drawn seeds. When variant and baseline ran the same seeds, seed s of both shares one draw (seed s
   means the same data order in every variant). With one seed the interval covers item sampling only.
+- Clusters: items that ask the same underlying fact are not independent (a model that knows the fact
+  gets all of them right), and resampling them one by one gives too narrow an interval. When every
+  item of a task carries a `cluster` label in its lm-eval doc (on both sides; else items are drawn one
+  by one), a resample draws the G clusters with replacement instead, each bringing all its items; Δ* = the drawn clusters' summed item differences
+  over the number of items drawn. The same cluster draw applies to every seed.
 - Exact and fast: resampling n items with replacement only changes how often each distinct item
   *pattern* (the item's values across seeds) is drawn, so the counts per pattern are one multinomial
   draw. For 0/1 metrics and one seed there are at most 3 patterns (−1, 0, +1), so a resample costs
   O(patterns) instead of O(n). Metrics with many distinct values resample item indices directly.
+  Clusters are resampled the same way: a cluster is a unit whose pattern is (its sum per seed, its
+  size), and an item is a cluster of one. 0/1 items in clusters of k have at most 2k + 1 sums a size,
+  but each pattern costs a binomial draw per resample, so clustered tasks cost a few times more.
+- Power with clusters: n clustered items are worth n / design effect independent ones; the design
+  effect (variance of the mean under cluster sampling over that under item sampling) is estimated from
+  the baseline's own item scores, so it matches the cluster bootstrap rather than assuming the worst.
 - Without per-item logs: an unpaired normal interval from lm-eval's standard errors.
 """
 
@@ -46,14 +57,36 @@ def minimum_detectable_effect(n_items: int, p: float, ci: float = 0.95, power: f
     return (z(0.5 + ci / 2) + z(power)) * spread
 
 
+def design_effect(values: np.ndarray, clusters: np.ndarray) -> float:
+    """How many times clustering inflates the variance of a mean score (Kish's design effect), from
+    per-item scores: Σ_clusters (sum − size · mean)² over Σ_items (value − mean)², the cluster
+    bootstrap's variance over the item bootstrap's. 1 for independent items; the cluster size when a
+    cluster's items all agree. Never below 1 (no credit for negative correlation); with no variance to
+    estimate it from, a cluster's items are assumed to agree (n / clusters), the cautious choice.
+    """
+    codes = cluster_codes(clusters)
+    residuals = np.asarray(values, dtype=float) - np.mean(values)
+    spread = float((residuals**2).sum())
+    if spread == 0:
+        return len(codes) / (int(codes.max()) + 1)
+    return max(1.0, float((np.bincount(codes, weights=residuals) ** 2).sum()) / spread)
+
+
 def paired_bootstrap(
-    variant: np.ndarray, baseline: np.ndarray, *, resamples: int, rng: np.random.Generator, paired_seeds: bool
+    variant: np.ndarray,
+    baseline: np.ndarray,
+    *,
+    resamples: int,
+    rng: np.random.Generator,
+    paired_seeds: bool,
+    clusters: np.ndarray | None = None,
 ) -> np.ndarray:
     """Δ* for each of `resamples` bootstrap resamples (see the module docstring).
 
     `variant` is (seeds × items) and `baseline` (seeds × items), columns the same items in the same
     order. `paired_seeds`: row s of both is the same seed, so they share one seed draw (needs equal
-    row counts); otherwise the two sides' seeds are drawn independently.
+    row counts); otherwise the two sides' seeds are drawn independently. `clusters`: one label per
+    item; items with the same label are drawn together. None: items are drawn one by one.
     """
     variant, baseline = np.atleast_2d(variant).astype(float), np.atleast_2d(baseline).astype(float)
     if variant.shape[1] != baseline.shape[1] or variant.shape[1] == 0:
@@ -64,7 +97,7 @@ def paired_bootstrap(
         rows, sides = variant - baseline, [variant.shape[0]]
     else:
         rows, sides = np.vstack([variant, -baseline]), [variant.shape[0], baseline.shape[0]]
-    means = _item_resampled_means(rows, resamples, rng)  # resamples × rows
+    means = _resampled_means(*_units(rows, clusters), resamples, rng)  # resamples × rows
     delta = np.zeros(resamples)
     start = 0
     for seeds in sides:
@@ -73,19 +106,44 @@ def paired_bootstrap(
     return delta
 
 
-def _item_resampled_means(rows: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Mean of each row over the same resampled items, per resample: (resamples × rows)."""
-    n_items = rows.shape[1]
-    patterns, counts = item_patterns(rows)
+def _units(rows: np.ndarray, clusters: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """What a resample draws: the items (sizes None), or the clusters as their per-row sums and sizes."""
+    if clusters is None:
+        return rows, None
+    if np.shape(clusters) != (rows.shape[1],):
+        raise ValueError("clusters needs one label per item")
+    codes = cluster_codes(clusters)
+    sizes = np.bincount(codes)
+    return np.stack([np.bincount(codes, weights=row, minlength=len(sizes)) for row in rows]), sizes
+
+
+def cluster_codes(clusters: np.ndarray) -> np.ndarray:
+    """Cluster labels as dense codes 0..G−1 (G = the number of distinct labels)."""
+    return np.unique(clusters, return_inverse=True)[1].ravel()
+
+
+def _resampled_means(
+    units: np.ndarray, sizes: np.ndarray | None, resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Mean of each row over the items of the same resampled units, per resample: (resamples × rows).
+
+    A unit is an item (`sizes` None: `units` holds the items' values) or a cluster (`units` holds its
+    items' sum per row, `sizes` its item count); the mean divides by the items actually drawn.
+    """
+    n_units = units.shape[1]
+    patterns, counts = item_patterns(units if sizes is None else np.vstack([units, sizes]))
     if patterns.shape[1] <= MAX_PATTERNS:
-        drawn = rng.multinomial(n_items, counts / n_items, size=resamples)  # resamples × patterns
-        return (drawn @ patterns.T) / n_items
-    means = np.empty((resamples, rows.shape[0]))
-    chunk = max(1, _GATHER_CELLS // (n_items * rows.shape[0]))
+        drawn = rng.multinomial(n_units, counts / n_units, size=resamples)  # resamples × patterns
+        if sizes is None:
+            return (drawn @ patterns.T) / n_units
+        return (drawn @ patterns[:-1].T) / (drawn @ patterns[-1])[:, None]
+    means = np.empty((resamples, units.shape[0]))
+    chunk = max(1, _GATHER_CELLS // (n_units * units.shape[0]))
     for start in range(0, resamples, chunk):
         stop = min(resamples, start + chunk)
-        index = rng.integers(0, n_items, size=(stop - start, n_items))
-        means[start:stop] = rows[:, index].mean(axis=2).T
+        index = rng.integers(0, n_units, size=(stop - start, n_units))
+        drawn_items = n_units if sizes is None else sizes[index].sum(axis=1)
+        means[start:stop] = (units[:, index].sum(axis=2) / drawn_items).T
     return means
 
 

@@ -1,10 +1,12 @@
 """`ablate report` at scale: 50 variants × 20 tasks × 5,000 items, 10,000 paired resamples. Target: < 5 s.
 
     .venv/bin/python benchmarks/report_scale.py [--variants 50] [--tasks 20] [--items 5000] [--resamples 10000]
+    .venv/bin/python benchmarks/report_scale.py --cluster-size 10   # items in clusters of 10 (cluster bootstrap)
 
 Builds the per-item table in memory (0/1 scores, the shape lm-eval's acc gives; one seed, 4 tasks per
 category) and times what `ablate report` does after loading: pairing items, the bootstrap, categories,
-power, and rendering markdown, CSV and JSON; the heatmap is timed on its own. Parsing lm-eval's JSONL is
+power, and rendering markdown, CSV and JSON; the heatmap is timed on its own. With --cluster-size, items
+come in clusters that share a difficulty, and every task is resampled by cluster. Parsing lm-eval's JSONL is
 I/O-bound and not part of this figure. The machine may be shared: run it twice and read the lower figure.
 """
 
@@ -28,12 +30,14 @@ from ablate.results import DONE, ITEM_COLUMNS, SCORE_COLUMNS, VARIANT_COLUMNS, S
 TARGET_S = 5.0
 
 
-def synthetic(variants: int, tasks: int, items: int, seed: int = 0) -> StudyResults:
-    """A finished study: every variant done, per-item 0/1 values, small planted effects."""
+def synthetic(variants: int, tasks: int, items: int, seed: int = 0, cluster_size: int = 0) -> StudyResults:
+    """A finished study: every variant done, per-item 0/1 values, small planted effects; with
+    `cluster_size`, item i is in cluster i // cluster_size and shares that cluster's difficulty."""
     rng = np.random.default_rng(seed)
     names = ["baseline"] + [f"no-subset{i:02d}" for i in range(1, variants)]
     task_names = [f"task{j:02d}" for j in range(tasks)]
-    difficulty = {t: rng.beta(2, 2, size=items) for t in task_names}
+    cluster = np.arange(items) // cluster_size if cluster_size else np.arange(items)
+    difficulty = {t: rng.beta(2, 2, size=cluster.max() + 1)[cluster] for t in task_names}
     frames, score_rows = [], []
     for v, name in enumerate(names):
         for t, task in enumerate(task_names):
@@ -46,7 +50,11 @@ def synthetic(variants: int, tasks: int, items: int, seed: int = 0) -> StudyResu
             }))
             score_rows.append({"variant": name, "task": task, "metric": "acc", "score": values.mean(),
                                "stderr": values.std(ddof=1) / np.sqrt(items), "n_items": items})
-    items_frame = pd.concat(frames, ignore_index=True)[ITEM_COLUMNS]
+    items_frame = pd.concat(frames, ignore_index=True)
+    labels = [f"c{c}" for c in range(cluster.max() + 1)] if cluster_size else []
+    codes = np.tile(cluster if cluster_size else np.full(items, -1), variants * tasks)  # −1: no cluster (NA)
+    items_frame["cluster"] = pd.Categorical.from_codes(codes, pd.Index(labels, dtype=object))
+    items_frame = items_frame[ITEM_COLUMNS]
     for column in ("variant", "task", "metric", "doc_hash"):
         items_frame[column] = items_frame[column].astype("category")
     variant_rows = [{"variant": n, "ablation": n, "seed": 0, "state": DONE, "hash_ok": True, "tokens_done": 1,
@@ -68,9 +76,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--resamples", type=int, default=10_000)
+    parser.add_argument("--cluster-size", type=int, default=0, help="items per cluster (0: no clusters)")
     args = parser.parse_args()
 
-    results = synthetic(args.variants, args.tasks, args.items)
+    results = synthetic(args.variants, args.tasks, args.items, cluster_size=args.cluster_size)
     print(f"{args.variants} variants × {args.tasks} tasks × {args.items:,} items = {len(results.items):,} item rows; "
           f"{args.resamples:,} resamples")
     cpu = os.times()

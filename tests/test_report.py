@@ -218,6 +218,43 @@ def test_seeds_pair_by_seed_and_are_resampled(tmp_path):
     assert row["n_items"] == 200 and row["method"] == "paired bootstrap"
 
 
+def test_items_that_share_a_cluster_are_resampled_together(tmp_path):
+    # 60 items asking 12 facts, 5 items each; a model knows a fact or not, so a cluster's items agree.
+    # The variant knows 3 facts more than the baseline: Δ = 15/60 = +25 pp either way, but only 12
+    # independent units exist, so the honest interval is about sqrt(5) times the item bootstrap's.
+    base, variant = np.repeat(np.r_[np.ones(3), np.zeros(9)], 5), np.repeat(np.r_[np.ones(6), np.zeros(6)], 5)
+    labels = [f"fact{c}" for c in np.repeat(np.arange(12), 5)]
+    none, partial = [None] * 60, [*labels[:-1], None]  # partial: one of the variant's docs has no cluster
+    for study, base_labels, variant_labels in [("clustered", labels, labels), ("items", none, none),
+                                               ("partial", labels, partial)]:
+        write_lm_eval(tmp_path / study / "baseline", {"t": {"acc": base}}, clusters={"t": base_labels})
+        write_lm_eval(tmp_path / study / "no-x", {"t": {"acc": variant}}, clusters={"t": variant_labels})
+    reports = {study: build_report(load_folder(tmp_path / study)) for study in ("clustered", "items", "partial")}
+    rows = {study: rows_by_key(report)[("no-x", "t")] for study, report in reports.items()}
+    clustered, items = rows["clustered"], rows["items"]
+    assert clustered["delta_pp"] == items["delta_pp"] == pytest.approx(25)
+    assert clustered["n_clusters"] == 12 and items["n_clusters"] is None and rows["partial"]["n_clusters"] is None
+    width = {study: row["ci_high_pp"] - row["ci_low_pp"] for study, row in rows.items()}
+    assert 1.7 < width["clustered"] / width["items"] < 3.0  # sqrt(5) = 2.24; percentiles step by 8.3 pp
+    assert width["partial"] == pytest.approx(width["items"], rel=0.15)
+    # P(a resample draws none of the 3 gained facts) = (9/12)^12 = 3.2% > 2.5%: the interval reaches 0.
+    assert items["significant"] is True and clustered["significant"] is False
+    markdown = to_markdown(reports["clustered"])
+    assert "Clustered: t (12 clusters of 60 items). Items that share a cluster" in markdown
+    assert "Clustered:" not in to_markdown(reports["items"]) + to_markdown(reports["partial"])
+    record = next(r for r in csv.DictReader(io.StringIO(to_csv(reports["clustered"]))) if r["variant"] == "no-x")
+    assert record["n_clusters"] == "12"
+    # Power: the baseline's items agree within each fact, so the design effect is the cluster size and
+    # the 60 items are worth 12 independent ones.
+    from ablate.stats import minimum_detectable_effect
+
+    power = reports["clustered"].power["t"]
+    assert power["design_effect"] == pytest.approx(5) and power["n_clusters"] == 12
+    assert power["mde_pp"] == pytest.approx(100 * minimum_detectable_effect(12, 0.25))
+    assert "effective n=12 of 60 in 12 clusters, design effect 5.0" in markdown
+    assert "design_effect" not in reports["items"].power["t"]
+
+
 def test_metric_flag_and_default_choice(tmp_path):
     both = {"t": {"acc": np.r_[np.ones(10), np.zeros(10)], "acc_norm": np.ones(20)}}
     write_lm_eval(tmp_path / "baseline", both)

@@ -99,6 +99,83 @@ def test_unpaired_seeds_draw_each_side_independently():
         stats.paired_bootstrap(variant, baseline, resamples=10, rng=rng(), paired_seeds=True)
 
 
+# ---- clusters ----------------------------------------------------------------------------------
+
+
+def test_clusters_of_unequal_size_give_the_textbook_cluster_bootstrap():
+    # Cluster a holds two +1 items, cluster b one 0 item. Drawing 2 clusters: aa → 4/4, ab or ba → 2/3,
+    # bb → 0/1, p = 1/4, 1/2, 1/4. Averaging cluster means instead would give 1/2, not 2/3.
+    draws = stats.paired_bootstrap(np.array([1.0, 1.0, 0.0]), np.zeros(3), resamples=40_000, rng=rng(10),
+                                   paired_seeds=True, clusters=np.array(["a", "a", "b"]))
+    values, counts = np.unique(np.round(draws, 9), return_counts=True)
+    assert values.tolist() == [0.0, round(2 / 3, 9), 1.0]
+    assert counts / counts.sum() == pytest.approx([0.25, 0.5, 0.25], abs=0.01)
+
+
+def test_perfectly_correlated_clusters_count_once_per_cluster():
+    # 100 facts asked 8 times each, every item of a fact answered alike: the cluster bootstrap equals the
+    # item bootstrap of one item per fact, and is sqrt(8) times wider than the naive item bootstrap.
+    generator = rng(11)
+    facts_v, facts_b = (generator.random((2, 100)) < 0.5).astype(float)
+    labels = np.repeat(np.arange(100), 8)
+    variant, baseline = np.repeat(facts_v, 8), np.repeat(facts_b, 8)
+    clustered = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(12), paired_seeds=True,
+                                       clusters=labels)
+    one_per_fact = stats.paired_bootstrap(facts_v, facts_b, resamples=20_000, rng=rng(13), paired_seeds=True)
+    naive = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(14), paired_seeds=True)
+    assert clustered.mean() == pytest.approx(variant.mean() - baseline.mean(), abs=0.003)
+    assert stats.percentile_interval(clustered, 0.95) == pytest.approx(stats.percentile_interval(one_per_fact, 0.95),
+                                                                       abs=0.011)
+    assert clustered.std() / naive.std() == pytest.approx(np.sqrt(8), rel=0.05)
+
+
+def test_singleton_clusters_are_the_item_bootstrap():
+    generator = rng(15)
+    variant, baseline = (generator.random((2, 500)) < 0.6).astype(float)
+    singletons = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(16), paired_seeds=True,
+                                        clusters=np.arange(500))
+    items = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(17), paired_seeds=True)
+    quantiles = [0.025, 0.25, 0.5, 0.75, 0.975]
+    assert np.quantile(singletons, quantiles) == pytest.approx(np.quantile(items, quantiles), abs=0.004)
+
+
+def test_many_cluster_patterns_resample_cluster_indices_with_the_same_result():
+    # Continuous scores make every cluster's sum distinct (the index path); clusters of 1 to 5 items.
+    generator = rng(18)
+    sizes = generator.integers(1, 6, size=400)
+    labels = np.repeat(np.arange(400), sizes)
+    effect = np.repeat(generator.normal(size=400), sizes)  # shared within a cluster
+    values = effect + 0.1 * generator.normal(size=len(labels))
+    draws = stats.paired_bootstrap(values, np.zeros(len(labels)), resamples=4000, rng=rng(19), paired_seeds=True,
+                                   clusters=labels)
+    # The ratio estimator's bootstrap sd: sqrt(Σ_clusters (sum − size · mean)²) / n (delta method).
+    residual_sums = np.bincount(labels, weights=values - values.mean())
+    assert draws.mean() == pytest.approx(values.mean(), abs=0.01)
+    assert draws.std() == pytest.approx(np.sqrt((residual_sums**2).sum()) / len(values), rel=0.06)
+
+
+def test_every_seed_and_both_sides_share_one_cluster_draw():
+    # Unpaired seeds put the variant and the (negated) baseline in separate rows: with the same items on
+    # both sides, Δ* is 0 in every resample only if the rows share the cluster draw.
+    values = (rng(20).random(300) < 0.5).astype(float)
+    labels = np.arange(300) // 3
+    draws = stats.paired_bootstrap(values, values, resamples=2000, rng=rng(21), paired_seeds=False, clusters=labels)
+    assert np.abs(draws).max() < 1e-12
+    with pytest.raises(ValueError, match="one label per item"):
+        stats.paired_bootstrap(values, values, resamples=10, rng=rng(), paired_seeds=True, clusters=labels[:-1])
+
+
+def test_design_effect_by_hand():
+    # Clusters of 4 whose items agree: the variance of the mean is 4 times the item bootstrap's.
+    agree = np.repeat([1.0, 0.0, 1.0, 0.0, 0.0], 4)
+    assert stats.design_effect(agree, np.repeat(np.arange(5), 4)) == pytest.approx(4.0)
+    assert stats.design_effect(agree, np.arange(20)) == pytest.approx(1.0)  # singletons: no inflation
+    # Every cluster holds one right and one wrong item: negative correlation is not credited.
+    assert stats.design_effect(np.tile([1.0, 0.0], 5), np.repeat(np.arange(5), 2)) == 1.0
+    # No variance to estimate it from: assume a cluster's items agree, n / clusters = 3.
+    assert stats.design_effect(np.ones(12), np.repeat(np.arange(4), 3)) == pytest.approx(3.0)
+
+
 def test_percentile_interval_is_numpys_linear_quantile():
     draws = rng(9).normal(size=10_001)
     assert stats.percentile_interval(draws, 0.9) == pytest.approx(tuple(np.quantile(draws, [0.05, 0.95])))
@@ -162,6 +239,22 @@ def test_calibration_check_catches_an_interval_that_ignores_the_baseline_noise()
         low, high = stats.percentile_interval(too_narrow, 0.95)
         excluded += low > 0 or high < 0
     assert excluded / simulations > 0.09
+
+
+def test_calibration_with_clusters_only_the_cluster_bootstrap_holds_its_level():
+    # 40 facts asked 10 times each; each model knows a fact with the same chance (a null study). Items
+    # of a fact move together, so the item bootstrap is sqrt(10) times too narrow and mostly excludes 0.
+    generator = rng(2025)
+    labels = np.repeat(np.arange(40), 10)
+    simulations, excluded = 300, {"clusters": 0, "items": 0}
+    for _ in range(simulations):
+        variant, baseline = np.repeat(generator.random((2, 40)) < 0.5, 10, axis=1).astype(float)
+        for name, clusters in [("clusters", labels), ("items", None)]:
+            low, high = stats.percentile_interval(stats.paired_bootstrap(
+                variant, baseline, resamples=1000, rng=generator, paired_seeds=True, clusters=clusters), 0.95)
+            excluded[name] += low > 0 or high < 0
+    assert 0.02 <= excluded["clusters"] / simulations <= 0.10, excluded
+    assert excluded["items"] / simulations > 0.4, excluded
 
 
 def test_power_a_planted_effect_of_the_minimum_detectable_size_is_found_at_least_80_percent_of_the_time():
