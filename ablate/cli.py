@@ -236,6 +236,9 @@ def run(
     ] = None,
     launcher: Annotated[str, typer.Option("--launcher", help="local, torchrun or slurm")] = "local",
     gpus: Annotated[int, typer.Option("--gpus", help="Processes per variant (torchrun, slurm)")] = 1,
+    parallel: Annotated[
+        int, typer.Option("--parallel", "-j", help="Variants at once, each on its share of cores and its own GPUs")
+    ] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run and why; change nothing")] = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail when the checkpoint's tokens differ from the recipe's phase start")
@@ -246,7 +249,7 @@ def run(
 
     from ablate.run import WORK, check_launcher, prepare, run_study
 
-    check_launcher(launcher, gpus)
+    check_launcher(launcher, gpus, parallel)
     if dry_run:
         name, _, actions = prepare(study, checkpoint=checkpoint, variants=variant, save_plan=False)
         for action in actions:
@@ -262,8 +265,8 @@ def run(
 
     with RunDisplay(err) as display:
         outcomes = run_study(
-            study, checkpoint=checkpoint, variants=variant, launcher=launcher, gpus=gpus, strict=strict,
-            observer=display,
+            study, checkpoint=checkpoint, variants=variant, launcher=launcher, gpus=gpus,
+            parallel=parallel, strict=strict, observer=display,
         )  # fmt: skip
     states = [outcome.state for outcome in outcomes]
     if launcher == "slurm" and outcomes:
@@ -333,6 +336,9 @@ def _print_manifests(manifests: dict[str, dict]) -> None:
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for data/demo/ and results/demo/")] = Path("."),
     fast: Annotated[bool, typer.Option("--fast", help="Short pretraining, no control: the test suite's demo")] = False,
+    parallel: Annotated[
+        Optional[int], typer.Option("--parallel", "-j", help="Variants at once [default: one per core]")
+    ] = None,
 ) -> None:
     """The whole study on the built-in corpus: data, pretrain, plan, run, report. Rerun to resume."""
     from ablate.demo import demo_recipe, run_demo
@@ -343,6 +349,7 @@ def demo(
         report, seconds = run_demo(
             out_dir,
             fast=fast,
+            parallel=parallel,
             on_stage=lambda name: err.print(f"[bold]── {name}[/bold]"),
             on_pretrain_progress=on_progress,
             run_observer=display,
