@@ -34,6 +34,8 @@ from composer.algorithms import GradientClipping
 from composer.models import HuggingFaceModel
 from composer.optim import DecoupledAdamW
 from composer.utils import get_file
+from streaming import Stream, StreamingDataset
+from streaming.base.dataset import _ShardState
 from torch.utils.data import DataLoader
 
 from ablate.errors import AblateError
@@ -162,6 +164,25 @@ def _collate(samples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": ids}
 
 
+class _LocalShards(StreamingDataset):
+    """A StreamingDataset over shards already on local disk, which checks each shard once.
+
+    streaming's helper thread calls prepare_shard for every sample: a file lock, a stat and a
+    timestamp (~250 µs), which on a small model contends with training for the GIL (+8–17% per step
+    for the demo's, benchmarks/train_overhead.py). Without a cache limit nothing evicts a local
+    shard, so once it is known to be local the later checks cannot change anything; the samples
+    and their order are the same.
+    """
+
+    def prepare_shard(self, shard_id: int, blocking: bool = True) -> None:
+        known = self.__dict__.setdefault("_known_local", set())
+        if shard_id in known:
+            return
+        super().prepare_shard(shard_id, blocking)
+        if self._shard_states[shard_id] == _ShardState.LOCAL:
+            known.add(shard_id)
+
+
 def per_device_batch(recipe: Recipe) -> int:
     batch, world = recipe.training.batch_size, world_size()
     if batch % world:
@@ -177,7 +198,6 @@ def build_dataloader(
     Returns the loader and the samples each subset contributes to the epoch, so a subset repeated
     past its size (which streaming does silently) shows up in the run's summary.
     """
-    from streaming import Stream, StreamingDataset
     from streaming.base.util import clean_stale_shared_memory
 
     owners: dict[str, str] = {}
@@ -201,7 +221,7 @@ def build_dataloader(
         # only runs that download pay it; local shards have no cache to claim.
         clean_stale_shared_memory()
     batch = per_device_batch(recipe)
-    dataset = StreamingDataset(
+    dataset = (StreamingDataset if remote else _LocalShards)(
         streams=streams, shuffle=True, shuffle_seed=seed, batch_size=batch, epoch_size=samples,
         # Local shards need no download, so streaming's two helper threads may walk the whole epoch at
         # once and exit. Held to the default (8 batches ahead) they wake every 7 ms to check, and each
