@@ -104,7 +104,7 @@ def demo_model(width: int) -> Recipe:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=48, help="batches per timed run")
+    parser.add_argument("--steps", type=int, default=96, help="batches per timed run")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each path, interleaved")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, the same for every path")
     parser.add_argument("--width", type=int, default=64, help="hidden size (the demo's: 64); MLP 4× as wide")
