@@ -68,8 +68,9 @@ def run_demo(
 ) -> tuple[Any, dict[str, float]]:
     """Run every stage under `out`; returns the report and wall seconds per stage.
 
-    `parallel` variants run at once; by default one per core, each single-threaded: the tiny model
-    trains no faster on two threads, and one variant's evaluation overlaps another's training.
+    `parallel` variants run at once; by default one per core, each single-threaded: on 2 cores two
+    such jobs trained ~56k tokens/s together against ~45k for one job on two threads, and one
+    variant's evaluation overlaps another's training.
     """
     from ablate.data import build_subsets
     from ablate.demo_corpus import write_demo
