@@ -341,12 +341,14 @@ def demo(
     ] = None,
 ) -> None:
     """The whole study on the built-in corpus: data, pretrain, plan, run, report. Rerun to resume."""
+    from rich.markup import escape
+
     from ablate.demo import demo_recipe, run_demo
-    from ablate.run_view import RunDisplay
+    from ablate.run_view import RunDisplay, summary_line
 
     recipe = demo_recipe(fast)
     with _token_bar("pretrain", recipe.training.start_tokens) as on_progress, RunDisplay(err) as display:
-        report, seconds = run_demo(
+        report, seconds, failed = run_demo(
             out_dir,
             fast=fast,
             parallel=parallel,
@@ -356,7 +358,14 @@ def demo(
         )
     _print_report(report)
     timing = ", ".join(f"{stage} {value:.0f} s" for stage, value in seconds.items())
-    err.print(f"demo done in {sum(seconds.values()):.0f} s ({timing}); files in {out_dir / 'results' / recipe.name}")
+    where = out_dir / "results" / recipe.name
+    if failed:
+        for outcome in failed:
+            err.print(f"[red]{escape(summary_line(outcome))}[/red]", soft_wrap=True)
+        err.print(f"demo stopped after {sum(seconds.values()):.0f} s with {len(failed)} failed job(s); logs in {where}; "
+                  "rerun `ablate demo` to retry them", soft_wrap=True)
+        raise typer.Exit(1)
+    err.print(f"demo done in {sum(seconds.values()):.0f} s ({timing}); files in {where}")
 
 
 # ---- entry point ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@
     ablate demo --fast           # the test suite's demo: same phase, shorter pretraining, no control
 
     from ablate.demo import run_demo
-    report, seconds = run_demo(Path("/tmp/d"))
+    report, seconds, failed = run_demo(Path("/tmp/d"))
 
 Every stage skips work that is already done (shard manifests, the pretrain status, variant hashes),
 so an interrupted demo, rerun, picks up where it stopped. Wall time per stage is written to
@@ -65,8 +65,9 @@ def run_demo(
     on_stage: Callable[[str], None] | None = None,
     on_pretrain_progress: Callable[[int], None] | None = None,
     run_observer: Any = None,
-) -> tuple[Any, dict[str, float]]:
-    """Run every stage under `out`; returns the report and wall seconds per stage.
+) -> tuple[Any, dict[str, float], list[Any]]:
+    """Run every stage under `out`; returns the report, wall seconds per stage and the jobs that
+    failed (ablate.run.Outcome; the report shows them without numbers, a rerun retries them).
 
     `parallel` variants run at once; by default one per core, each single-threaded: on 2 cores two
     such jobs trained ~56k tokens/s together against ~45k for one job on two threads, and one
@@ -105,9 +106,9 @@ def run_demo(
         with stage("plan"):
             plan_study(recipe)
         with stage("run"):
-            run_study(recipe.name, parallel=parallel or available_cores(), observer=run_observer)
+            outcomes = run_study(recipe.name, parallel=parallel or available_cores(), observer=run_observer)
         with stage("report"):
             report = build_report(load_study(recipe.name), Settings())
             write_report(report, study_dir(recipe.name))
         write_json(study_dir(recipe.name) / "demo_timings.json", {**seconds, "total": round(sum(seconds.values()), 2)})
-    return report, seconds
+    return report, seconds, [outcome for outcome in outcomes if outcome.state != "done"]

@@ -17,14 +17,17 @@ only inside the commands that train.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -164,6 +167,46 @@ def _collate(samples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": ids}
 
 
+PREFIX_LOCK_SECONDS = 60  # building a dataset takes well under a second; a holder this slow is stuck
+
+
+@contextmanager
+def _one_dataset_at_a_time() -> Iterator[None]:
+    """Jobs on one machine (`ablate run --parallel`) build their StreamingDatasets in turn.
+
+    streaming names a dataset's shared memory after the first prefix free on the node, found by
+    listing /dev/shm and then created: two datasets built at the same moment can pick the same one
+    and the second fails (FileExistsError: '/000694_locals'). A node-wide flock closes that window.
+    Only a job's local rank 0 takes it: streaming's ranks meet at barriers inside the constructor,
+    where the other ranks of a job must reach their leader, not queue behind it. A holder stuck for
+    PREFIX_LOCK_SECONDS (a hung job) is passed by: the lock only narrows a race, it must not stop
+    every job on the node.
+    """
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0:
+        yield
+        return
+    with (Path(tempfile.gettempdir()) / "ablate-streaming-prefix.lock").open("a") as handle:
+        locked = _flock_within(handle, PREFIX_LOCK_SECONDS)
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _flock_within(handle: IO[str], seconds: float) -> bool:
+    """Take an exclusive flock on `handle`, waiting at most `seconds`; whether it was taken."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
 class _LocalShards(StreamingDataset):
     """A StreamingDataset over shards already on local disk, which checks each shard once.
 
@@ -221,14 +264,15 @@ def build_dataloader(
         # only runs that download pay it; local shards have no cache to claim.
         clean_stale_shared_memory()
     batch = per_device_batch(recipe)
-    dataset = (StreamingDataset if remote else _LocalShards)(
-        streams=streams, shuffle=True, shuffle_seed=seed, batch_size=batch, epoch_size=samples,
-        # Local shards need no download, so streaming's two helper threads may walk the whole epoch at
-        # once and exit. Held to the default (8 batches ahead) they wake every 7 ms to check, and each
-        # wake-up makes the training thread wait for the GIL: +20% per step for the demo's model on a
-        # busy 2-core machine (benchmarks/train_overhead.py). Downloads keep the default look-ahead.
-        predownload=None if remote else samples,
-    )
+    with _one_dataset_at_a_time():
+        dataset = (StreamingDataset if remote else _LocalShards)(
+            streams=streams, shuffle=True, shuffle_seed=seed, batch_size=batch, epoch_size=samples,
+            # Local shards need no download, so streaming's two helper threads may walk the whole epoch
+            # at once and exit. Held to the default (8 batches ahead) they wake every 7 ms to check, and
+            # each wake-up makes the training thread wait for the GIL: +20% per step for the demo's model
+            # on a busy 2-core machine (benchmarks/train_overhead.py). Downloads keep the default.
+            predownload=None if remote else samples,
+        )
     drawn = {name: int(stream.choose) for name, stream in zip(mixture, dataset.streams)}
     return DataLoader(dataset, batch_size=batch, collate_fn=_collate), drawn
 

@@ -247,6 +247,38 @@ def test_parallel_run_overlaps_jobs_and_trains_the_same_weights(tiny):
             assert torch.equal(value, two[key]), (variant, key)
 
 
+def _build_datasets(barrier, repeats: int) -> None:
+    """A forked job: build the tiny study's training loader `repeats` times, in step with the others."""
+    import atexit
+
+    from ablate.jobs import plan_recipe
+    from ablate.train import build_dataloader
+
+    plan, recipe = plan_recipe(STUDY)
+    variant = plan.variant("baseline")
+    try:
+        for attempt in range(repeats):
+            barrier.wait(timeout=60)
+            build_dataloader(recipe, variant.mixture, seed=attempt, samples=64, cache=Path("cache"))
+    finally:
+        atexit._run_exitfuncs()  # free streaming's shared memory (a forked child skips atexit)
+
+
+def test_concurrent_jobs_build_their_datasets_without_colliding(tiny):
+    import multiprocessing
+
+    import ablate.train  # noqa: F401 (imported before forking, as the fork server does)
+
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(3)
+    jobs = [context.Process(target=_build_datasets, args=(barrier, 8)) for _ in range(3)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(timeout=240)
+    assert [job.exitcode for job in jobs] == [0, 0, 0]
+
+
 def test_changed_recipe_changes_the_hash_and_is_not_reused(tiny):
     results = clone(tiny, "changed", variants=True)
     raw = yaml.safe_load(tiny.recipe.read_text())

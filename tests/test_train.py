@@ -159,3 +159,19 @@ def test_unusable_starts_fail_with_one_line(pretrained, tmp_path):
         with pytest.raises(AblateError, match=expected) as caught:
             load_start(path)
         assert "\n" not in str(caught.value)
+
+
+def test_a_stuck_prefix_lock_holder_is_waited_for_only_so_long(tmp_path):
+    import fcntl
+    import time
+
+    from ablate.train import _flock_within
+
+    path = tmp_path / "prefix.lock"
+    with path.open("a") as holder, path.open("a") as waiter:
+        assert _flock_within(holder, 0)
+        started = time.monotonic()
+        assert not _flock_within(waiter, 0.3)  # a stuck holder: give up, build without the lock
+        assert 0.3 <= time.monotonic() - started < 5
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        assert _flock_within(waiter, 0.3)
