@@ -176,7 +176,8 @@ def _one_dataset_at_a_time() -> Iterator[None]:
 
     streaming names a dataset's shared memory after the first prefix free on the node, found by
     listing /dev/shm and then created: two datasets built at the same moment can pick the same one
-    and the second fails (FileExistsError: '/000694_locals'). A node-wide flock closes that window.
+    and the second fails (FileExistsError: '/000694_locals'). A flock per node and user closes that
+    window for ablate's jobs.
     Only a job's local rank 0 takes it: streaming's ranks meet at barriers inside the constructor,
     where the other ranks of a job must reach their leader, not queue behind it. A holder stuck for
     PREFIX_LOCK_SECONDS (a hung job) is passed by: the lock only narrows a race, it must not stop
@@ -185,7 +186,8 @@ def _one_dataset_at_a_time() -> Iterator[None]:
     if int(os.environ.get("LOCAL_RANK", "0")) != 0:
         yield
         return
-    with (Path(tempfile.gettempdir()) / "ablate-streaming-prefix.lock").open("a") as handle:
+    # One lock per user: a file another user created could not be opened for writing.
+    with (Path(tempfile.gettempdir()) / f"ablate-streaming-prefix-{os.getuid()}.lock").open("a") as handle:
         locked = _flock_within(handle, PREFIX_LOCK_SECONDS)
         try:
             yield
