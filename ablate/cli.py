@@ -72,7 +72,7 @@ def plan(
     """Expand the recipe's upsample mix into leave-one-out variants and write results/<study>/plan.json."""
     from ablate.recipe import load_recipe
     from ablate.store import study_dir
-    from ablate.study import plan_study
+    from ablate.plan.study import plan_study
 
     if each not in (None, "group", "subset"):
         raise AblateError(f"--each {each}: use 'group' or 'subset'")
@@ -89,7 +89,7 @@ def plan(
     if as_json:
         out.print_json(json.dumps(payload))
         return
-    from ablate.plan_view import render_plan
+    from ablate.plan.view import render_plan
 
     render_plan(result, out, err)
     err.print(f"[dim]wrote {study_dir(result.study) / 'plan.json'}[/dim]")
@@ -127,8 +127,8 @@ def report(
     plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write the deltas.png heatmap")] = True,
 ) -> None:
     """Scores and Δ vs baseline with paired-bootstrap CIs; writes report.md/.csv/.json and deltas.png."""
-    from ablate.report import Settings, build_report, write_report
-    from ablate.results import load_folder, load_study
+    from ablate.report.build import Settings, build_report, write_report
+    from ablate.report.load import load_folder, load_study
     from ablate.store import study_dir
 
     if fmt not in ("md", "csv", "json"):
@@ -144,7 +144,7 @@ def report(
 
 def _print_report(built, fmt: str = "md") -> None:  # built: ablate.report.Report
     """Markdown rendered by rich in a terminal, plain markdown (or CSV/JSON) when piped."""
-    from ablate.report import to_csv, to_json, to_markdown
+    from ablate.report.build import to_csv, to_json, to_markdown
 
     if fmt == "md" and out.is_terminal:
         from rich.markdown import Markdown
@@ -166,8 +166,8 @@ def status(study: StudyOpt = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ablate.plan_view import human
-    from ablate.results import variant_states
+    from ablate.plan.view import human
+    from ablate.report.load import variant_states
     from ablate.store import current_study
 
     name = current_study(study)
@@ -195,7 +195,7 @@ def status(study: StudyOpt = None) -> None:
 @app.command()
 def pretrain(recipe: RecipeOpt = None) -> None:
     """Train the recipe's model from scratch on the base mix up to the phase; register it as 'pretrained'."""
-    from ablate.jobs import pretrain as run_pretrain
+    from ablate.run.worker import pretrain as run_pretrain
     from ablate.recipe import load_recipe
     from ablate.store import read_status, study_dir
 
@@ -247,7 +247,7 @@ def run(
     """Continue each variant from the shared checkpoint, evaluate it with lm-eval, and summarise."""
     from rich.markup import escape
 
-    from ablate.run import WORK, check_launcher, prepare, run_study
+    from ablate.run.runner import WORK, check_launcher, prepare, run_study
 
     check_launcher(launcher, gpus, parallel)
     if dry_run:
@@ -256,12 +256,12 @@ def run(
             out.print(f"{action.do:>8}  {escape(action.job)}  [dim]{escape(action.why)}[/dim]", soft_wrap=True)
         todo = [action.job for action in actions if action.do in WORK]
         if launcher == "slurm" and todo:
-            from ablate.launch import write_slurm
+            from ablate.run.launch import write_slurm
 
             script = write_slurm(name, todo, gpus=gpus, strict=strict)
             err.print(f"[dim]wrote {script} (not submitted)[/dim]", soft_wrap=True)
         return
-    from ablate.run_view import RunDisplay
+    from ablate.run.view import RunDisplay
 
     with RunDisplay(err) as display:
         outcomes = run_study(
@@ -292,7 +292,7 @@ def data_build(
     force: Annotated[bool, typer.Option("--force", help="Rebuild subsets whose manifest says up to date")] = False,
 ) -> None:
     """Tokenize each subset's `source` into MDS shards at its `location`, with a manifest beside them."""
-    from ablate.data import build_subsets
+    from ablate.data.build import build_subsets
     from ablate.recipe import load_recipe
 
     _print_manifests(build_subsets(load_recipe(recipe), force=force))
@@ -309,8 +309,8 @@ def data_demo(
     """Write the demo corpus, eval tasks and tokenizer under --out, then build the demo recipe's shards there."""
     import time
 
-    from ablate.data import build_subsets
-    from ablate.demo_corpus import write_demo
+    from ablate.data.build import build_subsets
+    from ablate.demo.corpus import write_demo
     from ablate.recipe import load_recipe
 
     started = time.perf_counter()
@@ -343,8 +343,8 @@ def demo(
     """The whole study on the built-in corpus: data, pretrain, plan, run, report. Rerun to resume."""
     from rich.markup import escape
 
-    from ablate.demo import demo_recipe, run_demo
-    from ablate.run_view import RunDisplay, summary_line
+    from ablate.demo.study import demo_recipe, run_demo
+    from ablate.run.view import RunDisplay, summary_line
 
     recipe = demo_recipe(fast)
     with _token_bar("pretrain", recipe.training.start_tokens) as on_progress, RunDisplay(err) as display:

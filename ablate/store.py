@@ -100,7 +100,7 @@ def current_study(study: str | None = None) -> str:
 
 
 def load_plan(study: str):  # -> ablate.plan.Plan
-    from ablate.plan import Plan
+    from ablate.plan.build import Plan
 
     return Plan.model_validate(read_json(study_dir(study) / "plan.json"))
 

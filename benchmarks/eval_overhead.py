@@ -1,9 +1,9 @@
-"""Evaluation overhead: lm-eval loglikelihood requests/s through `ablate.evaluate.evaluate` against calling
+"""Evaluation overhead: lm-eval loglikelihood requests/s through `ablate.run.evaluate.evaluate` against calling
 lm-eval's HFLM + simple_evaluate directly, on the same model, tasks, batch size and thread count.
 
     .venv/bin/python benchmarks/eval_overhead.py [--repeat 3] [--limit N] [--threads 1] [--index]
 
-The model is the demo's tiny Llama from a checkpoint written by `ablate.train.fit`; the tasks are the
+The model is the demo's tiny Llama from a checkpoint written by `ablate.run.train.fit`; the tasks are the
 demo's four multiple-choice tasks (400 items × 4 choices each, written by `ablate data demo` into a
 scratch folder). Three paths, interleaved (A, B, C, A, B, C, ...; medians reported), each timed whole:
 
@@ -11,7 +11,7 @@ scratch folder). Three paths, interleaved (A, B, C, A, B, C, ...; medians report
                  tokenizer=..., batch_size, max_length), simple_evaluate(log_samples=True); nothing written
     lm-eval+log  the same, and lm-eval's EvaluationTracker writing the results JSON and per-item
                  samples JSONL, as `lm_eval --output_path --log_samples` does: the same outputs as ablate
-    ablate       `ablate.evaluate.evaluate`, what every job runs: those calls, plus checking the task
+    ablate       `ablate.run.evaluate.evaluate`, what every job runs: those calls, plus checking the task
                  names, per-task few-shot settings, and writing into a staging folder swapped in whole
 
 The ratio is ablate against lm-eval+log: the same work with the same outputs (the per-item samples
@@ -37,8 +37,8 @@ from lm_eval.loggers import EvaluationTracker  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
 
-from ablate import train  # noqa: E402
-from ablate.evaluate import evaluate, headline_scores  # noqa: E402
+from ablate.run import train  # noqa: E402
+from ablate.run.evaluate import evaluate, headline_scores  # noqa: E402
 from ablate.recipe import Eval  # noqa: E402
 
 TARGET = 1.05

@@ -24,8 +24,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ablate.report import Settings, build_report, to_csv, to_json, to_markdown  # noqa: E402
-from ablate.results import DONE, ITEM_COLUMNS, SCORE_COLUMNS, VARIANT_COLUMNS, StudyResults  # noqa: E402
+from ablate.report.build import Settings, build_report, to_csv, to_json, to_markdown  # noqa: E402
+from ablate.report.load import DONE, ITEM_COLUMNS, SCORE_COLUMNS, VARIANT_COLUMNS, StudyResults  # noqa: E402
 
 TARGET_S = 5.0
 
@@ -90,7 +90,7 @@ def main() -> None:
     rendered = time.perf_counter()
     cpu_after = os.times()
     cpu_s = (cpu_after.user - cpu.user) + (cpu_after.system - cpu.system)
-    from ablate.heatmap import plot_deltas
+    from ablate.report.heatmap import plot_deltas
 
     plot_deltas(report, io.BytesIO())
     plotted = time.perf_counter()

@@ -42,7 +42,7 @@ PRETRAIN_STEPS = 16
 
 def study_recipe(phase_steps: int):
     """The demo recipe with a short pretraining and a phase of `phase_steps` batches."""
-    from ablate.demo import demo_recipe
+    from ablate.demo.study import demo_recipe
 
     recipe = demo_recipe()
     step = recipe.training.batch_size * recipe.seq_len
@@ -70,11 +70,11 @@ class Study:
 
 def timed_study(recipe, options: dict, parallel: int) -> Study:
     """plan, run and report as `ablate plan`, `ablate run --parallel N` and `ablate report` call them."""
-    from ablate.report import Settings, build_report, write_report
-    from ablate.results import load_study
-    from ablate.run import run_study
+    from ablate.report.build import Settings, build_report, write_report
+    from ablate.report.load import load_study
+    from ablate.run.runner import run_study
     from ablate.store import read_status, study_dir
-    from ablate.study import plan_study
+    from ablate.plan.study import plan_study
 
     tick = time.perf_counter()
     plan = plan_study(recipe, **options)
@@ -133,8 +133,8 @@ def main() -> None:
     options = {} if args.remove == "all" else {"removes": [r for r in args.remove.split(",") if r], "control": False}
 
     with demo_workspace(study_recipe(args.phase_steps)) as recipe:
-        from ablate.jobs import pretrain
-        from ablate.launch import available_cores
+        from ablate.run.worker import pretrain
+        from ablate.run.launch import available_cores
 
         parallel = args.parallel or available_cores()
         pretrain(recipe)  # the shared checkpoint: not part of the study

@@ -4,12 +4,12 @@ against a plain PyTorch loop on the same model, token stream, batch, optimizer a
     .venv/bin/python benchmarks/train_overhead.py [--steps 48] [--repeat 5] [--threads 1] [--width 64]
 
 Set-up (in a scratch folder): the demo corpus and its shards, and a start checkpoint written by
-`ablate.train.fit` after a few steps on the base mix. Three paths then train `--steps` batches of the
+`ablate.run.train.fit` after a few steps on the base mix. Three paths then train `--steps` batches of the
 demo's upsampled mix from that checkpoint, interleaved (A, B, C, A, B, C, ...; medians reported):
 
     plain       a hand-written loop over the token stream held in memory as tensors: the baseline
     plain+mds   the same loop reading the StreamingDataset loader ablate builds (the data's cost alone)
-    ablate      `ablate.train.fit`, exactly what `ablate run` calls for a variant: Composer's Trainer,
+    ablate      `ablate.run.train.fit`, exactly what `ablate run` calls for a variant: Composer's Trainer,
                 the StreamingDataset, the LR and loss-log callbacks, and checkpoints every
                 training.checkpoint_every_tokens plus one at the end (48 steps: one save; a demo
                 variant saves every 61 steps on average)
@@ -37,8 +37,8 @@ import torch  # noqa: E402  (after workspace: it sets the thread count torch rea
 from composer import Trainer  # noqa: E402
 from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict  # noqa: E402
 
-from ablate import train  # noqa: E402
-from ablate.plan import normalize  # noqa: E402
+from ablate.run import train  # noqa: E402
+from ablate.plan.build import normalize  # noqa: E402
 from ablate.recipe import Recipe  # noqa: E402
 
 TARGET = 1.10
@@ -93,7 +93,7 @@ def plain_loop(recipe: Recipe, checkpoint: str, batches: Iterable, steps: int, s
 
 def demo_model(width: int) -> Recipe:
     """The demo recipe, its model `width` wide (16-wide attention heads)."""
-    from ablate.demo import demo_recipe
+    from ablate.demo.study import demo_recipe
 
     recipe = demo_recipe()
     heads = max(1, width // 16)

@@ -45,9 +45,9 @@ def demo_workspace(recipe: Recipe | None = None) -> Iterator[Recipe]:
     Inside, stderr (the libraries' warnings and progress bars) goes to a log; its tail is shown if
     something fails, so the tables stay readable in `make bench`.
     """
-    from ablate.data import build_subsets
-    from ablate.demo import demo_recipe, working_directory
-    from ablate.demo_corpus import write_demo
+    from ablate.data.build import build_subsets
+    from ablate.demo.study import demo_recipe, working_directory
+    from ablate.demo.corpus import write_demo
 
     recipe = recipe or demo_recipe()
     log = SCRATCH / "stderr.log"
@@ -74,10 +74,10 @@ def demo_workspace(recipe: Recipe | None = None) -> Iterator[Recipe]:
 
 
 def start_checkpoint(recipe: Recipe, folder: Path, steps: int = 4) -> str:
-    """A Composer checkpoint after `steps` steps on the base mix, written by `ablate.train.fit` as
+    """A Composer checkpoint after `steps` steps on the base mix, written by `ablate.run.train.fit` as
     `ablate pretrain` writes one; returns its path."""
-    from ablate import train
-    from ablate.plan import normalize
+    from ablate.run import train
+    from ablate.plan.build import normalize
 
     end = steps * recipe.training.batch_size * recipe.seq_len
     train.fit(

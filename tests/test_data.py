@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ablate.data import build_subsets
-from ablate.demo_corpus import write_tokenizer
+from ablate.data.build import build_subsets
+from ablate.demo.corpus import write_tokenizer
 from ablate.errors import AblateError
-from ablate.manifest import MANIFEST, manifest_tokens, read_manifest
+from ablate.data.manifest import MANIFEST, manifest_tokens, read_manifest
 from ablate.recipe import parse_recipe
 
 SEQ = 8
@@ -131,20 +131,20 @@ def test_failed_build_leaves_nothing_that_counts_as_built(in_tmp, tokenizer_dir)
 
 
 def test_interrupt_keeps_the_previous_build(in_tmp, tokenizer_dir, monkeypatch):
-    import ablate.data
+    import ablate.data.build
 
     write_jsonl(in_tmp / "raw" / "a.jsonl", DOCS)
     recipe = recipe_for(tokenizer_dir, a={"source": "raw/a.jsonl"})
     before = build_subsets(recipe)["a"]
 
-    real = ablate.data.documents
+    real = ablate.data.build.documents
 
     def interrupted(*args):  # Ctrl-C after the first document
         texts = real(*args)
         yield next(texts)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ablate.data, "documents", interrupted)
+    monkeypatch.setattr(ablate.data.build, "documents", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_subsets(recipe, force=True)
     assert read_manifest("mds/a") == before

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ablate.demo import demo_recipe
+from ablate.demo.study import demo_recipe
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ablate import demo_corpus as dc
-from ablate.manifest import manifest_tokens
+from ablate.demo import corpus as dc
+from ablate.data.manifest import manifest_tokens
 from ablate.recipe import load_recipe
-from ablate.tasks import task_sizes
+from ablate.plan.tasks import task_sizes
 from conftest import REPO
 
 DEMO_RECIPE = load_recipe(REPO / "recipes" / "demo.yaml")

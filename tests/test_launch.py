@@ -1,11 +1,11 @@
-"""How concurrent jobs share a machine: threads and GPUs per slot (ablate.launch.slot_environment)."""
+"""How concurrent jobs share a machine: threads and GPUs per slot (ablate.run.launch.slot_environment)."""
 
 from __future__ import annotations
 
 import pytest
 
 from ablate.errors import AblateError
-from ablate.launch import available_cores, slot_environment
+from ablate.run.launch import available_cores, slot_environment
 
 
 def test_one_job_at_a_time_gets_every_core_and_no_device_pinning():

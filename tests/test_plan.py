@@ -3,7 +3,7 @@
 import pytest
 
 from ablate.errors import AblateError
-from ablate.plan import build_plan, count_params, normalize, renormalize, resolve_target, with_checkpoint
+from ablate.plan.build import build_plan, count_params, normalize, renormalize, resolve_target, with_checkpoint
 from ablate.recipe import parse_recipe
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from ablate.errors import AblateError
-from ablate.report import CSV_COLUMNS, Settings, build_report, to_csv, to_json, to_markdown
-from ablate.results import load_folder, load_study
+from ablate.report.build import CSV_COLUMNS, Settings, build_report, to_csv, to_json, to_markdown
+from ablate.report.load import load_folder, load_study
 from conftest import REPO
 from fixtures.report_study import write_lm_eval
 
@@ -302,7 +302,7 @@ def _tiny_model(folder: Path, tokenizer: Path, seed: int) -> None:
 
 @pytest.mark.slow
 def test_real_lm_eval_cli_outputs_are_reported_with_from(tmp_path):
-    from ablate.demo_corpus import write_demo
+    from ablate.demo.corpus import write_demo
 
     write_demo(tmp_path, seed=0)
     demo = tmp_path / "data" / "demo"

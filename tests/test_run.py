@@ -63,9 +63,9 @@ def tiny(tmp_path_factory):
     recipe_path = write_tiny_study(root)
 
     from ablate.cli import app
-    from ablate.jobs import pretrain
+    from ablate.run.worker import pretrain
     from ablate.recipe import load_recipe
-    from ablate.run import run_study
+    from ablate.run.runner import run_study
 
     checkpoint = pretrain(load_recipe(recipe_path))
     planned = CliRunner().invoke(app, ["plan", "--recipe", str(recipe_path), "--remove", "g"])
@@ -110,8 +110,8 @@ def test_run_trains_and_evaluates_every_variant(tiny):
         assert len(samples) == 1 and len(samples[0].read_text().splitlines()) == 30
     start = status(tiny.results, "start")
     assert start["state"] == "done" and start["checkpoint_tokens"] == PHASE and start["warning"] is None
-    # What `ablate report` reads (ablate.results) finds every job's scores.
-    from ablate.results import load_study
+    # What `ablate report` reads (ablate.report.load) finds every job's scores.
+    from ablate.report.load import load_study
 
     scores = load_study(STUDY).scores
     assert set(scores.variant) == {"start", "baseline", "no-g"} and set(scores.task) == {"tiny_alpha", "tiny_gamma"}
@@ -131,8 +131,8 @@ def test_lr_ends_the_phase_at_the_schedules_final_value(tiny):
 
 
 def test_removed_subset_contributes_no_samples(tiny):
-    from ablate.jobs import plan_recipe
-    from ablate.train import build_dataloader
+    from ablate.run.worker import plan_recipe
+    from ablate.run.train import build_dataloader
 
     plan, recipe = plan_recipe(STUDY)
     samples = PHASE // SEQ_LEN
@@ -155,7 +155,7 @@ def test_removed_subset_contributes_no_samples(tiny):
 
 def test_done_variants_are_skipped(tiny):
     before = {job: status(tiny.results, job)["updated"] for job in ("start", "baseline", "no-g")}
-    from ablate.run import run_study
+    from ablate.run.runner import run_study
 
     assert run_study() == []
     rerun = ablate("run", cwd=tiny.root, results=tiny.results, timeout=60)
@@ -188,7 +188,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny):
     assert "resume  baseline" in dry.stdout, dry.stdout
     tiny.patch.setenv("ABLATE_RESULTS", str(results))
     try:
-        from ablate.run import run_study
+        from ablate.run.runner import run_study
 
         [outcome] = [o for o in run_study(variants=["baseline"]) if o.job == "baseline"]
     finally:
@@ -232,7 +232,7 @@ def test_parallel_run_overlaps_jobs_and_trains_the_same_weights(tiny):
     overlap = Overlap()
     tiny.patch.setenv("ABLATE_RESULTS", str(results))
     try:
-        from ablate.run import run_study
+        from ablate.run.runner import run_study
 
         outcomes = run_study(parallel=2, observer=overlap)
     finally:
@@ -251,8 +251,8 @@ def _build_datasets(barrier, repeats: int) -> None:
     """A forked job: build the tiny study's training loader `repeats` times, in step with the others."""
     import atexit
 
-    from ablate.jobs import plan_recipe
-    from ablate.train import build_dataloader
+    from ablate.run.worker import plan_recipe
+    from ablate.run.train import build_dataloader
 
     plan, recipe = plan_recipe(STUDY)
     variant = plan.variant("baseline")
@@ -267,7 +267,7 @@ def _build_datasets(barrier, repeats: int) -> None:
 def test_concurrent_jobs_build_their_datasets_without_colliding(tiny):
     import multiprocessing
 
-    import ablate.train  # noqa: F401 (imported before forking, as the fork server does)
+    import ablate.run.train  # noqa: F401 (imported before forking, as the fork server does)
 
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(3)
@@ -306,7 +306,7 @@ def test_changed_recipe_changes_the_hash_and_is_not_reused(tiny):
     trained_at = checkpoint.resolve().stat().st_mtime
     tiny.patch.setenv("ABLATE_RESULTS", str(results))
     try:
-        from ablate.run import prepare, run_study
+        from ablate.run.runner import prepare, run_study
 
         assert [a.do for a in prepare(variants=["baseline"])[2]] == ["evaluate", "evaluate"]  # start, baseline
         assert [o.state for o in run_study(variants=["baseline"])] == ["done", "done"]
@@ -325,7 +325,7 @@ def test_two_process_gloo_run_matches_one_process(tiny):
     results = clone(tiny, "gloo")
     tiny.patch.setenv("ABLATE_RESULTS", str(results))
     try:
-        from ablate.run import run_study
+        from ablate.run.runner import run_study
 
         outcomes = run_study(variants=["no-g"], launcher="torchrun", gpus=2)
     finally:
@@ -370,7 +370,7 @@ def test_bad_input_fails_with_one_line_and_exit_2(tiny):
 
 def test_unloadable_checkpoint_stops_the_run(tiny):
     from ablate.errors import AblateError
-    from ablate.run import run_study
+    from ablate.run.runner import run_study
 
     results = clone(tiny, "garbage")
     garbage = tiny.root / "garbage.pt"
@@ -409,7 +409,7 @@ def test_slurm_writes_a_job_array_and_submits_it(tiny):
 
 def test_strict_refuses_a_checkpoint_off_the_phase_start(tiny):
     from ablate.errors import AblateError
-    from ablate.run import run_study
+    from ablate.run.runner import run_study
 
     results = clone(tiny, "strict")
     raw = yaml.safe_load(tiny.recipe.read_text())

@@ -9,8 +9,8 @@ import os
 import pytest
 
 from ablate.errors import AblateError
-from ablate.jobs import Busy, folder_lock, lock_holder, stale_reason, token_mismatch
-from ablate.plan import Variant
+from ablate.run.worker import Busy, folder_lock, lock_holder, stale_reason, token_mismatch
+from ablate.plan.build import Variant
 from ablate.recipe import load_recipe
 from tiny_study import BATCH, FINAL_RATIO, LR, SEQ_LEN, TOTAL_TOKENS, write_tiny_study
 
@@ -72,7 +72,7 @@ def write_recipe_only(root):
 
 @pytest.mark.slow
 def test_schedules_by_hand():
-    from ablate.train import Schedule
+    from ablate.run.train import Schedule
 
     linear = Schedule(peak=1.0, start=100, length=200, shape="linear", final_ratio=0.1)
     assert [linear(t) for t in (0, 100, 200, 300, 400)] == pytest.approx([1.0, 1.0, 0.55, 0.1, 0.1])
@@ -88,8 +88,8 @@ def test_schedules_by_hand():
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     """The tiny study's data and a Composer checkpoint trained on it for the pre-phase tokens."""
-    from ablate.plan import normalize
-    from ablate.train import fit, new_model, pretrain_schedule
+    from ablate.plan.build import normalize
+    from ablate.run.train import fit, new_model, pretrain_schedule
 
     root = tmp_path_factory.mktemp("train")
     recipe = load_recipe(write_tiny_study(root))
@@ -106,7 +106,7 @@ def pretrained(tmp_path_factory):
 def test_composer_checkpoint_rebuilds_model_and_tokenizer_alone(pretrained):
     import torch
 
-    from ablate.train import load_start, load_tokenizer
+    from ablate.run.train import load_start, load_tokenizer
 
     root, recipe, checkpoint, trained = pretrained
     start = load_start(str(checkpoint))
@@ -121,7 +121,7 @@ def test_composer_checkpoint_rebuilds_model_and_tokenizer_alone(pretrained):
 
 @pytest.mark.slow
 def test_model_folder_start_gets_a_fresh_optimizer_and_the_whole_schedule(pretrained, tmp_path):
-    from ablate.train import fit, load_start, phase_schedule
+    from ablate.run.train import fit, load_start, phase_schedule
 
     root, recipe, checkpoint, _ = pretrained
     composer_start = load_start(str(checkpoint))
@@ -144,7 +144,7 @@ def test_model_folder_start_gets_a_fresh_optimizer_and_the_whole_schedule(pretra
 def test_unusable_starts_fail_with_one_line(pretrained, tmp_path):
     import torch
 
-    from ablate.train import load_start
+    from ablate.run.train import load_start
 
     (tmp_path / "empty").mkdir()
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
@@ -165,7 +165,7 @@ def test_a_stuck_prefix_lock_holder_is_waited_for_only_so_long(tmp_path):
     import fcntl
     import time
 
-    from ablate.train import _flock_within
+    from ablate.run.train import _flock_within
 
     path = tmp_path / "prefix.lock"
     with path.open("a") as holder, path.open("a") as waiter:

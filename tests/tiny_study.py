@@ -1,7 +1,7 @@
 """A tiny study for the training tests: three subsets with disjoint alphabets, two local lm-eval tasks.
 
 Each subset's documents use only its own characters, so the subset a training sample came from can
-be read off the sample itself. Tokenizer and shards come from the package (ablate.demo_corpus,
+be read off the sample itself. Tokenizer and shards come from the package (ablate.demo.corpus,
 ablate.data), exactly as a user's would.
 """
 
@@ -88,8 +88,8 @@ def recipe_dict(root: Path) -> dict:
 
 def write_tiny_study(root: Path) -> Path:
     """Sources, tokenizer, shards and tasks under `root`; returns the recipe's path."""
-    from ablate.data import build_subsets
-    from ablate.demo_corpus import write_tokenizer
+    from ablate.data.build import build_subsets
+    from ablate.demo.corpus import write_tokenizer
     from ablate.recipe import load_recipe
 
     rng = random.Random(0)

@@ -4,7 +4,7 @@
     ablate demo --out /tmp/d     # the same under /tmp/d (data/demo/, results/demo/)
     ablate demo --fast           # the test suite's demo: same phase, shorter pretraining, no control
 
-    from ablate.demo import run_demo
+    from ablate.demo.study import run_demo
     report, seconds, failed = run_demo(Path("/tmp/d"))
 
 Every stage skips work that is already done (shard manifests, the pretrain status, variant hashes),
@@ -23,7 +23,7 @@ from typing import Any
 
 from ablate.recipe import Recipe, load_recipe
 
-DEMO_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo.yaml"
+DEMO_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 # --fast keeps the phase, where the skills are learned, after two thirds of the pretraining (its
 # schedule is warm-up then flat, so that is the full demo's model at 1.02M tokens), without control.
 FAST_PRETRAIN_TOKENS = 1_024_000
@@ -73,15 +73,15 @@ def run_demo(
     such jobs trained ~56k tokens/s together against ~45k for one job on two threads, and one
     variant's evaluation overlaps another's training.
     """
-    from ablate.data import build_subsets
-    from ablate.demo_corpus import write_demo
-    from ablate.jobs import pretrain
-    from ablate.launch import available_cores
-    from ablate.report import Settings, build_report, write_report
-    from ablate.results import load_study
-    from ablate.run import run_study
+    from ablate.data.build import build_subsets
+    from ablate.demo.corpus import write_demo
+    from ablate.run.worker import pretrain
+    from ablate.run.launch import available_cores
+    from ablate.report.build import Settings, build_report, write_report
+    from ablate.report.load import load_study
+    from ablate.run.runner import run_study
     from ablate.store import study_dir, write_json
-    from ablate.study import plan_study
+    from ablate.plan.study import plan_study
 
     recipe = demo_recipe(fast)
     seconds: dict[str, float] = {}

@@ -3,8 +3,8 @@
     ablate report                          # the current study: tables on stdout, files in results/<study>/
     ablate report --from runs/ --baseline base --format csv
     # in a notebook:
-    from ablate.results import load_study
-    from ablate.report import Settings, build_report, to_markdown
+    from ablate.report.load import load_study
+    from ablate.report.build import Settings, build_report, to_markdown
     report = build_report(load_study("demo"), Settings(resamples=2000))
     report.rows                            # the long table of report.csv, as a DataFrame
 
@@ -30,7 +30,7 @@ import pandas as pd
 
 from ablate import stats
 from ablate.errors import AblateError
-from ablate.results import DONE, START, StudyResults
+from ablate.report.load import DONE, START, StudyResults
 from ablate.store import write_atomic
 
 CSV_COLUMNS = [
@@ -431,7 +431,7 @@ def _power(tasks: list[str], cells: _Cells, base_done: list[str], ci: float) -> 
 
 
 def _header(results: StudyResults, settings: Settings, metrics, tasks, base_done) -> list[str]:
-    from ablate.plan_view import human
+    from ablate.plan.view import human
 
     variants = results.variants[results.variants.variant != START]
     done = int((variants.state == DONE).sum())
@@ -605,7 +605,7 @@ def write_report(report: Report, out_dir: Path, *, plot: bool = True) -> list[Pa
     write_atomic(paths["report.json"], json.dumps(to_json(report), indent=2, default=_json_default) + "\n")
     written = list(paths.values())
     if plot:
-        from ablate.heatmap import plot_deltas
+        from ablate.report.heatmap import plot_deltas
 
         buffer = io.BytesIO()
         plot_deltas(report, buffer)

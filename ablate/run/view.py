@@ -1,8 +1,8 @@
 """How `ablate run` looks in the terminal: a bar over the jobs, a bar over each running job's tokens,
 and one summary line per finished job (tokens, time, tokens/s, final loss, headline scores).
 
-    from ablate.run import run_study
-    from ablate.run_view import RunDisplay
+    from ablate.run.runner import run_study
+    from ablate.run.view import RunDisplay
     with RunDisplay(console) as display:
         run_study("demo", observer=display)
 
@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ablate.run import WORK, Action, Outcome
+from ablate.run.runner import WORK, Action, Outcome
 
 _STYLE = {"done": "green", "failed": "red", "busy": "yellow", "submitted": "cyan"}
 

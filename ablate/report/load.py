@@ -1,6 +1,6 @@
 """Load evaluation results as pandas DataFrames: what `ablate report` reads, one import from a notebook.
 
-    from ablate.results import load_study, load_folder
+    from ablate.report.load import load_study, load_folder
     res = load_study("demo")        # results/demo/: the plan, each variant's status and lm-eval outputs
     res = load_folder("runs/")      # plain `lm_eval ... --output_path runs/<variant> --log_samples` folders
     res.variants                    # one row per variant: state, seed, hash check, tokens, error

@@ -1,6 +1,6 @@
 """Evaluation: lm-eval on the model in memory, outputs written by lm-eval's own tracker.
 
-    from ablate.evaluate import evaluate
+    from ablate.run.evaluate import evaluate
     scores = evaluate(model, tokenizer, recipe.eval, Path("results/demo/baseline/eval"), name="demo/baseline")
 
 `simple_evaluate` runs on an `HFLM` wrapped around the trained model and its tokenizer (passing the

@@ -1,7 +1,7 @@
 """Planning a study on disk: read subset and task sizes, build the plan, write it, make it current.
 
     from ablate.recipe import load_recipe
-    from ablate.study import plan_study
+    from ablate.plan.study import plan_study
     plan = plan_study(load_recipe("recipes/demo.yaml"), removes=["math"])
 
 The I/O edge around the pure `ablate.plan.build_plan`; `ablate plan` and `ablate demo` both call it.
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.manifest import manifest_tokens
-from ablate.plan import Plan, build_plan
+from ablate.data.manifest import manifest_tokens
+from ablate.plan.build import Plan, build_plan
 from ablate.recipe import Recipe
 from ablate.store import set_current, study_dir, write_json
-from ablate.tasks import task_sizes
+from ablate.plan.tasks import task_sizes
 
 
 def plan_study(recipe: Recipe, **options: Any) -> Plan:

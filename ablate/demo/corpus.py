@@ -3,7 +3,7 @@
     ablate data demo                          # write data/demo/ here and build its shards
     ablate data demo --out /tmp/d --seed 3    # elsewhere, another draw of the same worlds
 
-    from ablate.demo_corpus import write_demo
+    from ablate.demo.corpus import write_demo
     write_demo(Path("."), seed=0)             # raw JSONL, task files and tokenizer, no shards
 
 Layout under the root (the paths recipes/demo.yaml names):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ablate.plan import EPOCH_STRONG, EPOCH_WARN, Plan
+from ablate.plan.build import EPOCH_STRONG, EPOCH_WARN, Plan
 
 
 def human(number: float) -> str:

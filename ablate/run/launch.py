@@ -1,7 +1,7 @@
-"""Launchers: how one job (`python -m ablate.jobs STUDY JOB`) gets its process or processes.
+"""Launchers: how one job (`python -m ablate.run.worker STUDY JOB`) gets its process or processes.
 
     local     a fresh process per job, forked from a server that imported the training stack once
-    torchrun  Composer's launcher: `composer -n GPUS -m ablate.jobs ...`, data-parallel (gloo on CPU)
+    torchrun  Composer's launcher: `composer -n GPUS -m ablate.run.worker ...`, data-parallel (gloo on CPU)
     slurm     a job-array script, one task per job, submitted with sbatch
 
 Why a fork server for `local`: importing torch, Composer, streaming, transformers and lm-eval costs
@@ -28,7 +28,7 @@ from ablate.store import results_root, study_dir
 OFFLINE = {
     "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"
 }  # fmt: skip
-PRELOAD = ["ablate.jobs", "ablate.train", "ablate.evaluate", "lm_eval.evaluator", "lm_eval.models.huggingface"]
+PRELOAD = ["ablate.run.worker", "ablate.run.train", "ablate.run.evaluate", "lm_eval.evaluator", "lm_eval.models.huggingface"]
 LAUNCHERS = ("local", "torchrun", "slurm")
 
 
@@ -106,7 +106,7 @@ def _fork_server() -> multiprocessing.context.BaseContext:
 
 def start_local(study: str, job: str, folder: Path, *, slot: dict[str, str], strict: bool = False) -> Running:
     """Fork the job; `slot` is its slot_environment (threads, devices), applied before torch works."""
-    from ablate.jobs import child_main
+    from ablate.run.worker import child_main
 
     context = _fork_server()
     args = (job_argv(study, job, strict), os.getcwd(), {**_environment(), **slot}, str(log_path(folder)))
@@ -136,7 +136,7 @@ def composer_command(study: str, job: str, gpus: int, folder: Path | str, *, str
     return [
         sys.executable, "-m", "composer.cli.launcher", "-n", str(gpus),
         "--stdout", f"{logs}/rank{{rank}}.stdout", "--stderr", f"{logs}/rank{{rank}}.stderr",
-        "-m", "ablate.jobs", *job_argv(study, job, strict),
+        "-m", "ablate.run.worker", *job_argv(study, job, strict),
     ]  # fmt: skip
 
 
@@ -180,13 +180,13 @@ JOB="${{JOBS[$SLURM_ARRAY_TASK_ID]}}"
 cd {shlex.quote(os.getcwd())}
 {exports}
 if [ "$JOB" = start ] || [ {gpus} -le 1 ]; then
-  exec {python} -m ablate.jobs {shlex.quote(study)} "$JOB"{flags}
+  exec {python} -m ablate.run.worker {shlex.quote(study)} "$JOB"{flags}
 fi
 LOGS="$ABLATE_RESULTS/{study}/$JOB/logs"
 mkdir -p "$LOGS"
 exec {python} -m composer.cli.launcher -n {gpus} \\
   --stdout "$LOGS/rank{{rank}}.stdout" --stderr "$LOGS/rank{{rank}}.stderr" \\
-  -m ablate.jobs {shlex.quote(study)} "$JOB"{flags}
+  -m ablate.run.worker {shlex.quote(study)} "$JOB"{flags}
 """
 
 

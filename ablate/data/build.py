@@ -3,7 +3,7 @@
     ablate data build                          # every subset of the recipe that names a `source`
     ablate data build --recipe my.yaml --force # rebuild even where the manifest says up to date
 
-    from ablate.data import build_subsets
+    from ablate.data.build import build_subsets
     manifests = build_subsets(load_recipe("recipes/demo.yaml"))
 
 A source is a path or glob. A `.jsonl` file holds one document a line, its text under the subset's
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError
-from ablate.manifest import MANIFEST, is_remote, read_manifest, write_manifest
+from ablate.data.manifest import MANIFEST, is_remote, read_manifest, write_manifest
 from ablate.recipe import Recipe, Subset
 
 COLUMNS = {"tokens": "ndarray:int32"}

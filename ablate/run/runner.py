@@ -8,11 +8,11 @@
     ablate run --parallel 2                      # two variants at once, each on half the cores (or its own GPU)
     ablate run --dry-run                         # what would run, and why; nothing is trained
 
-    from ablate.run import run_study
+    from ablate.run.runner import run_study
     outcomes = run_study("demo")                 # the same from Python; returns one Outcome per job
 
 This module decides and watches; it imports no torch. Every job (the start checkpoint's
-evaluation, then each variant) runs in its own process (ablate.launch) and reports only through
+evaluation, then each variant) runs in its own process (ablate.run.launch) and reports only through
 its folder: status.json for state and progress, logs/run.log for its output. Checks that need no
 model run here, before anything starts: the checkpoint exists, every stream has shards, no folder
 holds results for another hash.
@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from ablate import launch
 from ablate.errors import AblateError, StudyError
-from ablate.jobs import (
+from ablate.run.worker import (
     EXIT_BUSY,
     EXIT_USER,
     LATEST,
@@ -40,8 +40,8 @@ from ablate.jobs import (
     stale_reason,
     start_hash,
 )
-from ablate.manifest import is_remote, read_manifest
-from ablate.plan import Plan, Variant, with_checkpoint
+from ablate.data.manifest import is_remote, read_manifest
+from ablate.plan.build import Plan, Variant, with_checkpoint
 from ablate.recipe import Recipe
 from ablate.store import current_study, read_status, study_dir, variant_dir, write_json, write_status
 
@@ -162,7 +162,7 @@ def prepare(
 
 
 class Observer(Protocol):
-    """What a display implements to follow a run (ablate.run_view.RunDisplay is the CLI's)."""
+    """What a display implements to follow a run (ablate.run.view.RunDisplay is the CLI's)."""
 
     def planned(self, actions: list[Action]) -> None: ...  # every job's action, before the first starts
 

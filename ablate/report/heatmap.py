@@ -12,7 +12,7 @@ from typing import IO
 
 import numpy as np
 
-from ablate.report import DONE, START, Report, fmt_pp
+from ablate.report.build import DONE, START, Report, fmt_pp
 
 MAX_INTERVAL_CELLS = 300  # above this many cells, only Δ is written in each (intervals: report.md)
 

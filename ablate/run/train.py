@@ -1,6 +1,6 @@
 """Training mechanics: one Composer `Trainer` call for the shared pretraining and for every phase.
 
-    from ablate.train import fit, load_start, phase_schedule
+    from ablate.run.train import fit, load_start, phase_schedule
     start = load_start("results/demo/pretrain/checkpoints/latest-rank0.pt", weights=False)
     fit(start, recipe, mixture={"prose": 0.5, "code": 0.5}, seed=0, folder=Path("out"), run_name="demo-x",
         schedule=phase_schedule(recipe, start.tokens), end_tokens=start.tokens + recipe.training.phase_tokens)
@@ -9,7 +9,7 @@ What goes in: a Hugging Face model (built from the recipe's config, or rebuilt f
 alone), a `StreamingDataset` whose streams are weighted by a mixture, and an LR that is a function of
 the absolute tokens seen, set before every batch. Because the LR depends only on
 `state.timestamp.token`, a run resumed by Composer's autoresume continues the same curve exactly.
-The folder and status bookkeeping around a run lives in `ablate.jobs`; this module only trains.
+The folder and status bookkeeping around a run lives in `ablate.run.worker`; this module only trains.
 
 Heavy imports (torch, composer, streaming, transformers) sit at module level: import this module
 only inside the commands that train.
@@ -42,7 +42,7 @@ from streaming.base.dataset import _ShardState
 from torch.utils.data import DataLoader
 
 from ablate.errors import AblateError
-from ablate.manifest import is_remote
+from ablate.data.manifest import is_remote
 from ablate.recipe import Recipe
 
 LOG = "train_log.jsonl"

@@ -1,8 +1,8 @@
 """Jobs: what one process does for one folder of a study. Every launcher ends up here.
 
-    python -m ablate.jobs demo baseline          # train the variant's phase, then evaluate it
-    python -m ablate.jobs demo start             # evaluate the start checkpoint (once per study)
-    python -m ablate.jobs demo no-math --strict  # a checkpoint token count off the recipe's is an error
+    python -m ablate.run.worker demo baseline          # train the variant's phase, then evaluate it
+    python -m ablate.run.worker demo start             # evaluate the start checkpoint (once per study)
+    python -m ablate.run.worker demo no-math --strict  # a checkpoint token count off the recipe's is an error
 
 A job takes its folder's lock, moves status.json through training → evaluating → done (or failed,
 with the error), and never reuses a folder trained for another hash. An interrupted variant
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError, StudyError
-from ablate.plan import Plan, Variant, content_hash, normalize
+from ablate.plan.build import Plan, Variant, content_hash, normalize
 from ablate.recipe import Recipe
 from ablate.store import (
     load_plan,
@@ -187,7 +187,7 @@ def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None
     checkpoints.json. A finished pretraining with the same inputs is reused; an interrupted one
     resumes; one trained from another recipe is refused.
     """
-    from ablate import train
+    from ablate.run import train
 
     folder = study_dir(recipe.name) / "pretrain"
     latest = folder / LATEST
@@ -231,8 +231,8 @@ def _train_summary(result: Any) -> dict[str, Any]:
 
 def run_start(study: str, *, strict: bool = False) -> None:
     """Evaluate the study's start checkpoint into results/<study>/start/ (skipped when done)."""
-    from ablate import train
-    from ablate.evaluate import evaluate
+    from ablate.run import train
+    from ablate.run.evaluate import evaluate
 
     if train.rank() != 0:
         return
@@ -267,8 +267,8 @@ def run_start(study: str, *, strict: bool = False) -> None:
 
 def run_variant(study: str, name: str, *, strict: bool = False) -> None:
     """Continue the start checkpoint on the variant's mixture for the phase, then evaluate it."""
-    from ablate import train
-    from ablate.evaluate import evaluate
+    from ablate.run import train
+    from ablate.run.evaluate import evaluate
 
     began = time.perf_counter()
     plan, recipe = plan_recipe(study)
@@ -329,8 +329,8 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ablate.jobs STUDY JOB [--strict]`: run one job; return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m ablate.jobs", description="Run one job of a study.")
+    """`python -m ablate.run.worker STUDY JOB [--strict]`: run one job; return the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m ablate.run.worker", description="Run one job of a study.")
     parser.add_argument("study")
     parser.add_argument("job", help=f"a variant name, or '{START}' for the start checkpoint's evaluation")
     parser.add_argument("--strict", action="store_true", help="a checkpoint token count off the recipe's is an error")
