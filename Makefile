@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM := false
 # The demo's tiny model runs fastest on one thread per process; set it yourself to override.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test check lint types fast bench venv clean
 
 # The stack is large (torch with its CUDA libraries, ~6 min to install): built once, kept.
 $(READY): pyproject.toml constraints.txt
@@ -25,6 +25,19 @@ demo: $(READY)
 
 test: $(READY)
 	$(VENV)/bin/python -m pytest -q
+
+# What every change keeps green: lint and format, types, then the tests that train nothing (~1 min).
+check: lint types fast
+
+lint: $(READY)
+	$(VENV)/bin/ruff check ablate
+	$(VENV)/bin/ruff format --check ablate
+
+types: $(READY)
+	$(VENV)/bin/mypy
+
+fast: $(READY)
+	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 bench: $(READY)
 	$(VENV)/bin/python benchmarks/run_all.py

@@ -174,7 +174,9 @@ class Recipe(_Strict):
             weights = getattr(self.mixes, mix_name)
             unknown = sorted(set(weights) - set(self.subsets))
             if unknown:
-                raise _FieldError(f"mixes.{mix_name}", f"names unknown subsets {unknown}; known: {sorted(self.subsets)}")
+                raise _FieldError(
+                    f"mixes.{mix_name}", f"names unknown subsets {unknown}; known: {sorted(self.subsets)}"
+                )
             negative = sorted(k for k, w in weights.items() if w < 0)
             if negative:
                 raise _FieldError(f"mixes.{mix_name}", f"has negative weights for {negative}; use weights ≥ 0")
@@ -190,7 +192,8 @@ class Recipe(_Strict):
             target = self.ablations.renormalize[5:]
             if target not in self.mixes.upsample:
                 raise _FieldError(
-                    "ablations.renormalize", f"'into:{target}' needs a subset of mixes.upsample: {sorted(self.mixes.upsample)}"
+                    "ablations.renormalize",
+                    f"'into:{target}' needs a subset of mixes.upsample: {sorted(self.mixes.upsample)}",
                 )
         return self
 
@@ -222,13 +225,15 @@ def load_recipe(path: str | os.PathLike[str] | None = None) -> Recipe:
     try:
         text = source.read_text()
     except OSError as exc:
-        raise RecipeError(f"recipe {source}: cannot read it ({exc.strerror}); pass --recipe PATH to an existing file")
+        raise RecipeError(
+            f"recipe {source}: cannot read it ({exc.strerror}); pass --recipe PATH to an existing file"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise RecipeError(f"recipe {source}: malformed YAML{where}; fix the syntax there")
+        raise RecipeError(f"recipe {source}: malformed YAML{where}; fix the syntax there") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"recipe {source}: expected a mapping of fields at the top level, got {type(raw).__name__}")
     return parse_recipe(raw, source=str(source))

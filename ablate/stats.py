@@ -12,8 +12,9 @@ How an attribution interval is computed (`ablate report` prints the same in its 
 - Clusters: items that ask the same underlying fact are not independent (a model that knows the fact
   gets all of them right), and resampling them one by one gives too narrow an interval. When every
   item of a task carries a `cluster` label in its lm-eval doc (on both sides; else items are drawn one
-  by one), a resample draws the G clusters with replacement instead, each bringing all its items; Δ* = the drawn clusters' summed item differences
-  over the number of items drawn. The same cluster draw applies to every seed.
+  by one), a resample draws the G clusters with replacement instead, each bringing all its items;
+  Δ* = the drawn clusters' summed item differences over the number of items drawn. The same cluster
+  draw applies to every seed.
 - Exact and fast: resampling n items with replacement only changes how often each distinct item
   *pattern* (the item's values across seeds) is drawn, so the counts per pattern are one multinomial
   draw. For 0/1 metrics and one seed there are at most 3 patterns (−1, 0, +1), so a resample costs
@@ -43,7 +44,7 @@ SEED_METHOD = (
 )
 
 
-def minimum_detectable_effect(n_items: int, p: float, ci: float = 0.95, power: float = POWER) -> float:
+def minimum_detectable_effect(n_items: float, p: float, ci: float = 0.95, power: float = POWER) -> float:
     """Smallest accuracy difference a two-sided test at level 1 − `ci` finds with `power`.
 
     Treats baseline and variant as independent samples of `n_items` at accuracy `p`. Pairing the
@@ -206,10 +207,10 @@ def gauntlet_score(scores: list, random_baselines: list[float]):
     """Gauntlet-style category score: per task (score − chance) / (1 − chance), 0 at chance and 1 at
     perfect, so tasks with different chance levels average fairly; then the mean over the tasks.
     Works on floats and element-wise on arrays (pandas columns, resample draws)."""
-    return sum((s - rb) / (1 - rb) for s, rb in zip(scores, random_baselines)) / len(scores)
+    return sum((s - rb) / (1 - rb) for s, rb in zip(scores, random_baselines, strict=True)) / len(scores)
 
 
 def gauntlet_delta(deltas: list, random_baselines: list[float]):
     """The category Δ from per-task Δs: chance cancels in the difference, only 1 / (1 − chance) stays.
     Given aligned resample draws per task (tasks' items are independent), gives the category's draws."""
-    return sum(d / (1 - rb) for d, rb in zip(deltas, random_baselines)) / len(deltas)
+    return sum(d / (1 - rb) for d, rb in zip(deltas, random_baselines, strict=True)) / len(deltas)

@@ -3,12 +3,12 @@
     results/                      ($ABLATE_RESULTS overrides the root)
       .current                    name of the study `run`/`report`/`status` use without --study
       <study>/
-        plan.json                 written by `plan` (schema: ablate.plan.Plan)
+        plan.json                 written by `plan` (schema: ablate.plan.build.Plan)
         checkpoints.json          name → path, registered by `pretrain`
         pretrain/                 the shared start: Composer checkpoints, train_log.jsonl, status.json
         start/                    evaluation of the start checkpoint: eval/, status.json
         <variant>/
-          variant.json            the variant's entry of plan.json (schema: ablate.plan.Variant)
+          variant.json            the variant's entry of plan.json (schema: ablate.plan.build.Variant)
           status.json             {"state", "hash", "train_hash", "tokens_done", "tokens", "error", "updated",
                                    and once known: "train_seconds", "tokens_per_s", "final_loss",
                                    "samples_per_subset", "scores", "eval_seconds", "setup_seconds"}
@@ -18,6 +18,7 @@
           lock                    held while a runner works on the variant
         report.md, report.csv, report.json, deltas.png   written by `report`
 
+A job folder's own files (status.json, lock, checkpoints/) and their rules are ablate.job's.
 Every JSON write is atomic (temp file in the same folder, then rename), so a reader sees the old
 file or the new one, never half of one.
 """
@@ -27,14 +28,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ablate.errors import StudyError
-
-State = Literal["pending", "training", "evaluating", "done", "failed"]
-STATES: tuple[State, ...] = ("pending", "training", "evaluating", "done", "failed")
 
 
 def results_root() -> Path:
@@ -99,12 +96,6 @@ def current_study(study: str | None = None) -> str:
     return marker.read_text().strip()
 
 
-def load_plan(study: str):  # -> ablate.plan.Plan
-    from ablate.plan.build import Plan
-
-    return Plan.model_validate(read_json(study_dir(study) / "plan.json"))
-
-
 # ---- named checkpoints ---------------------------------------------------------------------
 
 
@@ -127,17 +118,3 @@ def resolve_checkpoint(study: str, recipe_checkpoints: dict[str, str], ref: str)
     if "/" in ref or "://" in ref or Path(ref).exists():
         return ref
     raise StudyError(f"--checkpoint {ref}: not a known name {sorted(known)} nor a path; pass a path or a name")
-
-
-# ---- variant status ------------------------------------------------------------------------
-
-
-def read_status(folder: Path) -> dict[str, Any]:
-    """A folder's status; `pending` when nothing has run there yet."""
-    path = folder / "status.json"
-    return read_json(path) if path.exists() else {"state": "pending"}
-
-
-def write_status(folder: Path, state: State, **fields: Any) -> None:
-    previous = read_status(folder)
-    write_json(folder / "status.json", {**previous, **fields, "state": state, "updated": time.time()})

@@ -37,7 +37,7 @@ from lm_eval.loggers import EvaluationTracker  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
 
-from ablate.run import train  # noqa: E402
+from ablate.run import start as starts  # noqa: E402
 from ablate.run.evaluate import evaluate, headline_scores  # noqa: E402
 from ablate.recipe import Eval  # noqa: E402
 
@@ -77,7 +77,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     with demo_workspace() as recipe:
-        start = train.load_start(start_checkpoint(recipe, SCRATCH / "start"))
+        start = starts.load_start(start_checkpoint(recipe, SCRATCH / "start"))
         spec = recipe.eval.model_copy(update={"limit": args.limit})
         include = [str(Path(folder).resolve()) for folder in spec.include]
         folders = itertools.count()

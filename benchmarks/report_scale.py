@@ -24,7 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ablate.report.build import Settings, build_report, to_csv, to_json, to_markdown  # noqa: E402
+from ablate.report import Settings, build_report, to_csv, to_json, to_markdown  # noqa: E402
 from ablate.report.load import DONE, ITEM_COLUMNS, SCORE_COLUMNS, VARIANT_COLUMNS, StudyResults  # noqa: E402
 
 TARGET_S = 5.0

@@ -70,10 +70,11 @@ class Study:
 
 def timed_study(recipe, options: dict, parallel: int) -> Study:
     """plan, run and report as `ablate plan`, `ablate run --parallel N` and `ablate report` call them."""
-    from ablate.report.build import Settings, build_report, write_report
+    from ablate.report import Settings, build_report, write_report
     from ablate.report.load import load_study
     from ablate.run.runner import run_study
-    from ablate.store import read_status, study_dir
+    from ablate.job import read_status
+    from ablate.store import study_dir
     from ablate.plan.study import plan_study
 
     tick = time.perf_counter()

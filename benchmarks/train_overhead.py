@@ -37,7 +37,8 @@ import torch  # noqa: E402  (after workspace: it sets the thread count torch rea
 from composer import Trainer  # noqa: E402
 from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict  # noqa: E402
 
-from ablate.run import train  # noqa: E402
+from ablate.run import start as starts  # noqa: E402
+from ablate.run import stream, train  # noqa: E402
 from ablate.plan.build import normalize  # noqa: E402
 from ablate.recipe import Recipe  # noqa: E402
 
@@ -66,7 +67,7 @@ class _Named(torch.nn.Module):
 
 def plain_loop(recipe: Recipe, checkpoint: str, batches: Iterable, steps: int, schedule: train.Schedule) -> Timing:
     """The hand-written loop, from the checkpoint's weights and optimizer state."""
-    start = train.load_start(checkpoint)
+    start = starts.load_start(checkpoint)
     model = start.model
     optimizer = train._optimizer(model, recipe)  # the recipe's optimizer, built as fit() builds it
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -114,14 +115,14 @@ def main() -> None:
 
     with demo_workspace(demo_model(args.width)) as recipe:
         checkpoint = start_checkpoint(recipe, SCRATCH / "start")
-        begin = train.load_start(checkpoint, weights=False).tokens
+        begin = starts.load_start(checkpoint, weights=False).tokens
         mixture, seed, batch = normalize(recipe.mixes.upsample), 0, recipe.training.batch_size
         schedule = train.phase_schedule(recipe, begin)
         tokens = args.steps * batch * recipe.seq_len
 
         def loader(tag: str) -> Iterable:
             samples = args.steps * batch
-            return train.build_dataloader(recipe, mixture, seed=seed, samples=samples, cache=SCRATCH / tag)[0]
+            return stream.build_dataloader(recipe, mixture, seed=seed, samples=samples, cache=SCRATCH / tag)[0]
 
         stream = [dict(b) for b in loader("stream")]  # the batches fit() will draw, held in memory
         runs = 0
@@ -130,7 +131,7 @@ def main() -> None:
             nonlocal runs
             runs += 1
             result = train.fit(
-                train.load_start(checkpoint, weights=False), recipe, mixture=mixture, seed=seed,
+                starts.load_start(checkpoint, weights=False), recipe, mixture=mixture, seed=seed,
                 folder=SCRATCH / f"fit{runs}", run_name=f"bench-{runs}", schedule=schedule, end_tokens=begin + tokens,
             )  # fmt: skip
             assert result.tokens == tokens, result

@@ -77,11 +77,12 @@ def start_checkpoint(recipe: Recipe, folder: Path, steps: int = 4) -> str:
     """A Composer checkpoint after `steps` steps on the base mix, written by `ablate.run.train.fit` as
     `ablate pretrain` writes one; returns its path."""
     from ablate.run import train
+    from ablate.run.start import new_model
     from ablate.plan.build import normalize
 
     end = steps * recipe.training.batch_size * recipe.seq_len
     train.fit(
-        train.new_model(recipe), recipe, mixture=normalize(recipe.mixes.base), seed=recipe.training.seed,
+        new_model(recipe), recipe, mixture=normalize(recipe.mixes.base), seed=recipe.training.seed,
         folder=folder, run_name="bench-start", schedule=train.pretrain_schedule(recipe), end_tokens=end,
     )  # fmt: skip
     return str(folder / "checkpoints" / "latest-rank0.pt")

@@ -137,3 +137,71 @@ def test_recipe_from_environment(tmp_path):
 def test_debug_variable_shows_the_traceback(tmp_path):
     result = ablate("plan", "--recipe", "nope.yaml", cwd=tmp_path, env={"ABLATE_DEBUG": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr and "RecipeError" in result.stderr
+
+
+# ---- re-planning never orphans finished results --------------------------------------------
+
+
+def _planned_study(tmp_path):
+    """The demo recipe planned under tmp_path, with `baseline` done and the start evaluated (status files
+    as a run writes them), so a re-plan has finished results it could turn stale."""
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "demo.yaml").write_text((REPO / "recipes" / "demo.yaml").read_text())
+    first = tmp_path / "first.pt"
+    first.write_bytes(b"a checkpoint")
+    assert ablate("plan", "--remove", "math", "--checkpoint", str(first), cwd=tmp_path).returncode == 0
+    study = tmp_path / "results" / "demo"
+    plan = json.loads((study / "plan.json").read_text())
+    baseline = plan["variants"][0]
+    for job, status in {
+        "baseline": {"state": "done", "hash": baseline["hash"], "train_hash": baseline["train_hash"], "trained": True},
+        "start": {"state": "done", "hash": plan["start_hash"]},
+    }.items():
+        (study / job).mkdir()
+        (study / job / "status.json").write_text(json.dumps(status))
+    return study
+
+
+def test_plan_with_a_missing_checkpoint_is_one_line_and_writes_nothing(tmp_path):
+    study = _planned_study(tmp_path)
+    before = (study / "plan.json").read_text()
+    result = ablate("plan", "--remove", "math", "--checkpoint", "/nonexistent.pt", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "--checkpoint /nonexistent.pt: /nonexistent.pt does not exist" in result.stderr
+    assert (study / "plan.json").read_text() == before
+
+
+def test_a_plan_that_would_stale_finished_results_names_them_and_needs_force(tmp_path):
+    from ablate.report.load import variant_states
+
+    study = _planned_study(tmp_path)
+    before = (study / "plan.json").read_text()
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"another checkpoint")
+    refused = ablate("plan", "--remove", "math", "--checkpoint", str(other), cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "stale: start (evaluated), baseline (done, training changed)" in refused.stderr
+    assert "--force" in refused.stderr
+    assert (study / "plan.json").read_text() == before
+    same = ablate("plan", "--remove", "math", "--checkpoint", str(tmp_path / "first.pt"), cwd=tmp_path)
+    assert same.returncode == 0, same.stderr  # the same plan again stales nothing
+
+    os.environ["ABLATE_RESULTS"] = str(tmp_path / "results")
+    try:
+        assert set(variant_states("demo").query("state == 'done'").variant) == {"start", "baseline"}
+        forced = ablate("plan", "--remove", "math", "--checkpoint", str(other), "--force", cwd=tmp_path)
+        assert forced.returncode == 0, forced.stderr
+        states = variant_states("demo").set_index("variant").state
+    finally:
+        del os.environ["ABLATE_RESULTS"]
+    assert states["start"] == "stale" and states["baseline"] == "stale"  # refused, never reported
+
+
+def test_only_an_evaluation_change_is_named_as_such(tmp_path):
+    study = _planned_study(tmp_path)
+    raw = yaml.safe_load((tmp_path / "recipes" / "demo.yaml").read_text())
+    raw["eval"]["limit"] = 10
+    (tmp_path / "recipes" / "demo.yaml").write_text(yaml.safe_dump(raw))
+    refused = ablate("plan", "--remove", "math", "--checkpoint", str(tmp_path / "first.pt"), cwd=tmp_path)
+    assert refused.returncode == 2 and "baseline (done, evaluation changed)" in refused.stderr, refused.stderr
+    assert json.loads((study / "plan.json").read_text())["recipe"]["eval"]["limit"] is None

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from ablate.errors import AblateError
-from ablate.report.build import CSV_COLUMNS, Settings, build_report, to_csv, to_json, to_markdown
-from ablate.report.load import load_folder, load_study
+from ablate.report import CSV_COLUMNS, Settings, build_report, load_folder, load_study, to_csv, to_json, to_markdown
 from conftest import REPO
 from fixtures.report_study import write_lm_eval
 

@@ -131,10 +131,10 @@ def test_lr_ends_the_phase_at_the_schedules_final_value(tiny):
 
 
 def test_removed_subset_contributes_no_samples(tiny):
-    from ablate.run.worker import plan_recipe
-    from ablate.run.train import build_dataloader
+    from ablate.plan.study import load_study_plan
+    from ablate.run.stream import build_dataloader
 
-    plan, recipe = plan_recipe(STUDY)
+    plan, recipe = load_study_plan(STUDY)
     samples = PHASE // SEQ_LEN
     tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(recipe.tokenizer)
     for variant in plan.variants:
@@ -251,10 +251,10 @@ def _build_datasets(barrier, repeats: int) -> None:
     """A forked job: build the tiny study's training loader `repeats` times, in step with the others."""
     import atexit
 
-    from ablate.run.worker import plan_recipe
-    from ablate.run.train import build_dataloader
+    from ablate.plan.study import load_study_plan
+    from ablate.run.stream import build_dataloader
 
-    plan, recipe = plan_recipe(STUDY)
+    plan, recipe = load_study_plan(STUDY)
     variant = plan.variant("baseline")
     try:
         for attempt in range(repeats):
@@ -287,7 +287,12 @@ def test_changed_recipe_changes_the_hash_and_is_not_reused(tiny):
     raw["training"]["optimizer"]["lr"] = LR / 2  # changes what training produces
     changed = tiny.root / "changed.yaml"
     changed.write_text(yaml.safe_dump(raw))
-    assert ablate("plan", "--recipe", str(changed), "--remove", "g", cwd=tiny.root, results=results).returncode == 0
+    plan = ("plan", "--recipe", str(changed), "--remove", "g")
+    kept = ablate(*plan, cwd=tiny.root, results=results)  # re-planning alone would orphan the done variants
+    assert kept.returncode == 2 and kept.stderr.count("\n") == 1, kept.stderr
+    assert "baseline (done, training changed), no-g (done, training changed)" in kept.stderr
+    assert json.loads((results / STUDY / "plan.json").read_text()) == old
+    assert ablate(*plan, "--force", cwd=tiny.root, results=results).returncode == 0
     new = json.loads((results / STUDY / "plan.json").read_text())
     for before, after in zip(old["variants"], new["variants"]):
         assert before["hash"] != after["hash"] and before["train_hash"] != after["train_hash"]
@@ -299,7 +304,7 @@ def test_changed_recipe_changes_the_hash_and_is_not_reused(tiny):
     raw["training"]["optimizer"]["lr"] = LR  # back to the trained recipe, but evaluated differently
     raw["eval"]["limit"] = 10
     changed.write_text(yaml.safe_dump(raw))
-    assert ablate("plan", "--recipe", str(changed), "--remove", "g", cwd=tiny.root, results=results).returncode == 0
+    assert ablate(*plan, "--force", cwd=tiny.root, results=results).returncode == 0
     new = json.loads((results / STUDY / "plan.json").read_text())
     assert [v["train_hash"] for v in new["variants"]] == [v["train_hash"] for v in old["variants"]]
     checkpoint = results / STUDY / "baseline" / "checkpoints" / "latest-rank0.pt"

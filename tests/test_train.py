@@ -1,4 +1,4 @@
-"""Training mechanics: LR schedules, starts from Composer checkpoints and model folders, locks, checks."""
+"""Training mechanics: LR schedules, starts from Composer checkpoints and model folders, checks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import os
 import pytest
 
 from ablate.errors import AblateError
-from ablate.run.worker import Busy, folder_lock, lock_holder, stale_reason, token_mismatch
-from ablate.plan.build import Variant
+from ablate.run.worker import token_mismatch
 from ablate.recipe import load_recipe
 from tiny_study import BATCH, FINAL_RATIO, LR, SEQ_LEN, TOTAL_TOKENS, write_tiny_study
 
@@ -18,33 +17,6 @@ PHASE = TOTAL_TOKENS // 2
 
 
 # ---- light: no torch -----------------------------------------------------------------------
-
-
-def test_lock_stops_a_second_holder_and_is_released(tmp_path):
-    with folder_lock(tmp_path):
-        with pytest.raises(Busy, match=f"locked by pid {os.getpid()} on "):
-            with folder_lock(tmp_path):
-                pass
-        assert "another runner is working on it" in lock_holder(tmp_path)
-    assert lock_holder(tmp_path) is None
-    with folder_lock(tmp_path):  # free again
-        pass
-
-
-def _variant(**fields) -> Variant:
-    base = dict(
-        name="v", ablation="v", removed=[], removed_subsets=[], mixture={"a": 1.0}, tokens=10, start_tokens=10,
-        seed=0, checkpoint=None, subset_tokens={}, epochs={}, flops=0.0, train_hash="t1", hash="h1",
-    )  # fmt: skip
-    return Variant(**{**base, **fields})
-
-
-def test_stale_reason_only_for_training_under_another_hash():
-    variant = _variant()
-    assert stale_reason({"state": "pending"}, variant) is None
-    assert stale_reason({"state": "done", "train_hash": "t1", "hash": "other-eval"}, variant) is None
-    reason = stale_reason({"state": "training", "train_hash": "t0"}, variant)
-    assert reason == "trained for hash t0, the plan now says t1"
 
 
 def test_token_mismatch_allows_one_batch_of_rounding(tmp_path):
@@ -89,7 +61,8 @@ def test_schedules_by_hand():
 def pretrained(tmp_path_factory):
     """The tiny study's data and a Composer checkpoint trained on it for the pre-phase tokens."""
     from ablate.plan.build import normalize
-    from ablate.run.train import fit, new_model, pretrain_schedule
+    from ablate.run.start import new_model
+    from ablate.run.train import fit, pretrain_schedule
 
     root = tmp_path_factory.mktemp("train")
     recipe = load_recipe(write_tiny_study(root))
@@ -106,7 +79,7 @@ def pretrained(tmp_path_factory):
 def test_composer_checkpoint_rebuilds_model_and_tokenizer_alone(pretrained):
     import torch
 
-    from ablate.run.train import load_start, load_tokenizer
+    from ablate.run.start import load_start, load_tokenizer
 
     root, recipe, checkpoint, trained = pretrained
     start = load_start(str(checkpoint))
@@ -121,7 +94,8 @@ def test_composer_checkpoint_rebuilds_model_and_tokenizer_alone(pretrained):
 
 @pytest.mark.slow
 def test_model_folder_start_gets_a_fresh_optimizer_and_the_whole_schedule(pretrained, tmp_path):
-    from ablate.run.train import fit, load_start, phase_schedule
+    from ablate.run.start import load_start
+    from ablate.run.train import fit, phase_schedule
 
     root, recipe, checkpoint, _ = pretrained
     composer_start = load_start(str(checkpoint))
@@ -144,7 +118,7 @@ def test_model_folder_start_gets_a_fresh_optimizer_and_the_whole_schedule(pretra
 def test_unusable_starts_fail_with_one_line(pretrained, tmp_path):
     import torch
 
-    from ablate.run.train import load_start
+    from ablate.run.start import load_start
 
     (tmp_path / "empty").mkdir()
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
@@ -165,7 +139,7 @@ def test_a_stuck_prefix_lock_holder_is_waited_for_only_so_long(tmp_path):
     import fcntl
     import time
 
-    from ablate.run.train import _flock_within
+    from ablate.run.stream import _flock_within
 
     path = tmp_path / "prefix.lock"
     with path.open("a") as holder, path.open("a") as waiter:

@@ -30,8 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ablate.errors import AblateError
 from ablate.data.manifest import MANIFEST, is_remote, read_manifest, write_manifest
+from ablate.errors import AblateError
 from ablate.recipe import Recipe, Subset
 
 COLUMNS = {"tokens": "ndarray:int32"}
@@ -196,8 +196,17 @@ def _check_location(name: str, location: Path) -> dict | None:
     return read_manifest(str(location)) or {}  # unreadable: ours, but stale
 
 
-def build_subset(name: str, subset: Subset, files: list[Path], recipe: Recipe, tokenizer: tuple[Any, int],
-                 tokenizer_hash: str, root: Path, force: bool, progress: Any) -> dict:
+def build_subset(
+    name: str,
+    subset: Subset,
+    files: list[Path],
+    recipe: Recipe,
+    tokenizer: tuple[Any, int],
+    tokenizer_hash: str,
+    root: Path,
+    force: bool,
+    progress: Any,
+) -> dict:
     """Build (or skip) one subset from its source `files`; returns its manifest."""
     from streaming import MDSWriter
 

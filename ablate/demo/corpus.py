@@ -31,6 +31,10 @@ wares, a creature's food, what `biggest` returns) share a `cluster` label, so `a
 resamples them together: 400 items of web, code and knowledge ask only 38, 18 and 48 facts. Math
 items have none: each doubles its own number.
 Everything is drawn from `random.Random` seeded with strings: the same seed gives the same bytes.
+
+Longer than the other modules (~400 lines) on purpose: the whole synthetic world, its vocabulary
+tables, the documents that teach each skill and the items that test it, reads top to bottom in one
+file, so what the model can learn and what a task asks are checked side by side.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ TASKS = {"prose": "demo_web", "arithmetic": "demo_math", "code": "demo_code", "f
 
 
 # ---- the worlds ----------------------------------------------------------------------------
+# The vocabulary is data: laid out as tables, one line of pairs each, not one item per line.
+# fmt: off
 
 SHOPS = {  # place → what one buys there
     "bakery": "bread", "library": "books", "florist": "roses", "pharmacy": "pills", "dairy": "milk",
@@ -99,10 +105,18 @@ CRAWL_WORDS = (
     "blog posted comments view all next prev help terms privacy cookie city town road park day week year "
     "time people good great small big old young little long first last other same right high low early"
 ).split()
+# fmt: on
 
 
-def _pseudo_words(rng: random.Random, count: int, onsets: list[str], vowels: list[str], codas: list[str],
-                  syllables: int, avoid: set[str]) -> list[str]:
+def _pseudo_words(
+    rng: random.Random,
+    count: int,
+    onsets: list[str],
+    vowels: list[str],
+    codas: list[str],
+    syllables: int,
+    avoid: set[str],
+) -> list[str]:
     """`count` invented words built from syllables, none in `avoid`, no two sharing their first 3 letters."""
     words: list[str] = []
     prefixes: set[str] = set()
@@ -132,14 +146,23 @@ def make_world(seed: int) -> World:
     names = _pseudo_words(rng, 600, list("bdfgklmnprstvz"), list("aeiou"), ["", "n", "r", "l", "s"], 2, vocabulary)
     names = [name.capitalize() for name in names]
     kinds = [
-        _pseudo_words(rng, 1, [onset], ["a", "e", "i", "o", "u", "oo", "ee"], ["b", "g", "m", "x", "rk", "nt", "sk"],
-                      1, vocabulary | {n.lower() for n in names})[0]
+        _pseudo_words(
+            rng,
+            1,
+            [onset],
+            ["a", "e", "i", "o", "u", "oo", "ee"],
+            ["b", "g", "m", "x", "rk", "nt", "sk"],
+            1,
+            vocabulary | {n.lower() for n in names},
+        )[0]
         for onset in KIND_ONSETS
     ]
     fears, foods, furs = ([values[i % len(values)] for i in range(KINDS)] for values in (FEARS, FOODS, FURS))
     for column in (fears, foods, furs):
         rng.shuffle(column)
-    creatures = {kind: {"fear": h, "food": f, "fur": c} for kind, h, f, c in zip(kinds, fears, foods, furs)}
+    creatures = {
+        kind: {"fear": h, "food": f, "fur": c} for kind, h, f, c in zip(kinds, fears, foods, furs, strict=True)
+    }
     numbers = rng.sample(range(1000, 5000), ITEMS_PER_TASK)
     defs = rng.sample([(p, f) for p in TEST_PREFIXES for f in FUNCTIONS], ITEMS_PER_TASK)  # shuffled: --limit
     return World(
@@ -221,13 +244,16 @@ def _crawl_doc(rng: random.Random, world: World) -> str:
         elif roll < 0.65:
             parts.append(" | ".join(rng.sample(["Home", "News", "Shop", "About", "Contact", "Login", "Blog"], 4)))
         elif roll < 0.8:
-            parts.append(f"Posted by {rng.choice(world.train_names)} on {rng.randint(1, 28)}/{rng.randint(1, 12)}/"
-                         f"{rng.randint(1998, 2024)}")
+            parts.append(
+                f"Posted by {rng.choice(world.train_names)} on {rng.randint(1, 28)}/{rng.randint(1, 12)}/"
+                f"{rng.randint(1998, 2024)}"
+            )
         elif roll < 0.9:
             parts.append(f"www.{rng.choice(words)}{rng.choice(words)}.com/{rng.choice(words)}?id={rng.randint(1, 999)}")
         else:
-            parts.append(f"{rng.randint(1, 500)} {rng.choice(words)} {rng.choice(['(', '[', '#', '-', '*'])}"
-                         f"{rng.randint(0, 99)}")
+            parts.append(
+                f"{rng.randint(1, 500)} {rng.choice(words)} {rng.choice(['(', '[', '#', '-', '*'])}{rng.randint(0, 99)}"
+            )
     return "\n".join(parts)
 
 
@@ -371,7 +397,14 @@ def write_demo(root: Path, seed: int = 0) -> None:
     for subset, task in TASKS.items():
         data = (base / "tasks" / f"{task}.jsonl").resolve()
         write_atomic(data, _jsonl(task_items(world, task, seed)))
-        config = TASK_YAML.format(task=task, skill=subset, seed=seed, items=ITEMS_PER_TASK, choices=CHOICES,
-                                  chance=1 / CHOICES, data=json.dumps(str(data)))
+        config = TASK_YAML.format(
+            task=task,
+            skill=subset,
+            seed=seed,
+            items=ITEMS_PER_TASK,
+            choices=CHOICES,
+            chance=1 / CHOICES,
+            data=json.dumps(str(data)),
+        )
         write_atomic(base / "tasks" / f"{task}.yaml", config)
     write_tokenizer(base / "tokenizer")

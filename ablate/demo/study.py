@@ -75,13 +75,13 @@ def run_demo(
     """
     from ablate.data.build import build_subsets
     from ablate.demo.corpus import write_demo
-    from ablate.run.worker import pretrain
-    from ablate.run.launch import available_cores
-    from ablate.report.build import Settings, build_report, write_report
-    from ablate.report.load import load_study
-    from ablate.run.runner import run_study
-    from ablate.store import study_dir, write_json
     from ablate.plan.study import plan_study
+    from ablate.report import Settings, build_report, write_report
+    from ablate.report.load import load_study
+    from ablate.run.launch import available_cores
+    from ablate.run.runner import run_study
+    from ablate.run.worker import pretrain
+    from ablate.store import study_dir, write_json
 
     recipe = demo_recipe(fast)
     seconds: dict[str, float] = {}

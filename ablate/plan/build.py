@@ -11,19 +11,18 @@ Every figure here is arithmetic over the recipe and the subset sizes the caller 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from ablate.errors import AblateError
+from ablate.plan.identity import result_hash, start_hash, train_hash
 from ablate.recipe import Recipe
 from ablate.stats import minimum_detectable_effect
 
 EPOCH_WARN = 4.0  # above this many passes over a subset, returns diminish (Muennighoff et al., 2023)
 EPOCH_STRONG = 16.0  # above this, repeated data mostly stops helping and risks memorisation
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: start_hash, the start checkpoint evaluation's identity
 
 
 class Variant(BaseModel):
@@ -68,6 +67,7 @@ class Plan(BaseModel):
     subset_sizes: dict[str, int]  # tokens per subset, where known
     task_sizes: dict[str, int]  # items per eval task, where known
     params: int
+    start_hash: str  # identity of the start checkpoint's evaluation (results/<study>/start/)
     variants: list[Variant]
     study_tokens: int
     study_flops: float
@@ -122,7 +122,8 @@ def resolve_target(recipe: Recipe, target: str) -> list[str]:
             members = groups[part]
         else:
             raise AblateError(
-                f"--remove {target}: unknown target '{part}'; groups: {sorted(groups)}, subsets: {sorted(recipe.subsets)}"
+                f"--remove {target}: unknown target '{part}'; "
+                f"groups: {sorted(groups)}, subsets: {sorted(recipe.subsets)}"
             )
         subsets += [s for s in members if s not in subsets]
     in_mix = [s for s in subsets if recipe.mixes.upsample.get(s, 0) > 0]
@@ -161,29 +162,6 @@ def count_params(config: dict[str, Any]) -> int:
     per_layer = attention + mlp + 2 * h
     embeddings = vocab * h * (1 if config.get("tie_word_embeddings", False) else 2)
     return layers * per_layer + embeddings + h
-
-
-# ---- hashing -------------------------------------------------------------------------------
-
-
-def content_hash(payload: Any) -> str:
-    """Short sha256 of sorted-key JSON: equal inputs, equal hash, on any machine."""
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _train_inputs(recipe: Recipe, mixture: dict[str, float], seed: int, checkpoint: str | None) -> dict[str, Any]:
-    """Everything that changes a variant's trained weights, and nothing else."""
-    return {
-        "mixture": mixture,
-        "locations": {s: recipe.subsets[s].location for s in sorted(mixture)},
-        "seed": seed,
-        "checkpoint": checkpoint,
-        "seq_len": recipe.seq_len,
-        "tokenizer": recipe.tokenizer,
-        "model": recipe.model.model_dump(mode="json"),
-        "training": recipe.training.model_dump(mode="json"),
-    }
 
 
 # ---- the plan ------------------------------------------------------------------------------
@@ -244,8 +222,7 @@ def build_plan(
         epochs = {s: (drawn[s] / sizes[s] if s in sizes else None) for s in mixture}
         for seed in seeds:
             name = ablation if len(seeds) == 1 else f"{ablation}.s{seed}"
-            train = _train_inputs(recipe, mixture, seed, checkpoint)
-            train_hash = content_hash(train)
+            trained = train_hash(recipe, mixture, seed=seed, start=checkpoint)
             variants.append(
                 Variant(
                     name=name,
@@ -260,8 +237,8 @@ def build_plan(
                     subset_tokens=drawn,
                     epochs=epochs,
                     flops=6.0 * params * phase_tokens,
-                    train_hash=train_hash,
-                    hash=content_hash({"train": train_hash, "eval": recipe.eval.model_dump(mode="json")}),
+                    train_hash=trained,
+                    hash=result_hash(trained, recipe.eval),
                 )
             )
         for subset, passes in epochs.items():
@@ -284,6 +261,7 @@ def build_plan(
         subset_sizes=sizes,
         task_sizes=dict(sorted((task_sizes or {}).items())),
         params=params,
+        start_hash=start_hash(checkpoint, recipe.eval),
         variants=variants,
         study_tokens=sum(v.tokens for v in variants),
         study_flops=study_flops,

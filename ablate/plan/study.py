@@ -1,31 +1,123 @@
-"""Planning a study on disk: read subset and task sizes, build the plan, write it, make it current.
+"""Planning a study on disk: read subset and task sizes, build the plan, check it, write it.
 
     from ablate.recipe import load_recipe
     from ablate.plan.study import plan_study
     plan = plan_study(load_recipe("recipes/demo.yaml"), removes=["math"])
 
-The I/O edge around the pure `ablate.plan.build_plan`; `ablate plan` and `ablate demo` both call it.
+The I/O edge around the pure `ablate.plan.build.build_plan`; `ablate plan`, `ablate run --checkpoint`
+and `ablate demo` all go through here. A plan is written only after every check passed: its start
+checkpoint exists (where it is a local path), and it turns no finished result stale unless forced.
+Reading a job folder's status is ablate.job's contract, which this edge uses
+only to refuse a plan that would orphan results.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from ablate.data.manifest import manifest_tokens
-from ablate.plan.build import Plan, build_plan
-from ablate.recipe import Recipe
-from ablate.store import set_current, study_dir, write_json
+from ablate.data.manifest import is_remote, manifest_tokens
+from ablate.errors import AblateError, StudyError
+from ablate.job import LATEST, PRETRAINED, START, State, read_status
+from ablate.plan.build import PLAN_VERSION, Plan, build_plan
 from ablate.plan.tasks import task_sizes
+from ablate.recipe import Recipe
+from ablate.store import (
+    read_json,
+    registered_checkpoints,
+    resolve_checkpoint,
+    set_current,
+    study_dir,
+    variant_dir,
+    write_json,
+)
 
 
-def plan_study(recipe: Recipe, **options: Any) -> Plan:
-    """Build the plan with sizes from shard manifests and local task files, and write plan.json."""
+def plan_study(recipe: Recipe, *, force: bool = False, **options: Any) -> Plan:
+    """Build the plan with sizes from shard manifests and local task files; check it; write plan.json.
+
+    Refuses (AblateError, nothing written) a start checkpoint that is a local path and does not exist,
+    and, unless `force`, a plan that would turn finished results of the same study stale.
+    """
     plan = build_plan(
         recipe,
         subset_tokens=manifest_tokens(recipe),
         task_sizes=task_sizes(recipe.eval.tasks, recipe.eval.include),
         **options,
     )
+    source = "--checkpoint" if options.get("checkpoint") is not None else "start"
+    start_checkpoint(plan.study, recipe, plan.options.checkpoint, planning=True, source=source)
+    if not force:
+        refuse_stale(plan, "re-planning", fix="pass --force to replace the plan anyway")
+    save_plan(plan)
+    return plan
+
+
+def save_plan(plan: Plan) -> None:
     write_json(study_dir(plan.study) / "plan.json", plan.model_dump(mode="json"))
     set_current(plan.study)
-    return plan
+
+
+def load_plan(study: str) -> Plan:
+    """The study's plan.json, validated; a plan from another ablate version asks to be re-planned."""
+    path = study_dir(study) / "plan.json"
+    payload = read_json(path)
+    if payload.get("version") != PLAN_VERSION:
+        raise StudyError(
+            f"{path}: written by another ablate (plan version {payload.get('version')}, this one reads "
+            f"{PLAN_VERSION}); run `ablate plan` again"
+        )
+    return Plan.model_validate(payload)
+
+
+def load_study_plan(study: str) -> tuple[Plan, Recipe]:
+    """The study's plan and the recipe snapshot it was built from."""
+    plan = load_plan(study)
+    return plan, Recipe.model_validate(plan.recipe)
+
+
+def start_checkpoint(
+    study: str, recipe: Recipe, ref: str | None, *, planning: bool = False, source: str = "--checkpoint"
+) -> str | None:
+    """The start checkpoint `ref` names, as a path or URI, checked to exist where it is local.
+
+    While `planning`, no start yet (None) and `pretrained` before `ablate pretrain` registered it are
+    fine (None is returned); a run needs one. `source` names where `ref` came from in the message.
+    """
+    known = ref is not None and (ref in recipe.checkpoints or ref in registered_checkpoints(study))
+    if planning and (ref is None or (ref == PRETRAINED and not known)):
+        return None
+    if ref is None:
+        raise AblateError("no start checkpoint: pass --checkpoint NAME|PATH, or set `start` in the recipe and re-plan")
+    path = resolve_checkpoint(study, recipe.checkpoints, ref)
+    if not is_remote(path) and not Path(path).exists():
+        hint = "run `ablate pretrain` first" if ref == PRETRAINED else "pass an existing one"
+        raise AblateError(f"{source} {ref}: {path} does not exist; {hint}")
+    return path
+
+
+def stale_results(plan: Plan) -> list[str]:
+    """Jobs of the study whose folders hold results (or training) that `plan` would not reuse."""
+    held: list[str] = []
+    start = read_status(study_dir(plan.study) / START)
+    if start.get("state") == State.DONE and start.get("hash") != plan.start_hash:
+        held.append(f"{START} (evaluated)")
+    for variant in plan.variants:
+        folder = variant_dir(plan.study, variant.name)
+        status = read_status(folder)
+        kept = status.get("state") == State.DONE or status.get("trained") or (folder / LATEST).exists()
+        if kept and status.get("hash") != variant.hash:
+            change = "evaluation" if status.get("train_hash") == variant.train_hash else "training"
+            held.append(f"{variant.name} ({status.get('state')}, {change} changed)")
+    return held
+
+
+def refuse_stale(plan: Plan, doing: str, *, fix: str) -> None:
+    """One line naming the jobs whose results `plan` would turn stale, or nothing."""
+    held = stale_results(plan)
+    if held:
+        raise StudyError(
+            f"{doing} would turn finished results in {study_dir(plan.study)} stale: {', '.join(held)}; {fix} "
+            "(`ablate run` then re-evaluates what only evaluates differently and refuses the rest until deleted), "
+            "or set another `name` in the recipe to plan a new study"
+        )

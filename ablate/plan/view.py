@@ -42,7 +42,8 @@ def render_plan(plan: Plan, out: Console, err: Console) -> None:
     out.print(table)
     first = plan.variants[0]
     out.print(
-        f"Model {human(plan.params)} params. Each variant trains {human(first.tokens)} tokens ({human(first.flops)} FLOPs) from "
+        f"Model {human(plan.params)} params. Each variant trains {human(first.tokens)} tokens "
+        f"({human(first.flops)} FLOPs) from "
         f"{first.checkpoint or 'the start checkpoint (set with --checkpoint)'} (seen {human(first.start_tokens)}). "
         f"Study: {len(plan.variants)} variants, {human(plan.study_tokens)} tokens, {human(plan.study_flops)} FLOPs "
         f"= {100 * plan.study_fraction:.1f}% of the full run ({human(plan.full_run_flops)} FLOPs, 6·N·D).",

@@ -1,9 +1,36 @@
-"""Report stage (temporary re-exports while the package is split)."""
+"""Report stage: attribution tables from evaluation results (scores, Δ vs baseline with intervals,
+power, notes) as markdown, CSV, JSON and a heatmap.
 
-from ablate.report.build import Report, Settings, build_report, to_csv, to_json, to_markdown, write_report
+    ablate report                          # the current study: tables on stdout, files in results/<study>/
+    ablate report --from runs/ --baseline base --format csv
+    # in a notebook:
+    from ablate.report import load_study, build_report, Settings, to_markdown
+    report = build_report(load_study("demo"), Settings(resamples=2000))
+    report.rows                            # the long table of report.csv, as a DataFrame
+
+load.py reads results, build.py computes the report (pure; cells.py holds each cell's statistics,
+ablate/stats.py the estimators), render.py turns it into text, write.py is the only writer and
+heatmap.py draws deltas.png (matplotlib, imported only when a plot is drawn).
+"""
+
+from ablate.report.build import CSV_COLUMNS, Report, Settings, build_report
 from ablate.report.load import StudyResults, load_folder, load_study
+from ablate.report.render import delta_text, fmt_pp, footnotes, to_csv, to_json, to_markdown
+from ablate.report.write import write_report
 
 __all__ = [
-    "Report", "Settings", "StudyResults", "build_report", "load_folder", "load_study", "to_csv", "to_json",
-    "to_markdown", "write_report",
+    "CSV_COLUMNS",
+    "Report",
+    "Settings",
+    "StudyResults",
+    "build_report",
+    "delta_text",
+    "fmt_pp",
+    "footnotes",
+    "load_folder",
+    "load_study",
+    "to_csv",
+    "to_json",
+    "to_markdown",
+    "write_report",
 ]

@@ -21,16 +21,19 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import pandas as pd
 
 from ablate.errors import StudyError
-from ablate.store import current_study, load_plan, read_status, study_dir
+from ablate.job import STALE, START, State, read_status, results_state
+from ablate.plan.study import load_plan
+from ablate.store import current_study, study_dir, variant_dir
 
-START = "start"  # the start checkpoint's evaluation: a row of the scores table, not a variant
-DONE = "done"
-STALE = "stale"  # results recorded for another plan hash: refused
+if TYPE_CHECKING:
+    from ablate.plan.build import Plan
+
+DONE = State.DONE.value  # only done variants whose hash matches the plan contribute numbers
 NO_RESULTS = "no results"  # marked done, but no lm-eval results file found
 _SEED_SUFFIX = re.compile(r"^(?P<ablation>.+)\.s(?P<seed>\d+)$")
 VARIANT_COLUMNS = ["variant", "ablation", "seed", "state", "hash_ok", "tokens_done", "tokens", "error", "folder"]
@@ -56,33 +59,41 @@ class StudyResults:
 # ---- a study folder ------------------------------------------------------------------------
 
 
-def variant_states(study: str, plan=None) -> pd.DataFrame:
+def variant_states(study: str, plan: Plan | None = None) -> pd.DataFrame:
     """One row per planned variant (plus `start` when evaluated): state, hash check, tokens, error.
 
     Cheap (reads only status files), so `ablate status` uses it directly. `plan`: the study's, if loaded.
+    The start checkpoint's evaluation is checked against the plan's start_hash like every variant.
     """
     plan = plan or load_plan(study)
     rows = []
     start_folder = study_dir(study) / START
     if start_folder.exists():
         status = read_status(start_folder)
-        state = status.get("state", "pending")
-        if state == DONE or (state == "pending" and _result_files(start_folder / "eval")):
-            state = DONE  # evaluated without a status file (e.g. by hand): its results are what they are
-        rows.append(_row(START, START, None, state, None, status, start_folder))
+        if status["state"] == State.PENDING and _result_files(start_folder / "eval"):
+            # evaluated without a status file (e.g. by hand): its results are what they are
+            status = {**status, "state": State.DONE.value, "hash": plan.start_hash}
+        rows.append(_checked(START, START, None, status, plan.start_hash, start_folder))
     for variant in plan.variants:
-        folder = study_dir(study) / variant.name
-        status = read_status(folder)
-        state = status.get("state", "pending")
-        hash_ok = None if "hash" not in status else status["hash"] == variant.hash
-        if state != "pending" and hash_ok is not True:
-            recorded = status.get("hash", "none")
-            status = {**status, "error": f"hash {recorded} ≠ plan {variant.hash}: results belong to another plan; "
-                                         "rerun `ablate run` to refresh them"}
-            state, hash_ok = STALE, False
-        status = {"tokens": variant.tokens, **status}  # the planned count where no status says it yet
-        rows.append(_row(variant.name, variant.ablation, variant.seed, state, hash_ok, status, folder))
+        folder = variant_dir(study, variant.name)
+        status = {"tokens": variant.tokens, **read_status(folder)}  # the planned count where no status says it yet
+        rows.append(_checked(variant.name, variant.ablation, variant.seed, status, variant.hash, folder))
     return pd.DataFrame(rows, columns=VARIANT_COLUMNS)
+
+
+def _checked(
+    name: str, ablation: str, seed: int | None, status: dict[str, Any], expected: str, folder: Path
+) -> dict[str, Any]:
+    """A job's row, marked stale (with the reason as its error) when its results are for another hash."""
+    state = results_state(status, expected)
+    hash_ok = None if "hash" not in status else status["hash"] == expected
+    if state == STALE:
+        error = (
+            f"hash {status.get('hash', 'none')} ≠ plan {expected}: results belong to another plan; "
+            "rerun `ablate run` to refresh them"
+        )
+        status, hash_ok = {**status, "error": error}, False
+    return _row(name, ablation, seed, state, hash_ok, status, folder)
 
 
 def _row(name: str, ablation: str, seed: int | None, state: str, hash_ok: bool | None, status: dict, folder: Path):
@@ -218,14 +229,16 @@ def read_eval(folder: Path, variant: str) -> tuple[pd.DataFrame, pd.DataFrame, s
             if "," not in key or "_stderr," in key or not _is_number(value):
                 continue
             stderr = entry.get(key.replace(",", "_stderr,", 1))
-            score_rows.append({
-                "variant": variant,
-                "task": task,
-                "metric": _metric_name(key),
-                "score": float(value),
-                "stderr": float(stderr) if _is_number(stderr) else float("nan"),
-                "n_items": entry["_n"] if entry["_n"] is not None else entry.get("sample_len"),
-            })
+            score_rows.append(
+                {
+                    "variant": variant,
+                    "task": task,
+                    "metric": _metric_name(key),
+                    "score": float(value),
+                    "stderr": float(stderr) if _is_number(stderr) else float("nan"),
+                    "n_items": entry["_n"] if entry["_n"] is not None else entry.get("sample_len"),
+                }
+            )
         samples = _samples_file(path, task)
         if samples is not None:
             item_frames.append(_read_samples(samples, variant, task))
@@ -239,7 +252,7 @@ def _metric_name(key: str) -> str:
     return key.removesuffix(",none")
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

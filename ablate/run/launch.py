@@ -18,8 +18,8 @@ import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol
 
 from ablate.errors import AblateError
@@ -28,7 +28,13 @@ from ablate.store import results_root, study_dir
 OFFLINE = {
     "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"
 }  # fmt: skip
-PRELOAD = ["ablate.run.worker", "ablate.run.train", "ablate.run.evaluate", "lm_eval.evaluator", "lm_eval.models.huggingface"]
+PRELOAD = [
+    "ablate.run.worker",
+    "ablate.run.train",
+    "ablate.run.evaluate",
+    "lm_eval.evaluator",
+    "lm_eval.models.huggingface",
+]
 LAUNCHERS = ("local", "torchrun", "slurm")
 
 
@@ -91,10 +97,10 @@ class _Forked:
         self.process.join()
 
 
-_context: multiprocessing.context.BaseContext | None = None
+_context: multiprocessing.context.ForkServerContext | None = None
 
 
-def _fork_server() -> multiprocessing.context.BaseContext:
+def _fork_server() -> multiprocessing.context.ForkServerContext:
     global _context
     if _context is None:
         for key, value in OFFLINE.items():

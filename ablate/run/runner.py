@@ -26,27 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ablate import launch
-from ablate.errors import AblateError, StudyError
-from ablate.run.worker import (
-    EXIT_BUSY,
-    EXIT_USER,
-    LATEST,
-    PRETRAINED,
-    START,
-    checkpoint_path,
-    lock_holder,
-    plan_recipe,
-    stale_reason,
-    start_hash,
-)
 from ablate.data.manifest import is_remote, read_manifest
+from ablate.errors import AblateError, StudyError
+from ablate.job import START, WORK, Do, Exit, State, lock_holder, next_action, read_status, write_status
 from ablate.plan.build import Plan, Variant, with_checkpoint
+from ablate.plan.study import load_study_plan, refuse_stale, save_plan, start_checkpoint
 from ablate.recipe import Recipe
-from ablate.store import current_study, read_status, study_dir, variant_dir, write_json, write_status
+from ablate.run import launch
+from ablate.run.worker import variant_next
+from ablate.store import current_study, study_dir, variant_dir
 
 POLL_SECONDS = 0.5
-WORK = ("train", "resume", "evaluate")  # actions that start a job
 
 
 @dataclass
@@ -55,7 +45,7 @@ class Action:
 
     job: str  # "start" or a variant name
     folder: Path
-    do: str  # "train", "resume", "evaluate", "skip", "busy"
+    do: Do  # ablate.job.next_action's answer for the folder
     why: str
     tokens: int = 0  # the phase's tokens, the progress bar's total (0: evaluation only)
 
@@ -73,13 +63,6 @@ class Outcome:
 
 
 # ---- deciding ------------------------------------------------------------------------------
-
-
-def _check_checkpoint(study: str, plan: Plan, recipe: Recipe) -> None:
-    path = checkpoint_path(study, plan, recipe)
-    if not is_remote(path) and not Path(path).exists():
-        hint = "run `ablate pretrain` first" if plan.options.checkpoint == PRETRAINED else "pass an existing one"
-        raise AblateError(f"--checkpoint {plan.options.checkpoint}: {path} does not exist; {hint}")
 
 
 def _check_streams(recipe: Recipe, variants: list[Variant]) -> None:
@@ -100,61 +83,45 @@ def _check_streams(recipe: Recipe, variants: list[Variant]) -> None:
             )
 
 
-def _variant_action(variant: Variant, folder: Path) -> Action:
-    status = read_status(folder)
-    state, done = status["state"], int(status.get("tokens_done") or 0)
-    holder = lock_holder(folder)
-    if holder:
-        return Action(variant.name, folder, "busy", holder)
-    if state == "done" and status.get("hash") == variant.hash:
-        return Action(variant.name, folder, "skip", "done, hash matches")
-    if status.get("trained") and status.get("train_hash") == variant.train_hash:
-        return Action(variant.name, folder, "evaluate", "trained; evaluation settings changed or unfinished")
-    if state in ("training", "failed", "evaluating") and (folder / LATEST).exists():
-        why = f"interrupted at {done:,} of {variant.tokens:,} tokens"
-        return Action(variant.name, folder, "resume", why, variant.tokens)
-    why = f"{variant.tokens:,} tokens on {len(variant.mixture)} subsets"
-    return Action(variant.name, folder, "train", why, variant.tokens)
-
-
 def prepare(
     study: str | None = None,
     *,
     checkpoint: str | None = None,
     variants: list[str] | None = None,
-    save_plan: bool = True,
+    dry_run: bool = False,
 ) -> tuple[str, Plan, list[Action]]:
     """Load (and if --checkpoint differs, re-plan) the study, check it, and decide each job's action.
 
-    `save_plan=False` (a dry run) re-plans in memory only.
+    `dry_run` re-plans in memory only.
     """
     study = current_study(study)
-    plan, recipe = plan_recipe(study)
+    plan, recipe = load_study_plan(study)
     replanned = checkpoint is not None and checkpoint != plan.options.checkpoint
     if replanned:
-        plan = with_checkpoint(plan, recipe, checkpoint)
+        plan = with_checkpoint(plan, recipe, str(checkpoint))
     selected = [plan.variant(name) for name in dict.fromkeys(variants)] if variants else plan.variants
-    _check_checkpoint(study, plan, recipe)
+    start_checkpoint(study, recipe, plan.options.checkpoint)
     _check_streams(recipe, selected)
-    stale = []
+    if replanned:
+        refuse_stale(
+            plan, f"--checkpoint {checkpoint}", fix=f"`ablate plan --checkpoint {checkpoint} --force` replaces them"
+        )
+    start_folder = study_dir(study) / START
+    start = next_action(read_status(start_folder), hash=plan.start_hash, holder=lock_holder(start_folder))
+    actions = [Action(START, start_folder, start.do, start.why)]
     for variant in selected:
-        reason = stale_reason(read_status(variant_dir(study, variant.name)), variant)
-        if reason:
-            stale.append(f"{variant.name} ({reason})")
+        folder = variant_dir(study, variant.name)
+        then = variant_next(variant, folder, lock_holder(folder))
+        tokens = variant.tokens if then.do in (Do.TRAIN, Do.RESUME) else 0
+        actions.append(Action(variant.name, folder, then.do, then.why, tokens))
+    stale = [f"{a.job} ({a.why})" for a in actions if a.do == Do.STALE]
     if stale:
         raise StudyError(
             f"results for another plan in {study_dir(study)}: {'; '.join(stale)}; "
             "delete those variant folders to rerun them (results are never reused across hashes)"
         )
-    if replanned and save_plan:  # only a plan that passed every check replaces the old one
-        write_json(study_dir(study) / "plan.json", plan.model_dump(mode="json"))
-    start_folder = study_dir(study) / START
-    start_status = read_status(start_folder)
-    if start_status["state"] == "done" and start_status.get("hash") == start_hash(plan, recipe):
-        actions = [Action(START, start_folder, "skip", "start checkpoint evaluated")]
-    else:
-        actions = [Action(START, start_folder, "evaluate", "evaluate the start checkpoint once per study")]
-    actions += [_variant_action(v, variant_dir(study, v.name)) for v in selected]
+    if replanned and not dry_run:  # only a plan that passed every check replaces the old one
+        save_plan(plan)
     return study, plan, actions
 
 
@@ -209,13 +176,13 @@ def _outcome(job: _Job, code: int) -> Outcome:
     """What a job's exit means; a process that died without saying why is marked failed here."""
     seconds, action = time.perf_counter() - job.tick, job.action
     status = read_status(action.folder)
-    if code == EXIT_BUSY:
+    if code == Exit.BUSY:
         return Outcome(action.job, "busy", seconds, status)
-    if code != 0 and status["state"] != "failed":  # died before it could say why (a signal, the OOM killer)
+    if code != Exit.OK and status["state"] != State.FAILED:  # died before it could say why (a signal, the OOM killer)
         status = {**status, "error": f"exited with code {code}; see {launch.log_path(action.folder)}"}
-        write_status(action.folder, "failed", error=status["error"])
-        status["state"] = "failed"
-    if code == EXIT_USER and action.job == START:
+        write_status(action.folder, State.FAILED, error=status["error"])
+        status["state"] = State.FAILED.value
+    if code == Exit.USER and action.job == START:
         log = launch.log_path(action.folder)
         raise AblateError(status.get("error") or f"start checkpoint: cannot evaluate it; see {log}")
     return Outcome(action.job, status["state"], seconds, status)
@@ -226,7 +193,7 @@ def _run_jobs(
     observer: Observer | None,
 ) -> list[Outcome]:  # fmt: skip
     """Run the actions' jobs, up to `parallel` at once, in order; poll their status until all exit."""
-    waiting, running, outcomes = list(actions), [], []
+    waiting, running, outcomes = list(actions), list[_Job](), list[Outcome]()
     try:
         while waiting or running:
             free = sorted(set(range(parallel)) - {job.slot for job in running})
@@ -271,7 +238,7 @@ def run_study(
     (every variant would fail the same way: the running jobs are stopped, and resume on the next run).
     """
     check_launcher(launcher, gpus, parallel)
-    study, plan, actions = prepare(study, checkpoint=checkpoint, variants=variants)
+    study, _, actions = prepare(study, checkpoint=checkpoint, variants=variants)
     todo = [a for a in actions if a.do in WORK]
     if launcher == "slurm" and todo:
         script = launch.write_slurm(study, [a.job for a in todo], gpus=gpus, strict=strict)
@@ -281,7 +248,7 @@ def run_study(
         observer.planned(actions)
     outcomes = []
     for action in actions:
-        if action.do == "busy":
+        if action.do == Do.BUSY:
             outcomes.append(Outcome(action.job, "busy", 0.0, {"error": action.why}))
             if observer:
                 observer.finished(outcomes[-1])

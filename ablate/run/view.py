@@ -11,15 +11,23 @@ Off a terminal (CI logs, pipes) the bars are left out and only the summary lines
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
-from ablate.run.runner import WORK, Action, Outcome
+from ablate.job import START, WORK
+from ablate.run.runner import Action, Outcome
 
-_STYLE = {"done": "green", "failed": "red", "busy": "yellow", "submitted": "cyan"}
+if TYPE_CHECKING:
+    import pandas as pd
+
+_STYLE = {"done": "green", "failed": "red", "busy": "yellow", "submitted": "cyan", "stale": "red"}
+_STATE_STYLE = {"training": "yellow", "evaluating": "yellow", **_STYLE}
 
 
 def summary_line(outcome: Outcome) -> str:
@@ -90,3 +98,39 @@ class RunDisplay:
         self.console.print(f"[{style}]{escape(summary_line(outcome))}[/{style}]", highlight=False, soft_wrap=True)
         if outcome.status.get("warning"):
             self.console.print(f"[yellow]warning: {escape(outcome.status['warning'])}[/yellow]", soft_wrap=True)
+
+
+@contextlib.contextmanager
+def token_bar(console: Console, label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A tokens bar on the console in a terminal; off a terminal, no bar (logs stay clean)."""
+    if not console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn(label), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} tokens"))
+    with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as progress:
+        bar = progress.add_task(label, total=total)
+        yield lambda tokens: progress.update(bar, completed=tokens)
+
+
+def print_status(console: Console, study: str, states: pd.DataFrame) -> None:
+    """`ablate status`: one row per job (ablate.report.load.variant_states), then the counts."""
+    from ablate.plan.view import human
+
+    table = Table(title=f"Study '{study}'", title_justify="left")
+    for column in ("variant", "state", "tokens done / planned", "hash", "error"):
+        table.add_column(column, justify="right" if column.startswith("tokens") else "left", overflow="fold")
+    for row in states.to_dict("records"):
+        style = _STATE_STYLE.get(row["state"], "dim")
+        # pandas turns a missing count into NaN, which is the one number not equal to itself
+        done, planned = (
+            human(n) if isinstance(n, (int, float)) and n == n else "—" for n in (row["tokens_done"], row["tokens"])
+        )
+        hash_check = {True: "ok", False: "[red]mismatch[/red]"}.get(row["hash_ok"], "—")
+        error = ""
+        if row["state"] in ("failed", "stale") and row["error"]:
+            error = f"{escape(str(row['error']).splitlines()[0])} [dim]({escape(str(row['folder']))}/status.json)[/dim]"
+        state = f"[{style}]{row['state']}[/{style}]"
+        table.add_row(escape(str(row["variant"])), state, f"{done} / {planned}", hash_check, error)
+    console.print(table)
+    counts = states[states.variant != START].state.value_counts()
+    console.print(", ".join(f"{n} {state}" for state, n in counts.items()), highlight=False)

@@ -9,17 +9,15 @@ with the error), and never reuses a folder trained for another hash. An interrup
 resumes from its own latest checkpoint (Composer autoresume); a variant already trained under the
 same training hash but evaluated under another only re-evaluates. Only global rank 0 writes.
 
-Exit codes: 0 done, 2 the user must fix something (the message is in status.json and on stderr),
-3 another runner holds the lock, anything else a bug (traceback in logs/run.log).
+What to do with a folder is ablate.job.next_action's answer, the same one the runner got; the
+exit codes are ablate.job.Exit (anything else is a bug, with its traceback in logs/run.log).
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
-import fcntl
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,85 +26,28 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError, StudyError
-from ablate.plan.build import Plan, Variant, content_hash, normalize
-from ablate.recipe import Recipe
-from ablate.store import (
-    load_plan,
+from ablate.job import (
+    LATEST,
+    PRETRAIN,
+    PRETRAINED,
+    START,
+    VARIANT,
+    Busy,
+    Do,
+    Exit,
+    Next,
+    State,
+    folder_lock,
+    next_action,
     read_status,
-    register_checkpoint,
-    resolve_checkpoint,
-    study_dir,
-    variant_dir,
-    write_json,
     write_status,
 )
-
-START = "start"  # the folder and job name of the start checkpoint's evaluation
-PRETRAINED = "pretrained"  # the name `pretrain` registers its checkpoint under
-LOCK = "lock"
-LATEST = "checkpoints/latest-rank0.pt"  # Composer's link to a run's newest checkpoint, within its folder
-EXIT_USER, EXIT_BUSY = 2, 3
-
-
-class Busy(StudyError):
-    """Another runner holds the folder's lock."""
-
-
-# ---- locks ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold <folder>/lock (flock: released by the kernel if the holder dies, even by SIGKILL)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = (folder / LOCK).open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise Busy(f"{folder}: locked by {holder}; another runner is working on it") from None
-    handle.truncate(0)
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-    handle.flush()
-    try:
-        yield
-    finally:
-        handle.truncate(0)
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
-
-def lock_holder(folder: Path) -> str | None:
-    """Who holds the folder's lock right now, or None (checks without keeping it)."""
-    if not (folder / LOCK).exists():
-        return None
-    try:
-        with folder_lock(folder):
-            return None
-    except Busy as exc:
-        return str(exc)
-
-
-# ---- shared checks -------------------------------------------------------------------------
-
-
-def plan_recipe(study: str) -> tuple[Plan, Recipe]:
-    plan = load_plan(study)
-    return plan, Recipe.model_validate(plan.recipe)
-
-
-def checkpoint_path(study: str, plan: Plan, recipe: Recipe) -> str:
-    """The plan's start checkpoint as a path or URI; the error says how to name one."""
-    ref = plan.options.checkpoint
-    if ref is None:
-        raise AblateError("no start checkpoint: pass --checkpoint NAME|PATH, or set `start` in the recipe and re-plan")
-    return resolve_checkpoint(study, recipe.checkpoints, ref)
-
-
-def start_hash(plan: Plan, recipe: Recipe) -> str:
-    return content_hash({"checkpoint": plan.options.checkpoint, "eval": recipe.eval.model_dump(mode="json")})
+from ablate.plan.build import Variant, normalize
+from ablate.plan.identity import train_hash
+from ablate.plan.study import load_study_plan, start_checkpoint
+from ablate.recipe import Recipe
+from ablate.run.dist import rank
+from ablate.store import register_checkpoint, study_dir, variant_dir, write_json
 
 
 def token_mismatch(tokens: int, recipe: Recipe) -> str | None:
@@ -118,16 +59,6 @@ def token_mismatch(tokens: int, recipe: Recipe) -> str | None:
         f"checkpoint has seen {tokens:,} tokens but the recipe's phase starts at {expected:,} "
         f"(total_tokens × (1 − phase)); each variant still trains the phase's {recipe.training.phase_tokens:,}"
     )
-
-
-def stale_reason(status: dict[str, Any], variant: Variant) -> str | None:
-    """Why a variant's folder holds training for another plan, or None when it is reusable."""
-    if status.get("state", "pending") == "pending":
-        return None
-    recorded = status.get("train_hash")
-    if recorded is not None and recorded != variant.train_hash:
-        return f"trained for hash {recorded}, the plan now says {variant.train_hash}"
-    return None
 
 
 def _error_line(exc: BaseException) -> str:
@@ -146,7 +77,7 @@ def _recording_failure(folder: Path, leader: bool) -> Iterator[None]:
         yield
     except BaseException as exc:
         if leader:
-            write_status(folder, "failed", error=_error_line(exc))
+            write_status(folder, State.FAILED, error=_error_line(exc))
         raise
 
 
@@ -154,7 +85,7 @@ def _progress(folder: Path, offset: int, then: Callable[[int], None] | None = No
     """Training progress into status.json (what `ablate run` draws), then to `then` if given."""
 
     def report(tokens: int) -> None:
-        write_status(folder, "training", tokens_done=tokens - offset)
+        write_status(folder, State.TRAINING, tokens_done=tokens - offset)
         if then:
             then(tokens)
 
@@ -162,22 +93,6 @@ def _progress(folder: Path, offset: int, then: Callable[[int], None] | None = No
 
 
 # ---- pretrain ------------------------------------------------------------------------------
-
-
-def pretrain_hash(recipe: Recipe) -> str:
-    """Everything that changes the pretrained weights (the phase's schedule does not)."""
-    mixture = normalize(recipe.mixes.base)
-    training = recipe.training.model_dump(mode="json", exclude={"schedule", "checkpoint_every_tokens"})
-    return content_hash(
-        {
-            "mixture": mixture,
-            "locations": {s: recipe.subsets[s].location for s in sorted(mixture)},
-            "seq_len": recipe.seq_len,
-            "tokenizer": recipe.tokenizer,
-            "model": recipe.model.model_dump(mode="json"),
-            "training": training,
-        }
-    )
 
 
 def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None) -> str:
@@ -188,23 +103,23 @@ def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None
     resumes; one trained from another recipe is refused.
     """
     from ablate.run import train
+    from ablate.run.start import new_model
 
-    folder = study_dir(recipe.name) / "pretrain"
+    folder = study_dir(recipe.name) / PRETRAIN
     latest = folder / LATEST
-    digest = pretrain_hash(recipe)
-    status = read_status(folder)
-    if status.get("hash", digest) != digest:
-        raise StudyError(
-            f"{folder}: pretrained from another recipe (hash {status['hash']}, now {digest}); "
-            "delete the folder to pretrain again"
-        )
-    if not (status["state"] == "done" and latest.exists()):
+    mixture = normalize(recipe.mixes.base)
+    digest = train_hash(recipe, mixture, phase=False)
+    then = next_action(read_status(folder), hash=digest, train_hash=digest, has_checkpoint=latest.exists())
+    if then.do == Do.STALE:
+        raise StudyError(f"{folder}: pretrained from another recipe ({then.why}); delete the folder to pretrain again")
+    if then.do != Do.SKIP or not latest.exists():  # the checkpoint is what a pretraining is for
         with folder_lock(folder), _recording_failure(folder, leader=True):
-            write_status(folder, "training", hash=digest, tokens=recipe.training.start_tokens, error=None)
+            fields = {"hash": digest, "train_hash": digest, "tokens": recipe.training.start_tokens, "error": None}
+            write_status(folder, State.TRAINING, **fields)
             result = train.fit(
-                train.new_model(recipe),
+                new_model(recipe),
                 recipe,
-                mixture=normalize(recipe.mixes.base),
+                mixture=mixture,
                 seed=recipe.training.seed,
                 folder=folder,
                 run_name=f"{recipe.name}-pretrain",
@@ -212,7 +127,7 @@ def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None
                 end_tokens=recipe.training.start_tokens,
                 on_progress=_progress(folder, 0, on_progress),
             )
-            write_status(folder, "done", **_train_summary(result))
+            write_status(folder, State.DONE, **_train_summary(result))
     register_checkpoint(recipe.name, PRETRAINED, str(latest))
     return str(latest)
 
@@ -231,22 +146,20 @@ def _train_summary(result: Any) -> dict[str, Any]:
 
 def run_start(study: str, *, strict: bool = False) -> None:
     """Evaluate the study's start checkpoint into results/<study>/start/ (skipped when done)."""
-    from ablate.run import train
     from ablate.run.evaluate import evaluate
+    from ablate.run.start import load_start
 
-    if train.rank() != 0:
+    if rank() != 0:
         return
-    plan, recipe = plan_recipe(study)
+    plan, recipe = load_study_plan(study)
     folder = study_dir(study) / START
-    digest = start_hash(plan, recipe)
     with folder_lock(folder):
-        status = read_status(folder)
-        if status["state"] == "done" and status.get("hash") == digest:
+        if next_action(read_status(folder), hash=plan.start_hash).do == Do.SKIP:
             return
         with _recording_failure(folder, leader=True):
-            path = checkpoint_path(study, plan, recipe)
-            write_status(folder, "evaluating", hash=digest, checkpoint=path, error=None)
-            start = train.load_start(path)
+            path = start_checkpoint(study, recipe, plan.options.checkpoint)
+            write_status(folder, State.EVALUATING, hash=plan.start_hash, checkpoint=path, error=None)
+            start = load_start(str(path))
             warning = token_mismatch(start.tokens, recipe) if start.load_path else None
             if warning and strict:
                 raise AblateError(f"--strict: {warning}; fix training.total_tokens/phase or pass another --checkpoint")
@@ -254,7 +167,7 @@ def run_start(study: str, *, strict: bool = False) -> None:
             scores = evaluate(start.model, start.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{START}")
             write_status(
                 folder,
-                "done",
+                State.DONE,
                 checkpoint_tokens=start.tokens if start.load_path else None,
                 warning=warning,
                 scores=scores,
@@ -265,33 +178,46 @@ def run_start(study: str, *, strict: bool = False) -> None:
 # ---- a variant -----------------------------------------------------------------------------
 
 
+def variant_next(variant: Variant, folder: Path, holder: str | None = None) -> Next:
+    """What happens to the variant's folder next (ablate.job.next_action on its status)."""
+    return next_action(
+        read_status(folder),
+        hash=variant.hash,
+        train_hash=variant.train_hash,
+        has_checkpoint=(folder / LATEST).exists(),
+        holder=holder,
+        tokens=variant.tokens,
+    )
+
+
 def run_variant(study: str, name: str, *, strict: bool = False) -> None:
     """Continue the start checkpoint on the variant's mixture for the phase, then evaluate it."""
     from ablate.run import train
     from ablate.run.evaluate import evaluate
+    from ablate.run.start import load_start
 
     began = time.perf_counter()
-    plan, recipe = plan_recipe(study)
+    plan, recipe = load_study_plan(study)
     variant = plan.variant(name)
     folder = variant_dir(study, name)
-    leader = train.rank() == 0
+    leader = rank() == 0
     with folder_lock(folder) if leader else nullcontext():
-        status = read_status(folder)
-        reason = stale_reason(status, variant)
-        if reason:
-            raise StudyError(f"{folder}: {reason}; delete the folder to run the variant again")
-        if status["state"] == "done" and status.get("hash") == variant.hash:
+        then = variant_next(variant, folder)
+        if then.do == Do.STALE:
+            raise StudyError(f"{folder}: {then.why}; delete the folder to run the variant again")
+        if then.do == Do.SKIP:
             return
-        trained = bool(status.get("trained")) and (folder / LATEST).exists()
+        trained = then.do == Do.EVALUATE
         if leader:
-            write_json(folder / "variant.json", variant.model_dump(mode="json"))
+            write_json(folder / VARIANT, variant.model_dump(mode="json"))
             fields = {"hash": variant.hash, "train_hash": variant.train_hash, "tokens": variant.tokens, "error": None}
-            write_status(folder, "evaluating" if trained else "training", **fields)
+            write_status(folder, State.EVALUATING if trained else State.TRAINING, **fields)
         with _recording_failure(folder, leader):
             if trained:
-                final = train.load_start(str(folder / LATEST))
+                final = load_start(str(folder / LATEST))
             else:
-                start = train.load_start(checkpoint_path(study, plan, recipe), weights=False)
+                path = start_checkpoint(study, recipe, plan.options.checkpoint)
+                start = load_start(str(path), weights=False)
                 warning = token_mismatch(start.tokens, recipe) if start.load_path else None
                 if warning and strict:
                     raise AblateError(f"--strict: {warning}; fix training.total_tokens/phase or the --checkpoint")
@@ -311,7 +237,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                 if leader:
                     write_status(
                         folder,
-                        "evaluating",
+                        State.EVALUATING,
                         trained=True,
                         resumed_at=result.began - start.tokens,  # 0 unless an interrupted run resumed
                         warning=warning,
@@ -322,14 +248,14 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                 return
             tick = time.perf_counter()
             scores = evaluate(final.model, final.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{name}")
-            write_status(folder, "done", scores=scores, eval_seconds=round(time.perf_counter() - tick, 3))
+            write_status(folder, State.DONE, scores=scores, eval_seconds=round(time.perf_counter() - tick, 3))
 
 
 # ---- entry points --------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ablate.run.worker STUDY JOB [--strict]`: run one job; return the exit code."""
+    """`python -m ablate.run.worker STUDY JOB [--strict]`: run one job; return its exit code (job.Exit)."""
     parser = argparse.ArgumentParser(prog="python -m ablate.run.worker", description="Run one job of a study.")
     parser.add_argument("study")
     parser.add_argument("job", help=f"a variant name, or '{START}' for the start checkpoint's evaluation")
@@ -342,11 +268,11 @@ def main(argv: list[str] | None = None) -> int:
             run_variant(args.study, args.job, strict=args.strict)
     except Busy as exc:
         print(f"Error: {exc}", file=sys.stderr)
-        return EXIT_BUSY
+        return Exit.BUSY
     except AblateError as exc:
         print(f"Error: {exc}", file=sys.stderr)
-        return EXIT_USER
-    return 0
+        return Exit.USER
+    return Exit.OK
 
 
 def child_main(argv: list[str], cwd: str, env: dict[str, str], log: str) -> None:

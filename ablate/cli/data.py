@@ -1,0 +1,102 @@
+"""`ablate data` and `ablate demo`: MDS shards from raw text, and the embedded demo study end to end.
+
+ablate data build                    # tokenize each subset's `source` into shards at its `location`
+ablate demo --out /tmp/demo          # data, pretrain, plan, run, report on the built-in corpus
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ablate.cli.app import RecipeOpt, app, data_app, err, out
+from ablate.cli.report import print_report
+
+# ---- data ----------------------------------------------------------------------------------
+
+
+@data_app.command("build")
+def data_build(
+    recipe: RecipeOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild subsets whose manifest says up to date")] = False,
+) -> None:
+    """Tokenize each subset's `source` into MDS shards at its `location`, with a manifest beside them."""
+    from ablate.data.build import build_subsets
+    from ablate.recipe import load_recipe
+
+    _print_manifests(build_subsets(load_recipe(recipe), force=force))
+
+
+@data_app.command("demo")
+def data_demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write data/demo/ under")] = Path("."),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated worlds and documents")] = 0,
+    recipe: Annotated[
+        Path, typer.Option("--recipe", "-r", help="Recipe whose subsets to build; its paths resolve under --out")
+    ] = Path("recipes/demo.yaml"),
+) -> None:
+    """Write the demo corpus, eval tasks and tokenizer under --out, then build the demo recipe's shards there."""
+    import time
+
+    from ablate.data.build import build_subsets
+    from ablate.demo.corpus import write_demo
+    from ablate.recipe import load_recipe
+
+    started = time.perf_counter()
+    loaded = load_recipe(recipe)
+    write_demo(out_dir, seed=seed)
+    _print_manifests(build_subsets(loaded, root=out_dir))
+    err.print(f"wrote {out_dir / 'data/demo'} in {time.perf_counter() - started:.1f} s", soft_wrap=True)
+
+
+def _print_manifests(manifests: dict[str, dict]) -> None:
+    from rich.table import Table
+
+    table = Table("subset", "documents", "tokens", "samples", "dropped", box=None)
+    for name, m in manifests.items():
+        table.add_row(name, f"{m['documents']:,}", f"{m['tokens']:,}", f"{m['samples']:,}", f"{m['dropped_tokens']:,}")
+    out.print(table)
+
+
+# ---- demo ----------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for data/demo/ and results/demo/")] = Path("."),
+    fast: Annotated[bool, typer.Option("--fast", help="Short pretraining, no control: the test suite's demo")] = False,
+    parallel: Annotated[
+        int | None, typer.Option("--parallel", "-j", help="Variants at once [default: one per core]")
+    ] = None,
+) -> None:
+    """The whole study on the built-in corpus: data, pretrain, plan, run, report. Rerun to resume."""
+    from rich.markup import escape
+
+    from ablate.demo.study import demo_recipe, run_demo
+    from ablate.run.view import RunDisplay, summary_line, token_bar
+
+    recipe = demo_recipe(fast)
+    with token_bar(err, "pretrain", recipe.training.start_tokens) as on_progress, RunDisplay(err) as display:
+        report, seconds, failed = run_demo(
+            out_dir,
+            fast=fast,
+            parallel=parallel,
+            on_stage=lambda name: err.print(f"[bold]── {name}[/bold]"),
+            on_pretrain_progress=on_progress,
+            run_observer=display,
+        )
+    print_report(report)
+    timing = ", ".join(f"{stage} {value:.0f} s" for stage, value in seconds.items())
+    where = out_dir / "results" / recipe.name
+    if failed:
+        for outcome in failed:
+            err.print(f"[red]{escape(summary_line(outcome))}[/red]", soft_wrap=True)
+        err.print(
+            f"demo stopped after {sum(seconds.values()):.0f} s with {len(failed)} failed job(s); logs in {where}; "
+            "rerun `ablate demo` to retry them",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    err.print(f"demo done in {sum(seconds.values()):.0f} s ({timing}); files in {where}")

@@ -1,0 +1,76 @@
+"""`ablate plan`: expand the recipe into variants and write plan.json.
+
+ablate plan --remove math            # baseline + math removed, on recipes/demo.yaml
+ablate plan --recipe recipes/spark-joy-7b.yaml --each subset --json
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from ablate.cli.app import RecipeOpt, app, err, out
+from ablate.errors import AblateError
+
+# ---- plan ----------------------------------------------------------------------------------
+
+
+@app.command()
+def plan(
+    recipe: RecipeOpt = None,
+    remove: Annotated[
+        list[str] | None,
+        typer.Option("--remove", help="Group or subset to leave out; 'a+b' removes both in one variant. Repeatable."),
+    ] = None,
+    each: Annotated[
+        str | None, typer.Option("--each", help="Without --remove: one variant per 'group' or 'subset'")
+    ] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="Comma-separated phase seeds, e.g. 1,2,3")] = None,
+    control: Annotated[
+        bool | None, typer.Option("--control/--no-control", help="Add a variant on the base mix")
+    ] = None,
+    renormalize: Annotated[str | None, typer.Option("--renormalize", help="'proportional' or 'into:<subset>'")] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="Start checkpoint: a name in the recipe, or a path")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the plan even if finished results of the study turn stale")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print plan.json instead of the table")] = False,
+) -> None:
+    """Expand the recipe's upsample mix into leave-one-out variants and write results/<study>/plan.json."""
+    from ablate.plan.study import plan_study
+    from ablate.recipe import load_recipe
+    from ablate.store import study_dir
+
+    if each not in (None, "group", "subset"):
+        raise AblateError(f"--each {each}: use 'group' or 'subset'")
+    result = plan_study(
+        load_recipe(recipe),
+        removes=remove or None,
+        each=each,
+        seeds=_parse_seeds(seeds),
+        control=control,
+        renormalize_rule=renormalize,
+        checkpoint=checkpoint,
+        force=force,
+    )
+    payload = result.model_dump(mode="json")
+    if as_json:
+        out.print_json(json.dumps(payload))
+        return
+    from ablate.plan.view import render_plan
+
+    render_plan(result, out, err)
+    err.print(f"[dim]wrote {study_dir(result.study) / 'plan.json'}[/dim]")
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise AblateError(f"--seeds {text}: use comma-separated integers, e.g. 1,2,3") from None

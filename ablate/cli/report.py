@@ -1,0 +1,81 @@
+"""`ablate report`: scores and Δ vs baseline with intervals, from a study or plain lm-eval outputs.
+
+ablate report                        # the current study: markdown on stdout, files in results/<study>/
+ablate report --from runs/ --format csv
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ablate.cli.app import StudyOpt, app, err, out
+from ablate.errors import AblateError
+
+if TYPE_CHECKING:
+    from ablate.report import Report
+
+# ---- report --------------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    study: StudyOpt = None,
+    baseline: Annotated[
+        str, typer.Option("--baseline", help="Variant (ablation) the deltas are taken against")
+    ] = "baseline",
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="Metric for every task [default: acc_norm, else acc, else the first]")
+    ] = None,
+    from_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Report plain lm-eval outputs instead: DIR/<variant>/ from "
+            "`lm_eval --output_path DIR/<variant> --log_samples`",
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Folder for report.md/.csv/.json and deltas.png [default: the study's, or --from DIR]"
+        ),
+    ] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Paired bootstrap resamples")] = 10_000,
+    ci: Annotated[float, typer.Option("--ci", help="Confidence level of the intervals")] = 0.95,
+    fmt: Annotated[
+        str, typer.Option("--format", help="What stdout shows: md, csv or json (all files are written)")
+    ] = "md",
+    plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write the deltas.png heatmap")] = True,
+) -> None:
+    """Scores and Δ vs baseline with paired-bootstrap CIs; writes report.md/.csv/.json and deltas.png."""
+    from ablate.report import Settings, build_report, write_report
+    from ablate.report.load import load_folder, load_study
+    from ablate.store import study_dir
+
+    if fmt not in ("md", "csv", "json"):
+        raise AblateError(f"--format {fmt}: use md, csv or json")
+    if from_dir is not None and study is not None:
+        raise AblateError("--from and --study: give one; --from reads plain lm-eval outputs, --study a planned study")
+    results = load_folder(from_dir) if from_dir is not None else load_study(study)
+    built = build_report(results, Settings(baseline=baseline, metric=metric, ci=ci, resamples=bootstrap))
+    written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
+    print_report(built, fmt)
+    err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)
+
+
+def print_report(built: Report, fmt: str = "md") -> None:
+    """Markdown rendered by rich in a terminal, plain markdown (or CSV/JSON) when piped."""
+    from ablate.report import to_csv, to_json, to_markdown
+
+    if fmt == "md" and out.is_terminal:
+        from rich.markdown import Markdown
+
+        out.print(Markdown(to_markdown(built)))
+    else:
+        text = {"md": to_markdown, "csv": to_csv}.get(fmt)
+        sys.stdout.write(text(built) if text else json.dumps(to_json(built), indent=2, default=str) + "\n")

@@ -1,0 +1,106 @@
+"""`ablate pretrain`, `ablate run` and `ablate status`: train and evaluate the study's jobs, follow them.
+
+ablate pretrain                      # the shared start checkpoint, from scratch on the base mix
+ablate run --dry-run                 # what would run, and why
+ablate run --parallel 2              # every variant not done yet, two at a time
+ablate status
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ablate.cli.app import RecipeOpt, StudyOpt, app, err, out
+
+# ---- status --------------------------------------------------------------------------------
+
+
+@app.command()
+def status(study: StudyOpt = None) -> None:
+    """Each variant's state, tokens done / planned, whether its results match the plan, and where it failed."""
+    from ablate.report.load import variant_states
+    from ablate.run.view import print_status
+    from ablate.store import current_study
+
+    name = current_study(study)
+    print_status(out, name, variant_states(name))
+
+
+# ---- pretrain ------------------------------------------------------------------------------
+
+
+@app.command()
+def pretrain(recipe: RecipeOpt = None) -> None:
+    """Train the recipe's model from scratch on the base mix up to the phase; register it as 'pretrained'."""
+    from ablate.job import PRETRAIN, read_status
+    from ablate.recipe import load_recipe
+    from ablate.run.view import token_bar
+    from ablate.run.worker import pretrain as run_pretrain
+    from ablate.store import study_dir
+
+    loaded = load_recipe(recipe)
+    total = loaded.training.start_tokens
+    with token_bar(err, "pretrain", total) as on_progress:
+        path = run_pretrain(loaded, on_progress=on_progress)
+    done = read_status(study_dir(loaded.name) / PRETRAIN)
+    speed = f" at {done['tokens_per_s']:,.0f} tok/s" if done.get("tokens_per_s") else ""
+    err.print(f"pretrained {total:,} tokens{speed}; checkpoint 'pretrained' = {path}", soft_wrap=True)
+
+
+# ---- run -----------------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    study: StudyOpt = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="Start checkpoint (name or path); re-plans if it differs")
+    ] = None,
+    variant: Annotated[list[str] | None, typer.Option("--variant", help="Run only this variant. Repeatable.")] = None,
+    launcher: Annotated[str, typer.Option("--launcher", help="local, torchrun or slurm")] = "local",
+    gpus: Annotated[int, typer.Option("--gpus", help="Processes per variant (torchrun, slurm)")] = 1,
+    parallel: Annotated[
+        int, typer.Option("--parallel", "-j", help="Variants at once, each on its share of cores and its own GPUs")
+    ] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run and why; change nothing")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail when the checkpoint's tokens differ from the recipe's phase start")
+    ] = False,
+) -> None:
+    """Continue each variant from the shared checkpoint, evaluate it with lm-eval, and summarise."""
+    from rich.markup import escape
+
+    from ablate.job import WORK
+    from ablate.run.runner import check_launcher, prepare, run_study
+
+    check_launcher(launcher, gpus, parallel)
+    if dry_run:
+        name, _, actions = prepare(study, checkpoint=checkpoint, variants=variant, dry_run=True)
+        for action in actions:
+            out.print(f"{action.do:>8}  {escape(action.job)}  [dim]{escape(action.why)}[/dim]", soft_wrap=True)
+        todo = [action.job for action in actions if action.do in WORK]
+        if launcher == "slurm" and todo:
+            from ablate.run.launch import write_slurm
+
+            script = write_slurm(name, todo, gpus=gpus, strict=strict)
+            err.print(f"[dim]wrote {script} (not submitted)[/dim]", soft_wrap=True)
+        return
+    from ablate.run.view import RunDisplay
+
+    with RunDisplay(err) as display:
+        outcomes = run_study(
+            study, checkpoint=checkpoint, variants=variant, launcher=launcher, gpus=gpus,
+            parallel=parallel, strict=strict, observer=display,
+        )  # fmt: skip
+    states = [outcome.state for outcome in outcomes]
+    if launcher == "slurm" and outcomes:
+        first = outcomes[0].status
+        err.print(f"submitted {len(outcomes)} jobs ({first['script']}): {first['sbatch']}", soft_wrap=True)
+    elif not outcomes:
+        err.print("nothing to do: every selected variant is done")
+    else:
+        err.print(", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states)), soft_wrap=True)
+    if "failed" in states:
+        raise typer.Exit(1)

@@ -1,0 +1,234 @@
+"""The Δ of one ablation on one task, with its interval: the statistics behind each cell of the report.
+
+`Cells` turns the items table into one variants × items matrix per task, once, then pairs a variant's
+items with the baseline's: a paired bootstrap where every seed has item logs, else a normal interval
+from lm-eval's stderr. The estimators themselves are in ablate/stats.py; this module decides which one
+applies and feeds it aligned items.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ablate import stats
+from ablate.report.load import StudyResults
+
+PAIRED, NORMAL, NO_CI = "paired bootstrap", "normal (stderr)", "no interval"  # how a cell's interval was made
+Cell = dict[str, Any]  # one measured Δ, as `delta_cell` makes it
+# A task's items: (variant → row, values, doc_hash codes, scored, cluster codes or None), see _matrix.
+_TaskItems = tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+
+
+class Cells:
+    """Per-task matrices of item values, built once, and the Δ of one ablation on one task."""
+
+    def __init__(self, results: StudyResults, metrics: dict[str, str], *, ci: float, resamples: int, seed: int) -> None:
+        self.ci, self.resamples, self.seed = ci, resamples, seed
+        seeds = results.variants.set_index("variant").seed
+        self._training_seed = {v: -1 if pd.isna(s) else int(s) for v, s in seeds.items()}
+        score_rows: Iterable[Any] = results.scores.itertuples()  # pandas-stubs cannot type a row's fields
+        self._scores: dict[tuple[str, str], Any] = {
+            (r.variant, r.task): r for r in score_rows if metrics.get(r.task) == r.metric
+        }
+        self._items: dict[str, _TaskItems] = {}
+        items = results.items
+        if len(items):
+            variant_codes, variant_names = _codes(items.variant)
+            hash_codes, _ = _codes(items.doc_hash)
+            cluster_codes, _ = _codes(items.cluster)  # −1 where an item has no cluster
+            task_codes, task_names = _codes(items.task)
+            metric_codes, metric_names = _codes(items.metric)
+            metric_index = {str(m): i for i, m in enumerate(metric_names)}
+            for code, task in enumerate(task_names):
+                if str(task) not in metrics or metrics[str(task)] not in metric_index:
+                    continue
+                chosen = np.flatnonzero((task_codes == code) & (metric_codes == metric_index[metrics[str(task)]]))
+                self._items[str(task)] = _matrix(
+                    variant_codes[chosen],
+                    variant_names,
+                    items.doc_id.to_numpy()[chosen],
+                    hash_codes[chosen],
+                    items.value.to_numpy()[chosen],
+                    cluster_codes[chosen],
+                )
+
+    def mean_score(self, variants: list[str], task: str) -> float | None:
+        found = [self._scores[(v, task)].score for v in variants if (v, task) in self._scores]
+        return float(np.mean(found)) if found and len(found) == len(variants) else None
+
+    def items(self, task: str) -> int | None:
+        """Items of a task in its lm-eval results (the largest count any variant reports)."""
+        counts = [r.n_items for (v, t), r in self._scores.items() if t == task and pd.notna(r.n_items)]
+        return int(max(counts)) if counts else None
+
+    def all_deltas(
+        self, jobs: dict[str, list[str]], base: list[str], tasks: list[str]
+    ) -> dict[tuple[str, str], tuple[Cell | None, list[str]]]:
+        """(ablation, task) → (cell, notes) for every job and task. Tasks run on a few threads: numpy's
+        random draws release the GIL, and each cell's generator is seeded from its own names, so the
+        figures do not depend on the number of threads or on which other variants exist."""
+
+        def one_task(task: str) -> dict[tuple[str, str], tuple[Cell | None, list[str]]]:
+            return {(ablation, task): self.delta(ablation, done, base, task) for ablation, done in jobs.items()}
+
+        workers = max(1, min(len(tasks), len(os.sched_getaffinity(0)), 8))
+        with ThreadPoolExecutor(workers) as pool:
+            return {key: value for part in pool.map(one_task, tasks) for key, value in part.items()}
+
+    def delta(self, ablation: str, done: list[str], base: list[str], task: str) -> tuple[Cell | None, list[str]]:
+        """Δ of `ablation` on `task` and notes about it: paired bootstrap where every seed has item
+        logs, else a normal interval from lm-eval's stderr."""
+        rng = np.random.default_rng([self.seed, zlib.crc32(ablation.encode()), zlib.crc32(task.encode())])
+        notes: list[str] = []
+        paired = self._paired(ablation, done, base, task, rng, notes)
+        return (paired, notes) if paired is not None else (self._normal(ablation, done, base, task, rng, notes), notes)
+
+    def _paired(
+        self, ablation: str, done: list[str], base: list[str], task: str, rng: np.random.Generator, notes: list[str]
+    ) -> Cell | None:
+        if task not in self._items:
+            return None
+        rows, values, hashes, scored, clusters = self._items[task]
+        if any(v not in rows for v in done + base):
+            return None
+        by_seed = self._training_seed.__getitem__
+        v_seeds, b_seeds = sorted(done, key=by_seed), sorted(base, key=by_seed)
+        v_idx, b_idx = [rows[v] for v in v_seeds], [rows[v] for v in b_seeds]
+        both = scored[v_idx + b_idx].all(axis=0)
+        n_items = int(both.sum())
+        if n_items == 0:
+            return None
+        code = hashes[v_idx + b_idx][:, both]
+        if (code != code[:1]).any():
+            notes.append(f"{ablation} × {task}: item texts differ from the baseline's (doc_hash), so not paired")
+            return None
+        full = int(scored[v_idx + b_idx].sum(axis=1).max())
+        if n_items < full:
+            notes.append(f"{ablation} × {task}: Δ on the {n_items} items both sides scored (of {full})")
+        variant, baseline = values[v_idx][:, both], values[b_idx][:, both]
+        same_seeds = [self._training_seed[v] for v in v_seeds] == [self._training_seed[v] for v in b_seeds]
+        labels = _cluster_labels(clusters, v_idx + b_idx, both)
+        draws = stats.paired_bootstrap(
+            variant, baseline, resamples=self.resamples, rng=rng, paired_seeds=same_seeds, clusters=labels
+        )
+        score, base_score = float(variant.mean()), float(baseline.mean())
+        low, high = stats.percentile_interval(draws, self.ci)
+        n_clusters = None if labels is None else len(np.unique(labels))
+        return delta_cell(score, base_score, low, high, n_items, PAIRED, draws, n_clusters)
+
+    def design_effect(self, base: list[str], task: str) -> tuple[int, float] | None:
+        """(clusters, design effect) of a clustered task, from the baseline's items (mean over its
+        seeds); None where the task is not clustered."""
+        if task not in self._items or any(v not in self._items[task][0] for v in base):
+            return None
+        rows, values, _, scored, clusters = self._items[task]
+        index = [rows[v] for v in base]
+        both = scored[index].all(axis=0)
+        labels = _cluster_labels(clusters, index, both)
+        if labels is None:
+            return None
+        return len(np.unique(labels)), stats.design_effect(values[index][:, both].mean(axis=0), labels)
+
+    def _normal(
+        self, ablation: str, done: list[str], base: list[str], task: str, rng: np.random.Generator, notes: list[str]
+    ) -> Cell | None:
+        missing = [v for v in done + base if (v, task) not in self._scores]
+        if missing:
+            notes.append(f"{ablation} × {task}: not evaluated for {', '.join(missing)}")
+            return None
+        found_v = [self._scores[(v, task)] for v in done]
+        found_b = [self._scores[(v, task)] for v in base]
+        score = float(np.mean([r.score for r in found_v]))
+        base_score = float(np.mean([r.score for r in found_b]))
+        stderr = stats.unpaired_stderr([r.stderr for r in found_v], [r.stderr for r in found_b])
+        n_items = int(found_v[0].n_items) if pd.notna(found_v[0].n_items) else None
+        if math.isnan(stderr):
+            notes.append(f"{ablation} × {task}: no per-item logs and no stderr from lm-eval, so Δ has no interval")
+            return delta_cell(score, base_score, None, None, n_items, NO_CI, None)
+        low, high = stats.normal_interval(score - base_score, stderr, self.ci)
+        draws = stats.normal_draws(score - base_score, stderr, resamples=self.resamples, rng=rng)
+        return delta_cell(score, base_score, low, high, n_items, NORMAL, draws)
+
+
+def delta_cell(
+    score: float,
+    base_score: float,
+    low: float | None,
+    high: float | None,
+    n_items: int | None,
+    method: str,
+    draws: np.ndarray | None,
+    n_clusters: int | None = None,
+) -> Cell:
+    """One measured Δ (fractions): the two scores, the interval's bounds on Δ, and the resample draws
+    (None where there are none) that a category average combines; n_clusters where clusters were drawn."""
+    return {
+        "score": score,
+        "baseline_score": base_score,
+        "delta": score - base_score,
+        "low": low,
+        "high": high,
+        "n_items": n_items,
+        "method": method,
+        "draws": draws,
+        "n_clusters": n_clusters,
+    }
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes and their labels: free for a categorical column, one factorize otherwise."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy(), column.cat.categories
+    codes, labels = pd.factorize(column)
+    return codes, pd.Index(labels)
+
+
+def _matrix(
+    variant_codes: np.ndarray,
+    variant_names: pd.Index,
+    doc_ids: np.ndarray,
+    hash_codes: np.ndarray,
+    values: np.ndarray,
+    cluster_codes: np.ndarray,
+) -> _TaskItems:
+    """(variant → row, values, doc_hash codes, scored, cluster codes): variants × items, NaN / False / −1
+    where not scored; cluster codes None where no item of the task has a cluster."""
+    present, rows = _dense(variant_codes)
+    ids, columns = _dense(doc_ids)
+    matrix = np.full((len(present), len(ids)), np.nan)
+    matrix[rows, columns] = values
+    hashes, clusters = np.full(matrix.shape, -1), np.full(matrix.shape, -1)
+    hashes[rows, columns] = hash_codes
+    clusters[rows, columns] = cluster_codes
+    scored = np.zeros(matrix.shape, dtype=bool)
+    scored[rows, columns] = True
+    variant_rows = {str(variant_names[code]): i for i, code in enumerate(present)}
+    return variant_rows, matrix, hashes, scored, clusters if (cluster_codes >= 0).any() else None
+
+
+def _cluster_labels(clusters: np.ndarray | None, index: list[int], columns: np.ndarray) -> np.ndarray | None:
+    """Each chosen item's cluster code, if every one of them has a cluster in every chosen row (the
+    bootstrap then resamples clusters); else None (items are resampled one by one)."""
+    if clusters is None:
+        return None
+    chosen = clusters[index][:, columns]
+    return chosen[0] if (chosen >= 0).all() else None
+
+
+def _dense(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(keys, return_inverse=True) without the sort when keys are small non-negative integers
+    (doc ids 0..n−1, category codes): a presence table, O(n)."""
+    keys = np.asarray(keys)
+    if len(keys) and keys.dtype.kind in "iu" and keys.min() >= 0 and keys.max() < 4 * len(keys) + 1024:
+        present = np.zeros(int(keys.max()) + 1, dtype=bool)
+        present[keys] = True
+        return np.flatnonzero(present), (np.cumsum(present) - 1)[keys]
+    return np.unique(keys, return_inverse=True)

@@ -1,0 +1,162 @@
+"""The report as text: report.md (scores, Δ table, footnotes), report.csv and report.json's content.
+
+Renderers only read a built `Report`, so the CLI prints, write.py saves and a notebook displays the
+same bytes. Deterministic for a fixed report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import asdict
+from typing import Any
+
+import pandas as pd
+
+from ablate import stats
+from ablate.report.build import CSV_COLUMNS, ROW_COLUMNS, Report
+from ablate.report.cells import NORMAL
+from ablate.report.load import DONE, START
+
+
+def fmt_pp(value: float) -> str:
+    """Signed, one decimal; zero without a sign."""
+    text = f"{value:+.1f}"
+    return "0.0" if text in ("+0.0", "-0.0") else text
+
+
+def delta_text(row: pd.Series | dict) -> str:
+    """'+1.2 [-0.8, +3.1] *' for a measured cell, the state for one that is not."""
+    if row.get("state") != DONE or row.get("delta_pp") is None or pd.isna(row.get("delta_pp")):
+        return "—" if row.get("state") in (DONE, "missing") else str(row.get("state"))
+    text = fmt_pp(row["delta_pp"])
+    if row.get("ci_low_pp") is None or pd.isna(row.get("ci_low_pp")):
+        return text + " (no CI)"
+    text += f" [{fmt_pp(row['ci_low_pp'])}, {fmt_pp(row['ci_high_pp'])}]"
+    return text + " *" if row["significant"] else text
+
+
+def _markdown_table(header: list[str], rows: list[list[str]], align: list[str]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def to_markdown(report: Report) -> str:
+    """The report as GitHub markdown: header, scores, Δ table, footnotes. Deterministic for fixed input."""
+    s = report.settings
+    level = f"{100 * s.ci:g}%"
+    columns = report.columns
+    names = [f"{c} (cat.)" if c in report.categories else c for c in columns]
+    out = [f"# {report.title}", "", *[line + "  " for line in report.header], ""]
+
+    out += ["## Scores (%)", ""]
+    score_rows = []
+    for variant, row in report.scores.iterrows():
+        cells = ["—" if pd.isna(row[c]) else f"{row[c]:.1f}" for c in columns]
+        score_rows.append([str(variant), str(row["state"]), *cells])
+    out += _markdown_table(["variant", "state", *names], score_rows, ["l", "l", *"r" * len(columns)])
+
+    out += ["", f"## Δ vs `{s.baseline}` (percentage points, {level} CI)", ""]
+    rows = report.rows[~report.rows.variant.isin([START, s.baseline])]
+    delta_rows = []
+    for ablation, group in rows.groupby("variant", sort=False):
+        by_task = {r["task"]: r for r in group.to_dict("records")}
+        delta_rows.append([str(ablation), *[delta_text(by_task[c]) if c in by_task else "—" for c in columns]])
+    if delta_rows:
+        out += _markdown_table(["variant", *names], delta_rows, ["l", *"r" * len(columns)])
+    else:
+        out.append("No variant besides the baseline.")
+    out += ["", *[f"- {line}" for line in footnotes(report)]]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def footnotes(report: Report) -> list[str]:
+    """What the reader needs to trust (or distrust) the Δ table."""
+    s = report.settings
+    level = f"{100 * s.ci:g}%"
+    seeds = (
+        f"Seeds: {stats.SEED_METHOD}."
+        if report.seeds > 1
+        else "One seed per variant: intervals cover item sampling, not training-seed variance."
+    )
+    lines = [
+        f"`*` the {level} interval excludes 0. Δ = variant − baseline on the same items (paired by doc_id).",
+        f"Intervals: paired bootstrap over items, {s.resamples:,} resamples (seed {s.seed}). {seeds}",
+    ]
+    for name, spec in report.categories.items():
+        chance = ", ".join(f"{t} {100 * spec['random_baseline'].get(t, 0.0):g}%" for t in spec["tasks"])
+        lines.append(
+            f"Category {name} (cat.): mean over its tasks of (score − chance) / (1 − chance), chance: {chance}; "
+            "its interval uses the same resamples."
+        )
+    clustered = report.rows[report.rows.n_clusters.notna() & report.rows.task.isin(report.tasks)]
+    if len(clustered):
+        sizes = clustered.groupby("task", sort=False)[["n_clusters", "n_items"]].max()
+        figures = ", ".join(
+            f"{t!s} ({r.n_clusters:,.0f} clusters of {r.n_items:,.0f} items)" for t, r in sizes.iterrows()
+        )
+        lines.append(
+            f"Clustered: {figures}. Items that share a cluster (the `cluster` field of the lm-eval doc) are "
+            "resampled together, so the interval accounts for their correlation."
+        )
+    if report.power:
+        figures = ", ".join(f"{t} {p['mde_pp']:.1f} pp ({_power_n(p)})" for t, p in report.power.items())
+        lines.append(
+            f"Power: smallest Δ detectable (two-sided {level}, 80% power, at the baseline score): {figures}. "
+            "An unmarked Δ below it is uninformative, not evidence of no effect."
+        )
+    fallback = [
+        f"{r.variant!s} × {r.task!s}" for r in report.rows.itertuples() if r.method == NORMAL and r.task in report.tasks
+    ]
+    if fallback:
+        lines.append(
+            "Unpaired normal interval from lm-eval's stderr (no per-item logs to pair; run lm-eval with "
+            "--log_samples): " + ", ".join(fallback) + "."
+        )
+    lines += [f"Note: {note}" + ("" if note.endswith(".") else ".") for note in report.notes]
+    return lines
+
+
+def _power_n(power: dict[str, Any]) -> str:
+    """The sample size behind an MDE: items, or for a clustered task the effective items."""
+    if "n_effective" not in power:
+        return f"n={power['n_items']:,}"
+    return (
+        f"effective n={power['n_effective']:,.0f} of {power['n_items']:,} in {power['n_clusters']:,} clusters, "
+        f"design effect {power['design_effect']:.1f}"
+    )
+
+
+def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[Hashable, Any]]:
+    """Plain dicts for JSON: None (not NaN) where nothing was measured."""
+    records = frame[columns].astype(object).to_dict("records")
+    return [{k: (None if _missing(v) else v) for k, v in r.items()} for r in records]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def to_csv(report: Report) -> str:
+    frame = report.rows[CSV_COLUMNS].copy()
+    for column in ("n_items", "n_clusters"):
+        frame[column] = frame[column].astype("Int64")
+    frame["significant"] = frame["significant"].map({True: "true", False: "false"})
+    return frame.to_csv(index=False, float_format="%.4f", lineterminator="\n")
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    """report.csv's rows plus the settings, scores table, power and notes."""
+    scores = report.scores.reset_index()
+    return {
+        "title": report.title,
+        "settings": {**asdict(report.settings), "seed_method": stats.SEED_METHOD, "interval": "percentile"},
+        "header": report.header,
+        "metrics": report.metrics,
+        "categories": report.categories,
+        "scores": _records(scores, list(scores.columns)),
+        "rows": _records(report.rows, ROW_COLUMNS),
+        "power": report.power,
+        "notes": report.notes,
+    }

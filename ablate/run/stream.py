@@ -1,0 +1,151 @@
+"""The phase's data: one streaming `Stream` per subset, weighted by the mixture, for exactly the
+samples the run needs, with the counts each subset contributes (streaming repeats a small stream
+silently, so the run reports it).
+
+    from ablate.run.stream import build_dataloader
+    loader, drawn = build_dataloader(recipe, {"prose": 0.5, "code": 0.5}, seed=0, samples=4096, cache=Path("c"))
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import torch
+from streaming import Stream, StreamingDataset
+from streaming.base.dataset import _ShardState
+from torch.utils.data import DataLoader
+
+from ablate.data.manifest import is_remote
+from ablate.errors import AblateError
+from ablate.recipe import Recipe
+from ablate.run.dist import world_size
+
+
+def _collate(samples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """MDS samples of `seq_len` token ids → a causal-LM batch (the model shifts the labels itself)."""
+    ids = torch.from_numpy(np.stack([s["tokens"] for s in samples]).astype(np.int64))
+    return {"input_ids": ids, "labels": ids}
+
+
+PREFIX_LOCK_SECONDS = 60  # building a dataset takes well under a second; a holder this slow is stuck
+
+
+@contextmanager
+def _one_dataset_at_a_time() -> Iterator[None]:
+    """Jobs on one machine (`ablate run --parallel`) build their StreamingDatasets in turn.
+
+    streaming names a dataset's shared memory after the first prefix free on the node, found by
+    listing /dev/shm and then created: two datasets built at the same moment can pick the same one
+    and the second fails (FileExistsError: '/000694_locals'). A flock per node and user closes that
+    window for ablate's jobs.
+    Only a job's local rank 0 takes it: streaming's ranks meet at barriers inside the constructor,
+    where the other ranks of a job must reach their leader, not queue behind it. A holder stuck for
+    PREFIX_LOCK_SECONDS (a hung job) is passed by: the lock only narrows a race, it must not stop
+    every job on the node.
+    """
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0:
+        yield
+        return
+    # One lock per user: a file another user created could not be opened for writing.
+    with (Path(tempfile.gettempdir()) / f"ablate-streaming-prefix-{os.getuid()}.lock").open("a") as handle:
+        locked = _flock_within(handle, PREFIX_LOCK_SECONDS)
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _flock_within(handle: IO[str], seconds: float) -> bool:
+    """Take an exclusive flock on `handle`, waiting at most `seconds`; whether it was taken."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+class _LocalShards(StreamingDataset):
+    """A StreamingDataset over shards already on local disk, which checks each shard once.
+
+    streaming's helper thread calls prepare_shard for every sample: a file lock, a stat and a
+    timestamp (~250 µs), which on a small model contends with training for the GIL (+8–17% per step
+    for the demo's, benchmarks/train_overhead.py). Without a cache limit nothing evicts a local
+    shard, so once it is known to be local the later checks cannot change anything; the samples
+    and their order are the same.
+    """
+
+    def prepare_shard(self, shard_id: int, blocking: bool = True) -> None:
+        known = self.__dict__.setdefault("_known_local", set())
+        if shard_id in known:
+            return
+        super().prepare_shard(shard_id, blocking)
+        if self._shard_states[shard_id] == _ShardState.LOCAL:
+            known.add(shard_id)
+
+
+def per_device_batch(recipe: Recipe) -> int:
+    batch, world = recipe.training.batch_size, world_size()
+    if batch % world:
+        raise AblateError(f"training.batch_size: {batch} does not split over {world} processes; use a multiple")
+    return batch // world
+
+
+def build_dataloader(
+    recipe: Recipe, mixture: dict[str, float], *, seed: int, samples: int, cache: Path
+) -> tuple[DataLoader, dict[str, int]]:
+    """A loader over one `Stream` per subset, weighted by `mixture`, for exactly `samples` samples.
+
+    Returns the loader and the samples each subset contributes to the epoch, so a subset repeated
+    past its size (which streaming does silently) shows up in the run's summary.
+    """
+    from streaming.base.util import clean_stale_shared_memory
+
+    owners: dict[str, str] = {}
+    for name in mixture:
+        location = recipe.subsets[name].location
+        if location in owners:
+            raise AblateError(
+                f"subsets.{name}.location: {location} is also subset '{owners[location]}'s; streaming reads a "
+                "folder once per dataset, so give each subset its own shards"
+            )
+        owners[location] = name
+    streams, remote = [], False
+    for name, proportion in mixture.items():
+        location = recipe.subsets[name].location
+        remote = remote or is_remote(location)
+        where = {"remote": location, "local": str(cache / name)} if is_remote(location) else {"local": location}
+        streams.append(Stream(**where, proportion=proportion))
+    if remote:
+        # A killed run leaves shared memory that still claims its download cache, and a rerun would
+        # refuse the cache. Cleaning is global to the node (it would break another live dataset), so
+        # only runs that download pay it; local shards have no cache to claim.
+        clean_stale_shared_memory()
+    batch = per_device_batch(recipe)
+    with _one_dataset_at_a_time():
+        dataset = (StreamingDataset if remote else _LocalShards)(
+            streams=streams,
+            shuffle=True,
+            shuffle_seed=seed,
+            batch_size=batch,
+            epoch_size=samples,
+            # Local shards need no download, so streaming's two helper threads may walk the whole epoch
+            # at once and exit. Held to the default (8 batches ahead) they wake every 7 ms to check, and
+            # each wake-up makes the training thread wait for the GIL: +20% per step for the demo's model
+            # on a busy 2-core machine (benchmarks/train_overhead.py). Downloads keep the default.
+            predownload=None if remote else samples,
+        )
+    drawn = {name: int(stream.choose) for name, stream in zip(mixture, dataset.streams, strict=True)}
+    return DataLoader(dataset, batch_size=batch, collate_fn=_collate), drawn

@@ -1,0 +1,123 @@
+"""The job folder contract (ablate.job): every branch of next_action, status files and the lock."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ablate.job import (
+    STALE,
+    Busy,
+    Do,
+    State,
+    folder_lock,
+    lock_holder,
+    next_action,
+    read_status,
+    results_state,
+    write_status,
+)
+
+H, T = "h1", "t1"  # the plan's result hash and train hash for the folder
+
+
+def nxt(status: dict, **kwargs) -> Do:
+    defaults = {"hash": H, "train_hash": T, "has_checkpoint": False, "tokens": 1000}
+    return next_action(status, **{**defaults, **kwargs}).do
+
+
+# ---- a training job (a variant, the pretraining) --------------------------------------------
+
+
+def test_a_new_folder_trains():
+    assert nxt({"state": "pending"}) == Do.TRAIN
+    assert nxt({}) == Do.TRAIN  # no status file at all reads as pending
+    assert next_action({"state": "pending"}, hash=H, train_hash=T, tokens=2048).why == "2,048 tokens"
+
+
+def test_a_locked_folder_is_busy_whatever_its_state():
+    for state in State:
+        assert nxt({"state": state, "hash": H, "train_hash": T}, holder="pid 7 on n1") == Do.BUSY
+    assert next_action({}, hash=H, train_hash=T, holder="pid 7 on n1").why == "pid 7 on n1"
+
+
+def test_done_under_the_same_hash_is_skipped():
+    assert nxt({"state": "done", "hash": H, "train_hash": T, "trained": True}, has_checkpoint=True) == Do.SKIP
+    assert nxt({"state": "done", "hash": H, "train_hash": T}) == Do.SKIP  # results, even without a checkpoint
+
+
+def test_training_for_another_train_hash_is_stale_in_any_state():
+    for state in (State.TRAINING, State.EVALUATING, State.DONE, State.FAILED):
+        assert nxt({"state": state, "hash": "h0", "train_hash": "t0"}, has_checkpoint=True) == Do.STALE
+    then = next_action({"state": "training", "train_hash": "t0"}, hash=H, train_hash=T)
+    assert then.why == "trained for hash t0, the plan now says t1"
+
+
+def test_only_the_evaluation_changed_re_evaluates_without_training():
+    trained = {"state": "done", "hash": "other-eval", "train_hash": T, "trained": True}
+    assert nxt(trained, has_checkpoint=True) == Do.EVALUATE
+    assert nxt({**trained, "state": "evaluating", "hash": H}, has_checkpoint=True) == Do.EVALUATE  # cut short
+    assert nxt({**trained, "state": "failed", "hash": H}, has_checkpoint=True) == Do.EVALUATE
+    assert nxt(trained, has_checkpoint=False) == Do.TRAIN  # the trained weights are gone: train again
+
+
+def test_an_interrupted_run_resumes_from_its_own_checkpoint():
+    for state in (State.TRAINING, State.FAILED, State.EVALUATING):
+        status = {"state": state, "hash": H, "train_hash": T, "tokens_done": 512}
+        assert nxt(status, has_checkpoint=True) == Do.RESUME
+        assert nxt(status, has_checkpoint=False) == Do.TRAIN  # killed before its first checkpoint
+    then = next_action({"state": "training", "tokens_done": 512}, hash=H, train_hash=T, has_checkpoint=True, tokens=1000)
+    assert then.why == "interrupted at 512 of 1,000 tokens"
+
+
+def test_a_status_without_train_hash_is_not_stale():
+    assert nxt({"state": "training"}, has_checkpoint=True) == Do.RESUME  # written before train_hash existed
+
+
+# ---- an evaluation-only job (the start checkpoint) -----------------------------------------
+
+
+def test_the_start_evaluation_runs_once_per_hash():
+    assert next_action({}, hash=H).do == Do.EVALUATE
+    assert next_action({"state": "done", "hash": H}, hash=H).do == Do.SKIP
+    assert next_action({"state": "failed", "hash": H}, hash=H).do == Do.EVALUATE
+    assert next_action({"state": "done", "hash": H}, hash=H, holder="pid 1").do == Do.BUSY
+
+
+def test_a_start_evaluated_for_another_checkpoint_is_evaluated_again():
+    then = next_action({"state": "done", "hash": "h0"}, hash=H)
+    assert then.do == Do.EVALUATE and then.why == "evaluated for hash h0, the plan now says h1"
+
+
+# ---- what readers see, status files, the lock ----------------------------------------------
+
+
+def test_results_state_marks_another_hash_stale():
+    assert results_state({"state": "done", "hash": H}, H) == "done"
+    assert results_state({"state": "done", "hash": "h0"}, H) == STALE
+    assert results_state({"state": "done"}, H) == STALE  # done, but for no known plan
+    assert results_state({"state": "pending"}, H) == "pending"
+    assert results_state({"state": "training", "hash": H}, H) == "training"
+
+
+def test_status_is_merged_and_written_whole(tmp_path):
+    assert read_status(tmp_path) == {"state": "pending"}
+    write_status(tmp_path, State.TRAINING, hash=H, tokens_done=10)
+    write_status(tmp_path, State.DONE, scores={"a": 0.5})
+    status = read_status(tmp_path)
+    assert status["state"] == "done" and status["hash"] == H and status["tokens_done"] == 10
+    assert status["scores"] == {"a": 0.5} and isinstance(status["updated"], float)
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic: no temp file left behind
+
+
+def test_lock_stops_a_second_holder_and_is_released(tmp_path):
+    with folder_lock(tmp_path):
+        with pytest.raises(Busy, match=f"locked by pid {os.getpid()} on "):
+            with folder_lock(tmp_path):
+                pass
+        assert "another runner is working on it" in lock_holder(tmp_path)
+    assert lock_holder(tmp_path) is None
+    with folder_lock(tmp_path):  # free again
+        pass
+
