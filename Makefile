@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM := false
 # The demo's tiny model runs fastest on one thread per process; set it yourself to override.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test check lint types fast bench venv clean
+.PHONY: demo test check lint types fast bench venv slurm clean
 
 # The stack is large (torch with its CUDA libraries, ~6 min to install): built once, kept.
 $(READY): pyproject.toml constraints.txt
@@ -38,6 +38,14 @@ types: $(READY)
 
 fast: $(READY)
 	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+# A one-node Slurm for the cluster tests (tests/slurm_cluster.py starts it): Debian's packages, as root.
+# Without them, or without root, those tests skip and say why.
+slurm:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  command -v slurmctld >/dev/null || { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null; }; \
+	else echo "make slurm: needs root and apt-get; the Slurm tests will skip"; fi
 
 bench: $(READY)
 	$(VENV)/bin/python benchmarks/run_all.py

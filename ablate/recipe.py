@@ -80,6 +80,11 @@ class Training(_Strict):
     checkpoint_every_tokens: Annotated[int, Field(gt=0)] | None = Field(
         None, description="save a resumable checkpoint this often; None = only at the end"
     )
+    canonical_nodes: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description="streaming's num_canonical_nodes: the phase's sample order is the same on any number of "
+        "nodes that divides it or that it divides; None = the number of nodes a variant first runs on",
+    )
 
     @property
     def phase_tokens(self) -> int:
@@ -146,6 +151,40 @@ class Ablations(_Strict):
         return value
 
 
+class Slurm(_Strict):
+    """How `ablate run --launcher slurm` asks a cluster for resources. Nothing here changes a result,
+    so none of it is in a hash; `ablate run --slurm FIELD=VALUE` overrides any field for one submission."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)  # time: 60, mem: 0
+
+    partition: str | None = Field(None, description="#SBATCH --partition")
+    account: str | None = Field(None, description="#SBATCH --account")
+    qos: str | None = Field(None, description="#SBATCH --qos")
+    time: str | None = Field(None, description="#SBATCH --time, per array task, e.g. 2-00:00:00")
+    constraint: str | None = Field(None, description="#SBATCH --constraint, e.g. h100")
+    cpus_per_task: Annotated[int, Field(gt=0)] | None = Field(None, description="#SBATCH --cpus-per-task")
+    mem: str | None = Field(None, description="#SBATCH --mem: memory per node (one task per node), e.g. 500G")
+    gpu_request: Literal["auto", "gpus-per-node", "gres", "none"] = Field(
+        "auto",
+        description="how GPUs are asked for: --gpus-per-node=N, --gres=gpu:N, or not at all; 'auto' asks "
+        "sinfo whether the partition has GPU GRES and leaves the request out where it has none",
+    )
+    requeue: bool = Field(False, description="#SBATCH --requeue: a preempted task restarts and resumes")
+    extra: list[str] = Field(
+        default_factory=list, description="more #SBATCH options, one each, e.g. --exclusive or --mail-type=END"
+    )
+
+    @field_validator("extra")
+    @classmethod
+    def _options(cls, value: list[str]) -> list[str]:
+        for option in value:
+            if not option.startswith("-") or "\n" in option:
+                raise ValueError(
+                    f"'{option}' is not one sbatch option; write it as it follows '#SBATCH ', e.g. --exclusive"
+                )
+        return value
+
+
 class Mixes(_Strict):
     base: dict[str, float] = Field(description="the pretraining mix, subset → weight")
     upsample: dict[str, float] = Field(description="the end-of-training mix: the study's baseline")
@@ -167,6 +206,7 @@ class Recipe(_Strict):
     )
     eval: Eval
     ablations: Ablations = Ablations()
+    slurm: Slurm = Slurm()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Recipe:

@@ -38,7 +38,8 @@ from composer import Trainer  # noqa: E402
 from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict  # noqa: E402
 
 from ablate.run import start as starts  # noqa: E402
-from ablate.run import stream, train  # noqa: E402
+from ablate.run import train  # noqa: E402
+from ablate.run.stream import build_dataloader  # noqa: E402
 from ablate.plan.build import normalize  # noqa: E402
 from ablate.recipe import Recipe  # noqa: E402
 
@@ -122,7 +123,7 @@ def main() -> None:
 
         def loader(tag: str) -> Iterable:
             samples = args.steps * batch
-            return stream.build_dataloader(recipe, mixture, seed=seed, samples=samples, cache=SCRATCH / tag)[0]
+            return build_dataloader(recipe, mixture, seed=seed, samples=samples, cache=SCRATCH / tag)[0]
 
         stream = [dict(b) for b in loader("stream")]  # the batches fit() will draw, held in memory
         runs = 0

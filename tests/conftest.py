@@ -9,9 +9,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tiny models: one thread per process is fastest, and child processes inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 import pytest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,3 +26,33 @@ def in_tmp(tmp_path, monkeypatch):
     monkeypatch.delenv("ABLATE_RESULTS", raising=False)
     monkeypatch.delenv("ABLATE_RECIPE", raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """The tiny study (tests/tiny_study.py): data, pretraining and plan, then one uninterrupted run of
+    every job. Shared by the run and Slurm tests, which copy its plan to run variants again."""
+    root = tmp_path_factory.mktemp("study")
+    patch = pytest.MonkeyPatch()
+    patch.chdir(root)
+    patch.setenv("ABLATE_RESULTS", str(root / "results"))
+    from tiny_study import write_tiny_study
+
+    recipe_path = write_tiny_study(root)
+
+    from ablate.cli import app
+    from ablate.run.worker import pretrain
+    from ablate.recipe import load_recipe
+    from ablate.run.runner import run_study
+
+    checkpoint = pretrain(load_recipe(recipe_path))
+    planned = CliRunner().invoke(app, ["plan", "--recipe", str(recipe_path), "--remove", "g"])
+    assert planned.exit_code == 0, planned.output
+    tick = time.perf_counter()
+    outcomes = run_study()
+    seconds = time.perf_counter() - tick
+    yield SimpleNamespace(
+        root=root, results=root / "results", recipe=recipe_path, checkpoint=checkpoint,
+        outcomes=outcomes, seconds=seconds, patch=patch,
+    )  # fmt: skip
+    patch.undo()

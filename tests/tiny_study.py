@@ -8,7 +8,11 @@ ablate.data), exactly as a user's would.
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -20,6 +24,8 @@ BATCH = 8  # sequences per step: 512 tokens
 TOTAL_TOKENS = 40_960  # 40 steps of pretraining, 40 steps in the phase
 CHECKPOINT_EVERY = 2_048  # every 4 steps: an interrupted run has checkpoints to resume from
 LR, FINAL_RATIO = 3e-3, 0.1
+STUDY = "tiny"
+PHASE = TOTAL_TOKENS // 2
 
 
 def _documents(chars: str, count: int, rng: random.Random) -> list[str]:
@@ -113,3 +119,31 @@ def subset_of(text: str) -> str:
     owners = [name for name, chars in ALPHABETS.items() if letters and letters <= set(chars)]
     assert len(owners) == 1, f"sample mixes alphabets: {text!r}"
     return owners[0]
+
+
+# ---- running it ----------------------------------------------------------------------------
+
+
+def ablate(*args, cwd, results, env=None, timeout=300):
+    """The CLI as a user runs it: a subprocess, so exit codes and stderr are real."""
+    return subprocess.run(
+        [sys.executable, "-m", "ablate.cli", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "ABLATE_RESULTS": str(results), **(env or {})},
+    )  # fmt: skip
+
+
+def status(results: Path, job: str) -> dict:
+    return json.loads((results / STUDY / job / "status.json").read_text())
+
+
+def clone(tiny, name: str, *, variants: bool = False) -> Path:
+    """The study's plan (and with `variants`, its variant folders) under a fresh results root."""
+    results = tiny.root / name
+    if variants:
+        shutil.copytree(tiny.results, results, symlinks=True)
+    else:
+        (results / STUDY).mkdir(parents=True)
+        shutil.copy(tiny.results / STUDY / "plan.json", results / STUDY / "plan.json")
+        (results / ".current").write_text(STUDY + "\n")
+    return results

@@ -19,13 +19,14 @@ from ablate.cli.app import RecipeOpt, StudyOpt, app, err, out
 
 @app.command()
 def status(study: StudyOpt = None) -> None:
-    """Each variant's state, tokens done / planned, whether its results match the plan, and where it failed."""
+    """Each variant's state, tokens done / planned, hash check, the Slurm task's state, and where it failed."""
     from ablate.report.load import variant_states
+    from ablate.run.slurm import scheduler_states
     from ablate.run.view import print_status
     from ablate.store import current_study
 
     name = current_study(study)
-    print_status(out, name, variant_states(name))
+    print_status(out, name, variant_states(name), scheduler_states(name))
 
 
 # ---- pretrain ------------------------------------------------------------------------------
@@ -60,10 +61,19 @@ def run(
     ] = None,
     variant: Annotated[list[str] | None, typer.Option("--variant", help="Run only this variant. Repeatable.")] = None,
     launcher: Annotated[str, typer.Option("--launcher", help="local, torchrun or slurm")] = "local",
-    gpus: Annotated[int, typer.Option("--gpus", help="Processes per variant (torchrun, slurm)")] = 1,
+    gpus: Annotated[
+        int, typer.Option("--gpus", help="GPUs (processes) per node and variant; 0: CPUs only, one process")
+    ] = 1,
+    nodes: Annotated[
+        int, typer.Option("--nodes", help="Nodes per variant (slurm; torchrun with NODE_RANK, MASTER_ADDR/PORT)")
+    ] = 1,
     parallel: Annotated[
         int, typer.Option("--parallel", "-j", help="Variants at once, each on its share of cores and its own GPUs")
     ] = 1,
+    slurm: Annotated[
+        list[str] | None,
+        typer.Option("--slurm", help="Override a field of the recipe's slurm block, e.g. time=2-00:00:00. Repeatable."),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run and why; change nothing")] = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail when the checkpoint's tokens differ from the recipe's phase start")
@@ -73,34 +83,65 @@ def run(
     from rich.markup import escape
 
     from ablate.job import WORK
-    from ablate.run.runner import check_launcher, prepare, run_study
+    from ablate.run.runner import Launch, prepare, run_study, slurm_script
 
-    check_launcher(launcher, gpus, parallel)
+    how = Launch(launcher, gpus, nodes, parallel, strict, tuple(slurm or ()))
+    how.check()
     if dry_run:
-        name, _, actions = prepare(study, checkpoint=checkpoint, variants=variant, dry_run=True)
+        name, plan, actions = prepare(study, checkpoint=checkpoint, variants=variant, dry_run=True, how=how)
         for action in actions:
             out.print(f"{action.do:>8}  {escape(action.job)}  [dim]{escape(action.why)}[/dim]", soft_wrap=True)
         todo = [action.job for action in actions if action.do in WORK]
         if launcher == "slurm" and todo:
-            from ablate.run.launch import write_slurm
+            from ablate.run.slurm import write_script
 
-            script = write_slurm(name, todo, gpus=gpus, strict=strict)
+            script = write_script(name, slurm_script(name, plan, todo, how))
             err.print(f"[dim]wrote {script} (not submitted)[/dim]", soft_wrap=True)
         return
     from ablate.run.view import RunDisplay
 
     with RunDisplay(err) as display:
         outcomes = run_study(
-            study, checkpoint=checkpoint, variants=variant, launcher=launcher, gpus=gpus,
-            parallel=parallel, strict=strict, observer=display,
+            study, checkpoint=checkpoint, variants=variant, launcher=launcher, gpus=gpus, nodes=nodes,
+            parallel=parallel, strict=strict, slurm_options=how.slurm, observer=display,
         )  # fmt: skip
     states = [outcome.state for outcome in outcomes]
-    if launcher == "slurm" and outcomes:
-        first = outcomes[0].status
-        err.print(f"submitted {len(outcomes)} jobs ({first['script']}): {first['sbatch']}", soft_wrap=True)
+    submitted = [outcome for outcome in outcomes if outcome.state == "submitted"]
+    if submitted:
+        first = submitted[0].status
+        jobs = ", ".join(outcome.job for outcome in submitted)
+        err.print(
+            f"submitted Slurm job {first['array']}: an array of {first['tasks']} tasks ({jobs}) from {first['script']}",
+            soft_wrap=True,
+            highlight=False,
+        )
     elif not outcomes:
         err.print("nothing to do: every selected variant is done")
     else:
         err.print(", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states)), soft_wrap=True)
     if "failed" in states:
         raise typer.Exit(1)
+
+
+@app.command()
+def cancel(
+    study: StudyOpt = None,
+    variant: Annotated[list[str] | None, typer.Option("--variant", help="Cancel only this job. Repeatable.")] = None,
+) -> None:
+    """Cancel the study's queued and running Slurm tasks (scancel); each variant resumes on the next run."""
+    from ablate.run import slurm as scheduler
+    from ablate.store import current_study
+
+    name = current_study(study)
+    live = {job: job_id for job, (job_id, state) in scheduler.scheduler_states(name).items() if state in scheduler.LIVE}
+    if variant:
+        live = {job: job_id for job, job_id in live.items() if job in variant}
+    cancelled = scheduler.cancel(live)
+    if not cancelled:
+        err.print(f"nothing to cancel: no Slurm task of study '{name}' is queued or running")
+        return
+    err.print(
+        f"cancelled {', '.join(f'{job} ({live[job]})' for job in live)}; `ablate run --launcher slurm` resumes them",
+        soft_wrap=True,
+        highlight=False,
+    )

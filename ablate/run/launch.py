@@ -2,7 +2,7 @@
 
     local     a fresh process per job, forked from a server that imported the training stack once
     torchrun  Composer's launcher: `composer -n GPUS -m ablate.run.worker ...`, data-parallel (gloo on CPU)
-    slurm     a job-array script, one task per job, submitted with sbatch
+    slurm     a job-array script, one task per job, submitted with sbatch (ablate.run.slurm)
 
 Why a fork server for `local`: importing torch, Composer, streaming, transformers and lm-eval costs
 ~10 s per process, as much as a demo variant's training. Python's `forkserver` start method imports
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shlex
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ablate.errors import AblateError
-from ablate.store import results_root, study_dir
+from ablate.store import results_root
 
 OFFLINE = {
     "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"
@@ -52,7 +51,7 @@ def log_path(folder: Path) -> Path:
     return folder / "logs" / "run.log"
 
 
-def _environment() -> dict[str, str]:
+def job_environment() -> dict[str, str]:
     """What a job needs from the runner's environment: offline always, and the results root."""
     return {**OFFLINE, "ABLATE_RESULTS": str(results_root().resolve())}
 
@@ -115,7 +114,7 @@ def start_local(study: str, job: str, folder: Path, *, slot: dict[str, str], str
     from ablate.run.worker import child_main
 
     context = _fork_server()
-    args = (job_argv(study, job, strict), os.getcwd(), {**_environment(), **slot}, str(log_path(folder)))
+    args = (job_argv(study, job, strict), os.getcwd(), {**job_environment(), **slot}, str(log_path(folder)))
     process = context.Process(target=child_main, args=args, name=f"ablate-{job}")
     process.start()
     return _Forked(process)
@@ -136,81 +135,30 @@ class _Subprocess:
         self.process.wait()
 
 
-def composer_command(study: str, job: str, gpus: int, folder: Path | str, *, strict: bool = False) -> list[str]:
-    """Composer's launcher running the job on `gpus` local processes; ranks > 0 log beside run.log."""
+def composer_command(
+    study: str, job: str, gpus: int, folder: Path | str, *, nodes: int = 1, strict: bool = False
+) -> list[str]:
+    """Composer's launcher running the job on `gpus` local processes of `nodes` × `gpus` (the node's
+    rank and the master's address come from NODE_RANK, MASTER_ADDR, MASTER_PORT); ranks > 0 log
+    beside run.log."""
     logs = f"{folder}/logs"
     return [
-        sys.executable, "-m", "composer.cli.launcher", "-n", str(gpus),
+        sys.executable, "-m", "composer.cli.launcher", "-n", str(gpus), "--world_size", str(nodes * gpus),
         "--stdout", f"{logs}/rank{{rank}}.stdout", "--stderr", f"{logs}/rank{{rank}}.stderr",
         "-m", "ablate.run.worker", *job_argv(study, job, strict),
     ]  # fmt: skip
 
 
 def start_torchrun(
-    study: str, job: str, folder: Path, *, gpus: int, slot: dict[str, str], strict: bool = False
+    study: str, job: str, folder: Path, *, gpus: int, nodes: int = 1, slot: dict[str, str], strict: bool = False
 ) -> Running:
     log = log_path(folder)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as handle:
         process = subprocess.Popen(
-            composer_command(study, job, gpus, folder, strict=strict),
+            composer_command(study, job, gpus, folder, nodes=nodes, strict=strict),
             stdout=handle,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **_environment(), **slot},
+            env={**os.environ, **job_environment(), **slot},
         )
     return _Subprocess(process)
-
-
-# ---- slurm ---------------------------------------------------------------------------------
-
-
-def slurm_script(study: str, jobs: list[str], *, gpus: int, strict: bool = False) -> str:
-    """A job array with one task per job; each task runs what `--launcher torchrun` would run locally."""
-    if not jobs:
-        raise AblateError("nothing to submit: every selected variant is done")
-    python, flags = shlex.quote(sys.executable), " --strict" if strict else ""
-    exports = "\n".join(f"export {key}={shlex.quote(value)}" for key, value in _environment().items())
-    return f"""#!/bin/bash
-# Written by `ablate run --launcher slurm`: one array task per job of study '{study}'.
-# Partition, account and time limit: export SBATCH_PARTITION, SBATCH_ACCOUNT, SBATCH_TIMELIMIT
-# before sbatch (it reads them), or add #SBATCH lines below.
-#SBATCH --job-name=ablate-{study}
-#SBATCH --array=0-{len(jobs) - 1}
-#SBATCH --nodes=1
-#SBATCH --ntasks-per-node=1
-#SBATCH --gpus-per-node={gpus}
-#SBATCH --output={study_dir(study).resolve() / "slurm"}/%x-%A_%a.log
-set -euo pipefail
-JOBS=({" ".join(shlex.quote(job) for job in jobs)})
-JOB="${{JOBS[$SLURM_ARRAY_TASK_ID]}}"
-cd {shlex.quote(os.getcwd())}
-{exports}
-if [ "$JOB" = start ] || [ {gpus} -le 1 ]; then
-  exec {python} -m ablate.run.worker {shlex.quote(study)} "$JOB"{flags}
-fi
-LOGS="$ABLATE_RESULTS/{study}/$JOB/logs"
-mkdir -p "$LOGS"
-exec {python} -m composer.cli.launcher -n {gpus} \\
-  --stdout "$LOGS/rank{{rank}}.stdout" --stderr "$LOGS/rank{{rank}}.stderr" \\
-  -m ablate.run.worker {shlex.quote(study)} "$JOB"{flags}
-"""
-
-
-def write_slurm(study: str, jobs: list[str], *, gpus: int, strict: bool = False) -> Path:
-    from ablate.store import write_atomic
-
-    path = study_dir(study) / "slurm" / "run.sbatch"
-    write_atomic(path, slurm_script(study, jobs, gpus=gpus, strict=strict))
-    path.chmod(0o755)
-    return path
-
-
-def submit_slurm(path: Path) -> str:
-    """sbatch the script; returns sbatch's reply (the job id line)."""
-    try:
-        done = subprocess.run(["sbatch", str(path)], capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise AblateError(f"--launcher slurm: sbatch not found on PATH; submit {path} from a login node") from None
-    if done.returncode != 0:
-        raise AblateError(f"--launcher slurm: sbatch failed ({done.stderr.strip()}); the script is {path}")
-    return done.stdout.strip()

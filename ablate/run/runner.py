@@ -5,6 +5,7 @@
     ablate run --checkpoint step-90k             # another start: re-plans (new hashes) first
     ablate run --launcher torchrun --gpus 8      # each variant data-parallel on 8 processes
     ablate run --launcher slurm --gpus 8         # one job-array task per variant, via sbatch
+    ablate run --launcher slurm --nodes 4        # each variant data-parallel over 4 nodes
     ablate run --parallel 2                      # two variants at once, each on half the cores (or its own GPU)
     ablate run --dry-run                         # what would run, and why; nothing is trained
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +33,7 @@ from ablate.job import START, WORK, Do, Exit, State, lock_holder, next_action, r
 from ablate.plan.build import Plan, Variant, with_checkpoint
 from ablate.plan.study import load_study_plan, refuse_stale, save_plan, start_checkpoint
 from ablate.recipe import Recipe
-from ablate.run import launch
+from ablate.run import launch, slurm
 from ablate.run.worker import variant_next
 from ablate.store import current_study, study_dir, variant_dir
 
@@ -62,6 +63,63 @@ class Outcome:
         return self.status.get("error")
 
 
+# ---- how jobs are launched ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How the runner gives jobs their processes: the launcher, processes (GPUs) per node, nodes per
+    variant, jobs at once, and for Slurm the `--slurm FIELD=VALUE` overrides of the recipe's block."""
+
+    launcher: str = "local"
+    gpus: int = 1  # processes per node and job; 0: CPUs only, one process, no GPU request
+    nodes: int = 1
+    parallel: int = 1
+    strict: bool = False
+    slurm: tuple[str, ...] = ()
+
+    @property
+    def processes(self) -> int:
+        return max(self.gpus, 1)
+
+    @property
+    def node_rank(self) -> int:
+        """This host's rank among a torchrun job's nodes (NODE_RANK); 0 runs the study, the others follow."""
+        return int(os.environ.get("NODE_RANK", "0")) if self.nodes > 1 else 0
+
+    def check(self) -> None:
+        """One line naming the flag for every combination that cannot work."""
+        if self.launcher not in launch.LAUNCHERS:
+            raise AblateError(f"--launcher {self.launcher}: use one of {', '.join(launch.LAUNCHERS)}")
+        if self.gpus < 0:
+            raise AblateError(f"--gpus {self.gpus}: use 0 (CPUs only) or more")
+        if self.gpus > 1 and self.launcher == "local":
+            raise AblateError(
+                f"--gpus {self.gpus}: the local launcher runs one process per variant; add --launcher torchrun"
+            )
+        if self.parallel < 1:
+            raise AblateError(f"--parallel {self.parallel}: use 1 or more")
+        if self.parallel > 1 and self.launcher == "slurm":
+            raise AblateError(
+                f"--parallel {self.parallel}: Slurm schedules the array tasks itself; leave --parallel out"
+            )
+        if self.nodes < 1:
+            raise AblateError(f"--nodes {self.nodes}: use 1 or more")
+        if self.nodes > 1 and self.launcher == "local":
+            raise AblateError(f"--nodes {self.nodes}: the local launcher runs on one machine; use torchrun or slurm")
+        if self.nodes > 1 and self.launcher == "torchrun":
+            missing = [key for key in ("NODE_RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(key)]
+            if missing:
+                raise AblateError(
+                    f"--nodes {self.nodes}: set {', '.join(missing)} on every node (NODE_RANK 0 to "
+                    f"{self.nodes - 1}, the address and a free port of node 0), then run the same command on each"
+                )
+            if self.parallel > 1:
+                raise AblateError(f"--parallel {self.parallel} with --nodes {self.nodes}: one variant at a time")
+        if self.slurm and self.launcher != "slurm":
+            raise AblateError("--slurm: only with --launcher slurm")
+
+
 # ---- deciding ------------------------------------------------------------------------------
 
 
@@ -89,11 +147,14 @@ def prepare(
     checkpoint: str | None = None,
     variants: list[str] | None = None,
     dry_run: bool = False,
+    how: Launch | None = None,
 ) -> tuple[str, Plan, list[Action]]:
     """Load (and if --checkpoint differs, re-plan) the study, check it, and decide each job's action.
 
-    `dry_run` re-plans in memory only.
+    `dry_run` re-plans in memory only. With Slurm, a job whose array task is still queued or running
+    is busy, not submitted again. A torchrun node other than node 0 ignores the locks node 0 holds.
     """
+    how = how or Launch()
     study = current_study(study)
     plan, recipe = load_study_plan(study)
     replanned = checkpoint is not None and checkpoint != plan.options.checkpoint
@@ -107,11 +168,12 @@ def prepare(
             plan, f"--checkpoint {checkpoint}", fix=f"`ablate plan --checkpoint {checkpoint} --force` replaces them"
         )
     start_folder = study_dir(study) / START
+    follower = how.node_rank > 0
     start = next_action(read_status(start_folder), hash=plan.start_hash, holder=lock_holder(start_folder))
     actions = [Action(START, start_folder, start.do, start.why)]
     for variant in selected:
         folder = variant_dir(study, variant.name)
-        then = variant_next(variant, folder, lock_holder(folder))
+        then = variant_next(variant, folder, None if follower else lock_holder(folder))
         tokens = variant.tokens if then.do in (Do.TRAIN, Do.RESUME) else 0
         actions.append(Action(variant.name, folder, then.do, then.why, tokens))
     stale = [f"{a.job} ({a.why})" for a in actions if a.do == Do.STALE]
@@ -120,6 +182,9 @@ def prepare(
             f"results for another plan in {study_dir(study)}: {'; '.join(stale)}; "
             "delete those variant folders to rerun them (results are never reused across hashes)"
         )
+    if how.launcher == "slurm":
+        waiting = slurm.queued(study)
+        actions = [replace(a, do=Do.BUSY, why=waiting[a.job]) if a.job in waiting else a for a in actions]
     if replanned and not dry_run:  # only a plan that passed every check replaces the old one
         save_plan(plan)
     return study, plan, actions
@@ -138,19 +203,6 @@ class Observer(Protocol):
     def finished(self, outcome: Outcome) -> None: ...
 
 
-def check_launcher(launcher: str, gpus: int, parallel: int = 1) -> None:
-    if launcher not in launch.LAUNCHERS:
-        raise AblateError(f"--launcher {launcher}: use one of {', '.join(launch.LAUNCHERS)}")
-    if gpus < 1:
-        raise AblateError(f"--gpus {gpus}: use 1 or more")
-    if gpus > 1 and launcher == "local":
-        raise AblateError(f"--gpus {gpus}: the local launcher runs one process per variant; add --launcher torchrun")
-    if parallel < 1:
-        raise AblateError(f"--parallel {parallel}: use 1 or more")
-    if parallel > 1 and launcher == "slurm":
-        raise AblateError(f"--parallel {parallel}: Slurm schedules the array tasks itself; leave --parallel out")
-
-
 @dataclass
 class _Job:
     """A job whose process is running, and the slot (share of cores and GPUs) it holds."""
@@ -161,14 +213,16 @@ class _Job:
     tick: float
 
 
-def _start(study: str, action: Action, slot: int, *, launcher: str, gpus: int, parallel: int, strict: bool) -> _Job:
+def _start(study: str, action: Action, slot: int, how: Launch) -> _Job:
     action.folder.mkdir(parents=True, exist_ok=True)
-    environment = launch.slot_environment(slot, parallel, gpus, os.environ)
+    environment = launch.slot_environment(slot, how.parallel, how.gpus, os.environ)
     tick = time.perf_counter()  # process start-up counts: the first local job also starts the fork server
-    if launcher == "torchrun" and action.job != START:
-        process = launch.start_torchrun(study, action.job, action.folder, gpus=gpus, slot=environment, strict=strict)
+    if how.launcher == "torchrun" and action.job != START:
+        process = launch.start_torchrun(
+            study, action.job, action.folder, gpus=how.processes, nodes=how.nodes, slot=environment, strict=how.strict
+        )
     else:
-        process = launch.start_local(study, action.job, action.folder, slot=environment, strict=strict)
+        process = launch.start_local(study, action.job, action.folder, slot=environment, strict=how.strict)
     return _Job(action, process, slot, tick)
 
 
@@ -188,19 +242,14 @@ def _outcome(job: _Job, code: int) -> Outcome:
     return Outcome(action.job, status["state"], seconds, status)
 
 
-def _run_jobs(
-    study: str, actions: list[Action], *, launcher: str, gpus: int, parallel: int, strict: bool,
-    observer: Observer | None,
-) -> list[Outcome]:  # fmt: skip
+def _run_jobs(study: str, actions: list[Action], how: Launch, observer: Observer | None) -> list[Outcome]:
     """Run the actions' jobs, up to `parallel` at once, in order; poll their status until all exit."""
     waiting, running, outcomes = list(actions), list[_Job](), list[Outcome]()
     try:
         while waiting or running:
-            free = sorted(set(range(parallel)) - {job.slot for job in running})
+            free = sorted(set(range(how.parallel)) - {job.slot for job in running})
             while waiting and free:
-                job = _start(study, waiting.pop(0), free.pop(0), launcher=launcher, gpus=gpus, parallel=parallel,
-                             strict=strict)  # fmt: skip
-                running.append(job)
+                running.append(_start(study, waiting.pop(0), free.pop(0), how))
             for job in list(running):
                 code = job.process.poll()
                 if code is None:
@@ -220,6 +269,13 @@ def _run_jobs(
     return outcomes
 
 
+def slurm_script(study: str, plan: Plan, jobs: list[str], how: Launch) -> str:
+    """The array script for `jobs`: the recipe's slurm block with the --slurm overrides applied."""
+    settings = slurm.settings(Recipe.model_validate(plan.recipe).slurm, how.slurm)
+    request = slurm.gpu_request(settings, how.gpus)
+    return slurm.script(study, jobs, gpus=how.gpus, nodes=how.nodes, slurm=settings, request=request, strict=how.strict)
+
+
 def run_study(
     study: str | None = None,
     *,
@@ -227,23 +283,31 @@ def run_study(
     variants: list[str] | None = None,
     launcher: str = "local",
     gpus: int = 1,
+    nodes: int = 1,
     parallel: int = 1,
     strict: bool = False,
+    slurm_options: tuple[str, ...] = (),
     observer: Observer | None = None,
 ) -> list[Outcome]:
     """Run every job that needs work, `parallel` at a time; a failed variant does not stop the rest.
 
-    Returns one Outcome per job that ran, was submitted, or found its folder locked, in the order
-    they finished. Raises AblateError for bad input, and when the start checkpoint cannot be loaded
-    (every variant would fail the same way: the running jobs are stopped, and resume on the next run).
+    Returns one Outcome per job that ran, was submitted, or found its folder locked (or queued), in
+    the order they finished. Raises AblateError for bad input, and when the start checkpoint cannot
+    be loaded (every variant would fail the same way: the running jobs are stopped, and resume on the
+    next run). With torchrun over several nodes, node 0 runs the study and the others follow it.
     """
-    check_launcher(launcher, gpus, parallel)
-    study, _, actions = prepare(study, checkpoint=checkpoint, variants=variants)
-    todo = [a for a in actions if a.do in WORK]
-    if launcher == "slurm" and todo:
-        script = launch.write_slurm(study, [a.job for a in todo], gpus=gpus, strict=strict)
-        reply = launch.submit_slurm(script)
-        return [Outcome(a.job, "submitted", 0.0, {"sbatch": reply, "script": str(script)}) for a in todo]
+    how = Launch(launcher, gpus, nodes, parallel, strict, slurm_options)
+    how.check()
+    study, plan, actions = prepare(study, checkpoint=checkpoint, variants=variants, how=how)
+    todo = [a for a in actions if a.do in WORK and not (how.node_rank > 0 and a.job == START)]
+    if how.launcher == "slurm" and todo:
+        jobs = [a.job for a in todo]
+        for action in todo:  # so that `ablate status` lists every submitted job from the start
+            action.folder.mkdir(parents=True, exist_ok=True)
+        path = slurm.write_script(study, slurm_script(study, plan, jobs, how))
+        array = slurm.submit(study, jobs, path)
+        details = {"array": array, "tasks": len(jobs), "script": str(path)}
+        return [Outcome(a.job, "submitted", 0.0, {**details, "job_id": f"{array}_{i}"}) for i, a in enumerate(todo)]
     if observer:
         observer.planned(actions)
     outcomes = []
@@ -252,5 +316,4 @@ def run_study(
             outcomes.append(Outcome(action.job, "busy", 0.0, {"error": action.why}))
             if observer:
                 observer.finished(outcomes[-1])
-    run = _run_jobs(study, todo, launcher=launcher, gpus=gpus, parallel=parallel, strict=strict, observer=observer)
-    return outcomes + run
+    return outcomes + _run_jobs(study, todo, how, observer)

@@ -50,12 +50,16 @@ def _one_dataset_at_a_time() -> Iterator[None]:
     where the other ranks of a job must reach their leader, not queue behind it. A holder stuck for
     PREFIX_LOCK_SECONDS (a hung job) is passed by: the lock only narrows a race, it must not stop
     every job on the node.
+    The lock file lives in /dev/shm itself (else the temp folder): the race is over that folder, so
+    whoever shares it, and only they, share the lock.
     """
     if int(os.environ.get("LOCAL_RANK", "0")) != 0:
         yield
         return
+    shm = Path("/dev/shm")
+    folder = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
     # One lock per user: a file another user created could not be opened for writing.
-    with (Path(tempfile.gettempdir()) / f"ablate-streaming-prefix-{os.getuid()}.lock").open("a") as handle:
+    with (folder / f"ablate-streaming-prefix-{os.getuid()}.lock").open("a") as handle:
         locked = _flock_within(handle, PREFIX_LOCK_SECONDS)
         try:
             yield
@@ -139,6 +143,7 @@ def build_dataloader(
             streams=streams,
             shuffle=True,
             shuffle_seed=seed,
+            num_canonical_nodes=recipe.training.canonical_nodes,
             batch_size=batch,
             epoch_size=samples,
             # Local shards need no download, so streaming's two helper threads may walk the whole epoch

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from composer import Callback, Logger, State, Trainer
 from composer.algorithms import GradientClipping
 from composer.models import HuggingFaceModel
 from composer.optim import DecoupledAdamW
+from composer.utils import dist as composer_dist
 
 from ablate.errors import AblateError
 from ablate.recipe import Recipe
@@ -56,6 +58,30 @@ def _warm_up() -> None:
 
 
 _warm_up()
+
+
+def _signal_files_per_node() -> None:
+    """Give each node's signal files its own node rank, as composer PR #2363 proposes.
+
+    Composer 0.32.1 broadcasts rank 0's signal-file name to every node, so every node's local rank 0
+    writes and then removes `._signal_file_node0_*` in the checkpoint folder. On a shared file system
+    (the usual cluster set-up) that is one file, and the second node's remove fails: a variant over
+    several nodes died in Trainer's autoresume with FileNotFoundError. The waits these files serve are
+    within a node, so a name per node keeps their meaning.
+    """
+    broadcast_name = composer_dist.get_node_signal_file_name
+    if getattr(broadcast_name, "per_node", False):
+        return
+
+    def per_node(rng: random.Random | None = None) -> str:
+        name = broadcast_name(rng)
+        return name.replace("._signal_file_node0_", f"._signal_file_node{composer_dist.get_node_rank()}_", 1)
+
+    per_node.per_node = True  # type: ignore[attr-defined]
+    composer_dist.get_node_signal_file_name = per_node
+
+
+_signal_files_per_node()
 # ---- learning rate -------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ Off a terminal (CI logs, pipes) the bars are left out and only the summary lines
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -112,12 +112,17 @@ def token_bar(console: Console, label: str, total: int) -> Iterator[Callable[[in
         yield lambda tokens: progress.update(bar, completed=tokens)
 
 
-def print_status(console: Console, study: str, states: pd.DataFrame) -> None:
-    """`ablate status`: one row per job (ablate.report.load.variant_states), then the counts."""
+def print_status(
+    console: Console, study: str, states: pd.DataFrame, scheduler: Mapping[str, tuple[str, str]] | None = None
+) -> None:
+    """`ablate status`: one row per job (ablate.report.load.variant_states) with, where the study was
+    submitted to Slurm, each task's id and the scheduler's state (ablate.run.slurm), then the counts."""
     from ablate.plan.view import human
 
+    scheduler = scheduler or {}
     table = Table(title=f"Study '{study}'", title_justify="left")
-    for column in ("variant", "state", "tokens done / planned", "hash", "error"):
+    columns = ["variant", "state", "tokens done / planned", "hash", *(["slurm"] if scheduler else []), "error"]
+    for column in columns:
         table.add_column(column, justify="right" if column.startswith("tokens") else "left", overflow="fold")
     for row in states.to_dict("records"):
         style = _STATE_STYLE.get(row["state"], "dim")
@@ -130,7 +135,11 @@ def print_status(console: Console, study: str, states: pd.DataFrame) -> None:
         if row["state"] in ("failed", "stale") and row["error"]:
             error = f"{escape(str(row['error']).splitlines()[0])} [dim]({escape(str(row['folder']))}/status.json)[/dim]"
         state = f"[{style}]{row['state']}[/{style}]"
-        table.add_row(escape(str(row["variant"])), state, f"{done} / {planned}", hash_check, error)
+        cells = [escape(str(row["variant"])), state, f"{done} / {planned}", hash_check]
+        if scheduler:
+            job_id, scheduled = scheduler.get(str(row["variant"]), ("", "—"))
+            cells.append(f"{job_id} {scheduled}".strip())
+        table.add_row(*cells, error)
     console.print(table)
     counts = states[states.variant != START].state.value_counts()
     console.print(", ".join(f"{n} {state}" for state, n in counts.items()), highlight=False)

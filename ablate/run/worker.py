@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -46,7 +47,7 @@ from ablate.plan.build import Variant, normalize
 from ablate.plan.identity import train_hash
 from ablate.plan.study import load_study_plan, start_checkpoint
 from ablate.recipe import Recipe
-from ablate.run.dist import rank
+from ablate.run.dist import rank, world_size
 from ablate.store import register_checkpoint, study_dir, variant_dir, write_json
 
 
@@ -66,6 +67,10 @@ def _error_line(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted; rerun to resume"
+    if isinstance(exc, SystemExit) and isinstance(exc.code, int) and exc.code > 128:
+        # Composer turns SIGTERM (scancel, preemption, a time limit) into SystemExit(128 + signal).
+        name = signal.Signals(exc.code - 128).name if exc.code - 128 in signal.valid_signals() else exc.code
+        return f"stopped by {name} (cancelled, preempted or out of time); rerun to resume from the latest checkpoint"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first} (traceback in logs/run.log)"
 
@@ -240,6 +245,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                         State.EVALUATING,
                         trained=True,
                         resumed_at=result.began - start.tokens,  # 0 unless an interrupted run resumed
+                        world_size=world_size(),
                         warning=warning,
                         setup_seconds=round(setup + result.setup_seconds, 3),
                         **_train_summary(result),
