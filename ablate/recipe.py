@@ -18,7 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ablate.errors import RecipeError
 
-DEFAULT_RECIPE = "recipes/demo.yaml"
+# The demo recipe ships inside the package (recipes/demo.yaml in a checkout links to it), so `ablate
+# plan` and `ablate demo` work from any folder after a plain install; its paths resolve against the
+# working directory like every recipe's.
+DEMO_RECIPE = Path(__file__).resolve().parent / "demo" / "recipe.yaml"
 
 
 class _Strict(BaseModel):
@@ -255,8 +258,10 @@ class _FieldError(ValueError):
 
 
 def recipe_path(path: str | os.PathLike[str] | None) -> Path:
-    """The recipe to use: the argument, else $ABLATE_RECIPE, else the demo recipe."""
-    return Path(path or os.environ.get("ABLATE_RECIPE") or DEFAULT_RECIPE)
+    """The recipe to use: the argument, else $ABLATE_RECIPE, else recipes/demo.yaml where the working
+    directory has one (a checkout, or a copy edited by hand), else the demo recipe in the package."""
+    local = Path("recipes/demo.yaml")
+    return Path(path or os.environ.get("ABLATE_RECIPE") or (local if local.is_file() else DEMO_RECIPE))
 
 
 def load_recipe(path: str | os.PathLike[str] | None = None) -> Recipe:

@@ -1,4 +1,5 @@
-"""`ablate demo --fast` end to end on the real stack: killed mid-run, resumed, planted effects recovered.
+"""`ablate demo --fast` end to end on the real stack: killed mid-run, resumed, planted effects recovered,
+run by the `ablate` of a wheel installed (not editable) into a fresh venv, from a folder outside the checkout.
 
 One demo run serves every assertion (it is the suite's most expensive test): the first attempt is
 SIGKILLed once a variant has finished, the rerun must finish without redoing it, and the final
@@ -10,13 +11,16 @@ removal lowers that task.
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from ablate.demo.study import demo_recipe
 
@@ -25,12 +29,42 @@ pytestmark = pytest.mark.slow
 GROUP_TASK = {"web": "demo_web", "math": "demo_math", "code": "demo_code", "knowledge": "demo_knowledge"}
 
 
-def _demo(out: Path) -> subprocess.Popen:
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The `ablate` command of a wheel built from this checkout and installed, not editable, into a fresh
+    venv. Its dependencies are this environment's (a .pth file names its site-packages): nothing downloads."""
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    outputs = {".git", ".venv", "build", "results", "data", "ablate.egg-info"}  # at the top only: not ablate/data
+
+    def skip(folder: str, names: list[str]) -> set[str]:
+        return {n for n in names if n == "__pycache__" or (Path(folder) == REPO and n in outputs)}
+
+    shutil.copytree(REPO, source, symlinks=True, ignore=skip)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(root), str(source)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    [wheel] = root.glob("ablate-*.whl")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    [site] = venv.glob("lib/python*/site-packages")
+    (site / "stack.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)]
+    assert subprocess.run(pip, capture_output=True).returncode == 0
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import ablate; print(ablate.__file__)"],
+                           capture_output=True, text=True, cwd=root, check=True).stdout  # fmt: skip
+    assert where.startswith(str(site)), where  # the wheel's copy, not this checkout's
+    return venv / "bin" / "ablate"
+
+
+def _demo(ablate: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     return subprocess.Popen(
-        [sys.executable, "-m", "ablate.cli", "demo", "--fast", "--out", str(out)],
+        [str(ablate), "demo", "--fast", "--out", str(out)], cwd=out.parent,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
-    )
+    )  # fmt: skip
 
 
 def _done_variants(study: Path) -> dict[str, float]:
@@ -43,10 +77,11 @@ def _done_variants(study: Path) -> dict[str, float]:
     return done
 
 
-def test_demo_is_resumable_and_recovers_the_planted_diagonal(tmp_path):
-    study = tmp_path / "results" / demo_recipe(fast=True).name
+def test_demo_is_resumable_and_recovers_the_planted_diagonal(installed, tmp_path):
+    out = tmp_path / "demo"  # outside the checkout, and the command runs from tmp_path
+    study = out / "results" / demo_recipe(fast=True).name
 
-    first = _demo(tmp_path)
+    first = _demo(installed, out)
     deadline = time.time() + 900
     while not _done_variants(study) and first.poll() is None and time.time() < deadline:
         time.sleep(1)
@@ -56,7 +91,7 @@ def test_demo_is_resumable_and_recovers_the_planted_diagonal(tmp_path):
     finished_before = _done_variants(study)
     assert finished_before, "no variant finished before the deadline"
 
-    second = _demo(tmp_path)
+    second = _demo(installed, out)
     output, _ = second.communicate(timeout=900)
     assert second.returncode == 0, output[-3000:]
     after = _done_variants(study)

@@ -17,7 +17,7 @@ from ablate.recipe import load_recipe
 from ablate.plan.tasks import task_sizes
 from conftest import REPO
 
-DEMO_RECIPE = load_recipe(REPO / "recipes" / "demo.yaml")
+DEMO_RECIPE = load_recipe(REPO / "recipes" / "demo.yaml")  # a link to ablate/demo/recipe.yaml
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,17 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 def read_items(root: Path, task: str) -> list[dict]:
     return [json.loads(line) for line in (root / "data/demo/tasks" / f"{task}.jsonl").read_text().splitlines()]
+
+
+def test_a_second_write_keeps_the_corpus_and_a_change_rewrites_it(tmp_path):
+    assert dc.write_demo(tmp_path, seed=0) is True
+    raw = tmp_path / "data/demo/raw/code.jsonl"
+    written = raw.stat().st_mtime_ns
+    assert dc.write_demo(tmp_path, seed=0) is False  # already there: nothing is written
+    assert raw.stat().st_mtime_ns == written
+    assert dc.write_demo(tmp_path, seed=1) is True  # another seed: another corpus
+    (tmp_path / "data/demo" / dc.STAMP).unlink()  # as an interrupted write leaves it
+    assert dc.write_demo(tmp_path, seed=1) is True
 
 
 def test_same_seed_same_bytes_other_seed_other_corpus(demo, tmp_path):

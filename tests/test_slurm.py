@@ -193,16 +193,31 @@ def test_a_study_runs_to_done_through_sbatch_and_reports(tiny, cluster):
     assert rerun.returncode == 0 and "nothing to do" in rerun.stderr, rerun.stderr
 
 
-@pytest.mark.slow
-def test_cancel_mid_run_then_resubmit_ends_with_the_same_weights(tiny, cluster):
-    def longer(raw: dict) -> None:  # a phase 19 times longer: the task is surely training when cancelled
-        raw["training"]["total_tokens"] *= 10
-        raw["training"]["phase"] = 0.95
+def longer(raw: dict) -> None:
+    """A phase 19 times longer: a task is surely still training when it is stopped."""
+    raw["training"]["total_tokens"] *= 10
+    raw["training"]["phase"] = 0.95
 
-    reference, results = (replanned(tiny, name, longer) for name in ("cancel-reference", "slurm-cancel"))
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny):
+    """The longer study's baseline, trained locally without a break: what a stopped one must end as."""
+    reference = replanned(tiny, "longer-reference", longer)
     local = ablate("run", "--variant", "baseline", cwd=tiny.root, results=reference, timeout=600)
     assert local.returncode == 0, local.stderr
+    return weights(reference, "baseline")
 
+
+def assert_same_weights(results: Path, expected: dict) -> None:
+    import torch
+
+    for key, value in weights(results, "baseline").items():
+        assert torch.equal(value, expected[key]), key
+
+
+@pytest.mark.slow
+def test_cancel_mid_run_then_resubmit_ends_with_the_same_weights(tiny, cluster, uninterrupted):
+    results = replanned(tiny, "slurm-cancel", longer)
     run = ("run", "--launcher", "slurm", "--variant", "baseline")
     assert ablate(*run, cwd=tiny.root, results=results, env=cluster).returncode == 0
     folder = results / STUDY / "baseline"
@@ -225,11 +240,25 @@ def test_cancel_mid_run_then_resubmit_ends_with_the_same_weights(tiny, cluster):
     wait_until(lambda: settled(results, ["baseline"], cluster), 600, "the resubmitted task did not finish")
     done = status(results, "baseline")
     assert done["state"] == "done" and 0 < done["resumed_at"] < done["tokens"], done
-    resumed, uninterrupted = weights(results, "baseline"), weights(reference, "baseline")
-    import torch
+    assert_same_weights(results, uninterrupted)
 
-    for key, value in resumed.items():
-        assert torch.equal(value, uninterrupted[key]), key
+
+@pytest.mark.slow
+def test_a_requeued_task_resumes_by_itself_to_the_same_weights(tiny, cluster, uninterrupted):
+    """What preemption does to a task submitted with `requeue: true`: killed, queued again, restarted."""
+    results = replanned(tiny, "slurm-requeue", longer)
+    run = ("run", "--launcher", "slurm", "--variant", "baseline", "--slurm", "requeue=true")
+    assert ablate(*run, cwd=tiny.root, results=results, env=cluster).returncode == 0
+    assert "#SBATCH --requeue" in (results / STUDY / "slurm" / "run.sbatch").read_text()
+    folder = results / STUDY / "baseline"
+    wait_until(lambda: (folder / "checkpoints" / "latest-rank0.pt").exists(), 300, "no checkpoint was written")
+    job_id = json.loads((results / STUDY / "slurm" / "jobs.json").read_text())["baseline"]["job_id"]
+    requeued = subprocess.run(["scontrol", "requeue", job_id], env=cluster_env(cluster), capture_output=True)
+    assert requeued.returncode == 0, requeued.stderr
+    wait_until(lambda: settled(results, ["start", "baseline"], cluster), 600, "the requeued task did not finish")
+    done = status(results, "baseline")
+    assert done["state"] == "done" and 0 < done["resumed_at"] < done["tokens"], done
+    assert_same_weights(results, uninterrupted)
 
 
 def replanned(tiny, name: str, change) -> Path:  # type: ignore[no-untyped-def]
@@ -291,7 +320,8 @@ def test_torchrun_across_two_hosts_without_slurm(tiny):
     port = str(free_port())
     command = [sys.executable, "-m", "ablate.cli", "run", "--launcher", "torchrun", "--nodes", "2", "--variant", "no-g"]
     hosts = []
-    for rank, prefix in enumerate(([], ["unshare", "-m", "sh", "-c", 'mount -t tmpfs tmpfs /dev/shm && exec "$@"', "-"])):
+    private_shm = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs tmpfs /dev/shm && exec "$@"', "-"]
+    for rank, prefix in enumerate(([], private_shm)):
         env = {**os.environ, "ABLATE_RESULTS": str(results), "NODE_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
                "MASTER_PORT": port}  # fmt: skip
         hosts.append(subprocess.Popen([*prefix, *command], cwd=tiny.root, env=env, stdout=subprocess.PIPE,

@@ -30,7 +30,10 @@ out = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 
 err = Console(stderr=True)
 
 RecipeOpt = Annotated[
-    Path | None, typer.Option("--recipe", "-r", help="Recipe YAML [default: $ABLATE_RECIPE or recipes/demo.yaml]")
+    Path | None,
+    typer.Option(
+        "--recipe", "-r", help="Recipe YAML [default: $ABLATE_RECIPE, else recipes/demo.yaml, else the packaged demo's]"
+    ),
 ]
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name [default: the last one planned]")]
 

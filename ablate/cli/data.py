@@ -34,21 +34,23 @@ def data_demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write data/demo/ under")] = Path("."),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated worlds and documents")] = 0,
     recipe: Annotated[
-        Path, typer.Option("--recipe", "-r", help="Recipe whose subsets to build; its paths resolve under --out")
-    ] = Path("recipes/demo.yaml"),
+        Path | None,
+        typer.Option("--recipe", "-r", help="Recipe whose subsets to build [default: the demo's]; paths under --out"),
+    ] = None,
 ) -> None:
     """Write the demo corpus, eval tasks and tokenizer under --out, then build the demo recipe's shards there."""
     import time
 
     from ablate.data.build import build_subsets
     from ablate.demo.corpus import write_demo
-    from ablate.recipe import load_recipe
+    from ablate.recipe import DEMO_RECIPE, load_recipe
 
     started = time.perf_counter()
-    loaded = load_recipe(recipe)
-    write_demo(out_dir, seed=seed)
+    loaded = load_recipe(recipe or DEMO_RECIPE)
+    wrote = write_demo(out_dir, seed=seed)
     _print_manifests(build_subsets(loaded, root=out_dir))
-    err.print(f"wrote {out_dir / 'data/demo'} in {time.perf_counter() - started:.1f} s", soft_wrap=True)
+    done = "wrote" if wrote else "kept (already written for this seed)"
+    err.print(f"{done} {out_dir / 'data/demo'} in {time.perf_counter() - started:.1f} s", soft_wrap=True)
 
 
 def _print_manifests(manifests: dict[str, dict]) -> None:

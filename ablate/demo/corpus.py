@@ -39,6 +39,7 @@ file, so what the model can learn and what a task asks are checked side by side.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from pathlib import Path
 from ablate.store import write_atomic, write_json
 
 DEMO = Path("data/demo")
+STAMP = "corpus.json"  # what a finished write_demo was for: seed, generator, folder
 ITEMS_PER_TASK = 400
 CHOICES = 4
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>"]
@@ -382,14 +384,24 @@ def _jsonl(records: list[dict]) -> str:
     return "".join(json.dumps(record) + "\n" for record in records)
 
 
-def write_demo(root: Path, seed: int = 0) -> None:
-    """Write the demo's raw subsets, lm-eval tasks and tokenizer under root/data/demo/.
+def write_demo(root: Path, seed: int = 0) -> bool:
+    """Write the demo's raw subsets, lm-eval tasks and tokenizer under root/data/demo/; False when
+    they are already there for this seed, this generator and this folder (nothing is written then).
 
     Task YAML names its JSONL by absolute path (lm-eval resolves data_files against the working
-    directory), so moving the folder means writing it again.
+    directory), so a moved folder is written again. The stamp (data/demo/corpus.json) is written
+    last: an interrupted write leaves none, and the next call writes everything again.
     """
-    world = make_world(seed)
     base = root / DEMO
+    stamp = {
+        "seed": seed,
+        "generator": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
+        "folder": str(base.resolve()),
+    }
+    if _read_stamp(base / STAMP) == stamp:
+        return False
+    (base / STAMP).unlink(missing_ok=True)  # from here on, until the end, the folder is being rewritten
+    world = make_world(seed)
     for subset, count in SUBSET_DOCS.items():
         rng = random.Random(f"ablate-demo-{subset}-{seed}")
         docs = [{"text": DOCUMENTS[subset](rng, world)} for _ in range(count)]
@@ -408,3 +420,12 @@ def write_demo(root: Path, seed: int = 0) -> None:
         )
         write_atomic(base / "tasks" / f"{task}.yaml", config)
     write_tokenizer(base / "tokenizer")
+    write_json(base / STAMP, stamp)
+    return True
+
+
+def _read_stamp(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None

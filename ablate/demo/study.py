@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ablate.recipe import Recipe, load_recipe
+from ablate.recipe import DEMO_RECIPE, Recipe, load_recipe
 
-DEMO_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 # --fast keeps the phase, where the skills are learned, after two thirds of the pretraining (its
 # schedule is warm-up then flat, so that is the full demo's model at 1.02M tokens), without control.
 FAST_PRETRAIN_TOKENS = 1_024_000
