@@ -53,9 +53,11 @@ def gpu_request(slurm: Slurm, gpus: int) -> str | None:
     the request is --gres=gpu:N, which every Slurm reads; where sinfo cannot tell, --gpus-per-node.
     """
     form: str = slurm.gpu_request
+    if gpus == 0 or form == "none":
+        return None
     if form == "auto":
         form = {"gres": "gres", "none": "none"}.get(_partition_gres(slurm.partition), "gpus-per-node")
-    if gpus == 0 or form == "none":
+    if form == "none":
         return None
     return f"--gres=gpu:{gpus}" if form == "gres" else f"--gpus-per-node={gpus}"
 
@@ -75,7 +77,8 @@ def _partition_gres(partition: str | None) -> str:
 def script(
     study: str, jobs: list[str], *, gpus: int, nodes: int, slurm: Slurm, request: str | None, strict: bool = False
 ) -> str:
-    """The array script; `request` is gpu_request's answer. Pure: the same arguments, the same text."""
+    """The array script; `request` is gpu_request's answer. Asks nothing of the cluster: the text
+    depends only on the arguments, the interpreter, the working folder and the results root."""
     if not jobs:
         raise AblateError("nothing to submit: every selected variant is done or queued")
     procs = max(gpus, 1)
