@@ -194,9 +194,11 @@ def test_a_study_runs_to_done_through_sbatch_and_reports(tiny, cluster):
 
 
 def longer(raw: dict) -> None:
-    """A phase 19 times longer: a task is surely still training when it is stopped."""
-    raw["training"]["total_tokens"] *= 10
+    """A phase 76 times longer (~1.6M tokens), checkpointed every 64k tokens: a task is surely still
+    training a few seconds after its first checkpoint, when the test stops it."""
+    raw["training"]["total_tokens"] *= 40
     raw["training"]["phase"] = 0.95
+    raw["training"]["checkpoint_every_tokens"] = 65_536
 
 
 @pytest.fixture(scope="module")
