@@ -12,10 +12,13 @@ export OMP_NUM_THREADS ?= 1
 .PHONY: demo test check lint types fast bench venv slurm clean
 
 # The stack is large (torch with its CUDA libraries, ~6 min to install): built once, kept.
+# It holds llm-foundry too (the foundry extra: its checkpoints are tested), and `pip check` proves
+# the pins still sit beside it.
 $(READY): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(VENV)/bin/python -m pip install -q -c constraints.txt -e '.[dev,foundry]'
+	$(VENV)/bin/python -m pip check
 	touch $(READY)
 
 venv: $(READY)

@@ -188,6 +188,28 @@ class Slurm(_Strict):
         return value
 
 
+class MLflow(_Strict):
+    tracking_uri: str | None = Field(
+        None,
+        description="a tracking server URL or a local store (file:///path); None = $MLFLOW_TRACKING_URI or ./mlruns",
+    )
+    experiment: str | None = Field(None, description="experiment name; None = the study's name")
+
+
+class WandB(_Strict):
+    project: str | None = Field(None, description="W&B project; None = the study's name")
+    entity: str | None = Field(None, description="W&B team or user; None = your default")
+
+
+class Loggers(_Strict):
+    """Experiment trackers, as Composer's loggers. The pretraining and each variant is one run, named
+    <study>-<job>, with its mixture, seed and hashes as parameters and its training curve as metrics;
+    a resumed job continues its run. Nothing here changes a result, so none of it is hashed."""
+
+    mlflow: MLflow | None = None
+    wandb: WandB | None = None
+
+
 class Mixes(_Strict):
     base: dict[str, float] = Field(description="the pretraining mix, subset → weight")
     upsample: dict[str, float] = Field(description="the end-of-training mix: the study's baseline")
@@ -210,6 +232,7 @@ class Recipe(_Strict):
     eval: Eval
     ablations: Ablations = Ablations()
     slurm: Slurm = Slurm()
+    loggers: Loggers = Loggers()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Recipe:

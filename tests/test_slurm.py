@@ -152,6 +152,13 @@ def settled(results: Path, jobs: list[str], cluster: dict) -> bool:
     return queue.returncode == 0 and not queue.stdout.strip()
 
 
+def logs(results: Path, job: str) -> str:
+    """The tails of a job's Slurm log and per-rank logs: what a failed assertion shows."""
+    folder = results / STUDY
+    files = [*sorted((folder / "slurm").glob("*.log")), *sorted((folder / job / "logs").glob("rank*"))]
+    return "\n".join(f"--- {path.name}\n{path.read_text()[-3000:]}" for path in files)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -182,7 +189,7 @@ def test_a_study_runs_to_done_through_sbatch_and_reports(tiny, cluster):
     assert again.stdout.split().count("busy") + again.stdout.split().count("skip") == 3, again.stdout
     wait_until(lambda: settled(results, ["start", "baseline", "no-g"], cluster), 600, "the array did not finish")
     for job in ("start", "baseline", "no-g"):
-        assert status(results, job)["state"] == "done", (job, status(results, job))
+        assert status(results, job)["state"] == "done", (job, status(results, job), logs(results, job))
     for variant in ("baseline", "no-g"):
         assert status(results, variant)["scores"] == status(tiny.results, variant)["scores"]
     shown = ablate("status", cwd=tiny.root, results=results, env={**cluster, "COLUMNS": "200"})
@@ -241,7 +248,7 @@ def test_cancel_mid_run_then_resubmit_ends_with_the_same_weights(tiny, cluster, 
     wait_until(lambda: settled(results, ["start"], cluster), 600, "the start evaluation did not finish")
     wait_until(lambda: settled(results, ["baseline"], cluster), 600, "the resubmitted task did not finish")
     done = status(results, "baseline")
-    assert done["state"] == "done" and 0 < done["resumed_at"] < done["tokens"], done
+    assert done["state"] == "done" and 0 < done["resumed_at"] < done["tokens"], (done, logs(results, "baseline"))
     assert_same_weights(results, uninterrupted)
 
 
@@ -259,7 +266,7 @@ def test_a_requeued_task_resumes_by_itself_to_the_same_weights(tiny, cluster, un
     assert requeued.returncode == 0, requeued.stderr
     wait_until(lambda: settled(results, ["start", "baseline"], cluster), 600, "the requeued task did not finish")
     done = status(results, "baseline")
-    assert done["state"] == "done" and 0 < done["resumed_at"] < done["tokens"], done
+    assert done["state"] == "done" and 0 < done["resumed_at"] < done["tokens"], (done, logs(results, "baseline"))
     assert_same_weights(results, uninterrupted)
 
 
@@ -290,7 +297,7 @@ def test_a_variant_over_two_nodes_trains_like_one_process(tiny, cluster):
     assert submitted.returncode == 0, submitted.stderr
     wait_until(lambda: settled(results, ["start", "no-g"], cluster), 600, "the two-node task did not finish")
     two, one = status(results, "no-g"), status(reference, "no-g")
-    assert two["state"] == "done", two
+    assert two["state"] == "done", (two, logs(results, "no-g"))
     assert two["world_size"] == 2 and one["world_size"] == 1
     curves = [
         [json.loads(line) for line in (where / STUDY / "no-g" / "train_log.jsonl").open()]

@@ -5,6 +5,7 @@
     run.py       ablate pretrain, run, status
     report.py    ablate report
     data.py      ablate data build, data demo, demo
+    recipe.py    ablate recipe from-foundry
 
 Heavy libraries (torch, composer, streaming, lm_eval) are imported only inside the commands that
 train or evaluate, so `--help`, `plan` and `report` start fast.
@@ -12,7 +13,7 @@ train or evaluate, so `--help`, `plan` and `report` start fast.
 
 # Each module registers its commands on the app, in the order `ablate --help` lists them.
 from ablate.cli import plan, report, run  # noqa: I001, F401
-from ablate.cli import data  # noqa: F401
+from ablate.cli import data, recipe  # noqa: F401
 from ablate.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -47,3 +47,14 @@ def manifest_tokens(recipe: Recipe) -> dict[str, int]:
         if manifest and manifest.get("tokens"):
             sizes[name] = int(manifest["tokens"])
     return sizes
+
+
+def index_samples(location: str) -> int | None:
+    """Samples in a local MDS folder, from streaming's index.json; None where it cannot be read."""
+    if is_remote(location):
+        return None
+    try:
+        index = json.loads((Path(location) / "index.json").read_text())
+        return sum(int(shard["samples"]) for shard in index["shards"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -183,11 +183,18 @@ def _load_evals(name: str, source: Path, variants: pd.DataFrame, eval_subfolder:
         name=name,
         source=source,
         variants=variants,
-        scores=pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_COLUMNS),
-        items=_categorical(pd.concat(items, ignore_index=True) if items else pd.DataFrame(columns=ITEM_COLUMNS)),
+        scores=_concat(scores, SCORE_COLUMNS),
+        items=_categorical(_concat(items, ITEM_COLUMNS)),
         tasks=[t for t in tasks if t not in subtasks],  # a group's subtasks stay in the tables, not the report
         notes=notes,
     )
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """The frames stacked; empty ones (a variant without per-item logs) left out, so they do not
+    decide the columns' dtypes; no frames at all: an empty table with the columns."""
+    filled = [frame for frame in frames if not frame.empty]
+    return pd.concat(filled, ignore_index=True) if filled else pd.DataFrame(columns=columns)
 
 
 def _categorical(items: pd.DataFrame) -> pd.DataFrame:
@@ -243,8 +250,7 @@ def read_eval(folder: Path, variant: str) -> tuple[pd.DataFrame, pd.DataFrame, s
         if samples is not None:
             item_frames.append(_read_samples(samples, variant, task))
     scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS)
-    items = pd.concat(item_frames, ignore_index=True) if item_frames else pd.DataFrame(columns=ITEM_COLUMNS)
-    return scores, items, subtasks
+    return scores, _concat(item_frames, ITEM_COLUMNS), subtasks
 
 
 def _metric_name(key: str) -> str:

@@ -11,6 +11,8 @@ pretraining). Imports torch and transformers: only the training and evaluation j
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +102,39 @@ def load_start(path: str, *, weights: bool = True) -> Start:
         raise AblateError(
             f"checkpoint {path}: saved without a tokenizer; save it from HuggingFaceModel(model, tokenizer)"
         )
-    model = HuggingFaceModel.load_huggingface_model_from_saved_state(hf_state, saved, None, None)
+    model = _saved_model(hf_state["model"]["config"], path)
     if weights:
         model.load_state_dict({k.removeprefix("model."): v for k, v in saved["state"]["model"].items()})
     return Start(model, tokenizer, str(local), tokens)
+
+
+def _saved_model(saved: dict, path: str) -> transformers.PreTrainedModel:
+    """An empty model of the class the checkpoint names, built from its own config class.
+
+    Composer's loader rebuilds the config through AutoConfig by model_type, which for llm-foundry's
+    MPT is transformers' MptConfig, not llm-foundry's MPTConfig that its MPTForCausalLM needs. The
+    model class's own `config_class` is right for both. llm-foundry's saved settings that only
+    suit the machine that trained it are adapted: weights are built on the CPU (not `meta`), and
+    its flash attention falls back to the same attention in plain torch where flash-attn is absent.
+    """
+    module, _, name = str(saved["class"]).rpartition(".")
+    try:
+        model_class = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] == "llmfoundry":
+            raise AblateError(
+                f"checkpoint {path}: its model is llm-foundry's {name}; install llm-foundry beside ablate "
+                "(pip install 'ablate[foundry]')"
+            ) from None
+        raise AblateError(f"checkpoint {path}: cannot import its model class {saved['class']} ({exc})") from None
+    except AttributeError:
+        problem = f"{module} has no model class {name}; install the version that saved it"
+        raise AblateError(f"checkpoint {path}: {problem}") from None
+    content = dict(saved["content"])
+    if "init_device" in content:
+        content["init_device"] = "cpu"
+    attention = content.get("attn_config")
+    flash = isinstance(attention, dict) and attention.get("attn_impl") == "flash"
+    if flash and not importlib.util.find_spec("flash_attn"):
+        content["attn_config"] = {**attention, "attn_impl": "torch"}  # type: ignore[dict-item]
+    return model_class(model_class.config_class.from_dict(content))

@@ -25,11 +25,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
 from composer import Callback, Logger, State, Trainer
 from composer.algorithms import GradientClipping
+from composer.loggers import WandBLogger
 from composer.models import HuggingFaceModel
 from composer.optim import DecoupledAdamW
 from composer.utils import dist as composer_dist
@@ -226,6 +228,38 @@ class FitResult:
     samples_per_subset: dict[str, int]
 
 
+def trackers(recipe: Recipe) -> list[Any]:
+    """The recipe's experiment trackers as Composer loggers (rank 0 logs). MLflow resumes the run of
+    the same name, so an interrupted job stays one run; its system metrics (a monitor process
+    sampling the machine) are left off."""
+    loggers: list[Any] = []
+    if recipe.loggers.mlflow is not None:
+        from composer.loggers import MLFlowLogger
+
+        mlflow = recipe.loggers.mlflow
+        loggers.append(
+            MLFlowLogger(
+                experiment_name=mlflow.experiment or recipe.name,
+                tracking_uri=mlflow.tracking_uri,
+                resume=True,
+                log_system_metrics=False,
+            )
+        )
+    if recipe.loggers.wandb is not None:
+        wandb = recipe.loggers.wandb
+        loggers.append(_WandB(project=wandb.project or recipe.name, entity=wandb.entity, group=recipe.name))
+    return loggers
+
+
+class _WandB(WandBLogger):
+    """W&B for metrics only. Composer's autoresume asks every logger for a remote copy of the latest
+    checkpoint before the loggers start, and WandBLogger then raises RuntimeError instead of "not
+    here"; ablate's checkpoints are in the variant's folder, never in W&B, so the answer is no."""
+
+    def download_file(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("ablate keeps checkpoints in the variant folder")
+
+
 def fit(
     start: Start,
     recipe: Recipe,
@@ -237,13 +271,14 @@ def fit(
     schedule: Schedule,
     end_tokens: int,
     on_progress: Callable[[int], None] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train `start` on `mixture` until `end_tokens` (absolute), checkpointing into folder/checkpoints.
 
     From a Composer checkpoint the optimizer state and timestamp carry over and its dataset state is
     dropped (the phase reads a new mix). A checkpoint of this run already in folder/checkpoints
     wins (autoresume), dataset position included, so an interrupted run ends where an
-    uninterrupted one would.
+    uninterrupted one would. `params` describe the run to the recipe's experiment trackers.
     """
     began_setup = time.perf_counter()
     training = recipe.training
@@ -279,8 +314,10 @@ def fit(
         device_train_microbatch_size=training.microbatch_size or per_device_batch(recipe),
         progress_bar=False,
         log_to_console=False,
-        loggers=[],
+        loggers=trackers(recipe),
     )
+    if params:
+        trainer.logger.log_hyperparameters(params)
     timestamp = trainer.state.timestamp
     if int(timestamp.token) == start.tokens and int(timestamp.batch_in_epoch) > 0:
         # Loaded mid-epoch of another dataset: the phase's data is a new epoch, from its first sample.

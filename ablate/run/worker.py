@@ -86,6 +86,19 @@ def _recording_failure(folder: Path, leader: bool) -> Iterator[None]:
         raise
 
 
+def run_name(study: str, job: str, train_hash: str) -> str:
+    """Composer's run name, which experiment trackers show and MLflow resumes by: the training's hash
+    in it, so a job trained again after a changed recipe is a new run, not the old one continued."""
+    return f"{study}-{job}-{train_hash[:8]}"
+
+
+def _params(study: str, variant: Variant) -> dict[str, Any]:
+    """What an experiment tracker records about a variant's run: which mixture, seed and hashes."""
+    fields = {"study": study, "job": variant.name, "seed": variant.seed, "hash": variant.hash}
+    fields |= {"train_hash": variant.train_hash, "removed": "+".join(variant.removed) or "none"}
+    return fields | {f"mixture/{subset}": share for subset, share in variant.mixture.items()}
+
+
 def _progress(folder: Path, offset: int, then: Callable[[int], None] | None = None) -> Callable[[int], None]:
     """Training progress into status.json (what `ablate run` draws), then to `then` if given."""
 
@@ -127,10 +140,12 @@ def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None
                 mixture=mixture,
                 seed=recipe.training.seed,
                 folder=folder,
-                run_name=f"{recipe.name}-pretrain",
+                run_name=run_name(recipe.name, "pretrain", digest),
                 schedule=train.pretrain_schedule(recipe),
                 end_tokens=recipe.training.start_tokens,
                 on_progress=_progress(folder, 0, on_progress),
+                params={"study": recipe.name, "job": "pretrain", "seed": recipe.training.seed, "train_hash": digest}
+                | {f"mixture/{subset}": share for subset, share in mixture.items()},
             )
             write_status(folder, State.DONE, **_train_summary(result))
     register_checkpoint(recipe.name, PRETRAINED, str(latest))
@@ -233,10 +248,11 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                     mixture=variant.mixture,
                     seed=variant.seed,
                     folder=folder,
-                    run_name=f"{study}-{name}",
+                    run_name=run_name(study, name, variant.train_hash),
                     schedule=train.phase_schedule(recipe, start.tokens),
                     end_tokens=start.tokens + variant.tokens,
                     on_progress=_progress(folder, start.tokens) if leader else None,
+                    params=_params(study, variant),
                 )
                 final = start
                 if leader:
