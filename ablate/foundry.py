@@ -127,6 +127,12 @@ def _subsets(
         raise RecipeError("llm-foundry YAML: train_loader.dataset has no streams and no local/remote; nothing to read")
     if "streams" not in dataset:
         notes.append("one dataset, no streams: a single subset 'data'; split it into subsets to ablate them")
+    given = [stream.get("proportion") is not None for stream in streams.values()]
+    if any(given) and not all(given):
+        raise RecipeError(
+            "llm-foundry YAML: train_loader.dataset.streams: some streams have a proportion and some not; "
+            "give every stream one or none (streaming's rule)"
+        )
     subsets: dict[str, Any] = {}
     weights: dict[str, float] = {}
     for key, stream in streams.items():

@@ -26,6 +26,9 @@ How an attribution interval is computed (`ablate report` prints the same in its 
   effect (variance of the mean under cluster sampling over that under item sampling) is estimated from
   the baseline's own item scores, so it matches the cluster bootstrap rather than assuming the worst.
 - Without per-item logs: an unpaired normal interval from lm-eval's standard errors.
+- Significance: each cell's two-sided p-value comes from its own resamples; the report adjusts them
+  over the whole table (Benjamini–Hochberg by default, or Holm), since a table of many cells flags
+  some by chance alone. tests/test_significance.py calibrates both by simulation.
 """
 
 from __future__ import annotations
@@ -214,3 +217,44 @@ def gauntlet_delta(deltas: list, random_baselines: list[float]):
     """The category Δ from per-task Δs: chance cancels in the difference, only 1 / (1 − chance) stays.
     Given aligned resample draws per task (tasks' items are independent), gives the category's draws."""
     return sum(d / (1 - rb) for d, rb in zip(deltas, random_baselines, strict=True)) / len(deltas)
+
+
+# ---- significance over a whole table ------------------------------------------------------------
+
+ADJUSTMENTS = ("bh", "holm", "none")
+
+
+def bootstrap_p_value(draws: np.ndarray) -> float:
+    """Two-sided p-value of Δ = 0 from the same resamples as the interval: twice the smaller share of
+    draws on either side of 0 (a draw at exactly 0 counts for both sides), with the +1 of a Monte
+    Carlo p-value so that no finite number of resamples claims p = 0. It is below 1 − ci exactly when
+    the percentile interval at level ci leaves 0 out, up to that +1."""
+    draws = np.asarray(draws, dtype=float)
+    below, above = int((draws <= 0).sum()), int((draws >= 0).sum())
+    return min(1.0, 2 * (min(below, above) + 1) / (len(draws) + 1))
+
+
+def adjust_p_values(p_values: np.ndarray, method: str) -> np.ndarray:
+    """p-values adjusted for testing them all at once, in their input order.
+
+    holm: Holm's step-down, family-wise error (any false flag at all) at most α. bh:
+    Benjamini–Hochberg's step-up, false discovery rate (the expected share of flags that are false)
+    at most α, valid for independent or positively dependent tests (Δs that share a baseline are
+    positively dependent). none: as given. Flag a cell where its adjusted p-value is below α.
+    """
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    if method == "none" or m == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    ranked = p[order]
+    if method == "holm":
+        adjusted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * ranked))
+    elif method == "bh":
+        adjusted = np.minimum.accumulate(m / np.arange(m, 0, -1) * ranked[::-1])[::-1]
+        adjusted = np.minimum(1.0, adjusted)
+    else:
+        raise ValueError(f"unknown adjustment {method!r}; use one of {ADJUSTMENTS}")
+    out = np.empty(m)
+    out[order] = adjusted
+    return out

@@ -17,6 +17,22 @@ import pytest  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+# The process as pytest started it: what every test that does not use the tiny study sees.
+STARTED_IN, STARTED_RESULTS = Path.cwd(), os.environ.get("ABLATE_RESULTS")
+
+
+@pytest.fixture(autouse=True)
+def _outside_the_tiny_study(request, monkeypatch):
+    """The tiny study's session set-up moves the working folder into it and points ABLATE_RESULTS at
+    its results, for the tests that use it. Every other test gets the process back as it started, so
+    a CLI it runs cannot plan into the tiny study's results, whichever test first built the study."""
+    if "tiny" in request.fixturenames:
+        return
+    monkeypatch.chdir(STARTED_IN)
+    if STARTED_RESULTS is None:
+        monkeypatch.delenv("ABLATE_RESULTS", raising=False)
+    else:
+        monkeypatch.setenv("ABLATE_RESULTS", STARTED_RESULTS)
 
 
 @pytest.fixture

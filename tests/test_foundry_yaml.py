@@ -193,6 +193,13 @@ def test_what_cannot_become_a_recipe_is_one_line(change, says):
         from_foundry(raw, name="x", samples=lambda _: None)
 
 
+def test_proportions_on_some_streams_only_are_refused(tmp_path):
+    raw = yaml.safe_load(STREAMS.format(tokenizer=tmp_path))
+    del raw["train_loader"]["dataset"]["streams"]["code"]["proportion"]
+    with pytest.raises(RecipeError, match="give every stream one or none"):
+        from_foundry(raw, name="x", samples=lambda _: None)
+
+
 def test_the_command_writes_a_recipe_once_and_reads_sizes_from_the_shards(tmp_path):
     shards = tmp_path / "web" / "train"
     shards.mkdir(parents=True)

@@ -120,6 +120,28 @@ def test_csv_has_exactly_the_documented_columns(fixed):
     assert record["delta_pp"] == "-20.0000" and record["significant"] == "true" and record["n_items"] == "80"
     stale = dict(zip(table[0], next(r for r in table if r[:2] == ["control", "t_web"])))
     assert stale["score"] == "" and stale["significant"] == ""
+    assert stale["p_value"] == stale["p_adjusted"] == stale["significant_adjusted"] == ""
+    assert float(record["p_value"]) < 0.001 and record["significant_adjusted"] == "true"
+
+
+def test_adjusted_flags_read_the_table_as_one_family(fixed):
+    """p_adjusted follows the chosen method over every cell with a p-value; `*` marks adjusted findings."""
+    from ablate.stats import adjust_p_values
+
+    for method in ("bh", "holm", "none"):
+        report = build_report(load_study("fixed"), Settings(adjust=method))
+        tested = report.rows[report.rows.p_value.notna()]
+        assert len(tested) == 6  # 2 done ablations × (2 tasks + 1 category) measured
+        expected = adjust_p_values(tested.p_value.to_numpy(dtype=float), method)
+        assert tested.p_adjusted.to_numpy(dtype=float) == pytest.approx(expected)
+        assert (tested.p_adjusted >= tested.p_value - 1e-12).all()
+        assert list(tested.significant_adjusted) == [bool(p < 0.05) for p in expected]
+        flagged = sum(flag is True for flag in tested.significant_adjusted)
+        assert to_markdown(report).count(" *") == flagged
+        assert f"{flagged} flagged" in to_markdown(report) or method == "none"
+    raw = build_report(load_study("fixed"), Settings(adjust="none")).rows
+    measured = raw[raw.p_value.notna()]
+    assert list(measured.significant_adjusted) == list(measured.significant)  # unadjusted: the interval's verdict
 
 
 def test_json_is_strict_and_records_the_settings(fixed):
@@ -171,6 +193,7 @@ def test_bad_flags_fail_with_one_line_naming_the_flag(fixed):
         (["--baseline", "nope"], "--baseline nope"),
         (["--ci", "95"], "--ci 95"),
         (["--format", "html"], "--format html"),
+        (["--adjust", "bonferroni"], "--adjust bonferroni"),
         (["--from", "nowhere"], "--from nowhere"),
     ]:
         result = ablate("report", "--study", "fixed", *args, cwd=cwd) if args[0] != "--from" else ablate(

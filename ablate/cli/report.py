@@ -47,6 +47,12 @@ def report(
     ] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Paired bootstrap resamples")] = 10_000,
     ci: Annotated[float, typer.Option("--ci", help="Confidence level of the intervals")] = 0.95,
+    adjust: Annotated[
+        str,
+        typer.Option(
+            "--adjust", help="Flag Δs over the whole table: bh (false discovery rate), holm (family-wise), none"
+        ),
+    ] = "bh",
     fmt: Annotated[
         str, typer.Option("--format", help="What stdout shows: md, csv or json (all files are written)")
     ] = "md",
@@ -62,7 +68,7 @@ def report(
     if from_dir is not None and study is not None:
         raise AblateError("--from and --study: give one; --from reads plain lm-eval outputs, --study a planned study")
     results = load_folder(from_dir) if from_dir is not None else load_study(study)
-    built = build_report(results, Settings(baseline=baseline, metric=metric, ci=ci, resamples=bootstrap))
+    built = build_report(results, Settings(baseline=baseline, metric=metric, ci=ci, resamples=bootstrap, adjust=adjust))
     written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
     print_report(built, fmt)
     err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)

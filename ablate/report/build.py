@@ -29,6 +29,9 @@ CSV_COLUMNS = [
     "ci_high_pp",
     "n_items",
     "significant",
+    "p_value",
+    "p_adjusted",
+    "significant_adjusted",
     "n_clusters",
 ]
 ROW_COLUMNS = [*CSV_COLUMNS, "state", "method"]  # Report.rows: report.csv plus how each cell reads
@@ -45,6 +48,7 @@ class Settings:
     ci: float = 0.95
     resamples: int = 10_000
     seed: int = 0
+    adjust: str = "bh"  # over every Δ cell of the table: bh (false discovery rate), holm (family-wise), none
 
 
 @dataclass
@@ -72,6 +76,8 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         raise AblateError(f"--ci {settings.ci}: use a level between 0 and 1, e.g. 0.95")
     if settings.resamples < 100:
         raise AblateError(f"--bootstrap {settings.resamples}: use at least 100 resamples (10,000 for a final table)")
+    if settings.adjust not in stats.ADJUSTMENTS:
+        raise AblateError(f"--adjust {settings.adjust}: use one of {', '.join(stats.ADJUSTMENTS)}")
     variants = results.variants
     if settings.baseline not in set(variants.ablation):
         choices = sorted(set(variants.ablation) - {START})
@@ -110,7 +116,7 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         for task in tasks
         if START in scores.index and not math.isnan(scores[task].loc[START])
     ]
-    table = pd.DataFrame(start_rows + rows, columns=ROW_COLUMNS)
+    table = _adjusted(pd.DataFrame(start_rows + rows, columns=ROW_COLUMNS), settings)
     return Report(
         title=f"Ablation report: {results.name}",
         settings=settings,
@@ -205,10 +211,22 @@ def _row(variant: str, task: str, metric: str, state: str, cell: Cell | None) ->
         "ci_high_pp": None if high is None else 100 * high,
         "n_items": cell["n_items"],
         "significant": None if low is None else bool(low > 0 or high < 0),
+        "p_value": cell["p_value"],
         "n_clusters": cell["n_clusters"],
         "state": DONE,
         "method": cell["method"],
     }
+
+
+def _adjusted(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """p_adjusted and significant_adjusted over the family of every Δ cell that has a p-value (tasks
+    and categories, every ablation): the table is read as a whole, so it is tested as one."""
+    tested = table.p_value.notna()
+    adjusted = stats.adjust_p_values(table.p_value[tested].to_numpy(dtype=float), settings.adjust)
+    table["p_adjusted"] = pd.Series(adjusted, index=table.index[tested], dtype=float).reindex(table.index)
+    flags = pd.Series([bool(p < 1 - settings.ci) for p in adjusted], index=table.index[tested], dtype=object)
+    table["significant_adjusted"] = flags.reindex(table.index).astype(object)
+    return table
 
 
 def _score_only_row(variant: str, task: str, metric: str, score: float | None) -> dict[str, Any]:

@@ -169,7 +169,8 @@ def delta_cell(
     n_clusters: int | None = None,
 ) -> Cell:
     """One measured Δ (fractions): the two scores, the interval's bounds on Δ, and the resample draws
-    (None where there are none) that a category average combines; n_clusters where clusters were drawn."""
+    (None where there are none) that a category average combines, with the two-sided p-value they
+    give; n_clusters where clusters were drawn."""
     return {
         "score": score,
         "baseline_score": base_score,
@@ -179,6 +180,7 @@ def delta_cell(
         "n_items": n_items,
         "method": method,
         "draws": draws,
+        "p_value": None if draws is None else stats.bootstrap_p_value(draws),
         "n_clusters": n_clusters,
     }
 

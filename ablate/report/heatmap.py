@@ -53,7 +53,7 @@ def plot_deltas(report: Report, target: str | IO[bytes]) -> None:
             row = cells.get((variant, column))
             value = delta[i, j]
             if row is not None and np.isfinite(value):  # finite: the row exists and is measured
-                star = bool(row["significant"]) if row["significant"] is not None else False
+                star = row["significant_adjusted"] is True  # the markdown table's `*`
                 low, high = row["ci_low_pp"], row["ci_high_pp"]
                 interval = "no CI" if low is None else f"[{fmt_pp(low)}, {fmt_pp(high)}]"
                 colour = "white" if abs(value) > 0.6 * limit else "black"

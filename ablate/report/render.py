@@ -26,14 +26,15 @@ def fmt_pp(value: float) -> str:
 
 
 def delta_text(row: pd.Series | dict) -> str:
-    """'+1.2 [-0.8, +3.1] *' for a measured cell, the state for one that is not."""
+    """'+1.2 [-0.8, +3.1] *' for a measured cell (`*`: significant after the table's adjustment),
+    the state for one that is not."""
     if row.get("state") != DONE or row.get("delta_pp") is None or pd.isna(row.get("delta_pp")):
         return "—" if row.get("state") in (DONE, "missing") else str(row.get("state"))
     text = fmt_pp(row["delta_pp"])
     if row.get("ci_low_pp") is None or pd.isna(row.get("ci_low_pp")):
         return text + " (no CI)"
     text += f" [{fmt_pp(row['ci_low_pp'])}, {fmt_pp(row['ci_high_pp'])}]"
-    return text + " *" if row["significant"] else text
+    return text + " *" if row.get("significant_adjusted") is True else text
 
 
 def _markdown_table(header: list[str], rows: list[list[str]], align: list[str]) -> list[str]:
@@ -81,7 +82,8 @@ def footnotes(report: Report) -> list[str]:
         else "One seed per variant: intervals cover item sampling, not training-seed variance."
     )
     lines = [
-        f"`*` the {level} interval excludes 0. Δ = variant − baseline on the same items (paired by doc_id).",
+        _flag_footnote(report),
+        "Δ = variant − baseline on the same items (paired by doc_id).",
         f"Intervals: paired bootstrap over items, {s.resamples:,} resamples (seed {s.seed}). {seeds}",
     ]
     for name, spec in report.categories.items():
@@ -118,6 +120,30 @@ def footnotes(report: Report) -> list[str]:
     return lines
 
 
+ADJUSTMENT_NAMES = {"bh": "Benjamini–Hochberg", "holm": "Holm"}
+ADJUSTMENT_MEANING = {
+    "bh": "false discovery rate {alpha}: on average at most {alpha} of the flags are false",
+    "holm": "family-wise error {alpha}: at most a {alpha} chance of any false flag",
+}
+
+
+def _flag_footnote(report: Report) -> str:
+    """What `*` means: how many cells were tested together, under which adjustment, at which level."""
+    s = report.settings
+    alpha = f"{100 * (1 - s.ci):g}%"
+    tested = report.rows[report.rows.p_value.notna()]
+    raw = int((tested.p_value < 1 - s.ci).sum())
+    flagged = sum(flag is True for flag in tested.significant_adjusted)  # an object column: True, False or NaN
+    if s.adjust == "none":
+        return f"`*` p < {1 - s.ci:g}, unadjusted (the interval excludes 0): {flagged} of {len(tested)} cells."
+    meaning = ADJUSTMENT_MEANING[s.adjust].format(alpha=alpha)
+    return (
+        f"`*` significant after {ADJUSTMENT_NAMES[s.adjust]} adjustment over all {len(tested)} Δ cells tested "
+        f"({meaning}): {flagged} flagged; {raw} had p < {1 - s.ci:g} before adjustment. Intervals are per "
+        "cell, unadjusted (`--adjust none|holm|bh`)."
+    )
+
+
 def _power_n(power: dict[str, Any]) -> str:
     """The sample size behind an MDE: items, or for a clustered task the effective items."""
     if "n_effective" not in power:
@@ -142,7 +168,8 @@ def to_csv(report: Report) -> str:
     frame = report.rows[CSV_COLUMNS].copy()
     for column in ("n_items", "n_clusters"):
         frame[column] = frame[column].astype("Int64")
-    frame["significant"] = frame["significant"].map({True: "true", False: "false"})
+    for column in ("significant", "significant_adjusted"):
+        frame[column] = frame[column].map({True: "true", False: "false"})
     return frame.to_csv(index=False, float_format="%.4f", lineterminator="\n")
 
 
