@@ -103,8 +103,10 @@ def render(recipe: dict[str, Any], notes: list[str], *, source: str) -> str:
 
 def _required(cfg: dict[str, Any], key: str, kind: type) -> Any:
     value = cfg.get(key)
+    if value is None:
+        raise RecipeError(f"llm-foundry YAML: {key} is missing; the recipe needs it")
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise RecipeError(f"llm-foundry YAML: {key} is missing or not a {kind.__name__}; the recipe needs it")
+        raise RecipeError(f"llm-foundry YAML: {key} is {value!r}, not a {kind.__name__}; the recipe needs one")
     return value
 
 

@@ -149,16 +149,41 @@ def composer_command(
     ]  # fmt: skip
 
 
+# Master ports below Linux's ephemeral range (32768+): a port there that was free a moment ago can be
+# taken by any outgoing connection before rank 0 binds it, and the other ranks then meet a stranger
+# ("failed to recv, got 0 bytes"). Composer's launcher, left to itself, picks one there.
+MASTER_PORTS = range(20_000, 32_768)
+
+
+def free_master_port() -> int:
+    """A port of MASTER_PORTS that nothing on this host listens on now, drawn at random so that jobs
+    started together (--parallel) do not try the same ones."""
+    import random
+    import socket
+
+    for port in random.sample(MASTER_PORTS, 64):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("", port))
+            except OSError:
+                continue
+            return port
+    raise AblateError(f"no free port in {MASTER_PORTS.start}–{MASTER_PORTS.stop - 1} for the job's rendezvous")
+
+
 def start_torchrun(
     study: str, job: str, folder: Path, *, gpus: int, nodes: int = 1, slot: dict[str, str], strict: bool = False
 ) -> Running:
     log = log_path(folder)
     log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **job_environment(), **slot}
+    if nodes == 1 and "MASTER_PORT" not in env:  # across hosts the user's MASTER_PORT is the meeting point
+        env["MASTER_PORT"] = str(free_master_port())
     with log.open("a") as handle:
         process = subprocess.Popen(
             composer_command(study, job, gpus, folder, nodes=nodes, strict=strict),
             stdout=handle,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **job_environment(), **slot},
+            env=env,
         )
     return _Subprocess(process)

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from ablate.errors import AblateError
 from ablate.recipe import Slurm, describe_errors
-from ablate.run.launch import job_environment
+from ablate.run.launch import MASTER_PORTS, job_environment
 from ablate.store import read_json, study_dir, write_atomic, write_json
 
 SCRIPT = "run.sbatch"
@@ -100,8 +100,7 @@ def script(
     if nodes == 1:
         train = f'exec {launcher} {logs} \\\n  -m ablate.run.worker {shlex.quote(study)} "$JOB"{flags}'
     else:  # one launcher per node: srun's task id is the node rank, every node joins the first one
-        # The master port is drawn from the job and task ids below Linux's ephemeral range (32768+),
-        # where an outgoing connection on the first node could already hold it.
+        # The master port is drawn from the job and task ids, in MASTER_PORTS (below the ephemeral range).
         per_node = (
             f"exec {launcher} --world_size $((SLURM_NTASKS * {procs})) --node_rank $SLURM_PROCID "
             f"--master_addr $MASTER_ADDR --master_port $MASTER_PORT {logs} "
@@ -110,7 +109,8 @@ def script(
         train = (
             'FIRST=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
             "MASTER_ADDR=$(scontrol -o show node \"$FIRST\" | grep -o 'NodeAddr=[^ ]*' | cut -d= -f2)\n"
-            "MASTER_PORT=$((20000 + (SLURM_ARRAY_JOB_ID * 1000 + SLURM_ARRAY_TASK_ID) % 12768))\n"
+            f"MASTER_PORT=$(({MASTER_PORTS.start} + (SLURM_ARRAY_JOB_ID * 1000 + SLURM_ARRAY_TASK_ID) % "
+            f"{len(MASTER_PORTS)}))\n"
             "export MASTER_ADDR MASTER_PORT LOGS JOB\n"
             f"exec srun --kill-on-bad-exit=1 bash -c {shlex.quote(per_node)}"
         )

@@ -92,11 +92,12 @@ def run_name(study: str, job: str, train_hash: str) -> str:
     return f"{study}-{job}-{train_hash[:8]}"
 
 
-def _params(study: str, variant: Variant) -> dict[str, Any]:
-    """What an experiment tracker records about a variant's run: which mixture, seed and hashes."""
-    fields = {"study": study, "job": variant.name, "seed": variant.seed, "hash": variant.hash}
-    fields |= {"train_hash": variant.train_hash, "removed": "+".join(variant.removed) or "none"}
-    return fields | {f"mixture/{subset}": share for subset, share in variant.mixture.items()}
+def _params(
+    study: str, job: str, *, seed: int, train_hash: str, mixture: dict[str, float], **more: str
+) -> dict[str, Any]:
+    """What an experiment tracker records about a run: which study and job, seed, hashes and mixture."""
+    fields: dict[str, Any] = {"study": study, "job": job, "seed": seed, "train_hash": train_hash, **more}
+    return fields | {f"mixture/{subset}": share for subset, share in mixture.items()}
 
 
 def _progress(folder: Path, offset: int, then: Callable[[int], None] | None = None) -> Callable[[int], None]:
@@ -144,8 +145,7 @@ def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None
                 schedule=train.pretrain_schedule(recipe),
                 end_tokens=recipe.training.start_tokens,
                 on_progress=_progress(folder, 0, on_progress),
-                params={"study": recipe.name, "job": "pretrain", "seed": recipe.training.seed, "train_hash": digest}
-                | {f"mixture/{subset}": share for subset, share in mixture.items()},
+                params=_params(recipe.name, "pretrain", seed=recipe.training.seed, train_hash=digest, mixture=mixture),
             )
             write_status(folder, State.DONE, **_train_summary(result))
     register_checkpoint(recipe.name, PRETRAINED, str(latest))
@@ -252,7 +252,15 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                     schedule=train.phase_schedule(recipe, start.tokens),
                     end_tokens=start.tokens + variant.tokens,
                     on_progress=_progress(folder, start.tokens) if leader else None,
-                    params=_params(study, variant),
+                    params=_params(
+                        study,
+                        name,
+                        seed=variant.seed,
+                        train_hash=variant.train_hash,
+                        mixture=variant.mixture,
+                        hash=variant.hash,
+                        removed="+".join(variant.removed) or "none",
+                    ),
                 )
                 final = start
                 if leader:
