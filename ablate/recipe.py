@@ -203,8 +203,8 @@ class WandB(_Strict):
 
 class Loggers(_Strict):
     """Experiment trackers, as Composer's loggers. The pretraining and each variant is one run, named
-    <study>-<job>, with its mixture, seed and hashes as parameters and its training curve as metrics;
-    a resumed job continues its run. Nothing here changes a result, so none of it is hashed."""
+    <study>-<job>-<train hash>, with its mixture, seed and hashes as parameters and its training curve
+    as metrics; a resumed job continues its run. Nothing here changes a result, so none of it is hashed."""
 
     mlflow: MLflow | None = None
     wandb: WandB | None = None
