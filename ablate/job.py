@@ -4,6 +4,7 @@
       status.json                 {"state", "hash", "train_hash", "trained", "tokens_done", "error", ...}
       lock                        flock held while a runner works on the folder
       checkpoints/latest-rank0.pt Composer's link to the newest checkpoint of the folder's own run
+      model/                      a trained variant's final model, save_pretrained (what it is evaluated from)
 
     from ablate.job import next_action, read_status
     next_action(read_status(folder), hash=variant.hash, train_hash=variant.train_hash,
@@ -37,6 +38,8 @@ LOCK = "lock"
 STATUS = "status.json"
 VARIANT = "variant.json"  # the variant's entry of plan.json, copied when its job starts
 LATEST = "checkpoints/latest-rank0.pt"  # Composer's link to a run's newest checkpoint, within its folder
+STARTS = "starts"  # in the study folder: start checkpoints converted to the form the recipe trains in
+MODEL = "model"  # a trained variant's final model as a Hugging Face folder (ablate.run.export)
 
 
 class State(StrEnum):

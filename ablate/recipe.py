@@ -59,11 +59,56 @@ class Optimizer(_Strict):
 
 
 class Schedule(_Strict):
-    """LR over the phase, in absolute token units so a resumed run continues it exactly."""
+    """LR over the phase, in absolute token units so a resumed run continues it exactly.
+
+    Which peak: a Composer checkpoint of a run that is still decaying (or was stopped mid-cosine)
+    is best continued from the LR it was at (`peak: checkpoint`, as OLMo-core's anneals do), so
+    the phase does not jump the LR up before decaying; `peak: recipe` starts at optimizer.lr,
+    right for a checkpoint taken at a constant LR (a warmup-stable-decay run) and for a study that
+    fixes the phase's LR on purpose. A Hugging Face start has no optimizer state: its Adam moments
+    start at zero, so give it a short `warmup_tokens` (a few hundred steps)."""
 
     name: Literal["constant", "linear", "cosine"] = "linear"
     final_ratio: Annotated[float, Field(ge=0, le=1)] = Field(
         0.0, description="LR at the end of the phase as a fraction of the peak (linear, cosine)"
+    )
+    peak: Literal["recipe", "checkpoint"] = Field(
+        "recipe",
+        description="the phase's starting LR: training.optimizer.lr, or the LR the start checkpoint's "
+        "optimizer was at when it was saved (a Composer checkpoint)",
+    )
+    warmup_tokens: Annotated[int, Field(ge=0)] = Field(
+        0, description="rise linearly from 0 to the peak over the phase's first tokens, then decay"
+    )
+
+
+class Fsdp(_Strict):
+    """Sharded data parallelism (PyTorch FSDP2 through Composer's `parallelism_config`): weights,
+    gradients and optimizer state split over the job's processes, so a model whose AdamW state
+    (~16 bytes per parameter) does not fit one device trains on several. Each transformer block
+    (the model's `_no_split_modules`, or the model's own `fsdp_wrap_fn`) is one shard unit.
+
+    Only `mixed_precision` can change the numbers (with an amp precision) and is in the training
+    hash; the rest decides where memory goes, not what is computed."""
+
+    reshard_after_forward: bool = Field(
+        True,
+        description="free each block's gathered weights after its forward (full sharding, ZeRO-3); "
+        "False keeps them until the backward (ZeRO-2: faster, more memory)",
+    )
+    activation_checkpointing: bool = Field(
+        False, description="recompute each block's activations in the backward instead of keeping them"
+    )
+    activation_cpu_offload: bool = Field(False, description="keep saved activations in CPU memory")
+    mixed_precision: Literal["DEFAULT", "PURE", "FULL"] = Field(
+        "DEFAULT",
+        description="with an amp precision: DEFAULT computes in it and reduces gradients in fp32, PURE "
+        "does both in it, FULL keeps everything fp32 (Composer's FSDP2 settings)",
+    )
+    state_dict_type: Literal["sharded", "full"] = Field(
+        "sharded",
+        description="checkpoints: 'sharded' (a folder, each process writes its shard: what a 7B needs) or "
+        "'full' (one file gathered on rank 0); the start checkpoint must be of the same form",
     )
 
 
@@ -82,6 +127,9 @@ class Training(_Strict):
     precision: Literal["fp32", "amp_bf16", "amp_fp16"] = "fp32"
     checkpoint_every_tokens: Annotated[int, Field(gt=0)] | None = Field(
         None, description="save a resumable checkpoint this often; None = only at the end"
+    )
+    fsdp: Fsdp | None = Field(
+        None, description="shard the model over the job's processes (FSDP2); None = every process holds it all (DDP)"
     )
     canonical_nodes: Annotated[int, Field(gt=0)] | None = Field(
         None,
@@ -248,6 +296,12 @@ class Recipe(_Strict):
                 raise _FieldError(f"mixes.{mix_name}", f"has negative weights for {negative}; use weights ≥ 0")
             if not weights or sum(weights.values()) <= 0:
                 raise _FieldError(f"mixes.{mix_name}", "has no positive weight; give at least one subset a weight > 0")
+        warmup, phase = self.training.schedule.warmup_tokens, self.training.phase_tokens
+        if warmup >= phase:
+            raise _FieldError(
+                "training.schedule.warmup_tokens",
+                f"{warmup:,} is not shorter than the phase ({phase:,} tokens); lower it",
+            )
         groups = self.groups
         clash = sorted(name for name in set(groups) & set(self.subsets) if groups[name] != [name])
         if clash:

@@ -7,12 +7,14 @@
         checkpoints.json          name → path, registered by `pretrain`
         pretrain/                 the shared start: Composer checkpoints, train_log.jsonl, status.json
         start/                    evaluation of the start checkpoint: eval/, status.json
+        starts/                   start checkpoints converted once to the recipe's form (one file ↔ sharded)
         <variant>/
           variant.json            the variant's entry of plan.json (schema: ablate.plan.build.Variant)
           status.json             {"state", "hash", "train_hash", "tokens_done", "tokens", "error", "updated",
                                    and once known: "train_seconds", "tokens_per_s", "final_loss",
                                    "samples_per_subset", "scores", "eval_seconds", "setup_seconds"}
-          checkpoints/            Composer checkpoints (resumable)
+          checkpoints/            Composer checkpoints (resumable): one file each, or a folder each when sharded
+          model/                  the final model as a Hugging Face folder (safetensors + tokenizer)
           train_log.jsonl         one {"tokens", "loss", "lr"} per logged step
           eval/                   lm-eval's own outputs: results_*.json, samples_<task>_*.jsonl
           lock                    held while a runner works on the variant

@@ -106,6 +106,8 @@ def test_a_variant_continues_llm_foundrys_mpt_checkpoint_from_its_own_yaml(tiny,
     assert variant["state"] == "done", variant
     assert variant["tokens_done"] == variant["tokens"] > 0
     assert set(variant["scores"]) == {"tiny_alpha", "tiny_gamma"}
+    exported = json.loads((results / "tiny-mpt" / "no-gamma" / "model" / "config.json").read_text())
+    assert exported["architectures"] == ["MPTForCausalLM"]  # evaluated as llm-foundry's MPT, not transformers'
 
 
 def test_without_llm_foundry_an_mpt_checkpoint_asks_for_the_extra(monkeypatch):

@@ -140,6 +140,39 @@ def test_hash_ignores_what_cannot_change_a_result():
     assert other_eval.train_hash == base.train_hash and other_eval.hash != base.hash
 
 
+def test_sharding_changes_no_hash_but_its_mixed_precision():
+    plain = build_plan(make_recipe(), removes=["math"]).variants[1]
+    assert (plain.train_hash, plain.hash) == ("0320f4c07c2f62bd", "f04de572b3eab834")  # as before fsdp existed
+
+    def sharded(**fsdp):
+        training = {"total_tokens": 10_000, "phase": 0.1, "batch_size": 4, "fsdp": fsdp}
+        return build_plan(make_recipe(training=training), removes=["math"]).variants[1].train_hash
+
+    layout = sharded(state_dict_type="full", activation_checkpointing=True, reshard_after_forward=False)
+    assert layout == sharded() != plain.train_hash  # the block's presence records its mixed precision
+    assert sharded(mixed_precision="PURE") != sharded()
+
+
+def test_a_phase_warm_up_must_end_inside_the_phase():
+    from ablate.errors import RecipeError
+
+    training = {"total_tokens": 10_000, "phase": 0.1, "batch_size": 4, "schedule": {"warmup_tokens": 1_000}}
+    with pytest.raises(RecipeError, match=r"training\.schedule\.warmup_tokens: 1,000 is not shorter than the phase"):
+        make_recipe(training=training)
+    training["schedule"] = {"warmup_tokens": 100, "peak": "checkpoint"}
+    assert build_plan(make_recipe(training=training), removes=["math"]).variants[1].train_hash != "0320f4c07c2f62bd"
+
+
+def test_fsdp_block_is_validated():
+    from ablate.errors import RecipeError
+
+    training = {"total_tokens": 10_000, "phase": 0.1, "batch_size": 4}
+    with pytest.raises(RecipeError, match=r"training\.fsdp\.state_dict_type: Input should be 'sharded' or 'full'"):
+        make_recipe(training={**training, "fsdp": {"state_dict_type": "local"}})
+    with pytest.raises(RecipeError, match=r"training\.fsdp\.shard_grad_op: unknown field"):
+        make_recipe(training={**training, "fsdp": {"shard_grad_op": True}})
+
+
 def test_with_checkpoint_replans_the_same_study():
     recipe = make_recipe()
     plan = build_plan(recipe, removes=["math", "code"], seeds=[4], control=True, renormalize_rule="into:web")

@@ -39,6 +39,27 @@ def write_recipe_only(root):
     return path
 
 
+def test_a_job_resumes_only_checkpoints_of_the_form_it_trains_in(tmp_path):
+    import yaml
+
+    from ablate.run.start import resume_problem
+    from tiny_study import recipe_dict
+
+    raw = recipe_dict(tmp_path)
+    unsharded = load_recipe(write_recipe_only(tmp_path))
+    raw["training"]["fsdp"] = {"state_dict_type": "sharded"}
+    (tmp_path / "sharded.yaml").write_text(yaml.safe_dump(raw))
+    sharded = load_recipe(tmp_path / "sharded.yaml")
+    one_file, folder = tmp_path / "ep0-ba4-rank0.pt", tmp_path / "ep0-ba4"
+    one_file.write_bytes(b"")
+    folder.mkdir()
+    (folder / ".metadata").write_bytes(b"")
+    assert resume_problem(one_file, unsharded) is None and resume_problem(folder, sharded) is None
+    assert resume_problem(tmp_path / "none-yet", sharded) is None
+    assert "are full, but the recipe now has training.fsdp.state_dict_type: sharded" in resume_problem(one_file, sharded)
+    assert "no training.fsdp; set training.fsdp.state_dict_type: sharded to resume" in resume_problem(folder, unsharded)
+
+
 # ---- heavy: torch and Composer -------------------------------------------------------------
 
 
@@ -55,6 +76,8 @@ def test_schedules_by_hand():
     warmup = Schedule(1.0, 0, 100, "warmup")
     assert [warmup(t) for t in (0, 50, 100, 5000)] == pytest.approx([0.0, 0.5, 1.0, 1.0])
     assert Schedule(1.0, 0, 0, "warmup")(0) == 1.0  # no warm-up: the peak from the first step
+    warmed = Schedule(1.0, 100, 200, "linear", 0.0, warmup=50)  # rise over [100, 150], decay over [150, 300]
+    assert [warmed(t) for t in (100, 125, 150, 225, 300, 400)] == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.0, 0.0])
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +128,52 @@ def test_model_folder_start_gets_a_fresh_optimizer_and_the_whole_schedule(pretra
     assert start.load_path is None and start.tokens == 0
     result = fit(
         start, recipe, mixture={"gamma": 1.0}, seed=0, folder=tmp_path / "run", run_name="hf",
-        schedule=phase_schedule(recipe, start.tokens), end_tokens=PHASE,
+        schedule=phase_schedule(recipe, start), end_tokens=PHASE,
     )  # fmt: skip
     assert result.began == 0 and result.tokens == PHASE and result.samples_per_subset == {"gamma": PHASE // SEQ_LEN}
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").open()]
     assert log[0]["tokens"] == BATCH * SEQ_LEN and log[-1]["tokens"] == PHASE
     assert log[0]["lr"] == pytest.approx(LR * (1 - (1 - FINAL_RATIO) * BATCH * SEQ_LEN / PHASE))
     assert log[-1]["lr"] == pytest.approx(LR * FINAL_RATIO)
+
+
+@pytest.mark.slow
+def test_a_phase_starts_at_the_checkpoints_lr_or_warms_a_fresh_optimizer_up(pretrained, tmp_path):
+    from ablate.recipe import parse_recipe
+    from ablate.run.start import load_start
+    from ablate.run.train import fit, phase_schedule
+
+    _, recipe, checkpoint, _ = pretrained
+    steps, step = 4, BATCH * SEQ_LEN
+    raw = recipe.model_dump(mode="json")
+    raw["training"]["optimizer"]["lr"] = LR / 3  # not where the checkpoint stands: its warm-up ended at LR
+    raw["training"]["schedule"]["peak"] = "checkpoint"
+    continued = parse_recipe(raw)
+    start = load_start(str(checkpoint), weights=False)
+    assert start.optimizer == "DecoupledAdamW" and start.lr == pytest.approx(LR)
+    fit(
+        start, continued, mixture={"gamma": 1.0}, seed=0, folder=tmp_path / "continued", run_name="c",
+        schedule=phase_schedule(continued, start), end_tokens=PHASE + steps * step,
+    )  # fmt: skip
+    log = [json.loads(line)["lr"] for line in (tmp_path / "continued" / "train_log.jsonl").open()]
+    assert log == pytest.approx([LR * (1 - (1 - FINAL_RATIO) * k * step / PHASE) for k in range(1, steps + 1)])
+
+    composer_start = load_start(str(checkpoint))
+    composer_start.model.save_pretrained(tmp_path / "hf")
+    composer_start.tokenizer.save_pretrained(tmp_path / "hf")
+    fresh = load_start(str(tmp_path / "hf"))
+    with pytest.raises(AblateError, match="holds no optimizer LR; start from a Composer checkpoint or set peak: recipe"):
+        phase_schedule(continued, fresh)
+    raw["training"]["schedule"] |= {"peak": "recipe", "warmup_tokens": 2 * step}
+    warmed = parse_recipe(raw)
+    fit(
+        fresh, warmed, mixture={"gamma": 1.0}, seed=0, folder=tmp_path / "warmed", run_name="w",
+        schedule=phase_schedule(warmed, fresh), end_tokens=steps * step,
+    )  # fmt: skip
+    log = [json.loads(line)["lr"] for line in (tmp_path / "warmed" / "train_log.jsonl").open()]
+    decay = PHASE - 2 * step
+    expected = [LR / 6, LR / 3, *(LR / 3 * (1 - (1 - FINAL_RATIO) * k * step / decay) for k in (1, 2))]
+    assert log == pytest.approx(expected)  # up to optimizer.lr over two steps, then down
 
 
 @pytest.mark.slow

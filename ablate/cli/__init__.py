@@ -2,7 +2,7 @@
 
     app.py       the Typer app, the consoles, the shared options, main() and its one error line
     plan.py      ablate plan
-    run.py       ablate pretrain, run, status
+    run.py       ablate pretrain, run, status, cancel, export
     report.py    ablate report
     data.py      ablate data build, data demo, demo
     recipe.py    ablate recipe from-foundry

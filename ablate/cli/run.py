@@ -1,13 +1,15 @@
-"""`ablate pretrain`, `ablate run` and `ablate status`: train and evaluate the study's jobs, follow them.
+"""`ablate pretrain`, `run`, `status`, `cancel` and `export`: train and evaluate the study's jobs, follow them.
 
 ablate pretrain                      # the shared start checkpoint, from scratch on the base mix
 ablate run --dry-run                 # what would run, and why
 ablate run --parallel 2              # every variant not done yet, two at a time
 ablate status
+ablate export no-math out/no-math    # a trained variant as a Hugging Face folder
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -145,3 +147,22 @@ def cancel(
         soft_wrap=True,
         highlight=False,
     )
+
+
+# ---- export --------------------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    variant: Annotated[str, typer.Argument(help="A trained variant of the study")],
+    folder: Annotated[Path, typer.Argument(help="Where to write the Hugging Face folder")],
+    study: StudyOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace FOLDER if it exists")] = False,
+) -> None:
+    """Write a trained variant's final model as a Hugging Face folder (safetensors + tokenizer) for
+    lm-eval, vLLM or transformers: the folder the study evaluated, gathered from shards if need be."""
+    from ablate.run.export import export_variant
+    from ablate.store import current_study
+
+    written = export_variant(current_study(study), variant, folder, force=force)
+    err.print(f"wrote {written}", soft_wrap=True, highlight=False)

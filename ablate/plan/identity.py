@@ -9,7 +9,11 @@ Results are stored under these hashes and a folder whose recorded hash differs f
 never reused (ablate.job decides what happens to it). One function, `train_hash`, lists the
 inputs of training for the pretraining and for every phase alike, so the two cannot drift apart.
 Left out on purpose: `checkpoint_every_tokens` (where checkpoints are saved does not change the
-weights: a resumed run ends bit-identical) and, for the pretraining, the phase's LR `schedule`.
+weights: a resumed run ends bit-identical), for the pretraining the phase's LR `schedule`, and of
+`fsdp` everything but `mixed_precision`: sharding lays the same computation out over the devices
+(like the world size, which is not hashed either; on the tiny study its loss curve matches the
+unsharded run's to float rounding). Without an `fsdp` block the hash is what it was before the
+block existed, so adding the field changed no study's results.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from typing import Any
 
 from ablate.recipe import Eval, Recipe
 
-NOT_TRAINING = {"checkpoint_every_tokens"}  # bookkeeping, not an input of the weights
+NOT_TRAINING = {"checkpoint_every_tokens", "fsdp"}  # bookkeeping, not an input of the weights
+# Fields added after studies had results, hashed only when set off their default: adding them
+# turned no finished result stale.
+LATER_FIELDS = {"schedule": {"peak": "recipe", "warmup_tokens": 0}}
 
 
 def content_hash(payload: Any) -> str:
@@ -45,11 +52,20 @@ def train_hash(
         "seq_len": recipe.seq_len,
         "tokenizer": recipe.tokenizer,
         "model": recipe.model.model_dump(mode="json"),
-        "training": recipe.training.model_dump(mode="json", exclude=excluded),
+        "training": _defaults_dropped(recipe.training.model_dump(mode="json", exclude=excluded)),
     }
+    if recipe.training.fsdp is not None:
+        inputs["fsdp_mixed_precision"] = recipe.training.fsdp.mixed_precision
     if phase:
         inputs |= {"seed": seed, "checkpoint": start}
     return content_hash(inputs)
+
+
+def _defaults_dropped(training: dict[str, Any]) -> dict[str, Any]:
+    for block, defaults in LATER_FIELDS.items():
+        if block in training:
+            training[block] = {k: v for k, v in training[block].items() if defaults.get(k, object()) != v}
+    return training
 
 
 def result_hash(train: str, evaluation: Eval) -> str:

@@ -5,14 +5,19 @@
     start.model, start.tokenizer, start.load_path, start.tokens
 
 A start is a Composer checkpoint carrying Hugging Face metadata (what `HuggingFaceModel` and
-llm-foundry save), a `save_pretrained` folder, or a fresh model from the recipe's config (the
-pretraining). Imports torch and transformers: only the training and evaluation jobs load it.
+llm-foundry save) in either of Composer's forms, one file (`state_dict_type: full`, or no FSDP) or
+a sharded folder (torch.distributed.checkpoint: `.metadata` and one `__<rank>_0.distcp` per
+process); a `save_pretrained` folder; or a fresh model from the recipe's config (the pretraining).
+A sharded checkpoint is read here in one process, only the parts asked for, which is what
+evaluating a start or exporting a variant needs; training loads it sharded, through the Trainer.
+Imports torch and transformers: only the training and evaluation jobs load it.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +25,16 @@ from pathlib import Path
 import torch
 import transformers
 from composer.models import HuggingFaceModel
+from composer.utils import dist as composer_dist
 from composer.utils import get_file
 
 from ablate.data.manifest import is_remote
 from ablate.errors import AblateError
 from ablate.recipe import Recipe
+
+LLMFOUNDRY_MPT = "llmfoundry.models.mpt.modeling_mpt"  # where llm-foundry's MPTForCausalLM lives
+FSDP2_MODULE = "torch.distributed.fsdp._fully_shard._fully_shard"  # where FSDP2's wrapper classes live
+SHARDED_METADATA = ".metadata"  # what makes a folder a torch.distributed.checkpoint (Composer's sharded form)
 
 
 @dataclass
@@ -35,6 +45,8 @@ class Start:
     tokenizer: transformers.PreTrainedTokenizerBase
     load_path: str | None  # Composer checkpoint (weights, optimizer, timestamp); None: fresh optimizer
     tokens: int  # tokens the start has seen: the timestamp of a Composer checkpoint, 0 for a model folder
+    optimizer: str | None = None  # class of the optimizer whose state a Composer checkpoint holds
+    lr: float | None = None  # the LR that optimizer was at when the checkpoint was saved
 
 
 def load_tokenizer(path: str) -> transformers.PreTrainedTokenizerBase:
@@ -59,13 +71,77 @@ def new_model(recipe: Recipe) -> Start:
     return Start(transformers.AutoModelForCausalLM.from_config(hf_config), tokenizer, None, 0)
 
 
+def is_sharded(path: str | Path) -> bool:
+    """A Composer sharded checkpoint: a folder (or Composer's link to one) holding DCP metadata."""
+    return (Path(path) / SHARDED_METADATA).is_file()
+
+
+def sharded_form(recipe: Recipe) -> bool:
+    """Whether the recipe's jobs save, and so load, sharded checkpoints (training.fsdp.state_dict_type)."""
+    return recipe.training.fsdp is not None and recipe.training.fsdp.state_dict_type == "sharded"
+
+
+def in_form(path: str, recipe: Recipe, cache: Path) -> str:
+    """The start checkpoint `path` in the form the Trainer loads under the recipe's sharding.
+
+    Composer loads a sharded folder only into an FSDP model saving sharded checkpoints, and one
+    file only otherwise. A start of the other form (a one-file pretraining continued sharded, a
+    team's sharded checkpoint continued without FSDP) is converted once per checkpoint into
+    `cache` with torch.distributed.checkpoint's format converters: the same state, laid out the
+    other way. Rank 0 converts while the other ranks wait; a conversion cut short is redone.
+    """
+    from composer.devices import DeviceCPU, DeviceGPU
+    from torch.distributed.checkpoint import format_utils
+
+    from ablate.plan.identity import content_hash
+    from ablate.run.dist import rank, world_size
+
+    wants = sharded_form(recipe)
+    if is_sharded(path) == wants:
+        return path
+    source = Path(path).resolve()
+    stamp = (source / SHARDED_METADATA if is_sharded(source) else source).stat()
+    key = content_hash([str(source), stamp.st_size, stamp.st_mtime_ns])
+    target = cache / f"{source.stem}-{key}{'' if wants else '.pt'}"
+    if world_size() > 1:
+        composer_dist.initialize_dist(DeviceGPU() if torch.cuda.is_available() else DeviceCPU())
+    if rank() == 0 and not target.exists():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.unlink(missing_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        if wants:
+            format_utils.torch_save_to_dcp(source, partial)
+        else:
+            format_utils.dcp_to_torch_save(source, partial)
+        partial.rename(target)
+    if world_size() > 1:
+        composer_dist.barrier()
+    return str(target)
+
+
+def resume_problem(path: Path, recipe: Recipe) -> str | None:
+    """Why a job cannot resume from its own checkpoint `path`: saved in the other form (the
+    recipe's fsdp.state_dict_type changed since), or None."""
+    if not path.exists() or is_sharded(path) == sharded_form(recipe):
+        return None
+    saved = "sharded" if is_sharded(path) else "full"
+    fsdp = recipe.training.fsdp
+    now = f"training.fsdp.state_dict_type: {fsdp.state_dict_type}" if fsdp else "no training.fsdp"
+    return (
+        f"{path}: this job's checkpoints are {saved}, but the recipe now has {now}; set "
+        f"training.fsdp.state_dict_type: {saved} to resume them, or delete the job's folder to train it again"
+    )
+
+
 def load_start(path: str, *, weights: bool = True) -> Start:
     """Rebuild model and tokenizer from a checkpoint alone.
 
     Accepts a Composer checkpoint carrying Hugging Face metadata (as `HuggingFaceModel` and
-    llm-foundry write them) or a `save_pretrained` folder. A URI (s3://, gs://, hf://, ...) is
-    fetched once into a temporary folder, which the Trainer then loads from. With `weights=False`
-    the weights are left for the Trainer's `load_path` to fill in.
+    llm-foundry write them), one file or a sharded folder (local), or a `save_pretrained` folder.
+    A URI (s3://, gs://, hf://, ...) to a file is fetched once into a temporary folder, which the
+    Trainer then loads from. With `weights=False` the weights are left for the Trainer's
+    `load_path` to fill in.
     """
     local = Path(path)
     if is_remote(path):
@@ -74,20 +150,19 @@ def load_start(path: str, *, weights: bool = True) -> Start:
             get_file(path, str(local))
         except Exception as exc:
             raise AblateError(f"checkpoint {path}: cannot fetch it ({exc}); check the URI and credentials") from None
-    if local.is_dir():
+    if local.is_dir() and not is_sharded(local):
         if not (local / "config.json").exists():
             raise AblateError(
-                f"checkpoint {path}: a folder without config.json; pass a Composer checkpoint file or a "
-                "Hugging Face save_pretrained folder"
+                f"checkpoint {path}: a folder without config.json or {SHARDED_METADATA}; pass a Composer checkpoint "
+                "(a file, or a sharded folder) or a Hugging Face save_pretrained folder"
             )
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(local))
-        return Start(model, load_tokenizer(str(local)), None, 0)
+        return Start(_folder_model(local, path), load_tokenizer(str(local)), None, 0)
     if not local.exists():
         raise AblateError(f"checkpoint {path}: no such file; pass --checkpoint NAME|PATH to an existing one")
     try:
-        saved = torch.load(local, map_location="cpu", weights_only=False, mmap=True)
-        hf_state = saved["state"]["integrations"]["huggingface"]
-        timestamp = saved["state"]["timestamp"]
+        state = _read_state(local, weights)
+        hf_state = state["integrations"]["huggingface"]
+        timestamp = state["timestamp"]
         tokens = int(timestamp.get("Timestamp", timestamp)["token"])
     except KeyError as exc:
         raise AblateError(
@@ -104,8 +179,48 @@ def load_start(path: str, *, weights: bool = True) -> Start:
         )
     model = _saved_model(hf_state["model"]["config"], path)
     if weights:
-        model.load_state_dict({k.removeprefix("model."): v for k, v in saved["state"]["model"].items()})
-    return Start(model, tokenizer, str(local), tokens)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state["model"].items()})
+    optimizer, lr = _optimizer_at(state)
+    return Start(model, tokenizer, str(local), tokens, optimizer, lr)
+
+
+def _optimizer_at(state: dict) -> tuple[str | None, float | None]:
+    """The class of the checkpoint's optimizer and the LR its first parameter group was at."""
+    for name, saved in (state.get("optimizers") or {}).items():
+        groups = saved.get("param_groups") or [{}]
+        lr = groups[0].get("lr")
+        return name, float(lr) if isinstance(lr, (int, float)) else None
+    return None, None
+
+
+def _read_state(local: Path, weights: bool) -> dict:
+    """The checkpoint's `state`: Hugging Face metadata and timestamp, the optimizers' parameter
+    groups (their LR), and the model's weights if asked.
+
+    One file is memory-mapped whole. Of a sharded folder only those entries are read (never the
+    optimizer's moments, twice the model's size), with torch's planner that rebuilds a state dict
+    from the checkpoint's own metadata, in this one process.
+    """
+    if not is_sharded(local):
+        return torch.load(local, map_location="cpu", weights_only=False, mmap=True)["state"]
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
+
+    # What torch's own dcp_to_torch_save does, limited to `parts`: the public dcp.load only fills
+    # keys the caller's dict already has, and here the checkpoint's metadata says what there is.
+    reader = dcp.FileSystemReader(str(local))
+    keys = reader.read_metadata().state_dict_metadata
+    optimizers = sorted({key.split(".")[2] for key in keys if key.startswith("state.optimizers.")})
+    parts = [
+        "state.integrations",
+        "state.timestamp",
+        *(f"state.optimizers.{name}.param_groups" for name in optimizers),
+        *(["state.model"] if weights else []),
+    ]
+    saved: dict = {}
+    _load_state_dict(saved, storage_reader=reader, planner=_EmptyStateDictLoadPlanner(keys=parts), no_dist=True)
+    return saved["state"]
 
 
 def _saved_model(saved: dict, path: str) -> transformers.PreTrainedModel:
@@ -113,28 +228,56 @@ def _saved_model(saved: dict, path: str) -> transformers.PreTrainedModel:
 
     Composer's loader rebuilds the config through AutoConfig by model_type, which for llm-foundry's
     MPT is transformers' MptConfig, not llm-foundry's MPTConfig that its MPTForCausalLM needs. The
-    model class's own `config_class` is right for both. llm-foundry's saved settings that only
-    suit the machine that trained it are adapted: weights are built on the CPU (not `meta`), and
-    its flash attention falls back to the same attention in plain torch where flash-attn is absent.
+    model class's own `config_class` is right for both.
     """
     module, _, name = str(saved["class"]).rpartition(".")
+    if module == FSDP2_MODULE and name.startswith("FSDP"):
+        # Composer records the class of the model it saves, which under FSDP2 is the wrapper torch
+        # makes for it, FSDP<class>, in torch's own module: the model's class is a transformers one,
+        # or llm-foundry's MPT.
+        name = name.removeprefix("FSDP")
+        module = "transformers" if hasattr(transformers, name) else LLMFOUNDRY_MPT
+    model_class = _model_class(module, name, path)
+    return model_class(model_class.config_class.from_dict(_here(dict(saved["content"]))))
+
+
+def _folder_model(local: Path, path: str) -> transformers.PreTrainedModel:
+    """A save_pretrained folder's model. Its config names the class (`architectures`); one that
+    transformers does not have is llm-foundry's MPT (whose model_type `mpt` AutoModel would open
+    as transformers' own, different MptForCausalLM), opened with its own config class."""
+    import json
+
+    architectures = json.loads((local / "config.json").read_text()).get("architectures") or []
+    if not architectures or hasattr(transformers, architectures[0]):
+        return transformers.AutoModelForCausalLM.from_pretrained(str(local))
+    model_class = _model_class(LLMFOUNDRY_MPT, architectures[0], path)
+    config = model_class.config_class.from_dict(_here(model_class.config_class.from_pretrained(str(local)).to_dict()))
+    return model_class.from_pretrained(str(local), config=config)
+
+
+def _model_class(module: str, name: str, path: str) -> type[transformers.PreTrainedModel]:
     try:
-        model_class = getattr(importlib.import_module(module), name)
+        return getattr(importlib.import_module(module), name)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] == "llmfoundry":
             raise AblateError(
                 f"checkpoint {path}: its model is llm-foundry's {name}; install llm-foundry beside ablate "
                 "(pip install 'ablate[foundry]')"
             ) from None
-        raise AblateError(f"checkpoint {path}: cannot import its model class {saved['class']} ({exc})") from None
+        raise AblateError(f"checkpoint {path}: cannot import its model class {module}.{name} ({exc})") from None
     except AttributeError:
         problem = f"{module} has no model class {name}; install the version that saved it"
         raise AblateError(f"checkpoint {path}: {problem}") from None
-    content = dict(saved["content"])
+
+
+def _here(content: dict) -> dict:
+    """llm-foundry's saved settings that only suit the machine that trained it, adapted to this one:
+    weights built on the CPU (not `meta`), and flash attention replaced by the same attention in
+    plain torch where flash-attn is absent."""
     if "init_device" in content:
         content["init_device"] = "cpu"
     attention = content.get("attn_config")
     flash = isinstance(attention, dict) and attention.get("attn_impl") == "flash"
     if flash and not importlib.util.find_spec("flash_attn"):
         content["attn_config"] = {**attention, "attn_impl": "torch"}  # type: ignore[dict-item]
-    return model_class(model_class.config_class.from_dict(content))
+    return content

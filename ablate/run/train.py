@@ -4,7 +4,7 @@
     from ablate.run.train import fit, phase_schedule
     start = load_start("results/demo/pretrain/checkpoints/latest-rank0.pt", weights=False)
     fit(start, recipe, mixture={"prose": 0.5, "code": 0.5}, seed=0, folder=Path("out"), run_name="demo-x",
-        schedule=phase_schedule(recipe, start.tokens), end_tokens=start.tokens + recipe.training.phase_tokens)
+        schedule=phase_schedule(recipe, start), end_tokens=start.tokens + recipe.training.phase_tokens)
 
 What goes in: a Hugging Face model (ablate.run.start), a `StreamingDataset` whose streams are
 weighted by a mixture (ablate.run.stream), and an LR that is a function of
@@ -29,17 +29,20 @@ from typing import Any
 
 import torch
 import transformers
-from composer import Callback, Logger, State, Trainer
+from composer import Algorithm, Callback, Event, Logger, State, Trainer
 from composer.algorithms import GradientClipping
 from composer.loggers import WandBLogger
 from composer.models import HuggingFaceModel
 from composer.optim import DecoupledAdamW
 from composer.utils import dist as composer_dist
+from composer.utils.parallelism import FSDP2Config
 
 from ablate.errors import AblateError
-from ablate.recipe import Recipe
+from ablate.job import LATEST, STARTS
+from ablate.recipe import Fsdp, Recipe
 from ablate.run.dist import rank
-from ablate.run.start import Start
+from ablate.run.export import gather_weights, write_model
+from ablate.run.start import Start, in_form, resume_problem
 from ablate.run.stream import build_dataloader, per_device_batch
 
 LOG = "train_log.jsonl"
@@ -92,7 +95,8 @@ class Schedule:
     """LR as a function of absolute tokens: `shape` over [start, start + length], flat outside.
 
     'warmup' rises linearly from 0 to the peak (pretraining, then stable at the peak);
-    'constant', 'linear' and 'cosine' go from the peak to peak × final_ratio (the phase).
+    'constant', 'linear' and 'cosine' go from the peak to peak × final_ratio (the phase), after
+    a linear rise over the first `warmup` tokens when there is one.
     """
 
     peak: float
@@ -100,9 +104,13 @@ class Schedule:
     length: int
     shape: str
     final_ratio: float = 0.0
+    warmup: int = 0  # phase shapes: rise from 0 to the peak over the first tokens, then the shape
 
     def __call__(self, tokens: int) -> float:
-        x = min(max((tokens - self.start) / self.length, 0.0), 1.0) if self.length > 0 else 1.0
+        if self.warmup > 0 and self.shape != "warmup" and tokens < self.start + self.warmup:
+            return self.peak * max(tokens - self.start, 0) / self.warmup
+        begin, length = self.start + self.warmup, self.length - self.warmup
+        x = min(max((tokens - begin) / length, 0.0), 1.0) if length > 0 else 1.0
         r = self.final_ratio
         if self.shape == "warmup":
             return self.peak * x
@@ -119,10 +127,20 @@ def pretrain_schedule(recipe: Recipe) -> Schedule:
     return Schedule(recipe.training.optimizer.lr, 0, recipe.training.warmup_tokens, "warmup")
 
 
-def phase_schedule(recipe: Recipe, start_tokens: int) -> Schedule:
-    spec = recipe.training.schedule
+def phase_schedule(recipe: Recipe, start: Start) -> Schedule:
+    """The phase's LR from where `start` stands: its peak is optimizer.lr or, with `peak:
+    checkpoint`, the LR the start checkpoint's optimizer was at (ablate.recipe.Schedule says when)."""
     training = recipe.training
-    return Schedule(training.optimizer.lr, start_tokens, training.phase_tokens, spec.name, spec.final_ratio)
+    spec = training.schedule
+    peak = training.optimizer.lr
+    if spec.peak == "checkpoint":
+        if start.lr is None:
+            raise AblateError(
+                f"training.schedule.peak: checkpoint, but the start {start.load_path or '(a model folder)'} holds no "
+                "optimizer LR; start from a Composer checkpoint or set peak: recipe"
+            )
+        peak = start.lr
+    return Schedule(peak, start.tokens, training.phase_tokens, spec.name, spec.final_ratio, spec.warmup_tokens)
 
 
 class TokenLR(Callback):
@@ -209,6 +227,9 @@ class TrainLog(Callback):
 # ---- the run -------------------------------------------------------------------------------
 
 
+OPTIMIZER_NAMES = {"DecoupledAdamW": "decoupled_adamw", "AdamW": "adamw", "SGD": "sgd"}  # class → recipe name
+
+
 def _optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     spec = recipe.training.optimizer
     if spec.name == "decoupled_adamw":
@@ -216,6 +237,64 @@ def _optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     if spec.name == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+
+
+def parallelism(fsdp: Fsdp | None, model: torch.nn.Module) -> dict[str, Any] | None:
+    """Composer's `parallelism_config` for a recipe's `training.fsdp` block (FSDP2), None without one.
+
+    FSDP2 shards what the model's `fsdp_wrap_fn` names (and checkpoints the activations of what
+    its `activation_checkpointing_fn` names). llm-foundry's models define both; for a Hugging Face
+    model both name the blocks its class lists in `_no_split_modules` (LlamaDecoderLayer, ...), so
+    only one block's weights are ever gathered at a time.
+    """
+    if fsdp is None:
+        return None
+    blocks = set(getattr(model, "_no_split_modules", None) or ())
+    for hook in ("fsdp_wrap_fn", "activation_checkpointing_fn"):
+        if hasattr(model, hook):
+            continue
+        if not blocks:
+            raise AblateError(
+                f"training.fsdp: {type(model).__name__} names no transformer block (_no_split_modules) to shard "
+                "by; give the model an fsdp_wrap_fn, or remove training.fsdp"
+            )
+        setattr(model, hook, lambda module: type(module).__name__ in blocks)
+    return {"fsdp": FSDP2Config(**fsdp.model_dump())}
+
+
+class GlooShardAverage(Algorithm):
+    """Averages FSDP2's gradients over the processes where gloo (the CPU backend) only summed them.
+
+    FSDP2 reduce-scatters fp32 and bf16 gradients with ReduceOp.AVG, and torch 2.7's gloo
+    `reduce_scatter_tensor` treats AVG as SUM (two ranks holding 1 and 2 receive 3, not 1.5). A
+    sharded run on CPU then stepped with world-size times the gradients of the same run unsharded:
+    Adam hides the scale, but gradient clipping and an optimizer state carried over from an
+    unsharded checkpoint do not (the tiny study's loss curve left the unsharded one at step 2).
+    Runs once per batch, after every microbatch's reduction and before clipping (Composer runs
+    AFTER_ events' algorithms in reverse order) and the optimizer step. NCCL averages correctly.
+    """
+
+    def match(self, event: Event, state: State) -> bool:
+        distributed = torch.distributed
+        return (
+            event == Event.AFTER_TRAIN_BATCH
+            and distributed.is_initialized()
+            and distributed.get_backend() == "gloo"
+            and distributed.get_world_size() > 1
+        )
+
+    def apply(self, event: Event, state: State, logger: Logger) -> None:
+        world = torch.distributed.get_world_size()
+        for parameter in state.model.parameters():
+            if parameter.grad is not None:
+                parameter.grad.div_(world)
+
+
+def _algorithms(recipe: Recipe, sharded: bool) -> list[Algorithm]:
+    """Gradient clipping if the recipe asks for it, and gloo's missing average under FSDP."""
+    clip = recipe.training.grad_clip_norm
+    algorithms: list[Algorithm] = [GradientClipping("norm", clip)] if clip else []
+    return [*algorithms, GlooShardAverage()] if sharded else algorithms  # listed last: runs first
 
 
 @dataclass
@@ -272,16 +351,38 @@ def fit(
     end_tokens: int,
     on_progress: Callable[[int], None] | None = None,
     params: dict[str, Any] | None = None,
+    export: Path | None = None,
 ) -> FitResult:
     """Train `start` on `mixture` until `end_tokens` (absolute), checkpointing into folder/checkpoints.
 
     From a Composer checkpoint the optimizer state and timestamp carry over and its dataset state is
     dropped (the phase reads a new mix). A checkpoint of this run already in folder/checkpoints
     wins (autoresume), dataset position included, so an interrupted run ends where an
-    uninterrupted one would. `params` describe the run to the recipe's experiment trackers.
+    uninterrupted one would. `params` describe the run to the recipe's experiment trackers;
+    `export`: where rank 0 writes the trained model as a Hugging Face folder (ablate.run.export).
     """
     began_setup = time.perf_counter()
     training = recipe.training
+    model_class = type(start.model)  # FSDP2 swaps the class of the model it shards for a wrapper
+    sharding = parallelism(training.fsdp, start.model)
+    problem = resume_problem(folder / LATEST, recipe)
+    if problem:
+        raise AblateError(problem)
+    optimizer = _optimizer(start.model, recipe)
+    saved = start.optimizer
+    if start.load_path and saved and saved != type(optimizer).__name__:
+        # Composer keys optimizer state by the optimizer's class name: another class cannot take it over.
+        builds = ", ".join(OPTIMIZER_NAMES.values())
+        fix = (
+            f"set training.optimizer.name: {OPTIMIZER_NAMES[saved]}"
+            if saved in OPTIMIZER_NAMES
+            else (f"ablate builds only {builds}; start from a model folder for a fresh optimizer")
+        )
+        raise AblateError(
+            f"start checkpoint {start.load_path}: holds {saved} state, but training.optimizer.name "
+            f"{recipe.training.optimizer.name} builds {type(optimizer).__name__}; {fix}"
+        )
+    load_path = in_form(start.load_path, recipe, folder.parent / STARTS) if start.load_path else None
     batch_tokens = training.batch_size * recipe.seq_len
     steps = math.ceil((end_tokens - start.tokens) / batch_tokens)
     if steps <= 0:
@@ -295,12 +396,12 @@ def fit(
         model=HuggingFaceModel(start.model, tokenizer=start.tokenizer, use_logits=True, metrics=[]),
         train_dataloader=loader,
         max_duration=f"{end_tokens}tok",
-        optimizers=_optimizer(start.model, recipe),
+        optimizers=optimizer,
         callbacks=[TokenLR(schedule), log],
-        algorithms=[GradientClipping("norm", training.grad_clip_norm)] if training.grad_clip_norm else [],
-        load_path=start.load_path,
+        algorithms=_algorithms(recipe, sharded=sharding is not None),
+        load_path=load_path,
         # A new mix, and the phase's own seed: neither the old data position nor the old RNG carries over.
-        load_ignore_keys=["state/dataset_state", "rng"] if start.load_path else None,
+        load_ignore_keys=["state/dataset_state", "rng"] if load_path else None,
         load_progress_bar=False,
         save_folder=str(folder / "checkpoints"),
         save_interval=f"{every}tok",
@@ -315,6 +416,7 @@ def fit(
         progress_bar=False,
         log_to_console=False,
         loggers=trackers(recipe),
+        parallelism_config=sharding,
     )
     if params:
         trainer.logger.log_hyperparameters(params)
@@ -326,5 +428,9 @@ def fit(
     trainer.fit()
     seconds = time.perf_counter() - tick
     tokens = int(trainer.state.timestamp.token) - began
+    if export is not None:
+        weights = gather_weights(start.model, sharded=sharding is not None)
+        if weights is not None:
+            write_model(model_class, start.model.config, weights, start.tokenizer, export)
     trainer.close()
     return FitResult(began, tokens, tick - began_setup, seconds, log.last_loss, drawn)

@@ -29,6 +29,7 @@ from typing import Any
 from ablate.errors import AblateError, StudyError
 from ablate.job import (
     LATEST,
+    MODEL,
     PRETRAIN,
     PRETRAINED,
     START,
@@ -211,9 +212,14 @@ def variant_next(variant: Variant, folder: Path, holder: str | None = None) -> N
 
 
 def run_variant(study: str, name: str, *, strict: bool = False) -> None:
-    """Continue the start checkpoint on the variant's mixture for the phase, then evaluate it."""
+    """Continue the start checkpoint on the variant's mixture for the phase, export it, then evaluate it.
+
+    Every rank trains (and, under FSDP, helps gather the model for the export); rank 0 evaluates
+    the exported Hugging Face folder, not the model in memory, so the study's scores are those of
+    the folder `lm_eval --model hf` and `ablate export` hand on."""
     from ablate.run import train
     from ablate.run.evaluate import evaluate
+    from ablate.run.export import ensure_exported
     from ablate.run.start import load_start
 
     began = time.perf_counter()
@@ -233,9 +239,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             fields = {"hash": variant.hash, "train_hash": variant.train_hash, "tokens": variant.tokens, "error": None}
             write_status(folder, State.EVALUATING if trained else State.TRAINING, **fields)
         with _recording_failure(folder, leader):
-            if trained:
-                final = load_start(str(folder / LATEST))
-            else:
+            if not trained:
                 path = start_checkpoint(study, recipe, plan.options.checkpoint)
                 start = load_start(str(path), weights=False)
                 warning = token_mismatch(start.tokens, recipe) if start.load_path else None
@@ -249,7 +253,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                     seed=variant.seed,
                     folder=folder,
                     run_name=run_name(study, name, variant.train_hash),
-                    schedule=train.phase_schedule(recipe, start.tokens),
+                    schedule=train.phase_schedule(recipe, start),
                     end_tokens=start.tokens + variant.tokens,
                     on_progress=_progress(folder, start.tokens) if leader else None,
                     params=_params(
@@ -261,8 +265,8 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                         hash=variant.hash,
                         removed="+".join(variant.removed) or "none",
                     ),
+                    export=folder / MODEL,
                 )
-                final = start
                 if leader:
                     write_status(
                         folder,
@@ -277,6 +281,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             if not leader:
                 return
             tick = time.perf_counter()
+            final = load_start(str(ensure_exported(folder)))  # evaluated as any other tool would open it
             scores = evaluate(final.model, final.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{name}")
             write_status(folder, State.DONE, scores=scores, eval_seconds=round(time.perf_counter() - tick, 3))
 

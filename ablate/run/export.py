@@ -1,0 +1,110 @@
+"""Export: a trained model as a Hugging Face folder (config, safetensors, tokenizer).
+
+    results/<study>/<variant>/model/    written when the variant's training ends; evaluated from
+    ablate export no-math out/no-math   a copy on demand, for lm-eval, vLLM or transformers
+
+    from ablate.run.export import export_variant
+    export_variant("demo", "no-math", Path("out/no-math"))
+
+Training leaves weights in Composer's checkpoint form, which only Composer (and, when sharded,
+only the same sharding) reads back. The folder written here is what every other tool opens:
+`AutoModelForCausalLM.from_pretrained`, `lm_eval --model hf --model_args pretrained=<folder>`,
+vLLM. Under FSDP every process holds a shard; `gather_weights` collects the whole model on
+rank 0 (in CPU memory, so a 7B never needs one device to hold it). Weights keep the dtype they
+were trained in (fp32 master weights under amp), so evaluating the folder gives exactly the
+scores of the trained model. A folder is written beside its place and swapped in whole.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+from ablate.errors import AblateError, StudyError
+from ablate.job import LATEST, MODEL, folder_lock, read_status
+from ablate.run.dist import rank
+
+
+def gather_weights(model: torch.nn.Module, sharded: bool) -> dict[str, torch.Tensor] | None:
+    """The whole model's weights on rank 0, None elsewhere. Under FSDP every rank must call it: it gathers."""
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)  # only rank 0 receives the tensors
+        weights = get_model_state_dict(model, options=options)
+        return weights if rank() == 0 else None
+    return model.state_dict() if rank() == 0 else None
+
+
+def write_model(
+    model_class: type[transformers.PreTrainedModel],
+    config: transformers.PretrainedConfig,
+    weights: dict[str, torch.Tensor],
+    tokenizer: Any,
+    out: Path,
+) -> None:
+    """`save_pretrained` of `model_class(config)` holding `weights`, with the tokenizer, into `out`.
+
+    The model is built on the meta device and takes the tensors as they are (no second copy, no
+    random initialisation of a 7B), so the class must be the plain one, not FSDP's wrapper.
+    """
+    with torch.device("meta"):
+        model = model_class(config)
+    model.load_state_dict(weights, assign=True)
+    model.tie_weights()
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+
+
+def ensure_exported(folder: Path) -> Path:
+    """The job folder's model folder, exported first from its latest checkpoint if it has none
+    (a variant trained before export existed, or killed between its last step and the export)."""
+    from ablate.run.start import load_start
+
+    model = folder / MODEL
+    if not (model / "config.json").exists():
+        if not (folder / LATEST).exists():
+            raise StudyError(f"{folder}: no model folder and no checkpoint to export one from; run the variant")
+        start = load_start(str(folder / LATEST))
+        write_model(type(start.model), start.model.config, start.model.state_dict(), start.tokenizer, model)
+    return model
+
+
+def export_variant(study: str, name: str, out: Path, *, force: bool = False) -> Path:
+    """Copy a trained variant's model folder to `out` (exporting it first if needed)."""
+    from ablate.plan.study import load_study_plan
+    from ablate.store import variant_dir
+
+    plan, _ = load_study_plan(study)
+    variant = plan.variant(name)
+    folder = variant_dir(study, name)
+    status = read_status(folder)
+    trained_for = status.get("train_hash")
+    if trained_for not in (None, variant.train_hash):
+        raise StudyError(
+            f"{folder}: trained for hash {trained_for}, the plan now says {variant.train_hash}; "
+            "rerun the variant before exporting it"
+        )
+    if not status.get("trained"):
+        raise StudyError(f"variant {name}: not trained yet; run `ablate run --variant {name}` first")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise AblateError(f"{out}: exists and is not empty; pass --force to replace it, or name another folder")
+    with folder_lock(folder):  # no runner writes the folder meanwhile
+        source = ensure_exported(folder)
+        staging = out.with_name(out.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(source, staging)
+    if out.is_dir():
+        shutil.rmtree(out)
+    else:
+        out.unlink(missing_ok=True)
+    staging.rename(out)
+    return out
