@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -88,7 +89,8 @@ def in_form(path: str, recipe: Recipe, cache: Path) -> str:
     file only otherwise. A start of the other form (a one-file pretraining continued sharded, a
     team's sharded checkpoint continued without FSDP) is converted once per checkpoint into
     `cache` with torch.distributed.checkpoint's format converters: the same state, laid out the
-    other way. Rank 0 converts while the other ranks wait; a conversion cut short is redone.
+    other way. Rank 0 converts while the other ranks wait; a conversion cut short is redone (its
+    leftover `.partial-<pid>` is never read).
     """
     from composer.devices import DeviceCPU, DeviceGPU
     from torch.distributed.checkpoint import format_utils
@@ -106,15 +108,17 @@ def in_form(path: str, recipe: Recipe, cache: Path) -> str:
     if world_size() > 1:
         composer_dist.initialize_dist(DeviceGPU() if torch.cuda.is_available() else DeviceCPU())
     if rank() == 0 and not target.exists():
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.unlink(missing_ok=True)
+        partial = target.with_name(f"{target.name}.partial-{os.getpid()}")  # jobs run together convert apart
         cache.mkdir(parents=True, exist_ok=True)
         if wants:
             format_utils.torch_save_to_dcp(source, partial)
         else:
             format_utils.dcp_to_torch_save(source, partial)
-        partial.rename(target)
+        try:
+            partial.rename(target)
+        except OSError:  # another job's conversion of the same start landed first: the same bytes
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.unlink(missing_ok=True)
     if world_size() > 1:
         composer_dist.barrier()
     return str(target)
