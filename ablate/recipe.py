@@ -163,6 +163,16 @@ class Eval(_Strict):
     batch_size: Annotated[int, Field(gt=0)] = 32
     limit: Annotated[int, Field(gt=0)] | None = Field(None, description="items per task; None = all")
     categories: dict[str, Category] = Field(default_factory=dict)
+    backend: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="lm-eval's model backend: hf (transformers, on rank 0's device) or vllm (the exported "
+        "folder served by vLLM on the job's GPUs: pip install 'ablate[vllm]', never required)",
+    )
+    model_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="more lm-eval model_args for the backend, e.g. {dtype: bfloat16}, or for vllm "
+        "{tensor_parallel_size: 8} or {data_parallel_size: 8, gpu_memory_utilization: 0.8}",
+    )
 
     @model_validator(mode="after")
     def _categories_name_tasks(self) -> Eval:

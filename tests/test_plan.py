@@ -140,7 +140,7 @@ def test_hash_ignores_what_cannot_change_a_result():
     assert other_eval.train_hash == base.train_hash and other_eval.hash != base.hash
 
 
-def test_sharding_changes_no_hash_but_its_mixed_precision():
+def test_sharding_and_the_eval_backend_change_the_hashes_only_when_set():
     plain = build_plan(make_recipe(), removes=["math"]).variants[1]
     assert (plain.train_hash, plain.hash) == ("0320f4c07c2f62bd", "f04de572b3eab834")  # as before fsdp existed
 
@@ -151,6 +151,9 @@ def test_sharding_changes_no_hash_but_its_mixed_precision():
     layout = sharded(state_dict_type="full", activation_checkpointing=True, reshard_after_forward=False)
     assert layout == sharded() != plain.train_hash  # the block's presence records its mixed precision
     assert sharded(mixed_precision="PURE") != sharded()
+    for evaluation in ({"tasks": ["t"], "backend": "vllm"}, {"tasks": ["t"], "model_args": {"dtype": "bfloat16"}}):
+        other = build_plan(make_recipe(eval=evaluation), removes=["math"]).variants[1]
+        assert other.train_hash == plain.train_hash and other.hash != plain.hash  # evaluated again, not retrained
 
 
 def test_a_phase_warm_up_must_end_inside_the_phase():

@@ -60,6 +60,19 @@ def test_a_job_resumes_only_checkpoints_of_the_form_it_trains_in(tmp_path):
     assert "no training.fsdp; set training.fsdp.state_dict_type: sharded to resume" in resume_problem(folder, unsharded)
 
 
+def test_the_vllm_backend_is_one_line_where_vllm_is_not_installed():
+    import importlib.util
+
+    from ablate.recipe import Eval
+    from ablate.run.evaluate import require_backend
+
+    if importlib.util.find_spec("vllm"):
+        pytest.skip("vLLM is installed here")
+    with pytest.raises(AblateError, match=r"^eval\.backend: vllm is not installed here; .*or set eval\.backend: hf$"):
+        require_backend(Eval(tasks=["t"], backend="vllm"))
+    require_backend(Eval(tasks=["t"]))  # hf comes with ablate
+
+
 # ---- heavy: torch and Composer -------------------------------------------------------------
 
 

@@ -26,8 +26,9 @@ from ablate.recipe import Eval, Recipe
 
 NOT_TRAINING = {"checkpoint_every_tokens", "fsdp"}  # bookkeeping, not an input of the weights
 # Fields added after studies had results, hashed only when set off their default: adding them
-# turned no finished result stale.
-LATER_FIELDS = {"schedule": {"peak": "recipe", "warmup_tokens": 0}}
+# turned no finished result stale, nor made one be evaluated again.
+LATER_FIELDS: dict[str, Any] = {"schedule": {"peak": "recipe", "warmup_tokens": 0}}
+LATER_EVAL: dict[str, Any] = {"backend": "hf", "model_args": {}}
 
 
 def content_hash(payload: Any) -> str:
@@ -64,15 +65,23 @@ def train_hash(
 def _defaults_dropped(training: dict[str, Any]) -> dict[str, Any]:
     for block, defaults in LATER_FIELDS.items():
         if block in training:
-            training[block] = {k: v for k, v in training[block].items() if defaults.get(k, object()) != v}
+            training[block] = _off_default(training[block], defaults)
     return training
+
+
+def _off_default(fields: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if key not in defaults or defaults[key] != value}
 
 
 def result_hash(train: str, evaluation: Eval) -> str:
     """A variant's results: its trained weights (by train_hash) evaluated under these settings."""
-    return content_hash({"train": train, "eval": evaluation.model_dump(mode="json")})
+    return content_hash({"train": train, "eval": _evaluation(evaluation)})
 
 
 def start_hash(checkpoint: str | None, evaluation: Eval) -> str:
     """The start checkpoint's results: that checkpoint evaluated under these settings."""
-    return content_hash({"checkpoint": checkpoint, "eval": evaluation.model_dump(mode="json")})
+    return content_hash({"checkpoint": checkpoint, "eval": _evaluation(evaluation)})
+
+
+def _evaluation(evaluation: Eval) -> dict[str, Any]:
+    return _off_default(evaluation.model_dump(mode="json"), LATER_EVAL)

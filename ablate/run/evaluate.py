@@ -1,18 +1,23 @@
-"""Evaluation: lm-eval on the model in memory, outputs written by lm-eval's own tracker.
+"""Evaluation: lm-eval on the exported model, outputs written by lm-eval's own tracker.
 
     from ablate.run.evaluate import evaluate
-    scores = evaluate(model, tokenizer, recipe.eval, Path("results/demo/baseline/eval"), name="demo/baseline")
+    scores = evaluate(model, tokenizer, recipe.eval, Path("results/demo/baseline/eval"), name="demo/baseline",
+                      folder=Path("results/demo/baseline/model"))
 
-`simple_evaluate` runs on an `HFLM` wrapped around the trained model and its tokenizer (passing the
-tokenizer keeps HFLM off the Hub), with the recipe's tasks and local task folders and
-`log_samples=True`. lm-eval's `EvaluationTracker` writes `results_<stamp>.json` and
-`samples_<task>_<stamp>.jsonl` under <out>/<name>/, exactly as the lm_eval CLI would, so lm-eval's
-tooling and `ablate report` read them the same way. Files are written into a temporary sibling
+`simple_evaluate` runs with the recipe's tasks, local task folders and `log_samples=True` on the
+recipe's backend: `hf`, an `HFLM` wrapped around the model loaded from the exported folder and its
+tokenizer (passing the tokenizer keeps HFLM off the Hub), on rank 0's device; or `vllm`, lm-eval's
+vLLM model serving the folder itself, as many GPUs as `eval.model_args` asks for
+(tensor_parallel_size, data_parallel_size). vLLM is never required: the `vllm` extra installs it.
+lm-eval's `EvaluationTracker` writes `results_<stamp>.json` and `samples_<task>_<stamp>.jsonl`
+under <out>/<name>/ on every backend, exactly as the lm_eval CLI would, so lm-eval's tooling and
+`ablate report` read them the same way. Files are written into a temporary sibling
 folder first and swapped in whole, so <out> never holds half an evaluation.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -35,13 +40,28 @@ def headline_scores(results: dict[str, Any]) -> dict[str, float]:
     return scores
 
 
-def evaluate(model: Any, tokenizer: Any, spec: Eval, out: Path, *, name: str) -> dict[str, float]:
-    """Evaluate `model` on the recipe's tasks; write lm-eval's outputs under `out`; return headline scores."""
+def require_backend(spec: Eval) -> None:
+    """One line before any work when the recipe's backend is not installed here."""
+    if spec.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise AblateError(
+            "eval.backend: vllm is not installed here; on a GPU machine pip install 'ablate[vllm]', "
+            "or set eval.backend: hf"
+        )
+
+
+def evaluate(
+    model: Any, tokenizer: Any, spec: Eval, out: Path, *, name: str, folder: Path | None = None
+) -> dict[str, float]:
+    """Evaluate `model` on the recipe's tasks; write lm-eval's outputs under `out`; return headline scores.
+
+    `folder`: the same model as a Hugging Face folder, which the vllm backend serves (hf evaluates
+    the model in memory: llm-foundry's MPT, for one, opens only through its own class).
+    """
+    require_backend(spec)
     for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(key, "1")
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     missing = [folder for folder in spec.include if not Path(folder).is_dir()]
@@ -62,8 +82,7 @@ def evaluate(model: Any, tokenizer: Any, spec: Eval, out: Path, *, name: str) ->
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     tracker = EvaluationTracker(output_path=str(staging))
-    model.eval()
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size, max_length=_max_length(model))
+    lm = _language_model(model, tokenizer, spec, folder)
     results = simple_evaluate(
         model=lm,
         model_args={"pretrained": name},  # names lm-eval's output folder; the model itself is `lm`
@@ -84,6 +103,22 @@ def evaluate(model: Any, tokenizer: Any, spec: Eval, out: Path, *, name: str) ->
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     return headline_scores(results)
+
+
+def _language_model(model: Any, tokenizer: Any, spec: Eval, folder: Path | None) -> Any:
+    """lm-eval's model for the recipe's backend, with the recipe's extra model_args."""
+    if spec.backend == "vllm":
+        from lm_eval.models.vllm_causallms import VLLM
+
+        if folder is None:
+            raise RuntimeError("the vllm backend needs the model as a Hugging Face folder")
+        args = {"max_model_len": _max_length(model), **spec.model_args}
+        return VLLM(pretrained=str(folder), tokenizer=str(folder), batch_size=spec.batch_size, **args)
+    from lm_eval.models.huggingface import HFLM
+
+    model.eval()
+    args = {"max_length": _max_length(model), **spec.model_args}
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size, **args)
 
 
 def _max_length(model: Any) -> int | None:

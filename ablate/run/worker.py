@@ -167,7 +167,8 @@ def _train_summary(result: Any) -> dict[str, Any]:
 
 def run_start(study: str, *, strict: bool = False) -> None:
     """Evaluate the study's start checkpoint into results/<study>/start/ (skipped when done)."""
-    from ablate.run.evaluate import evaluate
+    from ablate.run.evaluate import evaluate, require_backend
+    from ablate.run.export import write_model
     from ablate.run.start import load_start
 
     if rank() != 0:
@@ -185,7 +186,14 @@ def run_start(study: str, *, strict: bool = False) -> None:
             if warning and strict:
                 raise AblateError(f"--strict: {warning}; fix training.total_tokens/phase or pass another --checkpoint")
             tick = time.perf_counter()
-            scores = evaluate(start.model, start.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{START}")
+            exported = None
+            if recipe.eval.backend == "vllm":  # it serves a Hugging Face folder, not a model in memory
+                require_backend(recipe.eval)
+                exported = folder / MODEL
+                write_model(type(start.model), start.model.config, start.model.state_dict(), start.tokenizer, exported)
+            scores = evaluate(
+                start.model, start.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{START}", folder=exported
+            )
             write_status(
                 folder,
                 State.DONE,
@@ -281,8 +289,11 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             if not leader:
                 return
             tick = time.perf_counter()
-            final = load_start(str(ensure_exported(folder)))  # evaluated as any other tool would open it
-            scores = evaluate(final.model, final.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{name}")
+            exported = ensure_exported(folder)
+            final = load_start(str(exported))  # evaluated as any other tool would open it
+            scores = evaluate(
+                final.model, final.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{name}", folder=exported
+            )
             write_status(folder, State.DONE, scores=scores, eval_seconds=round(time.perf_counter() - tick, 3))
 
 
