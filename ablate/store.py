@@ -29,7 +29,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,20 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def replacing_folder(out: Path) -> Iterator[Path]:
+    """A staging path beside `out` to fill (it does not exist yet); when the block ends without an
+    error, the staging folder replaces `out` whole, so `out` never holds half of what was written."""
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    yield staging
+    if out.is_dir():
+        shutil.rmtree(out)
+    else:
+        out.unlink(missing_ok=True)
+    staging.rename(out)
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError
 from ablate.recipe import Eval
+from ablate.store import replacing_folder
 
 HEADLINE_METRICS = ("acc_norm,none", "acc,none", "exact_match,none")
 
@@ -79,29 +79,26 @@ def evaluate(
     for task_name, task in tasks.items():
         task.set_config(key="num_fewshot", value=spec.fewshot(task_name))
 
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    tracker = EvaluationTracker(output_path=str(staging))
-    lm = _language_model(model, tokenizer, spec, folder)
-    results = simple_evaluate(
-        model=lm,
-        model_args={"pretrained": name},  # names lm-eval's output folder; the model itself is `lm`
-        tasks=list(tasks.values()),
-        limit=spec.limit,
-        log_samples=True,
-        evaluation_tracker=tracker,
-        task_manager=manager,
-    )
-    if results is None:
-        raise RuntimeError("lm-eval returned no results on rank 0")
-    samples = results.pop("samples")
-    tracker.save_results_aggregated(results=results, samples=samples)
-    for task_name in results["configs"]:
-        tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
-    if not list(staging.glob("**/results_*.json")):
-        raise RuntimeError(f"lm-eval wrote no results file under {staging}")
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    with replacing_folder(out) as staging:
+        tracker = EvaluationTracker(output_path=str(staging))
+        lm = _language_model(model, tokenizer, spec, folder)
+        results = simple_evaluate(
+            model=lm,
+            model_args={"pretrained": name},  # names lm-eval's output folder; the model itself is `lm`
+            tasks=list(tasks.values()),
+            limit=spec.limit,
+            log_samples=True,
+            evaluation_tracker=tracker,
+            task_manager=manager,
+        )
+        if results is None:
+            raise RuntimeError("lm-eval returned no results on rank 0")
+        samples = results.pop("samples")
+        tracker.save_results_aggregated(results=results, samples=samples)
+        for task_name in results["configs"]:
+            tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+        if not list(staging.glob("**/results_*.json")):
+            raise RuntimeError(f"lm-eval wrote no results file under {staging}")
     return headline_scores(results)
 
 

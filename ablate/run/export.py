@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import transformers
@@ -27,6 +27,10 @@ import transformers
 from ablate.errors import AblateError, StudyError
 from ablate.job import LATEST, MODEL, folder_lock, read_status
 from ablate.run.dist import rank
+from ablate.store import replacing_folder
+
+if TYPE_CHECKING:
+    from ablate.run.start import Start
 
 
 def gather_weights(model: torch.nn.Module, sharded: bool) -> dict[str, torch.Tensor] | None:
@@ -56,12 +60,14 @@ def write_model(
         model = model_class(config)
     model.load_state_dict(weights, assign=True)
     model.tie_weights()
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging, safe_serialization=True)
-    tokenizer.save_pretrained(staging)
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    with replacing_folder(out) as staging:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+
+
+def write_start(start: Start, out: Path) -> None:
+    """A model already whole in this process (a start loaded from a checkpoint) as a folder."""
+    write_model(type(start.model), start.model.config, start.model.state_dict(), start.tokenizer, out)
 
 
 def ensure_exported(folder: Path) -> Path:
@@ -73,8 +79,7 @@ def ensure_exported(folder: Path) -> Path:
     if not (model / "config.json").exists():
         if not (folder / LATEST).exists():
             raise StudyError(f"{folder}: no model folder and no checkpoint to export one from; run the variant")
-        start = load_start(str(folder / LATEST))
-        write_model(type(start.model), start.model.config, start.model.state_dict(), start.tokenizer, model)
+        write_start(load_start(str(folder / LATEST)), model)
     return model
 
 
@@ -97,14 +102,6 @@ def export_variant(study: str, name: str, out: Path, *, force: bool = False) -> 
         raise StudyError(f"variant {name}: not trained yet; run `ablate run --variant {name}` first")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise AblateError(f"{out}: exists and is not empty; pass --force to replace it, or name another folder")
-    with folder_lock(folder):  # no runner writes the folder meanwhile
-        source = ensure_exported(folder)
-        staging = out.with_name(out.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(source, staging)
-    if out.is_dir():
-        shutil.rmtree(out)
-    else:
-        out.unlink(missing_ok=True)
-    staging.rename(out)
+    with folder_lock(folder), replacing_folder(out) as staging:  # no runner writes the folder meanwhile
+        shutil.copytree(ensure_exported(folder), staging)
     return out

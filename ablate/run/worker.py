@@ -168,7 +168,7 @@ def _train_summary(result: Any) -> dict[str, Any]:
 def run_start(study: str, *, strict: bool = False) -> None:
     """Evaluate the study's start checkpoint into results/<study>/start/ (skipped when done)."""
     from ablate.run.evaluate import evaluate, require_backend
-    from ablate.run.export import write_model
+    from ablate.run.export import write_start
     from ablate.run.start import load_start
 
     if rank() != 0:
@@ -190,7 +190,7 @@ def run_start(study: str, *, strict: bool = False) -> None:
             if recipe.eval.backend == "vllm":  # it serves a Hugging Face folder, not a model in memory
                 require_backend(recipe.eval)
                 exported = folder / MODEL
-                write_model(type(start.model), start.model.config, start.model.state_dict(), start.tokenizer, exported)
+                write_start(start, exported)
             scores = evaluate(
                 start.model, start.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{START}", folder=exported
             )
