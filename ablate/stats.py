@@ -33,6 +33,7 @@ How an attribution interval is computed (`ablate report` prints the same in its 
 
 from __future__ import annotations
 
+import math
 from statistics import NormalDist
 
 import numpy as np
@@ -56,9 +57,7 @@ def minimum_detectable_effect(n_items: float, p: float, ci: float = 0.95, power:
     """
     if n_items <= 0:
         raise ValueError("n_items must be positive")
-    z = NormalDist().inv_cdf
-    spread = (2 * p * (1 - p) / n_items) ** 0.5
-    return (z(0.5 + ci / 2) + z(power)) * spread
+    return _z(ci, power) * (2 * p * (1 - p) / n_items) ** 0.5
 
 
 def design_effect(values: np.ndarray, clusters: np.ndarray) -> float:
@@ -258,3 +257,120 @@ def adjust_p_values(p_values: np.ndarray, method: str) -> np.ndarray:
     out = np.empty(m)
     out[order] = adjusted
     return out
+
+
+# ---- how far to trust a table: seed noise, signal, decision consistency -------------------------
+
+
+def seed_noise(groups: list[np.ndarray]) -> dict[str, float] | None:
+    """Signal and noise of one task over a study's ablations, from per-seed scores (one array per
+    ablation, its seeds' scores). noise: the pooled seed-to-seed standard deviation within ablations;
+    signal: the standard deviation of the ablations' mean scores; snr: signal / noise. p_value: the
+    one-way ANOVA F-test of "every ablation has the same expected score", seeds as replicates. It
+    ignores that variants share seeds (data orders), which only makes it conservative: a shared
+    seed effect inflates the within-ablation variance and cancels from the spread of the means.
+    None when no ablation has two seeds or fewer than two ablations are given."""
+    groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    within = sum(len(g) - 1 for g in groups)
+    if len(groups) < 2 or within == 0:
+        return None
+    means = np.array([g.mean() for g in groups])
+    noise = float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / within))
+    signal = float(means.std(ddof=1))
+    sizes = np.array([len(g) for g in groups])
+    between = float((sizes * (means - (sizes * means).sum() / sizes.sum()) ** 2).sum()) / (len(groups) - 1)
+    return {
+        "noise": noise,
+        "signal": signal,
+        "snr": signal / noise if noise > 0 else math.inf,
+        "p_value": _f_survival(between / noise**2, len(groups) - 1, within) if noise > 0 else 0.0,
+    }
+
+
+def _f_survival(f: float, d1: int, d2: int) -> float:
+    """P(F(d1, d2) ≥ f), through the regularized incomplete beta function."""
+    from scipy.special import betainc
+
+    return float(betainc(d2 / 2, d1 / 2, d2 / (d2 + d1 * f)))
+
+
+def sign_kept(draws: np.ndarray, delta: float) -> float | None:
+    """The share of resamples whose Δ* has the sign of the measured Δ (a draw at 0 counts half);
+    None for a Δ of exactly 0, which has no sign to keep."""
+    if delta == 0:
+        return None
+    same = np.sign(draws) == np.sign(delta)
+    return float(same.mean() + 0.5 * (np.asarray(draws) == 0).mean())
+
+
+def detectable_effect(p: float, n_items: float, seed_sd: float, seeds: int, ci: float = 0.95) -> float:
+    """minimum_detectable_effect with training-seed noise added: the smallest Δ between two variants,
+    each averaged over `seeds` seeds and scored on `n_items` (effective) items, that a two-sided test
+    at level 1 − `ci` finds with 80% power. Var Δ = 2·p(1−p)/n (items) + 2·seed_sd²/seeds (seeds)."""
+    if n_items <= 0 or seeds <= 0:
+        raise ValueError("n_items and seeds must be positive")
+    return _z(ci) * (2 * p * (1 - p) / n_items + 2 * seed_sd**2 / seeds) ** 0.5
+
+
+def seeds_needed(delta: float, p: float, n_items: float, seed_sd: float, ci: float = 0.95) -> int | None:
+    """Seeds per variant for detectable_effect to reach `delta` at these items; None when the items
+    alone already keep it above `delta` (more items are needed, not seeds)."""
+    room = (delta / _z(ci)) ** 2 - 2 * p * (1 - p) / n_items
+    if room <= 0:
+        return None
+    return max(1, math.ceil(2 * seed_sd**2 / room))
+
+
+def items_needed(delta: float, p: float, seeds: int, seed_sd: float, ci: float = 0.95) -> int | None:
+    """(Effective) items for detectable_effect to reach `delta` with `seeds` seeds; None when seed
+    noise alone keeps it above `delta` (more seeds are needed, not items)."""
+    room = (delta / _z(ci)) ** 2 - 2 * seed_sd**2 / seeds
+    if room <= 0:
+        return None
+    return max(1, math.ceil(2 * p * (1 - p) / room))
+
+
+def _z(ci: float, power: float = POWER) -> float:
+    """z_(1−α/2) + z_power: the standard errors a detectable effect spans."""
+    z = NormalDist().inv_cdf
+    return z(0.5 + ci / 2) + z(power)
+
+
+def pair_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The share of pairs (i < j) that two settings order alike, per row: a and b are (… × k) scores
+    of the same k variants. A pair tied in both agrees; tied in exactly one, it counts half."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    i, j = np.triu_indices(a.shape[-1], k=1)
+    if len(i) == 0:
+        raise ValueError("decision consistency needs at least two variants")
+    first, second = np.sign(a[:, i] - a[:, j]), np.sign(b[:, i] - b[:, j])
+    return np.where(first == second, 1.0, np.where(first * second < 0, 0.0, 0.5)).mean(axis=1)
+
+
+def decision_consistency(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    resamples: int,
+    rng: np.random.Generator,
+    clusters: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
+    """How often two settings of a study order its variants alike (DataDecide's decision accuracy over
+    pairs): a and b are (variants × items) scores on the same items, e.g. each variant's mean over one
+    half of its seeds and over the other half, or at two phase lengths. Returns the share of agreeing
+    pairs and its bootstrap draws, the items (or clusters) resampled alike for both settings. 1: every
+    pair ordered alike; about 0.5 for settings that order at random."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError("both settings need the same variants × items")
+    point = float(pair_agreement(a.mean(axis=1), b.mean(axis=1))[0])
+    units = _units(np.vstack([a, b]), clusters)[0]  # a cluster's items are drawn together: their sums
+    n_units, half = units.shape[1], a.shape[0]
+    draws = np.empty(resamples)
+    chunk = max(1, _GATHER_CELLS // n_units)
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        weights = rng.multinomial(n_units, np.full(n_units, 1 / n_units), size=stop - start).astype(float)
+        sums = weights @ units.T  # per resample, each variant's summed draw: its mean up to a shared factor
+        draws[start:stop] = pair_agreement(sums[:, :half], sums[:, half:])
+    return point, draws

@@ -53,6 +53,10 @@ def report(
             "--adjust", help="Flag Δs over the whole table: bh (false discovery rate), holm (family-wise), none"
         ),
     ] = "bh",
+    detect: Annotated[
+        float,
+        typer.Option("--detect", help="Δ (percentage points) the trust section sizes seeds and items for"),
+    ] = 2.0,
     fmt: Annotated[
         str, typer.Option("--format", help="What stdout shows: md, csv or json (all files are written)")
     ] = "md",
@@ -68,7 +72,8 @@ def report(
     if from_dir is not None and study is not None:
         raise AblateError("--from and --study: give one; --from reads plain lm-eval outputs, --study a planned study")
     results = load_folder(from_dir) if from_dir is not None else load_study(study)
-    built = build_report(results, Settings(baseline=baseline, metric=metric, ci=ci, resamples=bootstrap, adjust=adjust))
+    settings = Settings(baseline=baseline, metric=metric, ci=ci, resamples=bootstrap, adjust=adjust, detect_pp=detect)
+    built = build_report(results, settings)
     written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
     print_report(built, fmt)
     err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)

@@ -17,6 +17,7 @@ from ablate import stats
 from ablate.errors import AblateError
 from ablate.report.cells import NO_CI, NORMAL, PAIRED, Cell, Cells, delta_cell
 from ablate.report.load import DONE, START, StudyResults
+from ablate.report.trust import Trust, trust
 
 CSV_COLUMNS = [
     "variant",
@@ -33,6 +34,7 @@ CSV_COLUMNS = [
     "p_adjusted",
     "significant_adjusted",
     "n_clusters",
+    "sign_kept",
 ]
 ROW_COLUMNS = [*CSV_COLUMNS, "state", "method"]  # Report.rows: report.csv plus how each cell reads
 GAUNTLET = "gauntlet"  # the metric name of a category row
@@ -49,6 +51,7 @@ class Settings:
     resamples: int = 10_000
     seed: int = 0
     adjust: str = "bh"  # over every Δ cell of the table: bh (false discovery rate), holm (family-wise), none
+    detect_pp: float = 2.0  # the Δ the trust section sizes seeds and items for (`--detect`)
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Report:
     power: dict[str, dict[str, float]]  # task → n_items, baseline_score (%), mde_pp
     notes: list[str]
     seeds: int  # most seeds any ablation has: decides the footnote on seed variance
+    trust: Trust | None  # seed noise, SNR, seeds/items needed, seed-half consistency; None with one seed
 
     @property
     def columns(self) -> list[str]:
@@ -76,6 +80,8 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         raise AblateError(f"--ci {settings.ci}: use a level between 0 and 1, e.g. 0.95")
     if settings.resamples < 100:
         raise AblateError(f"--bootstrap {settings.resamples}: use at least 100 resamples (10,000 for a final table)")
+    if not settings.detect_pp > 0:
+        raise AblateError(f"--detect {settings.detect_pp}: use a positive Δ in percentage points, e.g. 2")
     if settings.adjust not in stats.ADJUSTMENTS:
         raise AblateError(f"--adjust {settings.adjust}: use one of {', '.join(stats.ADJUSTMENTS)}")
     variants = results.variants
@@ -117,6 +123,21 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         if START in scores.index and not math.isnan(scores[task].loc[START])
     ]
     table = _adjusted(pd.DataFrame(start_rows + rows, columns=ROW_COLUMNS), settings)
+    power = _power(tasks, cells, base_done, settings.ci)
+    seen = trust(
+        results,
+        scores,
+        cells,
+        table,
+        power,
+        baseline=settings.baseline,
+        tasks=tasks,
+        ci=settings.ci,
+        resamples=settings.resamples,
+        seed=settings.seed,
+        adjust=settings.adjust,
+        detect_pp=settings.detect_pp,
+    )
     return Report(
         title=f"Ablation report: {results.name}",
         settings=settings,
@@ -126,9 +147,10 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         metrics=metrics,
         scores=scores,
         rows=table,
-        power=_power(tasks, cells, base_done, settings.ci),
+        power=power,
         notes=notes,
         seeds=int(variants[variants.ablation != START].groupby("ablation").size().max()) if len(variants) else 1,
+        trust=seen,
     )
 
 
@@ -213,6 +235,7 @@ def _row(variant: str, task: str, metric: str, state: str, cell: Cell | None) ->
         "significant": None if low is None else bool(low > 0 or high < 0),
         "p_value": cell["p_value"],
         "n_clusters": cell["n_clusters"],
+        "sign_kept": None if cell["draws"] is None else stats.sign_kept(cell["draws"], cell["delta"]),
         "state": DONE,
         "method": cell["method"],
     }

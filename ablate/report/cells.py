@@ -124,6 +124,21 @@ class Cells:
         n_clusters = None if labels is None else len(np.unique(labels))
         return delta_cell(score, base_score, low, high, n_items, PAIRED, draws, n_clusters)
 
+    def item_means(self, task: str, groups: list[list[str]]) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """Each group's mean over its variants of every item they all scored (groups × items), and the
+        items' cluster labels (None: unclustered); None without item logs for every variant."""
+        if task not in self._items:
+            return None
+        rows, values, _, scored, clusters = self._items[task]
+        if any(v not in rows for group in groups for v in group):
+            return None
+        index = [rows[v] for group in groups for v in group]
+        both = scored[index].all(axis=0)
+        if not both.any():
+            return None
+        means = np.stack([values[[rows[v] for v in group]][:, both].mean(axis=0) for group in groups])
+        return means, _cluster_labels(clusters, index, both)
+
     def design_effect(self, base: list[str], task: str) -> tuple[int, float] | None:
         """(clusters, design effect) of a clustered task, from the baseline's items (mean over its
         seeds); None where the task is not clustered."""

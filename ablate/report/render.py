@@ -17,6 +17,7 @@ from ablate import stats
 from ablate.report.build import CSV_COLUMNS, ROW_COLUMNS, Report
 from ablate.report.cells import NORMAL
 from ablate.report.load import DONE, START
+from ablate.report.trust import STABLE
 
 
 def fmt_pp(value: float) -> str:
@@ -69,7 +70,94 @@ def to_markdown(report: Report) -> str:
     else:
         out.append("No variant besides the baseline.")
     out += ["", *[f"- {line}" for line in footnotes(report)]]
+    if report.trust is not None:
+        out += ["", *trust_section(report)]
     return "\n".join(out).rstrip() + "\n"
+
+
+def trust_section(report: Report) -> list[str]:
+    """ "How far to trust this table": per task, seed noise against signal, whether the study tells its
+    variants apart, what a Δ of `--detect` needs, and whether two halves of the seeds agree."""
+    trust, s = report.trust, report.settings
+    assert trust is not None
+    level, d = f"{100 * s.ci:g}%", f"{trust.detect_pp:g}"
+    header = [
+        "task",
+        "seed SD (pp)",
+        "spread of means (pp)",
+        "SNR",
+        "tells variants apart",
+        "detectable Δ now (pp)",
+        f"seeds for Δ={d}",
+        f"items for Δ={d}",
+        "signs kept",
+        "seed halves agree",
+    ]
+    rows = []
+    for t in trust.tasks:
+        apart = f"{'yes' if t.distinguishes else 'no'} ({_p(t.p_adjusted)})"
+        c = t.consistency
+        agree = "—" if c is None else f"{c.agreement:.2f} [{c.low:.2f}, {c.high:.2f}] of {c.pairs} pairs"
+        rows.append(
+            [
+                t.task,
+                f"{t.seed_sd_pp:.1f}",
+                f"{t.spread_pp:.1f}",
+                "∞" if math.isinf(t.snr) else f"{t.snr:.1f}",
+                apart,
+                "—" if t.detectable_pp is None else f"{t.detectable_pp:.1f}",
+                _need(t.seeds_needed, "more items", t.detectable_pp),
+                _need(t.items_needed, "more seeds", t.detectable_pp),
+                f"{t.stable_signs} of {t.removals}",
+                agree,
+            ]
+        )
+    first = trust.tasks[0]
+    halves = (
+        ""
+        if first.consistency is None
+        else (f" Seed halves: seeds {_seeds(first.consistency.first)} against {_seeds(first.consistency.second)}.")
+    )
+    notes = [
+        f"Over {first.ablations} ablations with two or more done seeds each (the baseline's {first.seeds} seeds "
+        f'are "now").{halves}',
+        "seed SD: the task score's standard deviation between seeds of one ablation, pooled; spread of means: the "
+        "standard deviation of the ablations' mean scores; SNR: their ratio (the signal-to-noise ratio of "
+        "Heineman et al., 2025). With no true effects the spread is about seed SD / √seeds.",
+        f'tells variants apart: a one-way F-test of "every ablation scores the same", seeds as replicates, '
+        f"{ADJUSTMENT_NAMES.get(s.adjust, 'not')} adjusted over the tasks; yes at p < {1 - s.ci:g}. No means the "
+        "variants' differences are within seed noise: the Δ table's flags on that task rest on few seeds.",
+        f"detectable Δ now: the smallest Δ found with 80% power (two-sided {level}) at the baseline's score, "
+        f"counting item and seed noise; seeds for Δ={d}: seeds per variant at the current items; items for Δ={d}: "
+        'items at the current seeds (raw items, for clustered tasks × their design effect). "more items" or '
+        '"more seeds": the other one alone keeps the Δ out of reach.',
+        f"signs kept: removals whose Δ has the same sign in at least {100 * STABLE:g}% of the bootstrap resamples "
+        "(the share per cell is `sign_kept` in report.csv).",
+        f"seed halves agree: the share of variant pairs (baseline included) that the first half of the seeds "
+        f"orders as the second half does ({level} bootstrap interval over items): DataDecide's decision accuracy. "
+        "0.5 is a coin flip; near 1 the ranking does not hang on the seed.",
+    ]
+    return [
+        "## How far to trust this table",
+        "",
+        *_markdown_table(header, rows, ["l", *"r" * (len(header) - 1)]),
+        "",
+        *[f"- {line}" for line in notes],
+    ]
+
+
+def _p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def _need(count: int | None, otherwise: str, now: float | None) -> str:
+    if now is None:
+        return "—"
+    return otherwise if count is None else f"{count:,}"
+
+
+def _seeds(seeds: list[int]) -> str:
+    return ", ".join(str(seed) for seed in seeds)
 
 
 def footnotes(report: Report) -> list[str]:
@@ -79,7 +167,8 @@ def footnotes(report: Report) -> list[str]:
     seeds = (
         f"Seeds: {stats.SEED_METHOD}."
         if report.seeds > 1
-        else "One seed per variant: intervals cover item sampling, not training-seed variance."
+        else "One seed per variant: intervals cover item sampling, not training-seed variance; plan with "
+        "`--seeds 1,2` to measure seed noise (the report then says how far to trust the table)."
     )
     lines = [
         _flag_footnote(report),
@@ -185,5 +274,6 @@ def to_json(report: Report) -> dict[str, Any]:
         "scores": _records(scores, list(scores.columns)),
         "rows": _records(report.rows, ROW_COLUMNS),
         "power": report.power,
+        "trust": None if report.trust is None else asdict(report.trust),
         "notes": report.notes,
     }

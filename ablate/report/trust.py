@@ -1,0 +1,171 @@
+"""How far to trust a study's table: seed noise against signal per task, the seeds or items a Δ of a
+given size needs, and whether two halves of the seeds order the variants alike.
+
+Pure, like build.py: from the loaded results, the report's score table and the cells' item matrices.
+Needs two or more seeds per ablation; with one seed there is no seed noise to measure and `trust`
+returns None (the report then says so in one footnote). The estimators are in ablate/stats.py:
+`seed_noise` (pooled seed SD, spread of ablation means, SNR, the F-test), `detectable_effect`,
+`seeds_needed`, `items_needed` and `decision_consistency`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ablate import stats
+from ablate.report.cells import Cells
+from ablate.report.load import DONE, START, StudyResults
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """The share of variant pairs that one half of the seeds orders as the other half does."""
+
+    first: list[int]  # the seeds of each half
+    second: list[int]
+    pairs: int
+    agreement: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class TaskTrust:
+    """One task's row of the trust section; scores in percentage points."""
+
+    task: str
+    ablations: int  # ablations with at least two done seeds, the baseline among them
+    seeds: int  # the baseline's done seeds: what "now" means below
+    seed_sd_pp: float
+    spread_pp: float
+    snr: float
+    p_value: float  # F-test: every ablation has the same expected score
+    p_adjusted: float  # over the tasks, with the report's adjustment
+    distinguishes: bool
+    detectable_pp: float | None  # smallest Δ detectable now, items and seeds together
+    seeds_needed: int | None  # for a Δ of Trust.detect_pp at these items; None: items are the limit
+    items_needed: int | None  # for that Δ at these seeds; None: seed noise is the limit
+    stable_signs: int  # removals whose Δ keeps its sign in ≥ STABLE of resamples
+    removals: int
+    consistency: Consistency | None
+
+
+@dataclass(frozen=True)
+class Trust:
+    detect_pp: float  # the Δ the "seeds/items for Δ" columns aim at (`--detect`)
+    tasks: list[TaskTrust]
+
+
+STABLE = 0.95  # a removal's sign counts as stable when this share of resamples keeps it
+
+
+def trust(
+    results: StudyResults,
+    scores: pd.DataFrame,
+    cells: Cells,
+    rows: pd.DataFrame,
+    power: dict[str, dict[str, float]],
+    *,
+    baseline: str,
+    tasks: list[str],
+    ci: float,
+    resamples: int,
+    seed: int,
+    adjust: str,
+    detect_pp: float,
+) -> Trust | None:
+    """The trust section's figures, or None when no ablation has two done seeds."""
+    variants = results.variants[(results.variants.state == DONE) & (results.variants.ablation != START)]
+    by_ablation = variants.groupby("ablation", sort=False)
+    members = {str(a): [str(v) for v in group.sort_values("seed").variant] for a, group in by_ablation}
+    members = {a: vs for a, vs in members.items() if len(vs) >= 2}
+    if baseline not in members or len(members) < 2:
+        return None
+    seed_of = variants.set_index("variant").seed
+    halves = _halves(members, seed_of)
+    measured = []
+    for task in tasks:
+        if task not in scores:
+            continue
+        groups = [scores.loc[vs, task].dropna().to_numpy(dtype=float) / 100 for vs in members.values()]
+        noise = stats.seed_noise(groups)
+        if noise is not None:
+            measured.append((task, noise))
+    if not measured:
+        return None
+    adjusted = stats.adjust_p_values(np.array([n["p_value"] for _, n in measured]), adjust)
+    out = []
+    for (task, noise), p_adjusted in zip(measured, adjusted, strict=True):
+        task_rows = rows[(rows.task == task) & ~rows.variant.isin([START, baseline]) & rows.sign_kept.notna()]
+        consistency = None
+        if halves is not None:
+            rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
+            consistency = _consistency(cells, task, members, halves, seed_of, resamples, rng, ci)
+        out.append(
+            TaskTrust(
+                task=task,
+                ablations=len(members),
+                seeds=len(members[baseline]),
+                seed_sd_pp=100 * noise["noise"],
+                spread_pp=100 * noise["signal"],
+                snr=noise["snr"],
+                p_value=noise["p_value"],
+                p_adjusted=float(p_adjusted),
+                distinguishes=bool(p_adjusted < 1 - ci),
+                **_needs(power.get(task), noise["noise"], len(members[baseline]), detect_pp / 100, ci),
+                stable_signs=int((task_rows.sign_kept >= STABLE).sum()),
+                removals=len(task_rows),
+                consistency=consistency,
+            )
+        )
+    return Trust(detect_pp=detect_pp, tasks=out)
+
+
+def _needs(power: dict[str, float] | None, seed_sd: float, seeds: int, delta: float, ci: float) -> dict[str, Any]:
+    """Detectable Δ now, and the seeds or items a Δ of `delta` needs, at the baseline's score and
+    effective items (a clustered task's items needed are counted as raw items: × design effect)."""
+    if power is None:
+        return {"detectable_pp": None, "seeds_needed": None, "items_needed": None}
+    n = power.get("n_effective", power["n_items"])
+    p = min(max(power["baseline_score"] / 100, 1 / power["n_items"]), 1 - 1 / power["n_items"])
+    effective = stats.items_needed(delta, p, seeds, seed_sd, ci)
+    return {
+        "detectable_pp": 100 * stats.detectable_effect(p, n, seed_sd, seeds, ci),
+        "seeds_needed": stats.seeds_needed(delta, p, n, seed_sd, ci),
+        "items_needed": None if effective is None else int(np.ceil(effective * power.get("design_effect", 1.0))),
+    }
+
+
+def _halves(members: dict[str, list[str]], seed_of: pd.Series) -> tuple[list[int], list[int]] | None:
+    """The seeds every ablation ran, split into a first and a second half (by seed value)."""
+    common = sorted(set.intersection(*(set(int(seed_of[v]) for v in vs) for vs in members.values())))
+    if len(common) < 2:
+        return None
+    return common[: len(common) // 2], common[len(common) // 2 :]
+
+
+def _consistency(
+    cells: Cells,
+    task: str,
+    members: dict[str, list[str]],
+    halves: tuple[list[int], list[int]],
+    seed_of: pd.Series,
+    resamples: int,
+    rng: np.random.Generator,
+    ci: float,
+) -> Consistency | None:
+    """Decision consistency of the two seed halves on `task`, resampling its items (or clusters)."""
+    groups = [[v for v in vs if int(seed_of[v]) in half] for half in halves for vs in members.values()]
+    matrix = cells.item_means(task, groups)
+    if matrix is None:
+        return None
+    means, clusters = matrix
+    k = len(members)
+    agreement, draws = stats.decision_consistency(means[:k], means[k:], resamples=resamples, rng=rng, clusters=clusters)
+    low, high = stats.percentile_interval(draws, ci)
+    return Consistency(halves[0], halves[1], k * (k - 1) // 2, agreement, low, high)
