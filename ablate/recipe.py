@@ -196,6 +196,11 @@ class Ablations(_Strict):
     )
     control: bool = Field(True, description="add a `control` variant that continues on the base mix")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="replicates per variant")
+    phases: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=list,
+        description="phase lengths to ablate (fractions of the run, e.g. [0.05, 0.1, 0.2]): every variant at every "
+        "phase, each continued from the checkpoint at (1 − phase) of the run; empty: training.phase only",
+    )
 
     @field_validator("renormalize")
     @classmethod
@@ -204,11 +209,11 @@ class Ablations(_Strict):
             raise ValueError("must be 'proportional' or 'into:<subset>'")
         return value
 
-    @field_validator("seeds")
+    @field_validator("seeds", "phases")
     @classmethod
-    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+    def _distinct(cls, value: list) -> list:
         if len(set(value)) != len(value):
-            raise ValueError("seeds must be distinct")
+            raise ValueError("values must be distinct")
         return value
 
 

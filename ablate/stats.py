@@ -321,7 +321,7 @@ def seeds_needed(delta: float, p: float, n_items: float, seed_sd: float, ci: flo
     return max(1, math.ceil(2 * seed_sd**2 / room))
 
 
-def items_needed(delta: float, p: float, seeds: int, seed_sd: float, ci: float = 0.95) -> int | None:
+def items_needed(delta: float, p: float, seeds: float, seed_sd: float, ci: float = 0.95) -> int | None:
     """(Effective) items for detectable_effect to reach `delta` with `seeds` seeds; None when seed
     noise alone keeps it above `delta` (more seeds are needed, not items)."""
     room = (delta / _z(ci)) ** 2 - 2 * seed_sd**2 / seeds

@@ -3,7 +3,17 @@
 import pytest
 
 from ablate.errors import AblateError
-from ablate.plan.build import build_plan, count_params, normalize, renormalize, resolve_target, with_checkpoint
+from ablate.plan.build import (
+    build_plan,
+    count_params,
+    normalize,
+    phase_label,
+    pretrain_points,
+    renormalize,
+    resolve_target,
+    split_phase,
+    with_checkpoint,
+)
 from ablate.recipe import parse_recipe
 
 
@@ -202,3 +212,40 @@ def test_power_per_task_from_sizes():
     plan = build_plan(make_recipe(), removes=["math"], task_sizes={"t": 1000})
     # (1.96 + 0.84) · sqrt(2 · 0.25 / 1000) ≈ 6.26 points
     assert plan.power["t"].mde_pp == pytest.approx(6.26, abs=0.01)
+
+
+def test_phases_plan_every_variant_at_every_phase_from_its_own_start():
+    plan = build_plan(make_recipe(), removes=["code"], phases=[0.2, 0.05], checkpoint="ckpt")
+    assert [v.name for v in plan.variants] == ["baseline@p5", "no-code@p5", "baseline@p20", "no-code@p20"]
+    by_name = {v.name: v for v in plan.variants}
+    short, long = by_name["no-code@p5"], by_name["no-code@p20"]
+    assert (short.phase, short.tokens, short.start_tokens, short.checkpoint) == (0.05, 500, 9_500, "ckpt@p5")
+    assert (long.phase, long.tokens, long.start_tokens, long.checkpoint) == (0.2, 2_000, 8_000, "ckpt@p20")
+    assert short.ablation == "no-code@p5" and short.mixture == long.mixture
+    assert len({v.train_hash for v in plan.variants}) == 4
+    assert plan.options.phases == [0.05, 0.2]
+    assert plan.study_tokens == 2 * 500 + 2 * 2_000
+    seeded = build_plan(make_recipe(), removes=["code"], phases=[0.1], seeds=[1, 2], checkpoint="ckpt")
+    assert [v.name for v in seeded.variants][:2] == ["baseline@p10.s1", "baseline@p10.s2"]
+    # The recipe's own phase as a one-phase study trains the same weights, under a phase name.
+    plain = build_plan(make_recipe(), removes=["code"], checkpoint="ckpt").variants[1]
+    assert seeded.variants[2].tokens == plain.tokens
+    replanned = with_checkpoint(plan, make_recipe(), "other")
+    assert [v.checkpoint for v in replanned.variants] == ["other@p5", "other@p5", "other@p20", "other@p20"]
+
+
+def test_phase_names_split_back_and_bad_phases_are_refused():
+    assert split_phase("no-math@p10") == ("no-math", "p10") and split_phase("no-math") == ("no-math", None)
+    assert split_phase("a@b@p2.5") == ("a@b", "p2.5") and split_phase("odd@name") == ("odd@name", None)
+    assert phase_label(0.05) == "p5" and phase_label(0.025) == "p2.5" and phase_label(0.07) == "p7"
+    for phases in ([0.1, 0.1], [0.0], [1.0]):
+        with pytest.raises(AblateError, match="--phases"):
+            build_plan(make_recipe(), phases=phases)
+    with pytest.raises(AblateError, match="ablations.phases.0: Input should be less than 1"):
+        make_recipe(ablations={"control": False, "phases": [1.5]})
+
+
+def test_pretraining_stops_at_the_latest_phase_start_and_keeps_the_others():
+    assert pretrain_points(make_recipe()) == (9_000, [], {})
+    phased = make_recipe(ablations={"control": False, "phases": [0.05, 0.2]})
+    assert pretrain_points(phased) == (9_500, [8_000, 9_000], {0.05: 9_500, 0.2: 8_000})

@@ -367,3 +367,38 @@ def test_strict_refuses_a_checkpoint_off_the_phase_start(tiny):
     finally:
         tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
     assert status(results, "start")["state"] == "failed" and not (results / STUDY / "baseline").exists()
+
+
+def test_a_phase_study_pretrains_once_and_continues_each_phase_from_its_own_start(tiny):
+    """ablations.phases [0.25] beside the recipe's 0.5: `ablate pretrain` trains on to 75% of the
+    run, keeping a checkpoint at 50%; `plan --phases 0.25,0.5` names each phase's start, and a
+    variant of the short phase continues from 75% for its 25% (the long phase is left pending)."""
+    raw = yaml.safe_load(tiny.recipe.read_text())
+    del raw["checkpoints"]  # the starts come from this pretraining's own registry
+    raw["ablations"]["phases"] = [0.25]
+    recipe = tiny.root / "phases.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    results = tiny.root / "phases"
+    pretrained = ablate("pretrain", "--recipe", str(recipe), cwd=tiny.root, results=results)
+    assert pretrained.returncode == 0, pretrained.stderr
+    registry = json.loads((results / STUDY / "checkpoints.json").read_text())
+    assert set(registry) == {"pretrained", "pretrained@p25"}
+    assert registry["pretrained"].endswith(f"kept/tok{PHASE}.pt")  # 50% of the run: the recipe's own start
+    assert registry["pretrained@p25"].endswith("latest-rank0.pt")
+    assert status(results, "pretrain")["tokens_done"] == TOTAL_TOKENS * 3 // 4
+
+    planned = ablate("plan", "--recipe", str(recipe), "--phases", "0.25,0.5", "--remove", "g",
+                     cwd=tiny.root, results=results)  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads((results / STUDY / "plan.json").read_text())
+    assert [v["name"] for v in plan["variants"]] == ["baseline@p25", "no-g@p25", "baseline@p50", "no-g@p50"]
+    run = ablate("run", "--variant", "baseline@p25", "--variant", "no-g@p25", cwd=tiny.root, results=results)
+    assert run.returncode == 0, run.stderr
+    short = status(results, "no-g@p25")
+    assert short["state"] == "done" and short["tokens_done"] == TOTAL_TOKENS // 4
+    log = [json.loads(line) for line in (results / STUDY / "no-g@p25" / "train_log.jsonl").open()]
+    assert log[0]["tokens"] == TOTAL_TOKENS * 3 // 4 + BATCH * SEQ_LEN and log[-1]["tokens"] == TOTAL_TOKENS
+    assert log[-1]["lr"] == pytest.approx(LR * FINAL_RATIO)  # the short phase decays over its own length
+    report = ablate("report", "--no-plot", cwd=tiny.root, results=results)
+    assert report.returncode == 0, report.stderr
+    assert "## Δ by phase length" in report.stdout and "| no-g | " in report.stdout

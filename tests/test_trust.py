@@ -2,12 +2,15 @@
 simulation), the seeds and items a Δ needs, decision consistency on cases with a known answer, and the
 report's trust section on a study with two seeds."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy.stats import f_oneway
 
 from ablate import stats
-from ablate.report import build_report, load_folder, to_json, to_markdown
+from ablate.report import build_report, load_folder, to_json, to_markdown, write_report
 from fixtures.report_study import write_lm_eval
 
 ALPHA = 0.05
@@ -145,3 +148,49 @@ def test_one_seed_has_no_trust_section_and_says_how_to_get_one(tmp_path):
     markdown = to_markdown(report)
     assert report.trust is None and "How far to trust" not in markdown
     assert "`--seeds 1,2`" in markdown
+
+
+def phase_study(folder, *, orders_alike: bool):
+    """Four ablations at two phase lengths, one seed: the removals cost 0, 5, 10, 20 points at p25;
+    at p10 they cost half as much (the same order) or, with `orders_alike` False, the reverse order."""
+    rng = np.random.default_rng(6)
+    truth = (rng.random(800) < 0.7).astype(float)
+    costs = {"baseline": 0.0, "no-a": 0.05, "no-b": 0.10, "no-c": 0.20}
+    for label, scale in (("p10", 0.5), ("p25", 1.0)):
+        for number, (arm, cost) in enumerate(costs.items()):
+            if label == "p10" and not orders_alike and arm != "baseline":
+                cost = 0.20 - 0.05 * number  # no-a loses most, no-c least
+            scores = np.where(rng.random(800) < cost * scale / 0.7, 0.0, truth)
+            write_lm_eval(folder / f"{arm}@{label}", {"t": {"acc": scores}})
+
+
+def test_a_phase_study_compares_each_phase_with_its_own_baseline_and_ranks_the_phases(tmp_path):
+    phase_study(tmp_path, orders_alike=True)
+    report = build_report(load_folder(tmp_path))
+    assert report.phases == ["p10", "p25"] and report.baselines == ["baseline@p10", "baseline@p25"]
+    rows = {(r.variant, r.task): r for r in report.rows.itertuples()}
+    assert rows[("no-c@p25", "t")].delta_pp == pytest.approx(-20, abs=3)
+    assert rows[("no-c@p10", "t")].delta_pp == pytest.approx(-10, abs=3)  # against baseline@p10, not @p25
+    (agreement,) = report.phase_agreement
+    assert (agreement.short, agreement.long, agreement.variants, agreement.pairs) == ("p10", "p25", 4, 6)
+    assert agreement.agreement == 1.0
+    markdown = to_markdown(report)
+    assert "## Δ by phase length" in markdown and "| no-c | " in markdown
+    assert "orders 6 pairs of 4 variants as the 25% phase does for 6 of them: 1.00" in markdown
+    assert "| baseline@p10 |" not in markdown.split("## Δ vs")[1]  # baselines have no Δ row
+    written = {path.name for path in write_report(report, tmp_path / "out")}
+    assert {"deltas.png", "phases.png"} <= written
+
+    reversed_folder = tmp_path / "reversed"
+    phase_study(reversed_folder, orders_alike=False)
+    (flipped,) = build_report(load_folder(reversed_folder)).phase_agreement
+    assert flipped.agreement <= 0.5  # only the pairs with the baseline keep their order
+
+
+def test_the_demo_refuses_fast_with_trust_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "ablate.cli", "demo", "--fast", "--trust", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--fast and --trust" in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing written

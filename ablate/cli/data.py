@@ -13,6 +13,7 @@ import typer
 
 from ablate.cli.app import RecipeOpt, app, data_app, err, out
 from ablate.cli.report import print_report
+from ablate.errors import AblateError
 
 # ---- data ----------------------------------------------------------------------------------
 
@@ -69,6 +70,12 @@ def _print_manifests(manifests: dict[str, dict]) -> None:
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for data/demo/ and results/demo/")] = Path("."),
     fast: Annotated[bool, typer.Option("--fast", help="Short pretraining, no control: the test suite's demo")] = False,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust", help="Two seeds and two phase lengths (10%, 25%): the report's trust and phase sections"
+        ),
+    ] = False,
     parallel: Annotated[
         int | None, typer.Option("--parallel", "-j", help="Variants at once [default: one per core]")
     ] = None,
@@ -77,13 +84,17 @@ def demo(
     from rich.markup import escape
 
     from ablate.demo.study import demo_recipe, run_demo
+    from ablate.plan.build import pretrain_points
     from ablate.run.view import RunDisplay, summary_line, token_bar
 
-    recipe = demo_recipe(fast)
-    with token_bar(err, "pretrain", recipe.training.start_tokens) as on_progress, RunDisplay(err) as display:
+    if fast and trust:
+        raise AblateError("--fast and --trust: pick one; --trust runs the full demo's pretraining")
+    recipe = demo_recipe(fast, trust=trust)
+    with token_bar(err, "pretrain", pretrain_points(recipe)[0]) as on_progress, RunDisplay(err) as display:
         report, seconds, failed = run_demo(
             out_dir,
             fast=fast,
+            trust=trust,
             parallel=parallel,
             on_stage=lambda name: err.print(f"[bold]── {name}[/bold]"),
             on_pretrain_progress=on_progress,

@@ -28,6 +28,10 @@ def plan(
         str | None, typer.Option("--each", help="Without --remove: one variant per 'group' or 'subset'")
     ] = None,
     seeds: Annotated[str | None, typer.Option("--seeds", help="Comma-separated phase seeds, e.g. 1,2,3")] = None,
+    phases: Annotated[
+        str | None,
+        typer.Option("--phases", help="Phase lengths to ablate, fractions of the run, e.g. 0.05,0.1,0.2"),
+    ] = None,
     control: Annotated[
         bool | None, typer.Option("--control/--no-control", help="Add a variant on the base mix")
     ] = None,
@@ -51,7 +55,8 @@ def plan(
         load_recipe(recipe),
         removes=remove or None,
         each=each,
-        seeds=_parse_seeds(seeds),
+        seeds=_parse_list(seeds, "--seeds", int, "integers, e.g. 1,2,3"),
+        phases=_parse_list(phases, "--phases", float, "fractions of the run, e.g. 0.05,0.1,0.2"),
         control=control,
         renormalize_rule=renormalize,
         checkpoint=checkpoint,
@@ -67,10 +72,11 @@ def plan(
     err.print(f"[dim]wrote {study_dir(result.study) / 'plan.json'}[/dim]")
 
 
-def _parse_seeds(text: str | None) -> list[int] | None:
+def _parse_list(text: str | None, flag: str, kind: type, example: str) -> list | None:
+    """'1,2,3' → [1, 2, 3] as `kind`; None when the flag is not given; one line naming the flag when bad."""
     if text is None:
         return None
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        return [kind(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise AblateError(f"--seeds {text}: use comma-separated integers, e.g. 1,2,3") from None
+        raise AblateError(f"{flag} {text}: use comma-separated {example}") from None

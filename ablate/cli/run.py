@@ -36,15 +36,17 @@ def status(study: StudyOpt = None) -> None:
 
 @app.command()
 def pretrain(recipe: RecipeOpt = None) -> None:
-    """Train the recipe's model from scratch on the base mix up to the phase; register it as 'pretrained'."""
+    """Train the recipe's model from scratch on the base mix up to the phase; register it as 'pretrained'
+    (and, with ablations.phases, one checkpoint per phase start as 'pretrained@p<percent>')."""
     from ablate.job import PRETRAIN, read_status
+    from ablate.plan.build import pretrain_points
     from ablate.recipe import load_recipe
     from ablate.run.view import token_bar
     from ablate.run.worker import pretrain as run_pretrain
     from ablate.store import study_dir
 
     loaded = load_recipe(recipe)
-    total = loaded.training.start_tokens
+    total = pretrain_points(loaded)[0]
     with token_bar(err, "pretrain", total) as on_progress:
         path = run_pretrain(loaded, on_progress=on_progress)
     done = read_status(study_dir(loaded.name) / PRETRAIN)

@@ -3,6 +3,7 @@
     ablate demo                  # data → pretrain → plan → run → report, under the current folder
     ablate demo --out /tmp/d     # the same under /tmp/d (data/demo/, results/demo/)
     ablate demo --fast           # the test suite's demo: same phase, shorter pretraining, no control
+    ablate demo --trust          # two seeds × two phase lengths: how far to trust the table
 
     from ablate.demo.study import run_demo
     report, seconds, failed = run_demo(Path("/tmp/d"))
@@ -26,6 +27,10 @@ from ablate.recipe import DEMO_RECIPE, Recipe, load_recipe
 # --fast keeps the phase, where the skills are learned, after two thirds of the pretraining (its
 # schedule is warm-up then flat, so that is the full demo's model at 1.02M tokens), without control.
 FAST_PRETRAIN_TOKENS = 1_024_000
+# --trust: two data-order seeds and two phase lengths, the demo's 25% and a 10% one, so the report
+# can show seed noise (SNR, seeds needed) and whether the cheaper phase ranks the removals alike.
+TRUST_SEEDS = [1, 2]
+TRUST_PHASES = [0.1, 0.25]
 
 
 @contextlib.contextmanager
@@ -40,9 +45,13 @@ def working_directory(path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def demo_recipe(fast: bool = False) -> Recipe:
-    """The shipped demo recipe; `fast` is the same phase after a shorter pretraining, without control."""
+def demo_recipe(fast: bool = False, *, trust: bool = False) -> Recipe:
+    """The shipped demo recipe; `fast` is the same phase after a shorter pretraining, without control;
+    `trust` the same study with TRUST_SEEDS and TRUST_PHASES, as its own study `demo-trust`."""
     recipe = load_recipe(DEMO_RECIPE)
+    if trust:
+        ablations = recipe.ablations.model_copy(update={"seeds": TRUST_SEEDS, "phases": TRUST_PHASES})
+        return recipe.model_copy(update={"name": f"{recipe.name}-trust", "ablations": ablations})
     if not fast:
         return recipe
     training = recipe.training
@@ -60,6 +69,7 @@ def run_demo(
     out: Path,
     *,
     fast: bool = False,
+    trust: bool = False,
     parallel: int | None = None,
     on_stage: Callable[[str], None] | None = None,
     on_pretrain_progress: Callable[[int], None] | None = None,
@@ -82,7 +92,7 @@ def run_demo(
     from ablate.run.worker import pretrain
     from ablate.store import study_dir, write_json
 
-    recipe = demo_recipe(fast)
+    recipe = demo_recipe(fast, trust=trust)
     seconds: dict[str, float] = {}
 
     def stage(name: str) -> contextlib.AbstractContextManager[None]:

@@ -4,6 +4,7 @@
     ablate plan --remove math           # baseline and the math-removed variant
     ablate plan --remove math+code      # one variant without both
     ablate plan --each subset --seeds 1,2,3 --renormalize into:web
+    ablate plan --phases 0.05,0.1,0.2   # every variant at every phase length: no-math@p5, no-math@p10, ...
 
 Every figure here is arithmetic over the recipe and the subset sizes the caller passes in
 (read from shard manifests at the CLI edge), so the same inputs always give the same plan.
@@ -30,6 +31,7 @@ class Variant(BaseModel):
 
     name: str
     ablation: str  # the variant without its seed suffix: seeds of one ablation share it
+    phase: float | None = None  # the phase length (fraction of the run) of a phase study; None: training.phase
     removed: list[str]  # targets as given (groups or subsets)
     removed_subsets: list[str]
     mixture: dict[str, float]  # subset → proportion of the phase, sums to 1
@@ -57,6 +59,7 @@ class PlanOptions(BaseModel):
     control: bool
     renormalize: str
     checkpoint: str | None
+    phases: list[float] = []  # empty: the recipe's training.phase, names without a phase
 
 
 class Plan(BaseModel):
@@ -81,6 +84,52 @@ class Plan(BaseModel):
             if variant.name == name:
                 return variant
         raise AblateError(f"--variant {name}: not in the plan; choose from {[v.name for v in self.variants]}")
+
+
+# ---- phases --------------------------------------------------------------------------------
+
+PHASE_MARK = "@"  # no-math@p10: the no-math variant over the run's last 10%
+
+
+def phase_label(phase: float) -> str:
+    """0.1 → 'p10': the suffix of a phase study's names, in percent of the run."""
+    return f"p{round(100 * phase, 6):g}"
+
+
+def split_phase(name: str) -> tuple[str, str | None]:
+    """'no-math@p10' → ('no-math', 'p10'); a name without a phase → (name, None)."""
+    head, mark, label = name.rpartition(PHASE_MARK)
+    if mark and label.startswith("p") and label[1:].replace(".", "", 1).isdigit():
+        return head, label
+    return name, None
+
+
+def with_phase(name: str, label: str | None) -> str:
+    """`name` at the phase `label` ('baseline', 'p10' → 'baseline@p10'); `name` itself without one."""
+    return name if label is None else f"{name}{PHASE_MARK}{label}"
+
+
+def phase_checkpoint(checkpoint: str | None, phase: float) -> str | None:
+    """The name of a phase's start checkpoint: the study's start name with the phase's label
+    (`pretrained@p10`, `ckpt@p10`), which the recipe's `checkpoints` or `ablate pretrain` provides."""
+    return None if checkpoint is None else with_phase(checkpoint, phase_label(phase))
+
+
+def phase_recipe(recipe: Recipe, phase: float | None) -> Recipe:
+    """The recipe as one phase of a phase study trains it: training.phase set to that phase."""
+    if phase is None:
+        return recipe
+    return recipe.model_copy(update={"training": recipe.training.model_copy(update={"phase": phase})})
+
+
+def pretrain_points(recipe: Recipe) -> tuple[int, list[int], dict[float, int]]:
+    """Where `ablate pretrain` stops and what it keeps: (end tokens, token counts to keep a checkpoint
+    at before the end, phase → its start). Without ablations.phases: the recipe's start, nothing
+    kept, no phases; with them, the latest start, and a checkpoint at every earlier one."""
+    starts = {p: phase_recipe(recipe, p).training.start_tokens for p in recipe.ablations.phases}
+    points = [recipe.training.start_tokens, *starts.values()]
+    end = max(points)
+    return end, sorted({t for t in points if t < end}), starts
 
 
 # ---- mixtures ------------------------------------------------------------------------------
@@ -173,6 +222,7 @@ def build_plan(
     removes: list[str] | None = None,
     each: Literal["group", "subset"] | None = None,
     seeds: list[int] | None = None,
+    phases: list[float] | None = None,
     control: bool | None = None,
     renormalize_rule: str | None = None,
     checkpoint: str | None = None,
@@ -187,18 +237,22 @@ def build_plan(
     ablations = recipe.ablations
     each = each or ablations.each
     seeds = seeds or ablations.seeds
+    phases = sorted(ablations.phases if phases is None else phases)
     control = ablations.control if control is None else control
     rule = renormalize_rule or ablations.renormalize
     checkpoint = checkpoint if checkpoint is not None else recipe.start
     if len(set(seeds)) != len(seeds):
         raise AblateError(f"--seeds {','.join(map(str, seeds))}: seeds must be distinct")
+    if len(set(phases)) != len(phases) or not all(0 < p < 1 for p in phases):
+        raise AblateError(
+            f"--phases {','.join(map(str, phases))}: use distinct fractions between 0 and 1, e.g. 0.1,0.2"
+        )
     if rule != "proportional" and not rule.startswith("into:"):
         raise AblateError(f"--renormalize {rule}: use 'proportional' or 'into:<subset>'")
 
     sizes = {name: s.tokens for name, s in recipe.subsets.items() if s.tokens is not None}
     sizes = {**(subset_tokens or {}), **sizes}  # the recipe's own figure wins
     params = recipe.model.params or count_params(recipe.model.config)
-    phase_tokens = recipe.training.phase_tokens
     upsample = normalize(recipe.mixes.upsample)
 
     arms: list[tuple[str, list[str], list[str], dict[str, float]]] = [("baseline", [], [], upsample)]
@@ -217,37 +271,44 @@ def build_plan(
 
     variants: list[Variant] = []
     warnings: list[str] = []
-    for ablation, removed, removed_subsets, mixture in arms:
-        drawn = {s: round(p * phase_tokens) for s, p in mixture.items()}
-        epochs = {s: (drawn[s] / sizes[s] if s in sizes else None) for s in mixture}
-        for seed in seeds:
-            name = ablation if len(seeds) == 1 else f"{ablation}.s{seed}"
-            trained = train_hash(recipe, mixture, seed=seed, start=checkpoint)
-            variants.append(
-                Variant(
-                    name=name,
-                    ablation=ablation,
-                    removed=removed,
-                    removed_subsets=removed_subsets,
-                    mixture=mixture,
-                    tokens=phase_tokens,
-                    start_tokens=recipe.training.start_tokens,
-                    seed=seed,
-                    checkpoint=checkpoint,
-                    subset_tokens=drawn,
-                    epochs=epochs,
-                    flops=6.0 * params * phase_tokens,
-                    train_hash=trained,
-                    hash=result_hash(trained, recipe.eval),
+    lengths: list[float | None] = [*phases] or [None]  # None: the recipe's training.phase, unsuffixed names
+    for phase in lengths:
+        at = phase_recipe(recipe, phase)
+        start = checkpoint if phase is None else phase_checkpoint(checkpoint, phase)
+        phase_tokens = at.training.phase_tokens
+        for arm, removed, removed_subsets, mixture in arms:
+            ablation = arm if phase is None else with_phase(arm, phase_label(phase))
+            drawn = {s: round(p * phase_tokens) for s, p in mixture.items()}
+            epochs = {s: (drawn[s] / sizes[s] if s in sizes else None) for s in mixture}
+            for seed in seeds:
+                trained = train_hash(at, mixture, seed=seed, start=start)
+                variants.append(
+                    Variant(
+                        name=ablation if len(seeds) == 1 else f"{ablation}.s{seed}",
+                        ablation=ablation,
+                        phase=phase,
+                        removed=removed,
+                        removed_subsets=removed_subsets,
+                        mixture=mixture,
+                        tokens=phase_tokens,
+                        start_tokens=at.training.start_tokens,
+                        seed=seed,
+                        checkpoint=start,
+                        subset_tokens=drawn,
+                        epochs=epochs,
+                        flops=6.0 * params * phase_tokens,
+                        train_hash=trained,
+                        hash=result_hash(trained, recipe.eval),
+                    )
                 )
-            )
-        for subset, passes in epochs.items():
-            if passes is not None and passes > EPOCH_STRONG:
-                warnings.append(
-                    f"{ablation}: '{subset}' repeats {passes:.1f}× (> {EPOCH_STRONG:g}); lower its weight or add data"
-                )
-            elif passes is not None and passes > EPOCH_WARN:
-                warnings.append(f"{ablation}: '{subset}' repeats {passes:.1f}× (> {EPOCH_WARN:g}); returns diminish")
+            for subset, passes in epochs.items():
+                if passes is not None and passes > EPOCH_STRONG:
+                    fix = "lower its weight or add data"
+                    warnings.append(f"{ablation}: '{subset}' repeats {passes:.1f}× (> {EPOCH_STRONG:g}); {fix}")
+                elif passes is not None and passes > EPOCH_WARN:
+                    warnings.append(
+                        f"{ablation}: '{subset}' repeats {passes:.1f}× (> {EPOCH_WARN:g}); returns diminish"
+                    )
     unknown = sorted({s for v in variants for s, e in v.epochs.items() if e is None})
     if unknown:
         warnings.append(f"sizes unknown for {unknown}: set subsets.<name>.tokens or build shards to see epochs")
@@ -257,7 +318,9 @@ def build_plan(
     return Plan(
         study=recipe.name,
         recipe=recipe.model_dump(mode="json"),
-        options=PlanOptions(removes=targets, seeds=seeds, control=control, renormalize=rule, checkpoint=checkpoint),
+        options=PlanOptions(
+            removes=targets, seeds=seeds, control=control, renormalize=rule, checkpoint=checkpoint, phases=phases
+        ),
         subset_sizes=sizes,
         task_sizes=dict(sorted((task_sizes or {}).items())),
         params=params,
@@ -282,6 +345,7 @@ def with_checkpoint(plan: Plan, recipe: Recipe, checkpoint: str) -> Plan:
         recipe,
         removes=options.removes,
         seeds=options.seeds,
+        phases=options.phases,
         control=options.control,
         renormalize_rule=options.renormalize,
         checkpoint=checkpoint,

@@ -19,7 +19,7 @@ from typing import Any
 from ablate.data.manifest import is_remote, manifest_tokens
 from ablate.errors import AblateError, StudyError
 from ablate.job import LATEST, PRETRAINED, START, State, read_status
-from ablate.plan.build import PLAN_VERSION, Plan, build_plan
+from ablate.plan.build import PLAN_VERSION, Plan, build_plan, split_phase
 from ablate.plan.tasks import task_sizes
 from ablate.recipe import Recipe
 from ablate.store import (
@@ -47,6 +47,15 @@ def plan_study(recipe: Recipe, *, force: bool = False, **options: Any) -> Plan:
     )
     source = "--checkpoint" if options.get("checkpoint") is not None else "start"
     start_checkpoint(plan.study, recipe, plan.options.checkpoint, planning=True, source=source)
+    for ref, variant in {v.checkpoint: v for v in plan.variants if v.phase is not None}.items():
+        try:
+            start_checkpoint(plan.study, recipe, ref, planning=True, source="--phases")
+        except AblateError as exc:
+            raise AblateError(
+                f"{exc}; the {100 * (variant.phase or 0):g}% phase starts from checkpoint `{ref}` at "
+                f"{variant.start_tokens:,} tokens: name one so in the recipe's checkpoints, or let `ablate pretrain` "
+                "save one per phase (ablations.phases in the recipe)"
+            ) from None
     if not force:
         refuse_stale(plan, "re-planning", fix="pass --force to replace the plan anyway")
     save_plan(plan)
@@ -85,13 +94,14 @@ def start_checkpoint(
     fine (None is returned); a run needs one. `source` names where `ref` came from in the message.
     """
     known = ref is not None and (ref in recipe.checkpoints or ref in registered_checkpoints(study))
-    if planning and (ref is None or (ref == PRETRAINED and not known)):
+    pretrained = ref is not None and split_phase(ref)[0] == PRETRAINED  # `pretrained` or a phase's `pretrained@p10`
+    if planning and (ref is None or (pretrained and not known)):
         return None
     if ref is None:
         raise AblateError("no start checkpoint: pass --checkpoint NAME|PATH, or set `start` in the recipe and re-plan")
     path = resolve_checkpoint(study, recipe.checkpoints, ref)
     if not is_remote(path) and not Path(path).exists():
-        hint = "run `ablate pretrain` first" if ref == PRETRAINED else "pass an existing one"
+        hint = "run `ablate pretrain` first" if pretrained else "pass an existing one"
         raise AblateError(f"{source} {ref}: {path} does not exist; {hint}")
     return path
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ablate.plan.build import EPOCH_STRONG, EPOCH_WARN, Plan
+from ablate.plan.build import EPOCH_STRONG, EPOCH_WARN, Plan, phase_label
 
 
 def human(number: float) -> str:
@@ -41,10 +41,21 @@ def render_plan(plan: Plan, out: Console, err: Console) -> None:
     table.add_row("hash", *(f"[dim]{v.hash[:8]}[/dim]" for v in plan.variants))
     out.print(table)
     first = plan.variants[0]
+    phases = {v.phase: v for v in plan.variants if v.phase is not None}
+    if phases:  # each phase trains its own length from its own start
+        each = "; ".join(
+            f"@{phase_label(p)}: {human(v.tokens)} tokens from {v.checkpoint} (seen {human(v.start_tokens)})"
+            for p, v in phases.items()
+        )
+        trains = f"Each variant trains, by phase, {each}. "
+    else:
+        start = first.checkpoint or "the start checkpoint (set with --checkpoint)"
+        trains = (
+            f"Each variant trains {human(first.tokens)} tokens ({human(first.flops)} FLOPs) from {start} "
+            f"(seen {human(first.start_tokens)}). "
+        )
     out.print(
-        f"Model {human(plan.params)} params. Each variant trains {human(first.tokens)} tokens "
-        f"({human(first.flops)} FLOPs) from "
-        f"{first.checkpoint or 'the start checkpoint (set with --checkpoint)'} (seen {human(first.start_tokens)}). "
+        f"Model {human(plan.params)} params. {trains}"
         f"Study: {len(plan.variants)} variants, {human(plan.study_tokens)} tokens, {human(plan.study_flops)} FLOPs "
         f"= {100 * plan.study_fraction:.1f}% of the full run ({human(plan.full_run_flops)} FLOPs, 6·N·D).",
         highlight=False,

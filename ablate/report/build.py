@@ -15,9 +15,10 @@ import pandas as pd
 
 from ablate import stats
 from ablate.errors import AblateError
+from ablate.plan.build import split_phase, with_phase
 from ablate.report.cells import NO_CI, NORMAL, PAIRED, Cell, Cells, delta_cell
 from ablate.report.load import DONE, START, StudyResults
-from ablate.report.trust import Trust, trust
+from ablate.report.trust import PhaseAgreement, Trust, phase_agreement, trust
 
 CSV_COLUMNS = [
     "variant",
@@ -68,6 +69,9 @@ class Report:
     notes: list[str]
     seeds: int  # most seeds any ablation has: decides the footnote on seed variance
     trust: Trust | None  # seed noise, SNR, seeds/items needed, seed-half consistency; None with one seed
+    baselines: list[str]  # the baseline ablations: `baseline`, or one per phase (baseline@p10, ...)
+    phases: list[str]  # a phase study's phase labels, shortest first (p5, p10, ...); empty otherwise
+    phase_agreement: list[PhaseAgreement]  # per task, each shorter phase's order against the longest's
 
     @property
     def columns(self) -> list[str]:
@@ -85,8 +89,8 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
     if settings.adjust not in stats.ADJUSTMENTS:
         raise AblateError(f"--adjust {settings.adjust}: use one of {', '.join(stats.ADJUSTMENTS)}")
     variants = results.variants
-    if settings.baseline not in set(variants.ablation):
-        choices = sorted(set(variants.ablation) - {START})
+    if settings.baseline not in {split_phase(a)[0] for a in variants.ablation}:
+        choices = sorted({split_phase(a)[0] for a in variants.ablation} - {START})
         raise AblateError(f"--baseline {settings.baseline}: no such variant; choose from {choices}")
     notes = list(results.notes)
     metrics = _choose_metrics(results, settings.metric, notes)
@@ -96,16 +100,25 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
     cells = Cells(results, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed)
     scores = _scores_table(results, metrics, tasks, categories)
 
-    ablations = [a for a in dict.fromkeys(variants.ablation) if a not in (START, settings.baseline)]
-    base = variants[variants.ablation == settings.baseline]
-    base_done = list(base[base.state == DONE].variant)
-    if not base_done:
-        notes.append(f"baseline `{settings.baseline}` is {_ablation_state(base)}: no deltas until it is done")
+    named = [a for a in dict.fromkeys(variants.ablation) if a != START]
+    phases = sorted({label for a in named if (label := split_phase(a)[1])}, key=lambda label: float(label[1:]))
+    base_of = {a: with_phase(settings.baseline, split_phase(a)[1]) for a in named}  # each ablation's baseline
+    baselines = list(dict.fromkeys(base_of[a] for a in named if split_phase(a)[0] == settings.baseline))
+    ablations = [a for a in named if a not in baselines]
+    base_done: dict[str, list[str]] = {}
+    for base in dict.fromkeys(base_of.values()):
+        members = variants[variants.ablation == base]
+        base_done[base] = list(members[members.state == DONE].variant)
+        if not base_done[base]:
+            notes.append(f"baseline `{base}` is {_ablation_state(members)}: no deltas until it is done")
+    main = with_phase(settings.baseline, phases[-1] if phases else None)  # the longest phase's baseline
     rows: list[dict[str, Any]] = []
-    for task in tasks:
-        rows.append(_score_only_row(settings.baseline, task, metrics.get(task, ""), cells.mean_score(base_done, task)))
-    states, jobs = _ablation_states(variants, ablations, bool(base_done), notes)
-    computed = cells.all_deltas(jobs, base_done, tasks)
+    for base in baselines:
+        for task in tasks:
+            score = cells.mean_score(base_done[base], task)
+            rows.append(_score_only_row(base, task, metrics.get(task, ""), score))
+    states, jobs = _ablation_states(variants, ablations, {a: bool(base_done[base_of[a]]) for a in ablations}, notes)
+    computed = cells.all_deltas(jobs, {a: base_done[base_of[a]] for a in jobs}, tasks)
     for ablation in ablations:
         state = states[ablation]
         task_cells: dict[str, Cell | None] = {}
@@ -123,14 +136,15 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         if START in scores.index and not math.isnan(scores[task].loc[START])
     ]
     table = _adjusted(pd.DataFrame(start_rows + rows, columns=ROW_COLUMNS), settings)
-    power = _power(tasks, cells, base_done, settings.ci)
+    power = _power(tasks, cells, base_done.get(main, []), settings.ci)
     seen = trust(
         results,
         scores,
         cells,
         table,
         power,
-        baseline=settings.baseline,
+        baseline=main,
+        phase=phases[-1] if phases else None,
         tasks=tasks,
         ci=settings.ci,
         resamples=settings.resamples,
@@ -141,7 +155,7 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
     return Report(
         title=f"Ablation report: {results.name}",
         settings=settings,
-        header=_header(results, settings, metrics, tasks, base_done),
+        header=_header(results, settings, metrics, tasks, main, base_done.get(main, [])),
         tasks=tasks,
         categories=categories,
         metrics=metrics,
@@ -151,6 +165,11 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         notes=notes,
         seeds=int(variants[variants.ablation != START].groupby("ablation").size().max()) if len(variants) else 1,
         trust=seen,
+        baselines=baselines,
+        phases=phases,
+        phase_agreement=phase_agreement(
+            results, cells, tasks, phases, resamples=settings.resamples, seed=settings.seed, ci=settings.ci
+        ),
     )
 
 
@@ -176,15 +195,16 @@ def _choose_metrics(results: StudyResults, wanted: str | None, notes: list[str])
 
 
 def _ablation_states(
-    variants: pd.DataFrame, ablations: list[str], base_done: bool, notes: list[str]
+    variants: pd.DataFrame, ablations: list[str], base_done: dict[str, bool], notes: list[str]
 ) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """Each ablation's state (done where any seed is done), and ablation → done seeds for those with numbers."""
+    """Each ablation's state (done where any seed is done and its baseline is), and ablation → done
+    seeds for those with numbers."""
     states: dict[str, str] = {}
     jobs: dict[str, list[str]] = {}
     for ablation in ablations:
         members = variants[variants.ablation == ablation]
         done = list(members[members.state == DONE].variant)
-        states[ablation] = _ablation_state(members) if not done else DONE if base_done else "no baseline"
+        states[ablation] = _ablation_state(members) if not done else DONE if base_done[ablation] else "no baseline"
         if done and len(done) < len(members):
             notes.append(f"{ablation}: {len(done)} of {len(members)} seeds done; its row uses those")
         if states[ablation] == DONE:
@@ -307,23 +327,33 @@ def _power(tasks: list[str], cells: Cells, base_done: list[str], ci: float) -> d
 
 
 def _header(
-    results: StudyResults, settings: Settings, metrics: dict[str, str], tasks: list[str], base_done: list[str]
+    results: StudyResults,
+    settings: Settings,
+    metrics: dict[str, str],
+    tasks: list[str],
+    baseline: str,
+    base_done: list[str],
 ) -> list[str]:
     from ablate.plan.view import human
 
     variants = results.variants[results.variants.variant != START]
     done = int((variants.state == DONE).sum())
     lines = [
-        f"Baseline `{settings.baseline}` ({len(base_done)} seed{'s' if len(base_done) != 1 else ''} done); "
+        f"Baseline `{baseline}` ({len(base_done)} seed{'s' if len(base_done) != 1 else ''} done); "
         f"{done} of {len(variants)} variants done. Source: {results.source}."
     ]
     cost = results.cost
     if cost and cost.get("total_tokens"):
+        total, by_phase = cost["total_tokens"], cost.get("tokens_by_phase")
+        if by_phase:  # a phase study: each phase its own length
+            each = " or ".join(f"{human(tokens)} tokens (@{label})" for label, tokens in by_phase.items())
+            length = f"{each} of the {human(total)}-token full run"
+        else:
+            share = 100 * cost["variant_tokens"] / total
+            length = f"{human(cost['variant_tokens'])} tokens ({share:.3g}% of the {human(total)}-token full run)"
         lines.append(
-            f"Cost: each variant continues {human(cost['variant_tokens'])} tokens "
-            f"({100 * cost['variant_tokens'] / cost['total_tokens']:.3g}% of the {human(cost['total_tokens'])}-token "
-            f"full run); the {cost['variants']} variants together cost {100 * cost['study_fraction']:.3g}% of one "
-            "full run's compute (6·N·D)."
+            f"Cost: each variant continues {length}; the {cost['variants']} variants together cost "
+            f"{100 * cost['study_fraction']:.3g}% of one full run's compute (6·N·D)."
         )
     by_metric: dict[str, list[str]] = {}
     for task in tasks:

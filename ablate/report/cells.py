@@ -70,14 +70,15 @@ class Cells:
         return int(max(counts)) if counts else None
 
     def all_deltas(
-        self, jobs: dict[str, list[str]], base: list[str], tasks: list[str]
+        self, jobs: dict[str, list[str]], bases: dict[str, list[str]], tasks: list[str]
     ) -> dict[tuple[str, str], tuple[Cell | None, list[str]]]:
-        """(ablation, task) → (cell, notes) for every job and task. Tasks run on a few threads: numpy's
-        random draws release the GIL, and each cell's generator is seeded from its own names, so the
-        figures do not depend on the number of threads or on which other variants exist."""
+        """(ablation, task) → (cell, notes) for every job (ablation → its done seeds) and task, against
+        `bases[ablation]` (its baseline's done seeds). Tasks run on a few threads: numpy's random draws
+        release the GIL, and each cell's generator is seeded from its own names, so the figures do not
+        depend on the number of threads or on which other variants exist."""
 
         def one_task(task: str) -> dict[tuple[str, str], tuple[Cell | None, list[str]]]:
-            return {(ablation, task): self.delta(ablation, done, base, task) for ablation, done in jobs.items()}
+            return {(a, task): self.delta(a, done, bases[a], task) for a, done in jobs.items()}
 
         workers = max(1, min(len(tasks), len(os.sched_getaffinity(0)), 8))
         with ThreadPoolExecutor(workers) as pool:

@@ -28,7 +28,7 @@ def plot_deltas(report: Report, target: str | IO[bytes]) -> None:
     from matplotlib.colors import TwoSlopeNorm
     from matplotlib.patches import Rectangle
 
-    rows = report.rows[~report.rows.variant.isin([START, report.settings.baseline])]
+    rows = report.rows[~report.rows.variant.isin([START, *report.baselines])]
     variants = list(dict.fromkeys(rows.variant))
     columns = report.columns
     delta = np.full((max(1, len(variants)), max(1, len(columns))), np.nan)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from ablate.errors import StudyError
 from ablate.job import STALE, START, State, read_status, results_state
+from ablate.plan.build import phase_label
 from ablate.plan.study import load_plan
 from ablate.store import current_study, study_dir, variant_dir
 
@@ -125,6 +126,7 @@ def load_study(study: str | None = None) -> StudyResults:
     training = plan.recipe.get("training", {})
     result.cost = {
         "variant_tokens": plan.variants[0].tokens if plan.variants else 0,
+        "tokens_by_phase": {phase_label(v.phase): v.tokens for v in plan.variants if v.phase is not None},
         "total_tokens": training.get("total_tokens"),
         "variants": len(plan.variants),
         "study_tokens": plan.study_tokens,

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ablate import stats
+from ablate.plan.build import split_phase
 from ablate.report.build import CSV_COLUMNS, ROW_COLUMNS, Report
 from ablate.report.cells import NORMAL
 from ablate.report.load import DONE, START
@@ -60,7 +61,7 @@ def to_markdown(report: Report) -> str:
     out += _markdown_table(["variant", "state", *names], score_rows, ["l", "l", *"r" * len(columns)])
 
     out += ["", f"## Δ vs `{s.baseline}` (percentage points, {level} CI)", ""]
-    rows = report.rows[~report.rows.variant.isin([START, s.baseline])]
+    rows = report.rows[~report.rows.variant.isin([START, *report.baselines])]
     delta_rows = []
     for ablation, group in rows.groupby("variant", sort=False):
         by_task = {r["task"]: r for r in group.to_dict("records")}
@@ -70,9 +71,54 @@ def to_markdown(report: Report) -> str:
     else:
         out.append("No variant besides the baseline.")
     out += ["", *[f"- {line}" for line in footnotes(report)]]
+    if report.phases:
+        out += ["", *phase_section(report)]
     if report.trust is not None:
         out += ["", *trust_section(report)]
     return "\n".join(out).rstrip() + "\n"
+
+
+def phase_section(report: Report) -> list[str]:
+    """ "Δ by phase length": per task, each removal's Δ (against its own phase's baseline) at every
+    phase, and how often a shorter phase orders the variants as the longest one does."""
+    s, level = report.settings, f"{100 * report.settings.ci:g}%"
+    rows = report.rows[~report.rows.variant.isin([START, *report.baselines])]
+    cells = {(*split_phase(str(r["variant"])), r["task"]): r for r in rows.to_dict("records")}
+    arms = list(dict.fromkeys(split_phase(str(v))[0] for v in rows.variant))
+    agreement = {(a.task, a.short): a for a in report.phase_agreement}
+    out = [
+        f"## Δ by phase length (percentage points, {level} CI)",
+        "",
+        f"Each removal continued for the run's last {', '.join(_percent(p) for p in report.phases)}, from the "
+        f"checkpoint where that phase starts; its Δ is against `{s.baseline}` at the same phase.",
+    ]
+    for task in report.columns:
+        out += ["", f"**{task}**", ""]
+        table = [[arm, *[delta_text(cells.get((arm, p, task), {})) for p in report.phases]] for arm in arms]
+        out += _markdown_table(["variant", *[f"@{p}" for p in report.phases]], table, ["l", *"r" * len(report.phases)])
+        for short in report.phases[:-1]:
+            a = agreement.get((task, short))
+            if a is not None:
+                out += [
+                    "",
+                    f"Decision consistency: the {_percent(a.short)} phase orders {a.pairs} pairs of {a.variants} "
+                    f"variants as the {_percent(a.long)} phase does for {a.agreement * a.pairs:.3g} of them: "
+                    f"{a.agreement:.2f} [{a.low:.2f}, {a.high:.2f}].",
+                ]
+    if report.phase_agreement:
+        out += [
+            "",
+            "- Decision consistency (DataDecide's decision accuracy, Magnusson et al., 2025): over every pair of "
+            "variants (baseline and control included), the share that the shorter phase ranks in the same order "
+            "as the longest, each variant its mean over its seeds; a pair tied in one phase counts half. "
+            f"{level} bootstrap interval: the items (or clusters) resampled, the same for both phases. 1: the cheap "
+            "phase ranks the removals as the expensive one; 0.5: a coin flip.",
+        ]
+    return out
+
+
+def _percent(label: str) -> str:
+    return f"{label[1:]}%"
 
 
 def trust_section(report: Report) -> list[str]:
@@ -106,8 +152,8 @@ def trust_section(report: Report) -> list[str]:
                 "∞" if math.isinf(t.snr) else f"{t.snr:.1f}",
                 apart,
                 "—" if t.detectable_pp is None else f"{t.detectable_pp:.1f}",
-                _need(t.seeds_needed, "more items", t.detectable_pp),
-                _need(t.items_needed, "more seeds", t.detectable_pp),
+                _need(t.seeds_needed, "more items", t.least_items, t.detectable_pp),
+                _need(t.items_needed, "more seeds", t.least_seeds, t.detectable_pp),
                 f"{t.stable_signs} of {t.removals}",
                 agree,
             ]
@@ -119,8 +165,9 @@ def trust_section(report: Report) -> list[str]:
         else (f" Seed halves: seeds {_seeds(first.consistency.first)} against {_seeds(first.consistency.second)}.")
     )
     notes = [
-        f"Over {first.ablations} ablations with two or more done seeds each (the baseline's {first.seeds} seeds "
-        f'are "now").{halves}',
+        f"Over {first.ablations} ablations with two or more done seeds each"
+        + ("" if trust.phase is None else f", at the longest phase (@{trust.phase})")
+        + f' (the baseline\'s {first.seeds} seeds are "now").{halves}',
         "seed SD: the task score's standard deviation between seeds of one ablation, pooled; spread of means: the "
         "standard deviation of the ablations' mean scores; SNR: their ratio (the signal-to-noise ratio of "
         "Heineman et al., 2025). With no true effects the spread is about seed SD / √seeds.",
@@ -129,8 +176,9 @@ def trust_section(report: Report) -> list[str]:
         "variants' differences are within seed noise: the Δ table's flags on that task rest on few seeds.",
         f"detectable Δ now: the smallest Δ found with 80% power (two-sided {level}) at the baseline's score, "
         f"counting item and seed noise; seeds for Δ={d}: seeds per variant at the current items; items for Δ={d}: "
-        'items at the current seeds (raw items, for clustered tasks × their design effect). "more items" or '
-        '"more seeds": the other one alone keeps the Δ out of reach.',
+        'items at the current seeds (raw items, for clustered tasks × their design effect). "more items (≥ n)" '
+        'or "more seeds (≥ s)": the other one alone keeps the Δ out of reach, and even with unlimited seeds '
+        "(items) it takes at least n items (s seeds).",
         f"signs kept: removals whose Δ has the same sign in at least {100 * STABLE:g}% of the bootstrap resamples "
         "(the share per cell is `sign_kept` in report.csv).",
         f"seed halves agree: the share of variant pairs (baseline included) that the first half of the seeds "
@@ -150,10 +198,13 @@ def _p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
-def _need(count: int | None, otherwise: str, now: float | None) -> str:
+def _need(count: int | None, otherwise: str, least: int | None, now: float | None) -> str:
+    """The count a Δ needs, or what must grow first and to at least how much."""
     if now is None:
         return "—"
-    return otherwise if count is None else f"{count:,}"
+    if count is not None:
+        return f"{count:,}"
+    return otherwise if least is None else f"{otherwise} (≥ {least:,})"
 
 
 def _seeds(seeds: list[int]) -> str:
@@ -275,5 +326,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "rows": _records(report.rows, ROW_COLUMNS),
         "power": report.power,
         "trust": None if report.trust is None else asdict(report.trust),
+        "phases": report.phases,
+        "phase_agreement": [asdict(a) for a in report.phase_agreement],
         "notes": report.notes,
     }

@@ -10,6 +10,7 @@ returns None (the report then says so in one footnote). The estimators are in ab
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ablate import stats
+from ablate.plan.build import split_phase
 from ablate.report.cells import Cells
 from ablate.report.load import DONE, START, StudyResults
 
@@ -50,15 +52,32 @@ class TaskTrust:
     detectable_pp: float | None  # smallest Δ detectable now, items and seeds together
     seeds_needed: int | None  # for a Δ of Trust.detect_pp at these items; None: items are the limit
     items_needed: int | None  # for that Δ at these seeds; None: seed noise is the limit
+    least_items: int | None  # for that Δ with unlimited seeds: what "more items" means
+    least_seeds: int | None  # for that Δ with unlimited items: what "more seeds" means
     stable_signs: int  # removals whose Δ keeps its sign in ≥ STABLE of resamples
     removals: int
     consistency: Consistency | None
 
 
 @dataclass(frozen=True)
+class PhaseAgreement:
+    """On one task, how often a shorter phase orders the variants' pairs as the longest phase does."""
+
+    task: str
+    short: str  # phase labels: p10
+    long: str
+    variants: int  # removals (baseline and control included) done at both phases
+    pairs: int
+    agreement: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class Trust:
     detect_pp: float  # the Δ the "seeds/items for Δ" columns aim at (`--detect`)
     tasks: list[TaskTrust]
+    phase: str | None  # a phase study's: the phase these figures are at (the longest)
 
 
 STABLE = 0.95  # a removal's sign counts as stable when this share of resamples keeps it
@@ -72,6 +91,7 @@ def trust(
     power: dict[str, dict[str, float]],
     *,
     baseline: str,
+    phase: str | None,
     tasks: list[str],
     ci: float,
     resamples: int,
@@ -79,8 +99,10 @@ def trust(
     adjust: str,
     detect_pp: float,
 ) -> Trust | None:
-    """The trust section's figures, or None when no ablation has two done seeds."""
+    """The trust section's figures, or None when no ablation has two done seeds. In a phase study,
+    over the ablations of `phase` (the longest): the phases are compared by `phase_agreement`."""
     variants = results.variants[(results.variants.state == DONE) & (results.variants.ablation != START)]
+    variants = variants.loc[np.array([split_phase(a)[1] == phase for a in variants.ablation], dtype=bool)]
     by_ablation = variants.groupby("ablation", sort=False)
     members = {str(a): [str(v) for v in group.sort_values("seed").variant] for a, group in by_ablation}
     members = {a: vs for a, vs in members.items() if len(vs) >= 2}
@@ -101,7 +123,8 @@ def trust(
     adjusted = stats.adjust_p_values(np.array([n["p_value"] for _, n in measured]), adjust)
     out = []
     for (task, noise), p_adjusted in zip(measured, adjusted, strict=True):
-        task_rows = rows[(rows.task == task) & ~rows.variant.isin([START, baseline]) & rows.sign_kept.notna()]
+        ours = rows.variant.isin(list(members)) & (rows.variant != baseline)
+        task_rows = rows[(rows.task == task) & ours & rows.sign_kept.notna()]
         consistency = None
         if halves is not None:
             rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
@@ -123,21 +146,26 @@ def trust(
                 consistency=consistency,
             )
         )
-    return Trust(detect_pp=detect_pp, tasks=out)
+    return Trust(detect_pp=detect_pp, tasks=out, phase=phase)
 
 
 def _needs(power: dict[str, float] | None, seed_sd: float, seeds: int, delta: float, ci: float) -> dict[str, Any]:
     """Detectable Δ now, and the seeds or items a Δ of `delta` needs, at the baseline's score and
     effective items (a clustered task's items needed are counted as raw items: × design effect)."""
     if power is None:
-        return {"detectable_pp": None, "seeds_needed": None, "items_needed": None}
+        return dict.fromkeys(("detectable_pp", "seeds_needed", "items_needed", "least_items", "least_seeds"))
     n = power.get("n_effective", power["n_items"])
     p = min(max(power["baseline_score"] / 100, 1 / power["n_items"]), 1 - 1 / power["n_items"])
-    effective = stats.items_needed(delta, p, seeds, seed_sd, ci)
+
+    def raw(effective: int | None) -> int | None:
+        return None if effective is None else int(np.ceil(effective * power.get("design_effect", 1.0)))
+
     return {
         "detectable_pp": 100 * stats.detectable_effect(p, n, seed_sd, seeds, ci),
         "seeds_needed": stats.seeds_needed(delta, p, n, seed_sd, ci),
-        "items_needed": None if effective is None else int(np.ceil(effective * power.get("design_effect", 1.0))),
+        "items_needed": raw(stats.items_needed(delta, p, seeds, seed_sd, ci)),
+        "least_items": raw(stats.items_needed(delta, p, math.inf, seed_sd, ci)),
+        "least_seeds": stats.seeds_needed(delta, p, math.inf, seed_sd, ci),
     }
 
 
@@ -169,3 +197,46 @@ def _consistency(
     agreement, draws = stats.decision_consistency(means[:k], means[k:], resamples=resamples, rng=rng, clusters=clusters)
     low, high = stats.percentile_interval(draws, ci)
     return Consistency(halves[0], halves[1], k * (k - 1) // 2, agreement, low, high)
+
+
+def phase_agreement(
+    results: StudyResults,
+    cells: Cells,
+    tasks: list[str],
+    phases: list[str],
+    *,
+    resamples: int,
+    seed: int,
+    ci: float,
+) -> list[PhaseAgreement]:
+    """Per task and shorter phase: the share of variant pairs it orders as the longest phase does,
+    each variant its mean over its done seeds, with a bootstrap interval over the items (the same
+    items drawn for both phases). Empty with fewer than two phases."""
+    if len(phases) < 2:
+        return []
+    done = results.variants[(results.variants.state == DONE) & (results.variants.ablation != START)]
+    by_phase: dict[str, dict[str, list[str]]] = {}
+    for variant, ablation in zip(done.variant, done.ablation, strict=True):
+        arm, label = split_phase(str(ablation))
+        if label is not None:
+            by_phase.setdefault(label, {}).setdefault(arm, []).append(str(variant))
+    longest = phases[-1]
+    out = []
+    for short in phases[:-1]:
+        arms = [a for a in by_phase.get(longest, {}) if a in by_phase.get(short, {})]
+        if len(arms) < 2:
+            continue
+        groups = [by_phase[short][a] for a in arms] + [by_phase[longest][a] for a in arms]
+        for task in tasks:
+            matrix = cells.item_means(task, groups)
+            if matrix is None:
+                continue
+            means, clusters = matrix
+            rng = np.random.default_rng([seed, zlib.crc32(f"{short}:{longest}:{task}".encode())])
+            k = len(arms)
+            agreement, draws = stats.decision_consistency(
+                means[:k], means[k:], resamples=resamples, rng=rng, clusters=clusters
+            )
+            low, high = stats.percentile_interval(draws, ci)
+            out.append(PhaseAgreement(task, short, longest, k, k * (k - 1) // 2, agreement, low, high))
+    return out

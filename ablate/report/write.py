@@ -19,7 +19,8 @@ from ablate.store import write_atomic
 
 
 def write_report(report: Report, out_dir: Path, *, plot: bool = True) -> list[Path]:
-    """report.md, report.csv, report.json and (with `plot`) deltas.png in `out_dir`, each written atomically."""
+    """report.md, report.csv, report.json and (with `plot`) deltas.png, and phases.png for a phase study,
+    in `out_dir`, each written atomically."""
     paths = {name: out_dir / name for name in ("report.md", "report.csv", "report.json")}
     write_atomic(paths["report.md"], to_markdown(report))
     write_atomic(paths["report.csv"], to_csv(report))
@@ -32,6 +33,13 @@ def write_report(report: Report, out_dir: Path, *, plot: bool = True) -> list[Pa
         plot_deltas(report, buffer)
         write_atomic(out_dir / "deltas.png", buffer.getvalue())
         written.append(out_dir / "deltas.png")
+        if report.phases:
+            from ablate.report.phase_plot import plot_phases
+
+            buffer = io.BytesIO()
+            plot_phases(report, buffer)
+            write_atomic(out_dir / "phases.png", buffer.getvalue())
+            written.append(out_dir / "phases.png")
     return written
 
 

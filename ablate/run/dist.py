@@ -16,3 +16,21 @@ def rank() -> int:
 
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def join_process_group() -> None:
+    """Join the job's process group now, once, if it has several processes (a no-op otherwise).
+
+    Before the training data is built: streaming's dataset otherwise makes a process group of its own
+    and destroys it, and the Trainer's, made right after on the same MASTER_PORT, races rank 0's store
+    server being torn down and rebuilt: a rank that reaches the old server as it closes fails with
+    "failed to recv, got 0 bytes" or "Gloo connectFullMesh failed". One group, made here and reused by
+    streaming and Composer (both skip their own when one exists), has no such window.
+    """
+    if world_size() <= 1:
+        return
+    import torch
+    from composer.devices import DeviceCPU, DeviceGPU
+    from composer.utils import dist
+
+    dist.initialize_dist(DeviceGPU() if torch.cuda.is_available() else DeviceCPU())

@@ -161,7 +161,8 @@ def prepare(
     if replanned:
         plan = with_checkpoint(plan, recipe, str(checkpoint))
     selected = [plan.variant(name) for name in dict.fromkeys(variants)] if variants else plan.variants
-    start_checkpoint(study, recipe, plan.options.checkpoint)
+    for ref in dict.fromkeys([plan.options.checkpoint, *(v.checkpoint for v in selected)]):
+        start_checkpoint(study, recipe, ref)  # a phase study's variants start from their phase's checkpoint
     _check_streams(recipe, selected)
     if replanned:
         refuse_stale(

@@ -92,11 +92,10 @@ def in_form(path: str, recipe: Recipe, cache: Path) -> str:
     other way. Rank 0 converts while the other ranks wait; a conversion cut short is redone (its
     leftover `.partial-<pid>` is never read).
     """
-    from composer.devices import DeviceCPU, DeviceGPU
     from torch.distributed.checkpoint import format_utils
 
     from ablate.plan.identity import content_hash
-    from ablate.run.dist import rank, world_size
+    from ablate.run.dist import join_process_group, rank, world_size
 
     wants = sharded_form(recipe)
     if is_sharded(path) == wants:
@@ -105,8 +104,7 @@ def in_form(path: str, recipe: Recipe, cache: Path) -> str:
     stamp = (source / SHARDED_METADATA if is_sharded(source) else source).stat()
     key = content_hash([str(source), stamp.st_size, stamp.st_mtime_ns])
     target = cache / f"{source.stem}-{key}{'' if wants else '.pt'}"
-    if world_size() > 1:
-        composer_dist.initialize_dist(DeviceGPU() if torch.cuda.is_available() else DeviceCPU())
+    join_process_group()
     if rank() == 0 and not target.exists():
         partial = target.with_name(f"{target.name}.partial-{os.getpid()}")  # jobs run together convert apart
         cache.mkdir(parents=True, exist_ok=True)

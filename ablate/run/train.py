@@ -35,12 +35,13 @@ from composer.loggers import WandBLogger
 from composer.models import HuggingFaceModel
 from composer.optim import DecoupledAdamW
 from composer.utils import dist as composer_dist
+from composer.utils.checkpoint import save_checkpoint
 from composer.utils.parallelism import FSDP2Config
 
 from ablate.errors import AblateError
 from ablate.job import LATEST, STARTS
 from ablate.recipe import Fsdp, Recipe
-from ablate.run.dist import rank
+from ablate.run.dist import join_process_group, rank
 from ablate.run.export import gather_weights, write_model
 from ablate.run.start import Start, in_form, resume_problem
 from ablate.run.stream import build_dataloader, per_device_batch
@@ -226,6 +227,40 @@ class TrainLog(Callback):
 
 # ---- the run -------------------------------------------------------------------------------
 
+KEPT = "kept"  # a run's checkpoints kept at given token counts (the pretraining's phase starts)
+
+
+class KeepAt(Callback):
+    """Also writes a checkpoint at the first batch end at or past each of `tokens`, into `folder` as
+    tok<tokens>.pt, and keeps them all (the run's own saver keeps only the latest). Written under a
+    `partial-` name and renamed when every rank is done, so a kill never leaves a cut file there."""
+
+    def __init__(self, folder: Path, tokens: list[int]) -> None:
+        self.folder, self.tokens = folder, tokens
+
+    def batch_checkpoint(self, state: State, logger: Logger) -> None:
+        now, before = int(state.timestamp.token), int(state.previous_timestamp.token)
+        if not any(before < t <= now for t in self.tokens):
+            return
+        target = self.folder / f"tok{now}.pt"
+        partial = target.with_name("partial-" + target.name)  # Composer reads the format off the suffix
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(state, str(partial))
+        composer_dist.barrier()
+        if rank() == 0:
+            partial.replace(target)
+
+
+def kept_checkpoint(folder: Path, tokens: int, batch_tokens: int) -> Path | None:
+    """The checkpoint `keep_at` kept for `tokens` under folder/KEPT (within one batch past it), None
+    if there is none yet."""
+    found = sorted(
+        (int(path.stem.removeprefix("tok")), path)
+        for path in (folder / KEPT).glob("tok*.pt")
+        if path.stem.removeprefix("tok").isdigit()
+    )
+    return next((path for count, path in found if tokens <= count < tokens + batch_tokens), None)
+
 
 OPTIMIZER_NAMES = {"DecoupledAdamW": "decoupled_adamw", "AdamW": "adamw", "SGD": "sgd"}  # class → recipe name
 
@@ -352,6 +387,7 @@ def fit(
     on_progress: Callable[[int], None] | None = None,
     params: dict[str, Any] | None = None,
     export: Path | None = None,
+    keep_at: list[int] | None = None,
 ) -> FitResult:
     """Train `start` on `mixture` until `end_tokens` (absolute), checkpointing into folder/checkpoints.
 
@@ -360,6 +396,8 @@ def fit(
     wins (autoresume), dataset position included, so an interrupted run ends where an
     uninterrupted one would. `params` describe the run to the recipe's experiment trackers;
     `export`: where rank 0 writes the trained model as a Hugging Face folder (ablate.run.export).
+    `keep_at`: token counts at which a checkpoint is also kept for good, in folder/KEPT as
+    tok<tokens>.pt (the first batch end at or past each count): a phase study's start points.
     """
     began_setup = time.perf_counter()
     training = recipe.training
@@ -382,6 +420,7 @@ def fit(
             f"start checkpoint {start.load_path}: holds {saved} state, but training.optimizer.name "
             f"{recipe.training.optimizer.name} builds {type(optimizer).__name__}; {fix}"
         )
+    join_process_group()  # before streaming's dataset, which would make (and destroy) a group of its own
     load_path = in_form(start.load_path, recipe, folder.parent / STARTS) if start.load_path else None
     batch_tokens = training.batch_size * recipe.seq_len
     steps = math.ceil((end_tokens - start.tokens) / batch_tokens)
@@ -397,7 +436,7 @@ def fit(
         train_dataloader=loader,
         max_duration=f"{end_tokens}tok",
         optimizers=optimizer,
-        callbacks=[TokenLR(schedule), log],
+        callbacks=[TokenLR(schedule), log, *([KeepAt(folder / KEPT, keep_at)] if keep_at else [])],
         algorithms=_algorithms(recipe, sharded=sharding is not None),
         load_path=load_path,
         # A new mix, and the phase's own seed: neither the old data position nor the old RNG carries over.

@@ -44,8 +44,8 @@ from ablate.job import (
     read_status,
     write_status,
 )
-from ablate.plan.build import Variant, normalize
-from ablate.plan.identity import train_hash
+from ablate.plan.build import Variant, normalize, phase_label, phase_recipe, pretrain_points, with_phase
+from ablate.plan.identity import content_hash, train_hash
 from ablate.plan.study import load_study_plan, start_checkpoint
 from ablate.recipe import Recipe
 from ablate.run.dist import rank, world_size
@@ -119,8 +119,10 @@ def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None
     """Train the recipe's model from scratch on the base mix up to the phase; register the checkpoint.
 
     Writes results/<study>/pretrain/ and names the checkpoint `pretrained` in the study's
-    checkpoints.json. A finished pretraining with the same inputs is reused; an interrupted one
-    resumes; one trained from another recipe is refused.
+    checkpoints.json. With `ablations.phases`, it trains on to the latest phase's start and keeps a
+    checkpoint at each phase's start, registered as `pretrained@p<percent>` (pretrained@p10): the
+    starts a phase study continues from. A finished pretraining with the same inputs is reused; an
+    interrupted one resumes; one trained from another recipe is refused.
     """
     from ablate.run import train
     from ablate.run.start import new_model
@@ -128,13 +130,18 @@ def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None
     folder = study_dir(recipe.name) / PRETRAIN
     latest = folder / LATEST
     mixture = normalize(recipe.mixes.base)
+    end, keep, starts = pretrain_points(recipe)
+    # The pretraining's LR is warm-up then flat, so training on past the recipe's start changes
+    # nothing before it; the end and the kept points are what a phase study adds to its identity.
     digest = train_hash(recipe, mixture, phase=False)
+    if starts:
+        digest = content_hash({"pretrain": digest, "end": end, "keep": keep})
     then = next_action(read_status(folder), hash=digest, train_hash=digest, has_checkpoint=latest.exists())
     if then.do == Do.STALE:
         raise StudyError(f"{folder}: pretrained from another recipe ({then.why}); delete the folder to pretrain again")
     if then.do != Do.SKIP or not latest.exists():  # the checkpoint is what a pretraining is for
         with folder_lock(folder), _recording_failure(folder, leader=True):
-            fields = {"hash": digest, "train_hash": digest, "tokens": recipe.training.start_tokens, "error": None}
+            fields = {"hash": digest, "train_hash": digest, "tokens": end, "error": None}
             write_status(folder, State.TRAINING, **fields)
             result = train.fit(
                 new_model(recipe),
@@ -144,13 +151,26 @@ def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None
                 folder=folder,
                 run_name=run_name(recipe.name, "pretrain", digest),
                 schedule=train.pretrain_schedule(recipe),
-                end_tokens=recipe.training.start_tokens,
+                end_tokens=end,
                 on_progress=_progress(folder, 0, on_progress),
                 params=_params(recipe.name, "pretrain", seed=recipe.training.seed, train_hash=digest, mixture=mixture),
+                keep_at=keep,
             )
             write_status(folder, State.DONE, **_train_summary(result))
-    register_checkpoint(recipe.name, PRETRAINED, str(latest))
-    return str(latest)
+    batch = recipe.training.batch_size * recipe.seq_len
+
+    def at(tokens: int) -> str:
+        if tokens == end:
+            return str(latest)
+        kept = train.kept_checkpoint(folder, tokens, batch)
+        if kept is None:
+            raise StudyError(f"{folder}: no checkpoint kept at {tokens:,} tokens; delete the folder to pretrain again")
+        return str(kept)
+
+    register_checkpoint(recipe.name, PRETRAINED, at(recipe.training.start_tokens))
+    for phase, tokens in starts.items():
+        register_checkpoint(recipe.name, with_phase(PRETRAINED, phase_label(phase)), at(tokens))
+    return at(recipe.training.start_tokens)
 
 
 def _train_summary(result: Any) -> dict[str, Any]:
@@ -233,6 +253,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
     began = time.perf_counter()
     plan, recipe = load_study_plan(study)
     variant = plan.variant(name)
+    recipe = phase_recipe(recipe, variant.phase)  # a phase study's variant trains its own phase length
     folder = variant_dir(study, name)
     leader = rank() == 0
     with folder_lock(folder) if leader else nullcontext():
@@ -248,7 +269,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             write_status(folder, State.EVALUATING if trained else State.TRAINING, **fields)
         with _recording_failure(folder, leader):
             if not trained:
-                path = start_checkpoint(study, recipe, plan.options.checkpoint)
+                path = start_checkpoint(study, recipe, variant.checkpoint)
                 start = load_start(str(path), weights=False)
                 warning = token_mismatch(start.tokens, recipe) if start.load_path else None
                 if warning and strict:
