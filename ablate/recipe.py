@@ -40,6 +40,11 @@ class Subset(_Strict):
         None, description="tokens in the subset; read from the shard manifest when omitted"
     )
     groups: list[str] = Field(default_factory=list, description="groups this subset belongs to")
+    max_passes: Annotated[float, Field(gt=0)] | None = Field(
+        None,
+        description="repetition cap: at most this many passes over the subset in the phase; swarm and perturb "
+        "designs keep every mixture under it (leave-one-out variants above it get a warning)",
+    )
 
 
 class ModelSpec(_Strict):
@@ -189,12 +194,26 @@ class Eval(_Strict):
 Renormalize = str  # "proportional" or "into:<subset>"
 
 
+class Design(_Strict):
+    """Which mixtures a study tries besides the baseline: leave-one-out removals, or a swarm of mixtures
+    around the baseline mix, or each subset weighted up and down (the perturbed runs mixing laws fit)."""
+
+    kind: Literal["loo", "swarm", "perturb"] = Field("loo", description="loo | swarm | perturb")
+    n: Annotated[int, Field(gt=0)] = Field(16, description="swarm: how many mixtures")
+    concentration: Annotated[float, Field(gt=0)] = Field(
+        20.0, description="swarm: Dirichlet concentration around the baseline mix (larger: closer to it)"
+    )
+    factor: Annotated[float, Field(gt=1)] = Field(2.0, description="perturb: each subset's weight × and ÷ this")
+    seed: int = Field(0, description="swarm: the draw's seed")
+
+
 class Ablations(_Strict):
     each: Literal["group", "subset"] = Field("group", description="default leave-one-out granularity")
     renormalize: Renormalize = Field(
         "proportional", description="'proportional', or 'into:<subset>' to give all freed mass to one subset"
     )
     control: bool = Field(True, description="add a `control` variant that continues on the base mix")
+    design: Design = Field(default_factory=Design, description="the mixtures tried besides the baseline")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="replicates per variant")
     phases: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
         default_factory=list,

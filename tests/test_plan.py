@@ -1,10 +1,12 @@
 """The plan's arithmetic on small hand-computed cases: renormalization, groups, epochs, cost, hashes."""
 
+import numpy as np
 import pytest
 
 from ablate.errors import AblateError
 from ablate.plan.build import (
     build_plan,
+    capped,
     count_params,
     normalize,
     phase_label,
@@ -12,9 +14,10 @@ from ablate.plan.build import (
     renormalize,
     resolve_target,
     split_phase,
+    swarm,
     with_checkpoint,
 )
-from ablate.recipe import parse_recipe
+from ablate.recipe import Design, parse_recipe
 
 
 def make_recipe(**overrides):
@@ -249,3 +252,54 @@ def test_pretraining_stops_at_the_latest_phase_start_and_keeps_the_others():
     assert pretrain_points(make_recipe()) == (9_000, [], {})
     phased = make_recipe(ablations={"control": False, "phases": [0.05, 0.2]})
     assert pretrain_points(phased) == (9_500, [8_000, 9_000], {0.05: 9_500, 0.2: 8_000})
+
+
+def test_a_swarm_draws_seeded_mixtures_around_the_baseline_mix():
+    plan = build_plan(make_recipe(), design=Design(kind="swarm", n=5, concentration=50, seed=3))
+    names = [v.name for v in plan.variants]
+    assert names == ["baseline", "swarm-1", "swarm-2", "swarm-3", "swarm-4", "swarm-5"]
+    for variant in plan.variants:
+        assert sum(variant.mixture.values()) == pytest.approx(1.0) and set(variant.mixture) == {"web", "gsm", "proofs", "py"}
+    again = build_plan(make_recipe(), design=Design(kind="swarm", n=5, concentration=50, seed=3))
+    assert [v.mixture for v in again.variants] == [v.mixture for v in plan.variants]
+    other = build_plan(make_recipe(), design=Design(kind="swarm", n=5, concentration=50, seed=4))
+    assert [v.hash for v in other.variants][1:] != [v.hash for v in plan.variants][1:]
+    center = normalize({"web": 4, "gsm": 2, "proofs": 2, "py": 2})
+    many = swarm(center, Design(kind="swarm", n=4_000, concentration=20, seed=0), {})
+    for subset, share in center.items():  # the Dirichlet's mean is the baseline mix, its variance p(1−p)/(α+1)
+        draws = np.array([m[subset] for m in many])
+        assert draws.mean() == pytest.approx(share, abs=0.01)
+        assert draws.var() == pytest.approx(share * (1 - share) / 21, rel=0.1)
+    with pytest.raises(AblateError, match="--remove and --design swarm"):
+        build_plan(make_recipe(), removes=["math"], design=Design(kind="swarm"))
+
+
+def test_perturbed_mixtures_weight_each_subset_up_and_down():
+    plan = build_plan(make_recipe(), design=Design(kind="perturb", factor=2))
+    by_name = {v.name: v.mixture for v in plan.variants}
+    assert list(by_name) == ["baseline", *[f"{d}-{s}" for s in ("web", "gsm", "proofs", "py") for d in ("up", "down")]]
+    up, down = by_name["up-gsm"], by_name["down-gsm"]
+    assert up["gsm"] / up["proofs"] == pytest.approx(2 * 2 / 2) and down["gsm"] / down["proofs"] == pytest.approx(0.5)
+    assert up["web"] / up["py"] == pytest.approx(4 / 2)  # the others keep their ratios
+
+
+def test_repetition_caps_hold_in_every_design_and_warn_in_leave_one_out():
+    # gsm has 100 tokens and the phase 1,000: max_passes 1 caps its share at 10% (it is 20% in the mix).
+    capped_recipe = make_recipe(
+        subsets={
+            "web": {"location": "mds/web", "tokens": 10_000, "groups": ["general"]},
+            "gsm": {"location": "mds/gsm", "tokens": 100, "groups": ["math"], "max_passes": 1},
+            "proofs": {"location": "mds/proofs", "tokens": 400, "groups": ["math"]},
+            "py": {"location": "mds/py", "tokens": 1_000, "groups": ["code"]},
+        }
+    )
+    swarmed = build_plan(capped_recipe, design=Design(kind="swarm", n=20, seed=1))
+    assert all(v.epochs["gsm"] <= 1 + 1e-9 for v in swarmed.variants if v.name != "baseline")
+    perturbed_plan = build_plan(capped_recipe, design=Design(kind="perturb"))
+    up = {v.name: v for v in perturbed_plan.variants}["up-gsm"]
+    assert up.mixture["gsm"] == pytest.approx(0.1) and sum(up.mixture.values()) == pytest.approx(1.0)
+    loo = build_plan(capped_recipe, removes=["code"])
+    assert any("'gsm' repeats 2.0×, above its max_passes 1" in w for w in loo.warnings)
+    assert capped({"a": 0.5, "b": 0.3, "c": 0.2}, {"a": 0.2}, "x") == pytest.approx({"a": 0.2, "b": 0.48, "c": 0.32})
+    with pytest.raises(AblateError, match="max_passes caps hold the mixture below 100%"):
+        capped({"a": 0.5, "b": 0.5}, {"a": 0.2, "b": 0.3}, "x")

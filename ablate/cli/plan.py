@@ -32,6 +32,18 @@ def plan(
         str | None,
         typer.Option("--phases", help="Phase lengths to ablate, fractions of the run, e.g. 0.05,0.1,0.2"),
     ] = None,
+    design: Annotated[
+        str | None,
+        typer.Option("--design", help="Mixtures besides the baseline: loo (removals), swarm or perturb"),
+    ] = None,
+    n: Annotated[int | None, typer.Option("--n", help="--design swarm: how many mixtures [default: 16]")] = None,
+    concentration: Annotated[
+        float | None, typer.Option("--concentration", help="--design swarm: Dirichlet concentration [default: 20]")
+    ] = None,
+    factor: Annotated[
+        float | None, typer.Option("--factor", help="--design perturb: weight × and ÷ this [default: 2]")
+    ] = None,
+    design_seed: Annotated[int | None, typer.Option("--design-seed", help="--design swarm: the draw's seed")] = None,
     control: Annotated[
         bool | None, typer.Option("--control/--no-control", help="Add a variant on the base mix")
     ] = None,
@@ -44,19 +56,30 @@ def plan(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print plan.json instead of the table")] = False,
 ) -> None:
-    """Expand the recipe's upsample mix into leave-one-out variants and write results/<study>/plan.json."""
+    """Expand the recipe's upsample mix into variants (leave-one-out, a swarm, perturbations); write plan.json."""
+    from pydantic import ValidationError
+
     from ablate.plan.study import plan_study
-    from ablate.recipe import load_recipe
+    from ablate.recipe import Design, describe_errors, load_recipe
     from ablate.store import study_dir
 
     if each not in (None, "group", "subset"):
         raise AblateError(f"--each {each}: use 'group' or 'subset'")
+    loaded = load_recipe(recipe)
+    asked = {"kind": design, "n": n, "concentration": concentration, "factor": factor, "seed": design_seed}
+    try:
+        chosen = Design.model_validate(
+            {**loaded.ablations.design.model_dump(), **{k: v for k, v in asked.items() if v is not None}}
+        )
+    except ValidationError as exc:
+        raise AblateError(f"--design: {describe_errors(exc)}") from None
     result = plan_study(
-        load_recipe(recipe),
+        loaded,
         removes=remove or None,
         each=each,
         seeds=_parse_list(seeds, "--seeds", int, "integers, e.g. 1,2,3"),
         phases=_parse_list(phases, "--phases", float, "fractions of the run, e.g. 0.05,0.1,0.2"),
+        design=chosen,
         control=control,
         renormalize_rule=renormalize,
         checkpoint=checkpoint,

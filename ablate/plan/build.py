@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel
 
 from ablate.errors import AblateError
 from ablate.plan.identity import result_hash, start_hash, train_hash
-from ablate.recipe import Recipe
+from ablate.recipe import Design, Recipe
 from ablate.stats import minimum_detectable_effect
 
 EPOCH_WARN = 4.0  # above this many passes over a subset, returns diminish (Muennighoff et al., 2023)
@@ -60,6 +61,7 @@ class PlanOptions(BaseModel):
     renormalize: str
     checkpoint: str | None
     phases: list[float] = []  # empty: the recipe's training.phase, names without a phase
+    design: Design = Design()  # loo (the removals above), swarm or perturb
 
 
 class Plan(BaseModel):
@@ -189,6 +191,73 @@ def default_targets(recipe: Recipe, each: str) -> list[str]:
     return [g for g, members in recipe.groups.items() if live & set(members)]
 
 
+# ---- designs beyond leave-one-out ---------------------------------------------------------
+
+
+def share_caps(recipe: Recipe, sizes: dict[str, int], phase_tokens: int) -> dict[str, float]:
+    """The largest share of the phase each capped subset may take: max_passes × its tokens / the
+    phase's tokens (subsets without a cap, or of unknown size, are not capped)."""
+    return {
+        name: spec.max_passes * sizes[name] / phase_tokens
+        for name, spec in recipe.subsets.items()
+        if spec.max_passes is not None and name in sizes
+    }
+
+
+def capped(mixture: dict[str, float], caps: dict[str, float], what: str) -> dict[str, float]:
+    """`mixture` with every share held to its cap, the excess handed to the uncapped subsets in
+    proportion (repeated until none is over); one line when the caps leave no room for it."""
+    shares = dict(mixture)
+    held: set[str] = set()
+    while True:
+        over = {s for s, p in shares.items() if s not in held and p > caps.get(s, 1.0) + 1e-12}
+        if not over:
+            return shares
+        held |= over
+        for subset in over:
+            shares[subset] = caps[subset]
+        free = [s for s in shares if s not in held]
+        room = 1.0 - sum(shares[s] for s in held)
+        total = sum(shares[s] for s in free)
+        if not free or total <= 0 or room <= 0:
+            raise AblateError(
+                f"{what}: the subsets' max_passes caps hold the mixture below 100% of the phase; raise a "
+                "cap or shorten the phase"
+            )
+        for subset in free:
+            shares[subset] *= room / total
+
+
+def swarm(center: dict[str, float], design: Design, caps: dict[str, float]) -> list[dict[str, float]]:
+    """design.n mixtures drawn from a Dirichlet whose mean is `center` (concentration α: each share
+    has variance p(1−p)/(α+1)), seeded; draws that break a cap are drawn again."""
+    rng = np.random.default_rng(design.seed)
+    names = list(center)
+    alpha = design.concentration * np.array([center[name] for name in names])
+    mixtures: list[dict[str, float]] = []
+    for _ in range(1_000 * design.n):
+        draw = rng.dirichlet(alpha)
+        if all(share <= caps.get(name, 1.0) for name, share in zip(names, draw, strict=True)):
+            mixtures.append({name: float(share) for name, share in zip(names, draw, strict=True)})
+            if len(mixtures) == design.n:
+                return mixtures
+    raise AblateError(
+        f"--design swarm: fewer than {design.n} of {1_000 * design.n:,} draws keep every subset under its "
+        "max_passes; raise the caps or --concentration"
+    )
+
+
+def perturbed(center: dict[str, float], design: Design, caps: dict[str, float]) -> list[tuple[str, dict[str, float]]]:
+    """Each subset's weight × factor (`up-<subset>`) and ÷ factor (`down-<subset>`), renormalized
+    and held to the caps."""
+    arms = []
+    for subset in center:
+        for name, scale in ((f"up-{subset}", design.factor), (f"down-{subset}", 1 / design.factor)):
+            weights = {s: p * (scale if s == subset else 1.0) for s, p in center.items()}
+            arms.append((name, capped(normalize(weights), caps, f"--design perturb ({name})")))
+    return arms
+
+
 # ---- cost ----------------------------------------------------------------------------------
 
 
@@ -223,6 +292,7 @@ def build_plan(
     each: Literal["group", "subset"] | None = None,
     seeds: list[int] | None = None,
     phases: list[float] | None = None,
+    design: Design | None = None,
     control: bool | None = None,
     renormalize_rule: str | None = None,
     checkpoint: str | None = None,
@@ -238,6 +308,9 @@ def build_plan(
     each = each or ablations.each
     seeds = seeds or ablations.seeds
     phases = sorted(ablations.phases if phases is None else phases)
+    design = design or ablations.design
+    if design.kind != "loo" and removes:
+        raise AblateError(f"--remove and --design {design.kind}: give one; --remove names leave-one-out variants")
     control = ablations.control if control is None else control
     rule = renormalize_rule or ablations.renormalize
     checkpoint = checkpoint if checkpoint is not None else recipe.start
@@ -256,7 +329,15 @@ def build_plan(
     upsample = normalize(recipe.mixes.upsample)
 
     arms: list[tuple[str, list[str], list[str], dict[str, float]]] = [("baseline", [], [], upsample)]
-    targets = removes if removes else default_targets(recipe, each)
+    targets = [] if design.kind != "loo" else removes if removes else default_targets(recipe, each)
+    # A share's passes grow with the phase's length: caps hold in the longest phase a mixture runs in.
+    longest = max(phases) if phases else recipe.training.phase
+    caps = share_caps(recipe, sizes, phase_recipe(recipe, longest).training.phase_tokens)
+    if design.kind == "swarm":
+        width = len(str(design.n))
+        arms += [(f"swarm-{i + 1:0{width}d}", [], [], m) for i, m in enumerate(swarm(upsample, design, caps))]
+    elif design.kind == "perturb":
+        arms += [(name, [], [], mixture) for name, mixture in perturbed(upsample, design, caps)]
     for target in targets:
         removed = resolve_target(recipe, target)
         if set(upsample) <= set(removed):
@@ -302,7 +383,10 @@ def build_plan(
                     )
                 )
             for subset, passes in epochs.items():
-                if passes is not None and passes > EPOCH_STRONG:
+                cap = recipe.subsets[subset].max_passes
+                if passes is not None and cap is not None and passes > cap + 1e-9:
+                    warnings.append(f"{ablation}: '{subset}' repeats {passes:.1f}×, above its max_passes {cap:g}")
+                elif passes is not None and passes > EPOCH_STRONG:
                     fix = "lower its weight or add data"
                     warnings.append(f"{ablation}: '{subset}' repeats {passes:.1f}× (> {EPOCH_STRONG:g}); {fix}")
                 elif passes is not None and passes > EPOCH_WARN:
@@ -319,7 +403,13 @@ def build_plan(
         study=recipe.name,
         recipe=recipe.model_dump(mode="json"),
         options=PlanOptions(
-            removes=targets, seeds=seeds, control=control, renormalize=rule, checkpoint=checkpoint, phases=phases
+            removes=targets,
+            seeds=seeds,
+            control=control,
+            renormalize=rule,
+            checkpoint=checkpoint,
+            phases=phases,
+            design=design,
         ),
         subset_sizes=sizes,
         task_sizes=dict(sorted((task_sizes or {}).items())),
@@ -346,6 +436,7 @@ def with_checkpoint(plan: Plan, recipe: Recipe, checkpoint: str) -> Plan:
         removes=options.removes,
         seeds=options.seeds,
         phases=options.phases,
+        design=options.design,
         control=options.control,
         renormalize_rule=options.renormalize,
         checkpoint=checkpoint,
