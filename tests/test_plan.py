@@ -12,10 +12,10 @@ from ablate.plan.build import (
     phase_label,
     pretrain_points,
     renormalize,
+    replan,
     resolve_target,
     split_phase,
     swarm,
-    with_checkpoint,
 )
 from ablate.recipe import Design, parse_recipe
 
@@ -189,14 +189,20 @@ def test_fsdp_block_is_validated():
         make_recipe(training={**training, "fsdp": {"shard_grad_op": True}})
 
 
-def test_with_checkpoint_replans_the_same_study():
+def test_replan_moves_the_start_or_adds_a_mixture():
     recipe = make_recipe()
     plan = build_plan(recipe, removes=["math", "code"], seeds=[4], control=True, renormalize_rule="into:web")
-    moved = with_checkpoint(plan, recipe, "ckpt/other.pt")
+    moved = replan(plan, recipe, checkpoint="ckpt/other.pt")
     assert [v.name for v in moved.variants] == [v.name for v in plan.variants]
     assert all(v.checkpoint == "ckpt/other.pt" for v in moved.variants)
     assert [v.mixture for v in moved.variants] == [v.mixture for v in plan.variants]
     assert not {v.hash for v in moved.variants} & {v.hash for v in plan.variants}
+    added = replan(plan, recipe, mixtures={"suggested": {"web": 0.5, "gsm": 0.5}})
+    assert [v.hash for v in added.variants][:-1] == [v.hash for v in plan.variants]  # nothing turns stale
+    assert added.variants[-1].name == "suggested" and added.variants[-1].mixture == {"web": 0.5, "gsm": 0.5}
+    assert replan(added, recipe).variants == added.variants  # the added mixture is part of the plan
+    with pytest.raises(AblateError, match="mixture bad: "):
+        replan(plan, recipe, mixtures={"bad": {"web": 0.5, "nope": 0.5}})
 
 
 def test_duplicate_targets_are_an_error():
@@ -233,7 +239,7 @@ def test_phases_plan_every_variant_at_every_phase_from_its_own_start():
     # The recipe's own phase as a one-phase study trains the same weights, under a phase name.
     plain = build_plan(make_recipe(), removes=["code"], checkpoint="ckpt").variants[1]
     assert seeded.variants[2].tokens == plain.tokens
-    replanned = with_checkpoint(plan, make_recipe(), "other")
+    replanned = replan(plan, make_recipe(), checkpoint="other")
     assert [v.checkpoint for v in replanned.variants] == ["other@p5", "other@p5", "other@p20", "other@p20"]
 
 
@@ -303,3 +309,12 @@ def test_repetition_caps_hold_in_every_design_and_warn_in_leave_one_out():
     assert capped({"a": 0.5, "b": 0.3, "c": 0.2}, {"a": 0.2}, "x") == pytest.approx({"a": 0.2, "b": 0.48, "c": 0.32})
     with pytest.raises(AblateError, match="max_passes caps hold the mixture below 100%"):
         capped({"a": 0.5, "b": 0.5}, {"a": 0.2, "b": 0.3}, "x")
+
+
+def test_the_suggest_demo_plans_a_swarm_around_the_demo_mix():
+    from ablate.demo.study import demo_recipe
+
+    recipe = demo_recipe(suggest=True)
+    plan = build_plan(recipe, subset_tokens={s: 10**6 for s in recipe.subsets})
+    assert plan.study == "demo-suggest" and [v.name for v in plan.variants][:2] == ["baseline", "swarm-01"]
+    assert len(plan.variants) == 13 and "control" not in {v.name for v in plan.variants}

@@ -192,5 +192,5 @@ def test_the_demo_refuses_fast_with_trust_in_one_line(tmp_path):
         [sys.executable, "-m", "ablate.cli", "demo", "--fast", "--trust", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--fast and --trust" in result.stderr
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--fast, --trust and --suggest" in result.stderr
     assert not any(tmp_path.iterdir())  # nothing written

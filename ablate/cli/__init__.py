@@ -4,6 +4,7 @@
     plan.py      ablate plan
     run.py       ablate pretrain, run, status, cancel, export
     report.py    ablate report
+    analyze.py   ablate fit
     data.py      ablate data build, data demo, demo
     recipe.py    ablate recipe from-foundry
 
@@ -12,7 +13,7 @@ train or evaluate, so `--help`, `plan` and `report` start fast.
 """
 
 # Each module registers its commands on the app, in the order `ablate --help` lists them.
-from ablate.cli import plan, report, run  # noqa: I001, F401
+from ablate.cli import plan, report, run, analyze  # noqa: I001, F401
 from ablate.cli import data, recipe  # noqa: F401
 from ablate.cli.app import app, main
 

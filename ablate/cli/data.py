@@ -76,6 +76,12 @@ def demo(
             "--trust", help="Two seeds and two phase lengths (10%, 25%): the report's trust and phase sections"
         ),
     ] = False,
+    suggest: Annotated[
+        bool,
+        typer.Option(
+            "--suggest", help="A swarm of 12 mixtures, a fitted law, its suggested mixture trained and measured"
+        ),
+    ] = False,
     parallel: Annotated[
         int | None, typer.Option("--parallel", "-j", help="Variants at once [default: one per core]")
     ] = None,
@@ -87,14 +93,15 @@ def demo(
     from ablate.plan.build import pretrain_points
     from ablate.run.view import RunDisplay, summary_line, token_bar
 
-    if fast and trust:
-        raise AblateError("--fast and --trust: pick one; --trust runs the full demo's pretraining")
-    recipe = demo_recipe(fast, trust=trust)
+    if sum((fast, trust, suggest)) > 1:
+        raise AblateError("--fast, --trust and --suggest: pick one; each is a demo study of its own")
+    recipe = demo_recipe(fast, trust=trust, suggest=suggest)
     with token_bar(err, "pretrain", pretrain_points(recipe)[0]) as on_progress, RunDisplay(err) as display:
         report, seconds, failed = run_demo(
             out_dir,
             fast=fast,
             trust=trust,
+            suggest=suggest,
             parallel=parallel,
             on_stage=lambda name: err.print(f"[bold]── {name}[/bold]"),
             on_pretrain_progress=on_progress,

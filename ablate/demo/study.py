@@ -4,6 +4,7 @@
     ablate demo --out /tmp/d     # the same under /tmp/d (data/demo/, results/demo/)
     ablate demo --fast           # the test suite's demo: same phase, shorter pretraining, no control
     ablate demo --trust          # two seeds × two phase lengths: how far to trust the table
+    ablate demo --suggest        # a swarm, a fitted mixing law, its suggested mixture validated
 
     from ablate.demo.study import run_demo
     report, seconds, failed = run_demo(Path("/tmp/d"))
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ablate.recipe import DEMO_RECIPE, Recipe, load_recipe
+from ablate.recipe import DEMO_RECIPE, Design, Recipe, load_recipe
 
 # --fast keeps the phase, where the skills are learned, after two thirds of the pretraining (its
 # schedule is warm-up then flat, so that is the full demo's model at 1.02M tokens), without control.
@@ -31,6 +32,11 @@ FAST_PRETRAIN_TOKENS = 1_024_000
 # can show seed noise (SNR, seeds needed) and whether the cheaper phase ranks the removals alike.
 TRUST_SEEDS = [1, 2]
 TRUST_PHASES = [0.1, 0.25]
+# --suggest: a swarm of mixtures around the baseline, a fitted law of the skills category, the mixture
+# it predicts best within a KL trust region, then that mixture trained and measured like the others.
+SUGGEST_DESIGN = Design(kind="swarm", n=12, concentration=20.0, seed=0)
+SUGGEST_OBJECTIVE = "skills"
+SUGGEST_RADIUS = 0.1
 
 
 @contextlib.contextmanager
@@ -45,10 +51,14 @@ def working_directory(path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def demo_recipe(fast: bool = False, *, trust: bool = False) -> Recipe:
+def demo_recipe(fast: bool = False, *, trust: bool = False, suggest: bool = False) -> Recipe:
     """The shipped demo recipe; `fast` is the same phase after a shorter pretraining, without control;
-    `trust` the same study with TRUST_SEEDS and TRUST_PHASES, as its own study `demo-trust`."""
+    `trust` the same study with TRUST_SEEDS and TRUST_PHASES, as its own study `demo-trust`;
+    `suggest` a swarm (SUGGEST_DESIGN) without control, as `demo-suggest`."""
     recipe = load_recipe(DEMO_RECIPE)
+    if suggest:
+        ablations = recipe.ablations.model_copy(update={"design": SUGGEST_DESIGN, "control": False})
+        return recipe.model_copy(update={"name": f"{recipe.name}-suggest", "ablations": ablations})
     if trust:
         ablations = recipe.ablations.model_copy(update={"seeds": TRUST_SEEDS, "phases": TRUST_PHASES})
         return recipe.model_copy(update={"name": f"{recipe.name}-trust", "ablations": ablations})
@@ -70,6 +80,7 @@ def run_demo(
     *,
     fast: bool = False,
     trust: bool = False,
+    suggest: bool = False,
     parallel: int | None = None,
     on_stage: Callable[[str], None] | None = None,
     on_pretrain_progress: Callable[[int], None] | None = None,
@@ -92,7 +103,7 @@ def run_demo(
     from ablate.run.worker import pretrain
     from ablate.store import study_dir, write_json
 
-    recipe = demo_recipe(fast, trust=trust)
+    recipe = demo_recipe(fast, trust=trust, suggest=suggest)
     seconds: dict[str, float] = {}
 
     def stage(name: str) -> contextlib.AbstractContextManager[None]:
@@ -116,6 +127,25 @@ def run_demo(
             plan_study(recipe)
         with stage("run"):
             outcomes = run_study(recipe.name, parallel=parallel or available_cores(), observer=run_observer)
+        if suggest and not [o for o in outcomes if o.state != "done"]:
+            from ablate.analyze.fit import suggest_study
+
+            with stage("suggest"):
+                suggest_study(
+                    recipe.name,
+                    objective=SUGGEST_OBJECTIVE,
+                    model=None,
+                    radius=SUGGEST_RADIUS,
+                    caps={},
+                    floors={},
+                    name="suggested",
+                    phase=None,
+                    resamples=200,
+                    seed=0,
+                    force=False,
+                )
+            with stage("validate"):
+                outcomes = run_study(recipe.name, parallel=parallel or available_cores(), observer=run_observer)
         with stage("report"):
             report = build_report(load_study(recipe.name), Settings())
             write_report(report, study_dir(recipe.name))

@@ -62,6 +62,7 @@ class PlanOptions(BaseModel):
     checkpoint: str | None
     phases: list[float] = []  # empty: the recipe's training.phase, names without a phase
     design: Design = Design()  # loo (the removals above), swarm or perturb
+    mixtures: dict[str, dict[str, float]] = {}  # named mixtures added to the study (`ablate suggest`'s)
 
 
 class Plan(BaseModel):
@@ -293,6 +294,7 @@ def build_plan(
     seeds: list[int] | None = None,
     phases: list[float] | None = None,
     design: Design | None = None,
+    mixtures: dict[str, dict[str, float]] | None = None,
     control: bool | None = None,
     renormalize_rule: str | None = None,
     checkpoint: str | None = None,
@@ -345,6 +347,12 @@ def build_plan(
         arms.append((f"no-{target}", target.split("+"), removed, renormalize(upsample, set(removed), rule)))
     if control:
         arms.append(("control", [], [], normalize(recipe.mixes.base)))
+    mixtures = mixtures or {}  # last: adding one leaves every other variant where it was
+    for name, mixture in mixtures.items():
+        unknown = sorted(set(mixture) - set(recipe.subsets))
+        if unknown or abs(sum(mixture.values()) - 1) > 1e-6 or min(mixture.values(), default=0) < 0:
+            raise AblateError(f"mixture {name}: {unknown or mixture} is not a mixture of the recipe's subsets")
+        arms.append((name, [], [], {s: p for s, p in mixture.items() if p > 0}))
     names = [arm[0] for arm in arms]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -410,6 +418,7 @@ def build_plan(
             checkpoint=checkpoint,
             phases=phases,
             design=design,
+            mixtures=mixtures,
         ),
         subset_sizes=sizes,
         task_sizes=dict(sorted((task_sizes or {}).items())),
@@ -428,8 +437,11 @@ def build_plan(
     )
 
 
-def with_checkpoint(plan: Plan, recipe: Recipe, checkpoint: str) -> Plan:
-    """The same study started from another checkpoint: hashes change, so no result is reused."""
+def replan(
+    plan: Plan, recipe: Recipe, *, checkpoint: str | None = None, mixtures: dict[str, dict[str, float]] | None = None
+) -> Plan:
+    """The same study with another start checkpoint (every hash changes, no result is reused) or
+    with `mixtures` added (the other variants keep their hashes and results)."""
     options = plan.options
     return build_plan(
         recipe,
@@ -437,9 +449,10 @@ def with_checkpoint(plan: Plan, recipe: Recipe, checkpoint: str) -> Plan:
         seeds=options.seeds,
         phases=options.phases,
         design=options.design,
+        mixtures={**options.mixtures, **(mixtures or {})},
         control=options.control,
         renormalize_rule=options.renormalize,
-        checkpoint=checkpoint,
+        checkpoint=options.checkpoint if checkpoint is None else checkpoint,
         subset_tokens=plan.subset_sizes,
         task_sizes=plan.task_sizes,
     )

@@ -72,6 +72,7 @@ class Report:
     baselines: list[str]  # the baseline ablations: `baseline`, or one per phase (baseline@p10, ...)
     phases: list[str]  # a phase study's phase labels, shortest first (p5, p10, ...); empty otherwise
     phase_agreement: list[PhaseAgreement]  # per task, each shorter phase's order against the longest's
+    suggestions: list[dict[str, Any]]  # `ablate suggest`'s proposals, each with its measured row (or None)
 
     @property
     def columns(self) -> list[str]:
@@ -170,6 +171,7 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         phase_agreement=phase_agreement(
             results, cells, tasks, phases, resamples=settings.resamples, seed=settings.seed, ci=settings.ci
         ),
+        suggestions=[_measured(proposal, table) for proposal in results.suggestions.values()],
     )
 
 
@@ -270,6 +272,18 @@ def _adjusted(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     flags = pd.Series([bool(p < 1 - settings.ci) for p in adjusted], index=table.index[tested], dtype=object)
     table["significant_adjusted"] = flags.reindex(table.index).astype(object)
     return table
+
+
+def _measured(proposal: dict[str, Any], table: pd.DataFrame) -> dict[str, Any]:
+    """A suggestion with the report's Δ row of the ablation that measures it on its target, if any."""
+    row = table[(table.variant == proposal.get("ablation")) & (table.task == proposal.get("target"))]
+    found = row.iloc[0].to_dict() if len(row) else None
+    if found is None or found.get("state") != DONE:
+        return {**proposal, "measured": None}
+    return {
+        **proposal,
+        "measured": {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in found.items()},
+    }
 
 
 def _score_only_row(variant: str, task: str, metric: str, score: float | None) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from ablate.errors import StudyError
 from ablate.job import STALE, START, State, read_status, results_state
 from ablate.plan.build import phase_label
 from ablate.plan.study import load_plan
-from ablate.store import current_study, study_dir, variant_dir
+from ablate.store import current_study, read_json, study_dir, variant_dir
 
 if TYPE_CHECKING:
     from ablate.plan.build import Plan
@@ -55,6 +55,7 @@ class StudyResults:
     categories: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → {"tasks", "random_baseline"}
     cost: dict[str, Any] | None = None  # tokens per variant, the full run, study compute fraction (from the plan)
     notes: list[str] = field(default_factory=list)
+    suggestions: dict[str, dict[str, Any]] = field(default_factory=dict)  # `ablate suggest`'s, by name
 
 
 # ---- a study folder ------------------------------------------------------------------------
@@ -123,6 +124,8 @@ def load_study(study: str | None = None) -> StudyResults:
         cat: {"tasks": list(spec["tasks"]), "random_baseline": dict(spec.get("random_baseline") or {})}
         for cat, spec in (recipe_eval.get("categories") or {}).items()
     }
+    suggested = study_dir(name) / "suggested.json"
+    result.suggestions = read_json(suggested) if suggested.exists() else {}
     training = plan.recipe.get("training", {})
     result.cost = {
         "variant_tokens": plan.variants[0].tokens if plan.variants else 0,

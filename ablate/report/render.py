@@ -75,6 +75,8 @@ def to_markdown(report: Report) -> str:
         out += ["", *phase_section(report)]
     if report.trust is not None:
         out += ["", *trust_section(report)]
+    if report.suggestions:
+        out += ["", *suggestion_section(report)]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -119,6 +121,46 @@ def phase_section(report: Report) -> list[str]:
 
 def _percent(label: str) -> str:
     return f"{label[1:]}%"
+
+
+def suggestion_section(report: Report) -> list[str]:
+    """ "Suggested mixtures": each of `ablate suggest`'s proposals, its mixture beside the baseline's,
+    what its model predicted, and what the study then measured, said plainly."""
+    level = f"{100 * report.settings.ci:g}%"
+    out = ["## Suggested mixtures", ""]
+    for p in report.suggestions:
+        subsets = list(dict.fromkeys([*p["baseline_mixture"], *p["mixture"]]))
+        rows = [
+            [s, f"{100 * p['baseline_mixture'].get(s, 0):.1f}%", f"{100 * p['mixture'].get(s, 0):.1f}%"]
+            for s in subsets
+        ]
+        out += _markdown_table(["subset", f"`{p['baseline']}`", f"`{p['ablation']}`"], rows, ["l", "r", "r"])
+        gain = p["gain"]
+        out += [
+            "",
+            f"- Predicted by `ablate suggest` ({p['model']}, fitted on {p['variants']} variants, leave-one-out RMSE "
+            f"{p['loo_rmse']:.2f} pp; KL {p['kl']:.3f} ≤ {p['radius']:g}): {p['target']} {fmt_pp(gain['value'])} "
+            f"[{fmt_pp(gain['low'])}, {fmt_pp(gain['high'])}] pp over the baseline (95% bootstrap over variants).",
+        ]
+        measured = p["measured"]
+        if measured is None:
+            out.append(f"- Measured: not yet; `ablate run --variant {p['ablation']}` trains and evaluates it.")
+            continue
+        low, high = measured.get("ci_low_pp"), measured.get("ci_high_pp")
+        verdict = (
+            "it beats the baseline"
+            if low is not None and low > 0
+            else "it scores below the baseline"
+            if high is not None and high < 0
+            else "not shown to differ from the baseline (the interval includes 0)"
+        )
+        inside = low is not None and low <= gain["value"] <= high
+        out.append(
+            f"- Measured: {p['target']} {delta_text(measured).removesuffix(' *')} pp ({level} CI): {verdict}. The "
+            f"predicted gain {'lies inside' if inside else 'falls outside'} the measured interval."
+        )
+        out.append("")
+    return out
 
 
 def trust_section(report: Report) -> list[str]:
@@ -328,5 +370,6 @@ def to_json(report: Report) -> dict[str, Any]:
         "trust": None if report.trust is None else asdict(report.trust),
         "phases": report.phases,
         "phase_agreement": [asdict(a) for a in report.phase_agreement],
+        "suggestions": report.suggestions,
         "notes": report.notes,
     }

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from ablate.data.manifest import is_remote, read_manifest
 from ablate.errors import AblateError, StudyError
 from ablate.job import START, WORK, Do, Exit, State, lock_holder, next_action, read_status, write_status
-from ablate.plan.build import Plan, Variant, with_checkpoint
+from ablate.plan.build import Plan, Variant, replan
 from ablate.plan.study import load_study_plan, refuse_stale, save_plan, start_checkpoint
 from ablate.recipe import Recipe
 from ablate.run import launch, slurm
@@ -159,7 +159,7 @@ def prepare(
     plan, recipe = load_study_plan(study)
     replanned = checkpoint is not None and checkpoint != plan.options.checkpoint
     if replanned:
-        plan = with_checkpoint(plan, recipe, str(checkpoint))
+        plan = replan(plan, recipe, checkpoint=str(checkpoint))
     selected = [plan.variant(name) for name in dict.fromkeys(variants)] if variants else plan.variants
     for ref in dict.fromkeys([plan.options.checkpoint, *(v.checkpoint for v in selected)]):
         start_checkpoint(study, recipe, ref)  # a phase study's variants start from their phase's checkpoint

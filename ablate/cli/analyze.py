@@ -1,0 +1,134 @@
+"""`ablate fit`: mixing-law models of each task and category as a function of the phase mixture.
+
+ablate fit                           # every model the variants allow, on every task and category
+ablate fit --target demo_math --model law --bootstrap 500
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Annotated
+
+import typer
+
+from ablate.cli.app import StudyOpt, app, err, out
+
+
+@app.command()
+def fit(
+    study: StudyOpt = None,
+    target: Annotated[
+        list[str] | None, typer.Option("--target", help="A task or category to fit [default: all]. Repeatable.")
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="linear, loglinear, law or power [default: those the variants allow]"),
+    ] = None,
+    phase: Annotated[
+        str | None, typer.Option("--phase", help="A phase study's phase to fit, e.g. p10 [default: the longest]")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Resamples of variants for the intervals")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fits' starts and the bootstrap")] = 0,
+) -> None:
+    """Fit how each target depends on the mixture over the done variants; writes fit.md/.json/.png."""
+    from ablate.analyze.fit import fit_targets, load_points
+    from ablate.analyze.render import plot_fits, to_json, to_markdown
+    from ablate.errors import AblateError
+    from ablate.store import study_dir, write_atomic
+
+    if bootstrap < 10:
+        raise AblateError(f"--bootstrap {bootstrap}: use at least 10 resamples (200 for a final table)")
+    name, _, _, points = load_points(study, phase)
+    if target:
+        missing = [t for t in target if t not in points]
+        if missing:
+            raise AblateError(
+                f"--target {missing[0]}: no measured task or category of that name; have {sorted(points)}"
+            )
+        points = {t: points[t] for t in target}
+    if not points:
+        raise AblateError(f"study {name}: no done variants to fit yet; run `ablate run` first")
+    fits = fit_targets(points, models=model, resamples=bootstrap, seed=seed)
+    if not any(t.fits for t in fits):
+        most = max(len(t.variants) for t in fits)
+        raise AblateError(
+            f"study {name}: {most} done variants, too few for any model (linear needs one more than it has "
+            "subsets); add variants (`ablate plan --design swarm --n N`)"
+        )
+    title = f"Mixture fits: {name}"
+    folder = study_dir(name)
+    markdown = to_markdown(title, fits)
+    write_atomic(folder / "fit.md", markdown)
+    write_atomic(folder / "fit.json", json.dumps(to_json(title, fits), indent=2) + "\n")
+    buffer = io.BytesIO()
+    plot_fits(title, fits, buffer)
+    write_atomic(folder / "fit.png", buffer.getvalue())
+    out.print(markdown, markup=False, highlight=False)
+    err.print(f"[dim]wrote {folder / 'fit.md'}, fit.json, fit.png[/dim]")
+
+
+@app.command()
+def suggest(
+    objective: Annotated[str, typer.Option("--objective", help="The task or category to maximize")],
+    study: StudyOpt = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="linear, loglinear, law or power [default: best out of sample]")
+    ] = None,
+    kl: Annotated[float, typer.Option("--kl", help="Trust region: KL(suggested ‖ baseline) at most this (nats)")] = 0.1,
+    cap: Annotated[
+        list[str] | None,
+        typer.Option("--max", help="SUBSET=SHARE: at most this share (besides max_passes). Repeatable."),
+    ] = None,
+    floor: Annotated[
+        list[str] | None, typer.Option("--min", help="SUBSET=SHARE: at least this share. Repeatable.")
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="The variant the suggestion is added as")] = "suggested",
+    phase: Annotated[
+        str | None, typer.Option("--phase", help="A phase study's phase to fit [default: the longest]")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Resamples of variants for the interval")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fits, the optimizer's starts and the bootstrap")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Replace a suggestion of that name that has results")] = False,
+) -> None:
+    """Propose the mixture that maximizes a fitted objective within caps and a KL trust region, and add
+    it to the study as a variant (`ablate run` then measures it; `ablate report` compares the two)."""
+    from ablate.analyze.fit import suggest_study
+    from ablate.errors import AblateError
+
+    bounds: dict[str, dict[str, float]] = {"--max": {}, "--min": {}}
+    for flag, given in (("--max", cap), ("--min", floor)):
+        for item in given or []:
+            subset, _, share = item.partition("=")
+            try:
+                bounds[flag][subset] = float(share)
+            except ValueError:
+                raise AblateError(f"{flag} {item}: use SUBSET=SHARE, e.g. code=0.3") from None
+    found, data = suggest_study(
+        study,
+        objective=objective,
+        model=model,
+        radius=kl,
+        caps=bounds["--max"],
+        floors=bounds["--min"],
+        name=name,
+        phase=phase,
+        resamples=bootstrap,
+        seed=seed,
+        force=force,
+    )
+    shares = ", ".join(
+        f"{s} {100 * found.baseline_mixture.get(s, 0):.1f}% → {100 * found.mixture.get(s, 0):.1f}%"
+        for s in data.subsets
+    )
+    gain = found.gain
+    out.print(
+        f"Suggested `{name}` for {objective} ({found.model}, fitted on {found.variants} variants, leave-one-out RMSE "
+        f"{found.loo_rmse:.2f}): {shares}. KL from the baseline {found.kl:.3f} (≤ {kl:g}). Predicted {objective} "
+        f"{found.predicted['value']:.1f} [{found.predicted['low']:.1f}, {found.predicted['high']:.1f}] against the "
+        f"baseline's {found.baseline_predicted:.1f}: gain {gain['value']:+.1f} "
+        f"[{gain['low']:+.1f}, {gain['high']:+.1f}] (95% bootstrap over variants). Added to the plan: "
+        f"`ablate run --variant {name}` measures it.",
+        highlight=False,
+        markup=False,
+    )
