@@ -211,3 +211,15 @@ def test_ablate_suggest_adds_a_variant_and_the_report_compares_it(tmp_path):
     assert again.returncode == 2 and "suggested" in again.stderr and again.stderr.count("\n") == 1
     missing = cli("suggest", "--objective", "nope", "--study", "fixed")
     assert missing.returncode == 2 and "--objective nope" in missing.stderr
+
+
+def test_re_planning_keeps_the_mixtures_suggest_added(in_tmp):
+    from ablate.plan.build import replan
+    from ablate.plan.study import plan_study, save_plan
+    from ablate.recipe import parse_recipe
+
+    recipe = parse_recipe({**fixed_recipe(), "ablations": {"control": False, "design": {"kind": "swarm", "n": 3}}})
+    plan = plan_study(recipe)
+    save_plan(replan(plan, recipe, mixtures={"suggested": {"prose": 0.1, "arithmetic": 0.4, "code": 0.3, "facts": 0.2}}))
+    again = plan_study(recipe)
+    assert [v.name for v in again.variants] == ["baseline", "swarm-1", "swarm-2", "swarm-3", "suggested"]

@@ -187,9 +187,12 @@ def propose(
             raise AblateError(f"suggest: {len(points.target)} variants are too few for any model; add variants")
         errors = {m: cross_validate(points, m).rmse for m in allowed}
         model = min(errors, key=errors.__getitem__)
+        loo_rmse = errors[model]
     elif model not in allowed:
         k = len(parameter_names(model, points.subsets)) if model in MODELS else 0
         raise AblateError(f"--model {model}: needs {k + 1} done variants and a known form; have {len(points.target)}")
+    else:
+        loo_rmse = cross_validate(points, model).rmse
     fitted = fit(points, model, seed=seed)
     base = points.shares[points.names.index(baseline)]
     phase_tokens = float(points.tokens[points.names.index(baseline)].sum())
@@ -218,7 +221,7 @@ def propose(
         ablation=ablation,
         target=target,
         model=model,
-        loo_rmse=cross_validate(points, model).rmse,
+        loo_rmse=loo_rmse,
         variants=len(points.target),
         baseline=baseline,
         mixture=normalize({s: float(p) for s, p in zip(subsets, best, strict=True) if p > 1e-6}),

@@ -13,6 +13,7 @@ only to refuse a plan that would orphan results.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,14 @@ def plan_study(recipe: Recipe, *, force: bool = False, **options: Any) -> Plan:
     """Build the plan with sizes from shard manifests and local task files; check it; write plan.json.
 
     Refuses (AblateError, nothing written) a start checkpoint that is a local path and does not exist,
-    and, unless `force`, a plan that would turn finished results of the same study stale.
+    and, unless `force`, a plan that would turn finished results of the same study stale. Mixtures
+    `ablate suggest` added to the study's current plan are kept: re-planning does not drop them.
     """
+    previous = study_dir(recipe.name) / "plan.json"
+    if "mixtures" not in options and previous.exists():
+        with contextlib.suppress(StudyError):  # a plan from another ablate version: nothing to carry over
+            kept = load_plan(recipe.name).options.mixtures
+            options["mixtures"] = {n: m for n, m in kept.items() if set(m) <= set(recipe.subsets)}
     plan = build_plan(
         recipe,
         subset_tokens=manifest_tokens(recipe),

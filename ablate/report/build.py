@@ -171,7 +171,7 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         phase_agreement=phase_agreement(
             results, cells, tasks, phases, resamples=settings.resamples, seed=settings.seed, ci=settings.ci
         ),
-        suggestions=[_measured(proposal, table) for proposal in results.suggestions.values()],
+        suggestions=[_measured(p, table, set(variants.ablation)) for p in results.suggestions.values()],
     )
 
 
@@ -274,8 +274,10 @@ def _adjusted(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     return table
 
 
-def _measured(proposal: dict[str, Any], table: pd.DataFrame) -> dict[str, Any]:
-    """A suggestion with the report's Δ row of the ablation that measures it on its target, if any."""
+def _measured(proposal: dict[str, Any], table: pd.DataFrame, planned: set[str]) -> dict[str, Any]:
+    """A suggestion with the report's Δ row of the ablation that measures it on its target, if any,
+    and whether the study's plan still has it."""
+    proposal = {**proposal, "planned": proposal.get("ablation") in planned}
     row = table[(table.variant == proposal.get("ablation")) & (table.task == proposal.get("target"))]
     found = row.iloc[0].to_dict() if len(row) else None
     if found is None or found.get("state") != DONE:

@@ -144,7 +144,12 @@ def suggestion_section(report: Report) -> list[str]:
         ]
         measured = p["measured"]
         if measured is None:
-            out.append(f"- Measured: not yet; `ablate run --variant {p['ablation']}` trains and evaluates it.")
+            why = (
+                f"not yet; `ablate run --variant {p['ablation']}` trains and evaluates it"
+                if p["planned"]
+                else "no: the study's plan no longer has it (`ablate suggest` again adds it)"
+            )
+            out += [f"- Measured: {why}.", ""]
             continue
         low, high = measured.get("ci_low_pp"), measured.get("ci_high_pp")
         verdict = (
