@@ -279,11 +279,18 @@ def seed_noise(groups: list[np.ndarray]) -> dict[str, float] | None:
     signal = float(means.std(ddof=1))
     sizes = np.array([len(g) for g in groups])
     between = float((sizes * (means - (sizes * means).sum() / sizes.sum()) ** 2).sum()) / (len(groups) - 1)
+    if noise == 0:  # seeds that change nothing: any spread is signal, none is none
+        return {
+            "noise": 0.0,
+            "signal": signal,
+            "snr": math.inf if signal else math.nan,
+            "p_value": 0.0 if signal else 1.0,
+        }
     return {
         "noise": noise,
         "signal": signal,
-        "snr": signal / noise if noise > 0 else math.inf,
-        "p_value": _f_survival(between / noise**2, len(groups) - 1, within) if noise > 0 else 0.0,
+        "snr": signal / noise,
+        "p_value": _f_survival(between / noise**2, len(groups) - 1, within),
     }
 
 

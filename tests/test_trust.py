@@ -27,6 +27,10 @@ def test_seed_noise_figures_and_the_f_test_agree_with_scipy():
     assert noise["p_value"] == pytest.approx(f_oneway(*groups).pvalue)
     assert stats.seed_noise([np.array([0.5]), np.array([0.6])]) is None  # no ablation has two seeds
     assert stats.seed_noise([np.array([0.5, 0.6])]) is None  # one ablation: nothing to tell apart
+    same = stats.seed_noise([np.array([0.5, 0.5]), np.array([0.5, 0.5])])  # seeds and variants change nothing
+    assert same is not None and same["p_value"] == 1.0 and np.isnan(same["snr"])
+    apart = stats.seed_noise([np.array([0.5, 0.5]), np.array([0.6, 0.6])])
+    assert apart is not None and apart["p_value"] == 0.0 and np.isinf(apart["snr"])
 
 
 def test_with_no_true_effect_the_f_test_fires_at_the_nominal_rate_and_finds_planted_ones():

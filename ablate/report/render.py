@@ -196,7 +196,7 @@ def trust_section(report: Report) -> list[str]:
                 t.task,
                 f"{t.seed_sd_pp:.1f}",
                 f"{t.spread_pp:.1f}",
-                "∞" if math.isinf(t.snr) else f"{t.snr:.1f}",
+                "∞" if math.isinf(t.snr) else "—" if math.isnan(t.snr) else f"{t.snr:.1f}",
                 apart,
                 "—" if t.detectable_pp is None else f"{t.detectable_pp:.1f}",
                 _need(t.seeds_needed, "more items", t.least_items, t.detectable_pp),
