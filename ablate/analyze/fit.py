@@ -27,15 +27,14 @@ from ablate.report.load import DONE, START, StudyResults
 def load_points(study: str | None, phase: str | None) -> tuple[str, Plan, Recipe, dict[str, Points]]:
     """The study's name, plan, recipe and its targets' Points (see study_points)."""
     from ablate.plan.study import load_study_plan
-    from ablate.report import Settings, build_report
+    from ablate.report.build import score_table
     from ablate.report.load import load_study
     from ablate.store import current_study
 
     name = current_study(study)
     plan, recipe = load_study_plan(name)
     results = load_study(name)
-    scores = build_report(results, Settings(resamples=100)).scores  # the score table only: few resamples do
-    return name, plan, recipe, study_points(results, plan, scores, phase=phase)
+    return name, plan, recipe, study_points(results, plan, score_table(results), phase=phase)
 
 
 @dataclass
@@ -61,8 +60,8 @@ class TargetFit:
 
 def study_points(results: StudyResults, plan: Plan, scores: Any, *, phase: str | None = None) -> dict[str, Points]:
     """target (task or category) → Points over the study's done ablations (baseline and control
-    included) at `phase` (default: the longest; None for a study without phases). `scores` is a
-    report's score table (percent, one row per variant)."""
+    included) at `phase` (default: the longest; None for a study without phases). `scores` is the
+    report's score table (ablate.report.build.score_table)."""
     labels = sorted({label for v in plan.variants if (label := split_phase(v.ablation)[1])}, key=lambda x: float(x[1:]))
     if phase is not None and phase not in labels:
         raise AblateError(f"--phase {phase}: the study's phases are {labels or 'none'}")

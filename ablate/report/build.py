@@ -94,10 +94,7 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         choices = sorted({split_phase(a)[0] for a in variants.ablation} - {START})
         raise AblateError(f"--baseline {settings.baseline}: no such variant; choose from {choices}")
     notes = list(results.notes)
-    metrics = _choose_metrics(results, settings.metric, notes)
-    measured = set(results.scores.task)
-    tasks = [t for t in results.tasks if t in metrics or t not in measured]  # unmeasured tasks show as "—"
-    categories = {name: spec for name, spec in results.categories.items() if set(spec["tasks"]) <= set(tasks)}
+    metrics, tasks, categories = _columns(results, settings.metric, notes)
     cells = Cells(results, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed)
     scores = _scores_table(results, metrics, tasks, categories)
 
@@ -173,6 +170,24 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         ),
         suggestions=[_measured(p, table, set(variants.ablation)) for p in results.suggestions.values()],
     )
+
+
+def score_table(results: StudyResults, metric: str | None = None) -> pd.DataFrame:
+    """The report's score table alone (percent, one row per variant, tasks then categories), without
+    the intervals: what `ablate fit` and `ablate suggest` read."""
+    return _scores_table(results, *_columns(results, metric, []))
+
+
+def _columns(
+    results: StudyResults, metric: str | None, notes: list[str]
+) -> tuple[dict[str, str], list[str], dict[str, dict[str, Any]]]:
+    """The metric of each task, the tasks shown (unmeasured ones too, as "—") and the categories whose
+    tasks are all shown."""
+    metrics = _choose_metrics(results, metric, notes)
+    measured = set(results.scores.task)
+    tasks = [t for t in results.tasks if t in metrics or t not in measured]
+    categories = {name: spec for name, spec in results.categories.items() if set(spec["tasks"]) <= set(tasks)}
+    return metrics, tasks, categories
 
 
 def _choose_metrics(results: StudyResults, wanted: str | None, notes: list[str]) -> dict[str, str]:

@@ -187,16 +187,32 @@ def _consistency(
     rng: np.random.Generator,
     ci: float,
 ) -> Consistency | None:
-    """Decision consistency of the two seed halves on `task`, resampling its items (or clusters)."""
-    groups = [[v for v in vs if int(seed_of[v]) in half] for half in halves for vs in members.values()]
-    matrix = cells.item_means(task, groups)
+    """Decision consistency of the two seed halves on `task`."""
+    first, second = ([[v for v in vs if int(seed_of[v]) in half] for vs in members.values()] for half in halves)
+    found = _agreement(cells, task, first, second, resamples, rng, ci)
+    k = len(members)
+    return None if found is None else Consistency(halves[0], halves[1], k * (k - 1) // 2, *found)
+
+
+def _agreement(
+    cells: Cells,
+    task: str,
+    first: list[list[str]],
+    second: list[list[str]],
+    resamples: int,
+    rng: np.random.Generator,
+    ci: float,
+) -> tuple[float, float, float] | None:
+    """(agreement, low, high): how often the variants' means over `first` (one list of variants per
+    variant compared) and over `second` order the pairs alike on `task`, its items (or clusters)
+    resampled alike for both; None without item logs."""
+    matrix = cells.item_means(task, first + second)
     if matrix is None:
         return None
     means, clusters = matrix
-    k = len(members)
+    k = len(first)
     agreement, draws = stats.decision_consistency(means[:k], means[k:], resamples=resamples, rng=rng, clusters=clusters)
-    low, high = stats.percentile_interval(draws, ci)
-    return Consistency(halves[0], halves[1], k * (k - 1) // 2, agreement, low, high)
+    return (agreement, *stats.percentile_interval(draws, ci))
 
 
 def phase_agreement(
@@ -226,17 +242,11 @@ def phase_agreement(
         arms = [a for a in by_phase.get(longest, {}) if a in by_phase.get(short, {})]
         if len(arms) < 2:
             continue
-        groups = [by_phase[short][a] for a in arms] + [by_phase[longest][a] for a in arms]
+        first, second = [by_phase[short][a] for a in arms], [by_phase[longest][a] for a in arms]
         for task in tasks:
-            matrix = cells.item_means(task, groups)
-            if matrix is None:
-                continue
-            means, clusters = matrix
             rng = np.random.default_rng([seed, zlib.crc32(f"{short}:{longest}:{task}".encode())])
-            k = len(arms)
-            agreement, draws = stats.decision_consistency(
-                means[:k], means[k:], resamples=resamples, rng=rng, clusters=clusters
-            )
-            low, high = stats.percentile_interval(draws, ci)
-            out.append(PhaseAgreement(task, short, longest, k, k * (k - 1) // 2, agreement, low, high))
+            found = _agreement(cells, task, first, second, resamples, rng, ci)
+            if found is not None:
+                k = len(arms)
+                out.append(PhaseAgreement(task, short, longest, k, k * (k - 1) // 2, *found))
     return out
