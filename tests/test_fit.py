@@ -128,6 +128,19 @@ def test_fit_on_a_study_folder_writes_its_files_without_heavy_imports(tmp_path):
     assert weights["w[arithmetic]"]["value"] > max(weights[f"w[{s}]"]["value"] for s in ("prose", "code", "facts")) + 30
 
 
+def test_fit_and_suggest_on_a_study_with_nothing_done_say_so_in_one_line(tmp_path):
+    swarm_study(tmp_path / "results")
+    for status in (tmp_path / "results" / "fixed").glob("*/status.json"):
+        status.unlink()  # planned, nothing run yet
+    for args in (["fit"], ["suggest", "--objective", "t_math"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ablate.cli", *args, "--study", "fixed"],
+            cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "ABLATE_RESULTS": "results"}, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "no done variants to fit yet" in result.stderr
+
+
 def test_fit_refuses_a_study_too_small_for_any_model_in_one_line(tmp_path):
     shutil.copytree(REPO / "tests" / "fixtures" / "results", tmp_path / "results")  # 3 done variants
     for extra in ([], ["--model", "law"]):

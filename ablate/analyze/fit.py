@@ -76,9 +76,11 @@ def study_points(results: StudyResults, plan: Plan, scores: Any, *, phase: str |
         by_ablation.setdefault(variant.ablation, []).append(variant.name)
         mixture[variant.ablation], tokens[variant.ablation] = variant.mixture, variant.subset_tokens
     names = list(by_ablation)
+    if len(names) < 2:  # nothing, or one variant, measured at this phase: no target to fit
+        return {}
     subsets = list(dict.fromkeys(s for a in names for s in mixture[a]))
-    shares = np.array([[mixture[a].get(s, 0.0) for s in subsets] for a in names], dtype=float).reshape(len(names), -1)
-    drawn = np.array([[tokens[a].get(s, 0) for s in subsets] for a in names], dtype=float).reshape(len(names), -1)
+    shares = np.array([[mixture[a].get(s, 0.0) for s in subsets] for a in names], dtype=float)
+    drawn = np.array([[tokens[a].get(s, 0) for s in subsets] for a in names], dtype=float)
     targets = [c for c in scores.columns if c != "state"]
     out = {}
     for target in targets:
@@ -260,6 +262,8 @@ def suggest_study(
     if resamples < 10:
         raise AblateError(f"--bootstrap {resamples}: use at least 10 resamples (200 for a final answer)")
     study_name, plan, recipe, points = load_points(study, phase)
+    if not points:
+        raise AblateError(f"study {study_name}: no done variants to fit yet; run `ablate run` first")
     if objective not in points:
         raise AblateError(f"--objective {objective}: no measured task or category of that name; have {sorted(points)}")
     data = points[objective]
