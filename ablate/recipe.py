@@ -161,6 +161,28 @@ class Category(_Strict):
     )
 
 
+class HeldOut(_Strict):
+    """One domain's held-out text for per-domain loss: MDS shards of `seq_len`-token samples, as
+    `data build` writes them (from `source`, when given) or any MDS folder with a `tokens` column."""
+
+    location: str = Field(description="local MDS folder of held-out sequences (never trained on)")
+    source: str | None = Field(None, description="raw JSONL or text file(s) that `data build` tokenizes there")
+    text_field: str = Field("text", description="JSONL field that holds the document text")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _folder_alone(cls, value: Any) -> Any:
+        """`prose: data/heldout/prose` is short for `prose: {location: data/heldout/prose}`."""
+        return {"location": value} if isinstance(value, str) else value
+
+    @field_validator("location")
+    @classmethod
+    def _local(cls, location: str) -> str:
+        if "://" in location:
+            raise ValueError(f"{location} is remote; copy the held-out shards to a local folder")
+        return location
+
+
 class Eval(_Strict):
     tasks: list[str] = Field(min_length=1, description="lm-eval task names")
     include: list[str] = Field(default_factory=list, description="local task folders (lm-eval include_path)")
@@ -177,6 +199,14 @@ class Eval(_Strict):
         default_factory=dict,
         description="more lm-eval model_args for the backend, e.g. {dtype: bfloat16}, or for vllm "
         "{tensor_parallel_size: 8} or {data_parallel_size: 8, gpu_memory_utilization: 0.8}",
+    )
+    heldout: dict[str, HeldOut] = Field(
+        default_factory=dict,
+        description="domain → held-out MDS folder: each variant's loss and bits per byte on each domain, "
+        "once per variant (what `ablate fit` can fit as loss:<domain>)",
+    )
+    heldout_sequences: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="held-out sequences per domain, the first ones of each folder; None = all"
     )
 
     @model_validator(mode="after")

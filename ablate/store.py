@@ -17,6 +17,7 @@
           model/                  the final model as a Hugging Face folder (safetensors + tokenizer)
           train_log.jsonl         one {"tokens", "loss", "lr"} per logged step
           eval/                   lm-eval's own outputs: results_*.json, samples_<task>_*.jsonl
+          heldout.json            with eval.heldout: per-domain loss, bits per byte, per-sequence nll
           lock                    held while a runner works on the variant
         report.md, report.csv, report.json, deltas.png   written by `report`
 
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import StudyError
+
+HELDOUT = "heldout.json"  # a variant's held-out loss per domain (ablate.run.heldout), read by the report
 
 
 def results_root() -> Path:

@@ -89,25 +89,42 @@ def test_too_few_variants_are_refused_in_one_line():
                                "power: 6 parameters, 5 variants"]  # fmt: skip
 
 
+SEQUENCES, TOKENS = 200, 63  # held-out sequences of the planted prose domain, predicted tokens in each
+DIFFICULTY = np.random.default_rng(7).normal(0, 0.3, SEQUENCES)  # per sequence, the same in every variant
+
+
+def prose_loss(mixture):
+    """The planted held-out prose loss, nats per token: 2 − 1 × the prose share."""
+    return 2.0 - mixture["prose"]
+
+
+def write_heldout(folder, mixture, rng):
+    """heldout.json as ablate.run.heldout writes it: the planted prose loss per sequence, with noise."""
+    from ablate.store import write_json
+
+    per_token = prose_loss(mixture) + DIFFICULTY + rng.normal(0, 0.02, SEQUENCES)
+    nll = per_token * TOKENS
+    write_json(folder / "heldout.json", {"seq_len": TOKENS + 1, "domains": {"prose": {
+        "location": "heldout/prose", "sequences": SEQUENCES, "tokens": SEQUENCES * TOKENS, "bytes": 2 * SEQUENCES * TOKENS,
+        "loss": float(nll.sum() / (SEQUENCES * TOKENS)), "bits_per_byte": None, "fingerprint": "same-text",
+        "nll": nll.tolist(), "sequence_bytes": [2 * TOKENS] * SEQUENCES}}})  # fmt: skip
+
+
 def swarm_study(results):
     """results/fixed/ as a swarm of 10 mixtures around the fixed recipe's mix, all done, t_math's
-    accuracy planted as 20% + 60% × the arithmetic share (400 items)."""
+    accuracy planted as 20% + 60% × the arithmetic share (400 items), and a held-out prose loss of
+    2 − 1 × the prose share (200 sequences)."""
     from ablate.plan.build import build_plan
     from ablate.recipe import parse_recipe
     from ablate.store import write_json
 
     raw = {**fixed_recipe(), "ablations": {"control": False, "design": {"kind": "swarm", "n": 10, "seed": 0}}}
-    plan = build_plan(parse_recipe(raw))
+    plan = build_plan(parse_recipe(raw)).model_dump(mode="json")
     study = results / "fixed"
-    write_json(study / "plan.json", plan.model_dump(mode="json"))
+    write_json(study / "plan.json", plan)
     rng = np.random.default_rng(0)
-    for variant in plan.variants:
-        accuracy = 0.2 + 0.6 * variant.mixture["arithmetic"]
-        tasks = {t: {"acc": (rng.random(400) < (accuracy if t == "t_math" else 0.5)).astype(float)}
-                 for t in ("t_web", "t_math", "t_code")}  # fmt: skip
-        write_lm_eval(study / variant.name / "eval", tasks)
-        write_json(study / variant.name / "status.json", {"state": "done", "hash": variant.hash, "tokens_done": 1,
-                                                          "tokens": 1, "error": None, "updated": 0})  # fmt: skip
+    for variant in plan["variants"]:
+        measure(study, variant, rng)
 
 
 def test_fit_on_a_study_folder_writes_its_files_without_heavy_imports(tmp_path):
@@ -182,7 +199,7 @@ def test_suggest_lands_near_the_true_constrained_optimum_of_a_known_law():
     truth = maximize(lambda r: float(law(r[None, :], r[None, :] * PHASE)[0]), base, bounds)
     points = Points([*points.names, "baseline"], points.subsets, np.vstack([points.shares, base]),
                     np.vstack([points.tokens, base * PHASE]), np.r_[points.target, law(base[None, :], None)])  # fmt: skip
-    found = propose(points, target="t", baseline="baseline", model="law", caps={"code": 0.35}, floors={},
+    found = propose({"t": points}, {"t": 1.0}, baseline="baseline", model="law", caps={"code": 0.35}, floors={},
                     radius=0.15, name="suggested", ablation="suggested", resamples=100, seed=0)  # fmt: skip
     shares = np.array([found.mixture.get(s, 0.0) for s in CENTER])
     assert np.abs(shares - truth).sum() < 0.03, (shares, truth)
@@ -191,13 +208,32 @@ def test_suggest_lands_near_the_true_constrained_optimum_of_a_known_law():
     assert found.gain["low"] <= true_gain <= found.gain["high"]
 
 
-def test_ablate_suggest_adds_a_variant_and_the_report_compares_it(tmp_path):
+def swarm_cli(tmp_path):
+    """The swarm study under tmp_path/results, and the CLI as a user runs it there."""
     swarm_study(tmp_path / "results")
     env = {**os.environ, "ABLATE_RESULTS": "results"}
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "ablate.cli", *args], cwd=tmp_path, capture_output=True,
                               text=True, env=env, timeout=180)  # fmt: skip
+
+    return cli
+
+
+def measure(study, variant, rng):
+    """A planned variant done as a run leaves it: the planted t_math accuracy and prose loss."""
+    from ablate.store import write_json
+
+    accuracy = 0.2 + 0.6 * variant["mixture"]["arithmetic"]
+    write_lm_eval(study / variant["name"] / "eval", {t: {"acc": (rng.random(400) < (accuracy if t == "t_math" else 0.5))
+                                                  .astype(float)} for t in ("t_web", "t_math", "t_code")})  # fmt: skip
+    write_heldout(study / variant["name"], variant["mixture"], rng)
+    write_json(study / variant["name"] / "status.json", {"state": "done", "hash": variant["hash"], "tokens_done": 1,
+                                                         "tokens": 1, "error": None, "updated": 0})  # fmt: skip
+
+
+def test_ablate_suggest_adds_a_variant_and_the_report_compares_it(tmp_path):
+    cli = swarm_cli(tmp_path)
 
     made = cli("suggest", "--objective", "t_math", "--study", "fixed", "--bootstrap", "30", "--max", "arithmetic=0.4")
     assert made.returncode == 0, made.stderr
@@ -207,14 +243,7 @@ def test_ablate_suggest_adds_a_variant_and_the_report_compares_it(tmp_path):
     assert variant["name"] == "suggested" and variant["mixture"]["arithmetic"] == pytest.approx(0.4, abs=1e-3)
     before = cli("report", "--study", "fixed", "--no-plot")
     assert "Measured: not yet" in before.stdout
-    from ablate.store import write_json
-
-    rng = np.random.default_rng(1)
-    accuracy = 0.2 + 0.6 * variant["mixture"]["arithmetic"]
-    write_lm_eval(study / "suggested" / "eval", {t: {"acc": (rng.random(400) < (accuracy if t == "t_math" else 0.5))
-                                                       .astype(float)} for t in ("t_web", "t_math", "t_code")})  # fmt: skip
-    write_json(study / "suggested" / "status.json", {"state": "done", "hash": variant["hash"], "tokens_done": 1,
-                                                     "tokens": 1, "error": None, "updated": 0})  # fmt: skip
+    measure(study, variant, np.random.default_rng(1))
     after = cli("report", "--study", "fixed", "--no-plot")
     assert after.returncode == 0, after.stderr
     section = after.stdout.split("## Suggested mixtures")[1]
@@ -224,6 +253,48 @@ def test_ablate_suggest_adds_a_variant_and_the_report_compares_it(tmp_path):
     assert again.returncode == 2 and "suggested" in again.stderr and again.stderr.count("\n") == 1
     missing = cli("suggest", "--objective", "nope", "--study", "fixed")
     assert missing.returncode == 2 and "--objective nope" in missing.stderr
+
+
+def test_held_out_losses_are_fitted_and_suggested_for_alone_or_weighted(tmp_path):
+    """loss:prose is a target of fit (its linear attribution recovers the planted 2 − 1 × prose share)
+    and of suggest, which minimizes a loss: alone it raises the prose share; weighted with t_math it
+    trades the two. The report then measures the weighted objective from both terms' Δ."""
+    cli = swarm_cli(tmp_path)
+
+    fitted = cli("fit", "--study", "fixed", "--target", "loss:prose", "--model", "linear", "--bootstrap", "20")
+    assert fitted.returncode == 0, fitted.stderr
+    study = tmp_path / "results" / "fixed"
+    (target,) = json.loads((study / "fit.json").read_text())["targets"]
+    weights = {k: v["value"] for k, v in target["fits"][0]["parameters"].items()}
+    assert weights["w[prose]"] == pytest.approx(1.0, abs=0.1)  # y on pure prose: 2 − 1
+    assert all(weights[f"w[{s}]"] == pytest.approx(2.0, abs=0.1) for s in ("arithmetic", "code", "facts"))
+
+    alone = cli("suggest", "--objective", "loss:prose", "--study", "fixed", "--name", "low-loss", "--bootstrap", "20")
+    assert alone.returncode == 0, alone.stderr
+    proposals = json.loads((study / "suggested.json").read_text())
+    low = proposals["low-loss"]
+    assert low["objective"] == {"loss:prose": -1.0} and low["target"] == "−loss:prose"
+    assert low["mixture"]["prose"] > low["baseline_mixture"]["prose"] + 0.05 and low["gain"]["value"] > 0
+
+    both = cli("suggest", "--objective", "t_math=1,loss:prose=100", "--study", "fixed", "--name", "both",
+               "--bootstrap", "20", "--max", "arithmetic=0.4")  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    mixed = json.loads((study / "suggested.json").read_text())["both"]
+    assert mixed["objective"] == {"t_math": 1.0, "loss:prose": -100.0}
+    assert mixed["target"] == "t_math − 100·loss:prose" and set(mixed["models"]) == {"t_math", "loss:prose"}
+    plan = json.loads((study / "plan.json").read_text())
+    measure(study, next(v for v in plan["variants"] if v["name"] == "both"), np.random.default_rng(2))
+    report = cli("report", "--study", "fixed", "--no-plot")
+    assert report.returncode == 0, report.stderr
+    assert "## Held-out loss by domain" in report.stdout
+    section = report.stdout.split("## Suggested mixtures")[1]
+    assert "- Measured: t_math − 100·loss:prose +" in section and "Terms: t_math Δ +" in section
+    measured = next(s for s in json.loads((study / "report.json").read_text())["suggestions"] if s["name"] == "both")
+    terms = measured["measured"]["terms"]
+    assert measured["measured"]["value"] == pytest.approx(terms["t_math"][0] - 100 * terms["loss:prose"][0])
+    assert measured["measured"]["low"] < measured["measured"]["value"] < measured["measured"]["high"]
+    bad = cli("suggest", "--objective", "loss:prose=-1", "--study", "fixed")
+    assert bad.returncode == 2 and "--objective loss:prose=-1: use TARGET or TARGET=WEIGHT" in bad.stderr
 
 
 def test_re_planning_keeps_the_mixtures_suggest_added(in_tmp):

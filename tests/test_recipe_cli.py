@@ -205,3 +205,30 @@ def test_only_an_evaluation_change_is_named_as_such(tmp_path):
     refused = ablate("plan", "--remove", "math", "--checkpoint", str(tmp_path / "first.pt"), cwd=tmp_path)
     assert refused.returncode == 2 and "baseline (done, evaluation changed)" in refused.stderr, refused.stderr
     assert json.loads((study / "plan.json").read_text())["recipe"]["eval"]["limit"] is None
+
+
+def test_reevaluate_allows_only_evaluation_changes_and_heldout_leaves_the_start_alone(tmp_path, monkeypatch):
+    """Adding eval.heldout changes what a variant's evaluation produces, not the start's (it is measured
+    on variants only); plan_study(reevaluate=True), as the demo re-plans, lets that through and still
+    refuses a change of training."""
+    from ablate.errors import StudyError
+    from ablate.plan.study import plan_study
+    from ablate.recipe import load_recipe
+
+    study = _planned_study(tmp_path)
+    raw = yaml.safe_load((tmp_path / "recipes" / "demo.yaml").read_text())
+    raw["eval"]["heldout"] = {"prose": "data/demo/mds/heldout/prose"}
+    (tmp_path / "recipes" / "demo.yaml").write_text(yaml.safe_dump(raw))
+    refused = ablate("plan", "--remove", "math", "--checkpoint", str(tmp_path / "first.pt"), cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert "stale: baseline (done, evaluation changed);" in refused.stderr  # the start is not named
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ABLATE_RESULTS", str(tmp_path / "results"))
+    recipe = load_recipe(tmp_path / "recipes" / "demo.yaml")
+    first = str(tmp_path / "first.pt")
+    plan = plan_study(recipe, reevaluate=True, removes=["math"], checkpoint=first)
+    assert json.loads((study / "plan.json").read_text())["variants"][0]["hash"] == plan.variants[0].hash
+    (study / "baseline" / "status.json").write_text(json.dumps(
+        {"state": "done", "hash": "old", "train_hash": "another training", "trained": True}))  # fmt: skip
+    with pytest.raises(StudyError, match=r"baseline \(done, training changed\)"):
+        plan_study(recipe, reevaluate=True, removes=["math"], checkpoint=first)

@@ -8,6 +8,7 @@ conditions.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -19,7 +20,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tiny_study import BATCH, FINAL_RATIO, LR, PHASE, SEQ_LEN, STUDY, TOTAL_TOKENS, ablate, clone, status, subset_of
+from tiny_study import (
+    BATCH,
+    FINAL_RATIO,
+    HELDOUT,
+    HELDOUT_SEQUENCES,
+    LR,
+    PHASE,
+    SEQ_LEN,
+    STUDY,
+    TOTAL_TOKENS,
+    ablate,
+    clone,
+    status,
+    subset_of,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -402,3 +417,59 @@ def test_a_phase_study_pretrains_once_and_continues_each_phase_from_its_own_star
     report = ablate("report", "--no-plot", cwd=tiny.root, results=results)
     assert report.returncode == 0, report.stderr
     assert "## Δ by phase length" in report.stdout and "| no-g | " in report.stdout
+
+
+def test_heldout_loss_is_measured_once_per_variant_and_reported_with_intervals(tiny):
+    """eval.heldout: every done variant has heldout.json with the loss of the same 12 sequences per
+    domain; each sequence's nll is the model's own (transformers' loss), bytes are the non-EOS
+    characters (the tokenizer is character-level); removing gamma raises the gamma loss, and the
+    report shows that Δ with an interval that excludes 0."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
+
+    from ablate.recipe import load_recipe
+    from ablate.report import Settings, build_report, load_study, to_markdown
+    from ablate.run.heldout import read_sequences
+
+    recipe = load_recipe(tiny.recipe)
+    eos = Tokenizer.from_file(str(Path(recipe.tokenizer) / "tokenizer.json")).token_to_id("<eos>")
+    found = {}
+    for name in ("baseline", "no-g"):
+        folder = tiny.results / STUDY / name
+        found[name] = json.loads((folder / "heldout.json").read_text())["domains"]
+        assert list(found[name]) == list(HELDOUT)
+        model = AutoModelForCausalLM.from_pretrained(folder / "model").eval()
+        for domain, measured in found[name].items():
+            ids = torch.from_numpy(read_sequences(domain, str(tiny.root / "heldout" / domain), SEQ_LEN, None))
+            assert len(ids) > HELDOUT_SEQUENCES and measured["sequences"] == HELDOUT_SEQUENCES
+            ids = ids[:HELDOUT_SEQUENCES]
+            with torch.no_grad():
+                own = [model(input_ids=row[None], labels=row[None]).loss.item() * (SEQ_LEN - 1) for row in ids]
+            assert measured["nll"] == pytest.approx(own, rel=1e-4)
+            assert measured["sequence_bytes"] == [int((row[1:] != eos).sum()) for row in ids]
+            assert measured["loss"] == pytest.approx(sum(own) / (HELDOUT_SEQUENCES * (SEQ_LEN - 1)), rel=1e-4)
+            assert measured["bits_per_byte"] == pytest.approx(sum(own) / math.log(2) / measured["bytes"], rel=1e-4)
+    assert found["baseline"]["gamma"]["fingerprint"] == found["no-g"]["gamma"]["fingerprint"]
+    assert found["no-g"]["gamma"]["loss"] > found["baseline"]["gamma"]["loss"] + 0.5  # never saw a digit
+
+    report = build_report(load_study(STUDY), Settings(resamples=2000))
+    cells = {(c.ablation, c.domain): c for c in report.heldout}
+    assert cells[("baseline", "gamma")].delta is None  # the baseline's row is its level
+    gamma = cells[("no-g", "gamma")]
+    assert gamma.delta == pytest.approx(found["no-g"]["gamma"]["loss"] - found["baseline"]["gamma"]["loss"])
+    assert 0 < gamma.low < gamma.delta < gamma.high
+    ratio = gamma.delta_bpb / gamma.delta
+    assert gamma.bpb_low == pytest.approx(gamma.low * ratio) and ratio > 0
+    markdown = to_markdown(report)
+    assert "## Held-out loss by domain (95% CI)" in markdown and "| no-g | " in markdown.split("Held-out")[1]
+
+    raw = yaml.safe_load(tiny.recipe.read_text())
+    raw["eval"]["heldout"]["gamma"] = str(tiny.root / "no-heldout-here")
+    broken = tiny.root / "broken-heldout.yaml"
+    broken.write_text(yaml.safe_dump(raw))
+    results = clone(tiny, "heldout-errors")
+    assert ablate("plan", "--recipe", str(broken), "--remove", "g", cwd=tiny.root, results=results).returncode == 0
+    missing = ablate("run", cwd=tiny.root, results=results, timeout=60)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "eval.heldout.gamma: no MDS shards at" in missing.stderr

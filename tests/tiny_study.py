@@ -25,6 +25,7 @@ TOTAL_TOKENS = 40_960  # 40 steps of pretraining, 40 steps in the phase
 CHECKPOINT_EVERY = 2_048  # every 4 steps: an interrupted run has checkpoints to resume from
 LR, FINAL_RATIO = 3e-3, 0.1
 STUDY = "tiny"
+HELDOUT, HELDOUT_SEQUENCES = ("alpha", "gamma"), 12  # held-out domains, and sequences read of each
 PHASE = TOTAL_TOKENS // 2
 
 
@@ -87,7 +88,13 @@ def recipe_dict(root: Path) -> dict:
         # Absolute, so a copy of the study under another results root starts from the same checkpoint.
         "checkpoints": {"pretrained": str(root / "results" / "tiny" / "pretrain" / "checkpoints" / "latest-rank0.pt")},
         "start": "pretrained",
-        "eval": {"tasks": ["tiny_alpha", "tiny_gamma"], "include": [str(root / "tasks")], "batch_size": 32},
+        "eval": {
+            "tasks": ["tiny_alpha", "tiny_gamma"], "include": [str(root / "tasks")], "batch_size": 32,
+            # Documents drawn apart from the training ones: text no variant trained on.
+            "heldout": {n: {"location": str(root / "heldout" / n), "source": str(root / "raw" / f"heldout-{n}.jsonl")}
+                        for n in HELDOUT},
+            "heldout_sequences": HELDOUT_SEQUENCES,
+        },  # fmt: skip
         "ablations": {"control": False},
     }
 
@@ -106,6 +113,10 @@ def write_tiny_study(root: Path) -> Path:
     (root / "tasks").mkdir()
     _task(root / "tasks", "tiny_alpha", ALPHABETS["alpha"], rng)
     _task(root / "tasks", "tiny_gamma", ALPHABETS["gamma"], rng)
+    apart = random.Random(1)  # its own draws: the training data stays what it was
+    for name in HELDOUT:
+        docs = _documents(ALPHABETS[name] + "  ", 40, apart)
+        (root / "raw" / f"heldout-{name}.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
     write_tokenizer(root / "tokenizer")
     path = root / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe_dict(root), sort_keys=False))

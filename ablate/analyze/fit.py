@@ -16,16 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ablate.analyze.laws import MODELS, Points, bootstrap, cross_validate, fit, parameter_names
+from ablate.analyze.laws import MODELS, Points, bootstrap, cross_validate, fit, parameter_names, take
 from ablate.errors import AblateError
 from ablate.plan.build import Plan, normalize, replan, share_caps, split_phase, with_phase
 from ablate.recipe import Recipe
+from ablate.report.heldout import LOSS_PREFIX, loss_table
 from ablate.report.load import DONE, START, StudyResults
 
 
 def load_points(study: str | None, phase: str | None) -> tuple[str, Plan, Recipe, dict[str, Points]]:
-    """The study's name, plan, recipe and its targets' Points (see study_points)."""
+    """The study's name, plan, recipe and its targets' Points (see study_points): every task and
+    category in percent, and with eval.heldout every domain's loss as `loss:<domain>`, in nats per token."""
     from ablate.plan.study import load_study_plan
     from ablate.report.build import score_table
     from ablate.report.load import load_study
@@ -34,7 +37,9 @@ def load_points(study: str | None, phase: str | None) -> tuple[str, Plan, Recipe
     name = current_study(study)
     plan, recipe = load_study_plan(name)
     results = load_study(name)
-    return name, plan, recipe, study_points(results, plan, score_table(results), phase=phase)
+    table = score_table(results)
+    losses = pd.DataFrame.from_dict(loss_table(results.heldout, list(table.index)), orient="index")
+    return name, plan, recipe, study_points(results, plan, table.join(losses), phase=phase)
 
 
 @dataclass
@@ -59,9 +64,9 @@ class TargetFit:
 
 
 def study_points(results: StudyResults, plan: Plan, scores: Any, *, phase: str | None = None) -> dict[str, Points]:
-    """target (task or category) → Points over the study's done ablations (baseline and control
+    """target (task, category or loss:<domain>) → Points over the study's done ablations (baseline and control
     included) at `phase` (default: the longest; None for a study without phases). `scores` is the
-    report's score table (ablate.report.build.score_table)."""
+    report's score table (ablate.report.build.score_table), with loss columns joined where measured."""
     labels = sorted({label for v in plan.variants if (label := split_phase(v.ablation)[1])}, key=lambda x: float(x[1:]))
     if phase is not None and phase not in labels:
         raise AblateError(f"--phase {phase}: the study's phases are {labels or 'none'}")
@@ -143,28 +148,82 @@ def _one(data: Points, model: str, *, resamples: int, seed: int, ci: float) -> M
 
 @dataclass
 class Suggestion:
-    """The mixture `ablate suggest` proposes for one target, and what its model predicts for it."""
+    """The mixture `ablate suggest` proposes for an objective, and what its models predict for it."""
 
     name: str  # the variant it is added as
     ablation: str  # the ablation that measures it: `name`, or name@p25 in a phase study
-    target: str
-    model: str
-    loo_rmse: float  # the chosen model's leave-one-out error on this target
-    variants: int  # points it was fitted on
+    target: str  # the objective as read: `skills`, or `demo_math + 0.5·demo_code − 10·loss:prose`
+    objective: dict[str, float]  # target → signed weight: the objective is Σ weight · target, maximized
+    models: dict[str, str]  # target → the model fitted to it
+    loo_rmse: dict[str, float]  # target → that model's leave-one-out error
+    variants: int  # points it was fitted on (the variants every target was measured on)
     baseline: str  # the baseline ablation it is compared with
     mixture: dict[str, float]
     baseline_mixture: dict[str, float]
     kl: float  # KL(suggested ‖ baseline), nats
     radius: float  # the trust region it was held to
-    predicted: dict[str, float]  # value, low, high: the target at the suggested mixture
+    predicted: dict[str, float]  # value, low, high: the objective at the suggested mixture
     baseline_predicted: float
-    gain: dict[str, float]  # value, low, high: predicted target − predicted baseline, per bootstrap refit
+    gain: dict[str, float]  # value, low, high: predicted objective − predicted baseline, per bootstrap refit
+
+
+def objective_weights(spec: list[str]) -> dict[str, float]:
+    """`--objective` values (`T` or `T=W`, repeated or comma-separated) → target → signed weight.
+    Every objective is maximized, so a loss (loss:<domain>, lower is better) enters with its weight
+    negated: `--objective loss:prose` asks for the lowest prose loss."""
+    weights: dict[str, float] = {}
+    for item in (part.strip() for given in spec for part in given.split(",")):
+        target, has_weight, weight = item.partition("=")
+        try:
+            value = float(weight) if has_weight else 1.0
+        except ValueError:
+            value = float("nan")
+        if not target or not value > 0 or target in weights:
+            raise AblateError(
+                f"--objective {item}: use TARGET or TARGET=WEIGHT (a positive weight), each target once, "
+                "e.g. skills or demo_math=1,loss:prose=10"
+            )
+        weights[target] = -value if target.startswith(LOSS_PREFIX) else value
+    if not weights:
+        raise AblateError("--objective: name a task, category or loss:<domain> to maximize")
+    return weights
+
+
+def objective_label(weights: dict[str, float]) -> str:
+    """skills; −loss:prose; demo_math + 0.5·demo_code − 10·loss:prose."""
+    text = ""
+    for i, (target, weight) in enumerate(weights.items()):
+        sign = ("−" if weight < 0 else "") if i == 0 else (" − " if weight < 0 else " + ")
+        text += sign + ("" if abs(weight) == 1 else f"{abs(weight):g}·") + target
+    return text
+
+
+def _aligned(points: dict[str, Points]) -> dict[str, Points]:
+    """Each target's points on the variants every target was measured on, in one order."""
+    shared = [n for n in next(iter(points.values())).names if all(n in p.names for p in points.values())]
+    return {t: take(p, np.array([p.names.index(n) for n in shared], dtype=int)) for t, p in points.items()}
+
+
+def _choose_model(points: Points, model: str | None, target: str) -> tuple[str, float]:
+    """`model` (checked against the variants), else the one with the lowest leave-one-out error."""
+    n = len(points.target)
+    allowed = [m for m in MODELS if len(parameter_names(m, points.subsets)) <= n - 1]
+    if model is None:
+        if not allowed:
+            raise AblateError(f"suggest: {n} variants measured {target}, too few for any model; add variants")
+        errors = {m: cross_validate(points, m).rmse for m in allowed}
+        best = min(errors, key=errors.__getitem__)
+        return best, errors[best]
+    if model not in allowed:
+        k = len(parameter_names(model, points.subsets)) if model in MODELS else 0
+        raise AblateError(f"--model {model}: needs {k + 1} done variants and a known form; have {n}")
+    return model, cross_validate(points, model).rmse
 
 
 def propose(
-    points: Points,
+    points: dict[str, Points],
+    weights: dict[str, float],
     *,
-    target: str,
     baseline: str,
     model: str | None,
     caps: dict[str, float],
@@ -176,41 +235,43 @@ def propose(
     seed: int,
     ci: float = 0.95,
 ) -> Suggestion:
-    """Fit `model` (default: the one with the lowest leave-one-out error that the variants allow),
-    maximize it within the caps, floors and KL radius around the baseline, and predict."""
+    """Fit each target of the objective Σ weight · target (with `model`, default: per target the one with
+    the lowest leave-one-out error the variants allow), maximize it within the caps, floors and KL
+    radius around the baseline, and predict it with an interval from joint bootstrap refits (every
+    target refitted on the same draws of variants)."""
     from ablate.analyze.suggest import Bounds, kl_divergence, maximize
 
-    if baseline not in points.names:
-        raise AblateError(f"suggest: the baseline `{baseline}` has no measured {target}; run it first")
-    allowed = [m for m in MODELS if len(parameter_names(m, points.subsets)) <= len(points.target) - 1]
-    if model is None:
-        if not allowed:
-            raise AblateError(f"suggest: {len(points.target)} variants are too few for any model; add variants")
-        errors = {m: cross_validate(points, m).rmse for m in allowed}
-        model = min(errors, key=errors.__getitem__)
-        loo_rmse = errors[model]
-    elif model not in allowed:
-        k = len(parameter_names(model, points.subsets)) if model in MODELS else 0
-        raise AblateError(f"--model {model}: needs {k + 1} done variants and a known form; have {len(points.target)}")
-    else:
-        loo_rmse = cross_validate(points, model).rmse
-    fitted = fit(points, model, seed=seed)
-    base = points.shares[points.names.index(baseline)]
-    phase_tokens = float(points.tokens[points.names.index(baseline)].sum())
-    subsets = points.subsets
+    terms = _aligned({t: points[t] for t in weights})
+    first = next(iter(terms.values()))
+    if baseline not in first.names:
+        raise AblateError(f"suggest: the baseline `{baseline}` has no measured {', '.join(weights)}; run it first")
+    chosen = {t: _choose_model(data, model, t) for t, data in terms.items()}
+    fitted = {t: fit(data, chosen[t][0], seed=seed) for t, data in terms.items()}
+    base = first.shares[first.names.index(baseline)]
+    phase_tokens = float(first.tokens[first.names.index(baseline)].sum())
+    subsets = first.subsets
     bounds = Bounds(
         low=np.array([floors.get(s, 0.0) for s in subsets]),
         high=np.array([caps.get(s, 1.0) for s in subsets]),
         kl=radius,
     )
 
-    def objective(r: np.ndarray) -> float:
-        return float(fitted.predict(r, r * phase_tokens)[0])
+    def objective(r: np.ndarray, params: dict[str, np.ndarray] | None = None) -> float:
+        return float(
+            sum(
+                w * fitted[t].predict(r, r * phase_tokens, None if params is None else params[t])[0]
+                for t, w in weights.items()
+            )
+        )
 
     best = maximize(objective, base, bounds, seed=seed)
-    draws = bootstrap(points, model, resamples=resamples, seed=seed)
-    at_best = np.array([fitted.predict(best, best * phase_tokens, p)[0] for p in draws])
-    at_base = np.array([fitted.predict(base, base * phase_tokens, p)[0] for p in draws])
+    distinct = max(len(parameter_names(m, subsets)) for m, _ in chosen.values())
+    draws = {
+        t: bootstrap(data, chosen[t][0], resamples=resamples, seed=seed, distinct=distinct) for t, data in terms.items()
+    }
+    refits = [{t: d[i] for t, d in draws.items()} for i in range(min(len(d) for d in draws.values()))]
+    at_best = np.array([objective(best, p) for p in refits])
+    at_base = np.array([objective(base, p) for p in refits])
     edges = [(1 - ci) / 2, (1 + ci) / 2]
 
     def summary(value: float, spread: np.ndarray) -> dict[str, float]:
@@ -220,10 +281,11 @@ def propose(
     return Suggestion(
         name=name,
         ablation=ablation,
-        target=target,
-        model=model,
-        loo_rmse=loo_rmse,
-        variants=len(points.target),
+        target=objective_label(weights),
+        objective=weights,
+        models={t: m for t, (m, _) in chosen.items()},
+        loo_rmse={t: e for t, (_, e) in chosen.items()},
+        variants=len(first.target),
         baseline=baseline,
         mixture=normalize({s: float(p) for s, p in zip(subsets, best, strict=True) if p > 1e-6}),
         baseline_mixture={s: float(p) for s, p in zip(subsets, base, strict=True) if p > 0},
@@ -238,7 +300,7 @@ def propose(
 def suggest_study(
     study: str | None,
     *,
-    objective: str,
+    objective: dict[str, float],
     model: str | None,
     radius: float,
     caps: dict[str, float],
@@ -249,9 +311,10 @@ def suggest_study(
     seed: int,
     force: bool,
 ) -> tuple[Suggestion, Points]:
-    """`ablate suggest`: propose a mixture for `objective` and add it to the study's plan as `name`
-    (suggested.json keeps the prediction for the report). `caps` tighten the subsets' max_passes
-    caps; refuses, unless `force`, to replace a suggestion of that name that has results."""
+    """`ablate suggest`: propose a mixture for `objective` (target → signed weight, see
+    objective_weights) and add it to the study's plan as `name` (suggested.json keeps the prediction
+    for the report). `caps` tighten the subsets' max_passes caps; refuses, unless `force`, to replace
+    a suggestion of that name that has results."""
     from dataclasses import asdict
 
     from ablate.plan.study import refuse_stale, save_plan
@@ -264,9 +327,12 @@ def suggest_study(
     study_name, plan, recipe, points = load_points(study, phase)
     if not points:
         raise AblateError(f"study {study_name}: no done variants to fit yet; run `ablate run` first")
-    if objective not in points:
-        raise AblateError(f"--objective {objective}: no measured task or category of that name; have {sorted(points)}")
-    data = points[objective]
+    unknown = [t for t in objective if t not in points]
+    if unknown:
+        raise AblateError(
+            f"--objective {unknown[0]}: no measured task, category or loss:<domain> of that name; have {sorted(points)}"
+        )
+    data = points[next(iter(objective))]
     for flag, given in (("--max", caps), ("--min", floors)):
         for subset, share in given.items():
             if subset not in data.subsets or not 0 <= share <= 1:
@@ -277,8 +343,8 @@ def suggest_study(
     for subset, share in caps.items():
         held[subset] = min(share, held.get(subset, 1.0))
     found = propose(
-        data,
-        target=objective,
+        points,
+        objective,
         baseline=with_phase("baseline", label),
         model=model,
         caps=held,

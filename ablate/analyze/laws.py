@@ -184,30 +184,33 @@ def cross_validate(points: Points, model: str) -> Validation:
     predicted = np.empty(n)
     for i in range(n):
         keep = np.arange(n) != i
-        fitted = fit(_subset(points, keep), model, start=whole.params)
+        fitted = fit(take(points, keep), model, start=whole.params)
         predicted[i] = fitted.predict(points.shares[i : i + 1], points.tokens[i : i + 1])[0]
     rmse = float(np.sqrt(np.mean((predicted - points.target) ** 2)))
     rho = spearmanr(predicted, points.target).statistic if n > 2 else float("nan")
     return Validation(predicted, rmse, float(rho))
 
 
-def bootstrap(points: Points, model: str, *, resamples: int, seed: int) -> np.ndarray:
-    """Parameters refitted on variants drawn with replacement (resamples × parameters); draws with
-    fewer distinct variants than parameters are drawn again."""
+def bootstrap(points: Points, model: str, *, resamples: int, seed: int, distinct: int | None = None) -> np.ndarray:
+    """Parameters refitted on variants drawn with replacement (resamples × parameters). Draws with
+    fewer distinct variants than `distinct` (default: the model's parameters) are drawn again; targets
+    of one objective bootstrapped with the same seed, n and `distinct` refit on the same draws."""
     rng = np.random.default_rng(seed)
-    n, k = len(points.target), len(parameter_names(model, points.subsets))
+    n = len(points.target)
+    least = len(parameter_names(model, points.subsets)) if distinct is None else distinct
     whole = fit(points, model)
     draws = []
     for _ in range(20 * resamples):
         index = rng.integers(0, n, size=n)
-        if len(np.unique(index)) < k:
+        if len(np.unique(index)) < least:
             continue
-        draws.append(fit(_subset(points, index), model, start=whole.params).params)
+        draws.append(fit(take(points, index), model, start=whole.params).params)
         if len(draws) == resamples:
             break
     return np.array(draws)
 
 
-def _subset(points: Points, index: np.ndarray) -> Points:
+def take(points: Points, index: np.ndarray) -> Points:
+    """The points at `index` (variants, in that order; repeats allowed)."""
     names = list(np.asarray(points.names)[index])
     return Points(names, points.subsets, points.shares[index], points.tokens[index], points.target[index])

@@ -19,7 +19,7 @@ def to_markdown(title: str, fits: list[TargetFit]) -> str:
         for f in target.fits:
             rho = "—" if math.isnan(f.rank_correlation) else f"{f.rank_correlation:+.2f}"
             out.append(
-                f"| {target.target} | {f.model} | {len(f.parameters)} | {f.rmse:.2f} | {f.loo_rmse:.2f} | {rho} |"
+                f"| {target.target} | {f.model} | {len(f.parameters)} | {f.rmse:.3g} | {f.loo_rmse:.3g} | {rho} |"
             )
     out.append("")
     for target in fits:
@@ -37,8 +37,9 @@ def to_markdown(title: str, fits: list[TargetFit]) -> str:
             out.append(f"  - not fitted (too few variants): {'; '.join(target.left_out)}")
     out += [
         "",
-        "RMSE in the target's units (percentage points). Leave-one-out: each variant predicted by the model "
-        "fitted without it, the error that says whether a model can choose a mixture it has not seen. "
+        "RMSE in the target's units (percentage points; nats per token for a loss:<domain>). Leave-one-out: "
+        "each variant predicted by the model fitted without it, the error that says whether a model can "
+        "choose a mixture it has not seen. "
         "Intervals: 95% bootstrap over variants.",
     ]
     return "\n".join(out) + "\n"

@@ -1,7 +1,9 @@
-"""`ablate fit`: mixing-law models of each task and category as a function of the phase mixture.
+"""`ablate fit` and `ablate suggest`: mixing-law models of each task, category and held-out domain loss as
+a function of the phase mixture, and the mixture they predict best.
 
-ablate fit                           # every model the variants allow, on every task and category
-ablate fit --target demo_math --model law --bootstrap 500
+ablate fit                           # every model the variants allow, on every task, category and loss
+ablate fit --target loss:prose --model law --bootstrap 500
+ablate suggest --objective skills    # or weighted: --objective demo_math=1,loss:prose=10
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from ablate.cli.app import StudyOpt, app, err, out
 def fit(
     study: StudyOpt = None,
     target: Annotated[
-        list[str] | None, typer.Option("--target", help="A task or category to fit [default: all]. Repeatable.")
+        list[str] | None,
+        typer.Option("--target", help="A task, category or loss:<domain> to fit [default: all]. Repeatable."),
     ] = None,
     model: Annotated[
         list[str] | None,
@@ -44,7 +47,8 @@ def fit(
         missing = [t for t in target if t not in points]
         if missing:
             raise AblateError(
-                f"--target {missing[0]}: no measured task or category of that name; have {sorted(points)}"
+                f"--target {missing[0]}: no measured task, category or loss:<domain> of that name; "
+                f"have {sorted(points)}"
             )
         points = {t: points[t] for t in target}
     if not points:
@@ -70,7 +74,14 @@ def fit(
 
 @app.command()
 def suggest(
-    objective: Annotated[str, typer.Option("--objective", help="The task or category to maximize")],
+    objective: Annotated[
+        list[str],
+        typer.Option(
+            "--objective",
+            help="What to maximize: a task, category or loss:<domain> (minimized), or weighted, "
+            "demo_math=1,loss:prose=10. Repeatable.",
+        ),
+    ],
     study: StudyOpt = None,
     model: Annotated[
         str | None, typer.Option("--model", help="linear, loglinear, law or power [default: best out of sample]")
@@ -93,8 +104,9 @@ def suggest(
 ) -> None:
     """Propose the mixture that maximizes a fitted objective within caps and a KL trust region, and add
     it to the study as a variant (`ablate run` then measures it; `ablate report` compares the two)."""
-    from ablate.analyze.fit import suggest_study
+    from ablate.analyze.fit import objective_weights, suggest_study
     from ablate.errors import AblateError
+    from ablate.report.render import models_text
 
     bounds: dict[str, dict[str, float]] = {"--max": {}, "--min": {}}
     for flag, given in (("--max", cap), ("--min", floor)):
@@ -106,7 +118,7 @@ def suggest(
                 raise AblateError(f"{flag} {item}: use SUBSET=SHARE, e.g. code=0.3") from None
     found, data = suggest_study(
         study,
-        objective=objective,
+        objective=objective_weights(objective),
         model=model,
         radius=kl,
         caps=bounds["--max"],
@@ -121,14 +133,14 @@ def suggest(
         f"{s} {100 * found.baseline_mixture.get(s, 0):.1f}% → {100 * found.mixture.get(s, 0):.1f}%"
         for s in data.subsets
     )
-    gain = found.gain
+    gain, what = found.gain, found.target
+    models = models_text(found.models, found.loo_rmse)
     out.print(
-        f"Suggested `{name}` for {objective} ({found.model}, fitted on {found.variants} variants, leave-one-out RMSE "
-        f"{found.loo_rmse:.2f}): {shares}. KL from the baseline {found.kl:.3f} (≤ {kl:g}). Predicted {objective} "
-        f"{found.predicted['value']:.1f} [{found.predicted['low']:.1f}, {found.predicted['high']:.1f}] against the "
-        f"baseline's {found.baseline_predicted:.1f}: gain {gain['value']:+.1f} "
-        f"[{gain['low']:+.1f}, {gain['high']:+.1f}] (95% bootstrap over variants). Added to the plan: "
-        f"`ablate run --variant {name}` measures it.",
+        f"Suggested `{name}` for {what} ({models}; fitted on {found.variants} variants): {shares}. KL from the "
+        f"baseline {found.kl:.3f} (≤ {kl:g}). Predicted {what} {found.predicted['value']:.4g} "
+        f"[{found.predicted['low']:.4g}, {found.predicted['high']:.4g}] against the baseline's "
+        f"{found.baseline_predicted:.4g}: gain {gain['value']:+.3g} [{gain['low']:+.3g}, {gain['high']:+.3g}] "
+        f"(95% bootstrap over variants). Added to the plan: `ablate run --variant {name}` measures it.",
         highlight=False,
         markup=False,
     )

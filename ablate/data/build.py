@@ -17,6 +17,9 @@ A subset is built in a hidden folder beside its location and renamed into place 
 manifest included, so an interrupted build never looks built. A subset whose manifest matches its
 source, text field, tokenizer and seq_len is skipped unless `force`. Relative paths resolve against
 `root` (the working directory by default), like everything in a recipe.
+
+Held-out domains (`eval.heldout.<domain>` with a `source`) are built the same way, to their own
+location: text never trained on, whose per-domain loss each variant is measured on.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 
 from ablate.data.manifest import MANIFEST, is_remote, read_manifest, write_manifest
 from ablate.errors import AblateError
-from ablate.recipe import Recipe, Subset
+from ablate.recipe import HeldOut, Recipe, Subset
 
 COLUMNS = {"tokens": "ndarray:int32"}
 BATCH_DOCS = 1024  # documents tokenized per call: the fast tokenizer's batch path
@@ -42,12 +45,12 @@ _BUILDING, _OLD = ".building-", ".old-"  # hidden siblings of a location, ours t
 # ---- inputs --------------------------------------------------------------------------------
 
 
-def source_files(name: str, pattern: str, root: Path) -> list[Path]:
+def source_files(field: str, pattern: str, root: Path) -> list[Path]:
     """The files a source names, sorted; an error when there are none."""
     full = root / pattern
     files = sorted(Path(p) for p in glob.glob(str(full), recursive=True) if Path(p).is_file())
     if not files:
-        raise AblateError(f"subsets.{name}.source: {full} matches no file; run `ablate data demo` or fix the path")
+        raise AblateError(f"{field}.source: {full} matches no file; run `ablate data demo` or fix the path")
     return files
 
 
@@ -103,7 +106,7 @@ def _special_token(path: Path, key: str) -> str | None:
     return None
 
 
-def documents(name: str, subset: Subset, files: list[Path], advance: Any) -> Iterator[str]:
+def documents(field: str, subset: Subset | HeldOut, files: list[Path], advance: Any) -> Iterator[str]:
     """Each non-blank document's text, in file order; `advance(bytes)` reports progress."""
     for path in files:
         if path.suffix != ".jsonl":
@@ -115,27 +118,25 @@ def documents(name: str, subset: Subset, files: list[Path], advance: Any) -> Ite
         with path.open("rb") as handle:
             for number, raw in enumerate(handle, 1):
                 advance(len(raw))
-                text = _jsonl_text(name, subset.text_field, path, number, raw) if raw.strip() else ""
+                text = _jsonl_text(field, subset.text_field, path, number, raw) if raw.strip() else ""
                 if text.strip():
                     yield text
 
 
-def _jsonl_text(name: str, field: str, path: Path, number: int, raw: bytes) -> str:
+def _jsonl_text(field: str, text_field: str, path: Path, number: int, raw: bytes) -> str:
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise AblateError(
-            f"subsets.{name}.source: {path} line {number} is not JSON ({exc.msg}); fix or remove it"
-        ) from None
-    if not isinstance(record, dict) or field not in record:
+        raise AblateError(f"{field}.source: {path} line {number} is not JSON ({exc.msg}); fix or remove it") from None
+    if not isinstance(record, dict) or text_field not in record:
         fields = sorted(record) if isinstance(record, dict) else type(record).__name__
         raise AblateError(
-            f"subsets.{name}.text_field: {path} line {number} has no '{field}' (has {fields}); "
+            f"{field}.text_field: {path} line {number} has no '{text_field}' (has {fields}); "
             "set text_field to the field that holds the text"
         )
-    if not isinstance(record[field], str):
-        raise AblateError(f"subsets.{name}.text_field: {path} line {number}: '{field}' is not a string")
-    return record[field]
+    if not isinstance(record[text_field], str):
+        raise AblateError(f"{field}.text_field: {path} line {number}: '{text_field}' is not a string")
+    return record[text_field]
 
 
 # ---- packing -------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ def _clear_leftovers(location: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _check_location(name: str, location: Path) -> dict | None:
+def _check_location(field: str, location: Path) -> dict | None:
     """The existing manifest there, None if nothing is there; an error if the folder is not ours."""
     if not location.exists():
         return None
@@ -190,15 +191,15 @@ def _check_location(name: str, location: Path) -> dict | None:
         return None
     if not manifest_path.exists():
         raise AblateError(
-            f"subsets.{name}.location: {location} exists and was not written by `ablate data build`; "
+            f"{field}.location: {location} exists and was not written by `ablate data build`; "
             "move it away or choose another location"
         )
     return read_manifest(str(location)) or {}  # unreadable: ours, but stale
 
 
 def build_subset(
-    name: str,
-    subset: Subset,
+    field: str,
+    subset: Subset | HeldOut,
     files: list[Path],
     recipe: Recipe,
     tokenizer: tuple[Any, int],
@@ -207,8 +208,11 @@ def build_subset(
     force: bool,
     progress: Any,
 ) -> dict:
-    """Build (or skip) one subset from its source `files`; returns its manifest."""
+    """Build (or skip) one subset (`field` subsets.<name>) or held-out domain (eval.heldout.<name>)
+    from its source `files`; returns its manifest."""
     from streaming import MDSWriter
+
+    name = _label(field)
 
     location = root / subset.location
     expected = {
@@ -216,7 +220,7 @@ def build_subset(
         "tokenizer_hash": tokenizer_hash,
         "seq_len": recipe.seq_len,
     }
-    existing = _check_location(name, location)
+    existing = _check_location(field, location)
     task = progress.add_task(name, total=sum(f.stat().st_size for f in files))
     if existing and not force and all(existing.get(k) == v for k, v in expected.items()):
         progress.update(task, completed=progress.tasks[task].total, description=f"{name} (up to date)")
@@ -226,16 +230,16 @@ def build_subset(
     building = location.parent / f".{location.name}{_BUILDING}{uuid.uuid4().hex[:8]}"
     stats = {"documents": 0, "samples": 0, "dropped_tokens": 0}
     try:
-        texts = documents(name, subset, files, lambda n: progress.advance(task, n))
+        texts = documents(field, subset, files, lambda n: progress.advance(task, n))
         with MDSWriter(out=str(building), columns=COLUMNS, progress_bar=False) as writer:
             for sample in pack(texts, *tokenizer, recipe.seq_len, stats):
                 writer.write({"tokens": sample})
                 stats["samples"] += 1
         if stats["documents"] == 0:
-            raise AblateError(f"subsets.{name}.source: {subset.source} holds no documents; add text or fix the path")
+            raise AblateError(f"{field}.source: {subset.source} holds no documents; add text or fix the path")
         if stats["samples"] == 0:
             raise AblateError(
-                f"subsets.{name}.source: {subset.source} has fewer tokens than seq_len {recipe.seq_len}; add text"
+                f"{field}.source: {subset.source} has fewer tokens than seq_len {recipe.seq_len}; add text"
             )
         manifest = {
             "subset": name,
@@ -269,8 +273,15 @@ def _swap_in(building: Path, location: Path) -> None:
         building.rename(location)
 
 
+def _label(field: str) -> str:
+    """What a build is called in progress bars and manifests: `prose` (subsets.prose) or
+    `heldout/prose` (eval.heldout.prose)."""
+    return field.removeprefix("subsets.").replace("eval.heldout.", "heldout/")
+
+
 def build_subsets(recipe: Recipe, force: bool = False, root: Path | None = None) -> dict[str, dict]:
-    """Build every subset that names a `source`; returns subset → manifest (built or up to date).
+    """Build every subset and held-out domain (eval.heldout) that names a `source`; returns subset (or
+    heldout/<domain>) → manifest, built or up to date.
 
     A rich progress bar per subset goes to stderr.
     """
@@ -278,25 +289,26 @@ def build_subsets(recipe: Recipe, force: bool = False, root: Path | None = None)
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
     root = root or Path(".")
-    wanted = {name: s for name, s in recipe.subsets.items() if s.source is not None}
+    wanted: dict[str, Subset | HeldOut] = {
+        **{f"subsets.{name}": s for name, s in recipe.subsets.items() if s.source is not None},
+        **{f"eval.heldout.{name}": h for name, h in recipe.eval.heldout.items() if h.source is not None},
+    }
     if not wanted:
         raise AblateError("subsets: no subset names a `source`; add `source: <path or glob>` to build shards")
     files = {}
-    for name, subset in wanted.items():  # every cheap check before any work
+    for field, subset in wanted.items():  # every cheap check before any work
         if is_remote(subset.location):
-            raise AblateError(
-                f"subsets.{name}.location: {subset.location} is remote; build to a local folder and upload it"
-            )
-        files[name] = source_files(name, subset.source or "", root)
-        _check_location(name, root / subset.location)
+            raise AblateError(f"{field}.location: {subset.location} is remote; build to a local folder and upload it")
+        files[field] = source_files(field, subset.source or "", root)
+        _check_location(field, root / subset.location)
     tokenizer_path = root / recipe.tokenizer
     tokenizer = load_tokenizer(tokenizer_path)
     tokenizer_hash = hash_files(sorted(p for p in tokenizer_path.iterdir() if p.is_file()))
     columns = (TextColumn("{task.description:<24}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
     manifests: dict[str, dict] = {}
     with Progress(*columns, console=Console(stderr=True)) as progress:
-        for name, subset in wanted.items():
-            manifests[name] = build_subset(
-                name, subset, files[name], recipe, tokenizer, tokenizer_hash, root, force, progress
+        for field, subset in wanted.items():
+            manifests[_label(field)] = build_subset(
+                field, subset, files[field], recipe, tokenizer, tokenizer_hash, root, force, progress
             )
     return manifests

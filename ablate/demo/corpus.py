@@ -55,6 +55,7 @@ SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>"]
 
 # Documents per subset: enough that a demo phase passes over each skill set about once or twice.
 SUBSET_DOCS = {"crawl": 3000, "prose": 1000, "arithmetic": 2000, "code": 1200, "facts": 1300}
+HELDOUT_DOCS = 300  # per subset, drawn apart (raw/heldout/): the recipe's eval.heldout, never trained on
 TASKS = {"prose": "demo_web", "arithmetic": "demo_math", "code": "demo_code", "facts": "demo_knowledge"}
 
 
@@ -406,6 +407,9 @@ def write_demo(root: Path, seed: int = 0) -> bool:
         rng = random.Random(f"ablate-demo-{subset}-{seed}")
         docs = [{"text": DOCUMENTS[subset](rng, world)} for _ in range(count)]
         write_atomic(base / "raw" / f"{subset}.jsonl", _jsonl(docs))
+        apart = random.Random(f"ablate-demo-heldout-{subset}-{seed}")  # the training draws stay as they were
+        held = [{"text": DOCUMENTS[subset](apart, world)} for _ in range(HELDOUT_DOCS)]
+        write_atomic(base / "raw" / "heldout" / f"{subset}.jsonl", _jsonl(held))
     for subset, task in TASKS.items():
         data = (base / "tasks" / f"{task}.jsonl").resolve()
         write_atomic(data, _jsonl(task_items(world, task, seed)))

@@ -35,7 +35,7 @@ TRUST_PHASES = [0.1, 0.25]
 # --suggest: a swarm of mixtures around the baseline, a fitted law of the skills category, the mixture
 # it predicts best within a KL trust region, then that mixture trained and measured like the others.
 SUGGEST_DESIGN = Design(kind="swarm", n=12, concentration=20.0, seed=0)
-SUGGEST_OBJECTIVE = "skills"
+SUGGEST_OBJECTIVE = {"skills": 1.0}  # target → weight (ablate.analyze.fit.objective_weights)
 SUGGEST_RADIUS = 0.1
 
 
@@ -124,26 +124,30 @@ def run_demo(
         with stage("pretrain"):
             pretrain(recipe, on_progress=on_pretrain_progress)
         with stage("plan"):
-            plan_study(recipe)
+            # A demo folder from an older ablate whose demo recipe evaluates differently (held-out loss
+            # was added) is evaluated again; trained weights are never thrown away.
+            plan_study(recipe, reevaluate=True)
         with stage("run"):
             outcomes = run_study(recipe.name, parallel=parallel or available_cores(), observer=run_observer)
         if suggest and not [o for o in outcomes if o.state != "done"]:
             from ablate.analyze.fit import suggest_study
+            from ablate.plan.study import load_plan
 
-            with stage("suggest"):
-                suggest_study(
-                    recipe.name,
-                    objective=SUGGEST_OBJECTIVE,
-                    model=None,
-                    radius=SUGGEST_RADIUS,
-                    caps={},
-                    floors={},
-                    name="suggested",
-                    phase=None,
-                    resamples=200,
-                    seed=0,
-                    force=False,
-                )
+            with stage("suggest"):  # once: a rerun would fit the suggestion's own result too
+                if "suggested" not in load_plan(recipe.name).options.mixtures:
+                    suggest_study(
+                        recipe.name,
+                        objective=SUGGEST_OBJECTIVE,
+                        model=None,
+                        radius=SUGGEST_RADIUS,
+                        caps={},
+                        floors={},
+                        name="suggested",
+                        phase=None,
+                        resamples=200,
+                        seed=0,
+                        force=False,
+                    )
             with stage("validate"):
                 outcomes = run_study(recipe.name, parallel=parallel or available_cores(), observer=run_observer)
         with stage("report"):

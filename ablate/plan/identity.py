@@ -28,7 +28,7 @@ NOT_TRAINING = {"checkpoint_every_tokens", "fsdp"}  # bookkeeping, not an input 
 # Fields added after studies had results, hashed only when set off their default: adding them
 # turned no finished result stale, nor made one be evaluated again.
 LATER_FIELDS: dict[str, Any] = {"schedule": {"peak": "recipe", "warmup_tokens": 0}}
-LATER_EVAL: dict[str, Any] = {"backend": "hf", "model_args": {}}
+LATER_EVAL: dict[str, Any] = {"backend": "hf", "model_args": {}, "heldout": {}, "heldout_sequences": None}
 
 
 def content_hash(payload: Any) -> str:
@@ -79,8 +79,10 @@ def result_hash(train: str, evaluation: Eval) -> str:
 
 
 def start_hash(checkpoint: str | None, evaluation: Eval) -> str:
-    """The start checkpoint's results: that checkpoint evaluated under these settings."""
-    return content_hash({"checkpoint": checkpoint, "eval": _evaluation(evaluation)})
+    """The start checkpoint's results: that checkpoint evaluated under these settings (its lm-eval
+    scores only: held-out loss is measured on the variants)."""
+    tasks = evaluation.model_copy(update={"heldout": {}, "heldout_sequences": None})
+    return content_hash({"checkpoint": checkpoint, "eval": _evaluation(tasks)})
 
 
 def _evaluation(evaluation: Eval) -> dict[str, Any]:

@@ -34,11 +34,12 @@ from ablate.store import (
 )
 
 
-def plan_study(recipe: Recipe, *, force: bool = False, **options: Any) -> Plan:
+def plan_study(recipe: Recipe, *, force: bool = False, reevaluate: bool = False, **options: Any) -> Plan:
     """Build the plan with sizes from shard manifests and local task files; check it; write plan.json.
 
     Refuses (AblateError, nothing written) a start checkpoint that is a local path and does not exist,
-    and, unless `force`, a plan that would turn finished results of the same study stale. Mixtures
+    and, unless `force`, a plan that would turn finished results of the same study stale (with
+    `reevaluate`, only those whose training would change: the rest are evaluated again). Mixtures
     `ablate suggest` added to the study's current plan are kept: re-planning does not drop them.
     """
     previous = study_dir(recipe.name) / "plan.json"
@@ -64,7 +65,7 @@ def plan_study(recipe: Recipe, *, force: bool = False, **options: Any) -> Plan:
                 "save one per phase (ablations.phases in the recipe)"
             ) from None
     if not force:
-        refuse_stale(plan, "re-planning", fix="pass --force to replace the plan anyway")
+        refuse_stale(plan, "re-planning", fix="pass --force to replace the plan anyway", reevaluate=reevaluate)
     save_plan(plan)
     return plan
 
@@ -113,25 +114,32 @@ def start_checkpoint(
     return path
 
 
-def stale_results(plan: Plan) -> list[str]:
-    """Jobs of the study whose folders hold results (or training) that `plan` would not reuse."""
-    held: list[str] = []
+def stale_results(plan: Plan) -> list[tuple[str, bool]]:
+    """Jobs of the study whose folders hold results (or training) that `plan` would not reuse: each
+    described, and whether its training (not only its evaluation) would be redone."""
+    held: list[tuple[str, bool]] = []
     start = read_status(study_dir(plan.study) / START)
     if start.get("state") == State.DONE and start.get("hash") != plan.start_hash:
-        held.append(f"{START} (evaluated)")
+        held.append((f"{START} (evaluated)", False))
     for variant in plan.variants:
         folder = variant_dir(plan.study, variant.name)
         status = read_status(folder)
         kept = status.get("state") == State.DONE or status.get("trained") or (folder / LATEST).exists()
         if kept and status.get("hash") != variant.hash:
-            change = "evaluation" if status.get("train_hash") == variant.train_hash else "training"
-            held.append(f"{variant.name} ({status.get('state')}, {change} changed)")
+            retrains = status.get("train_hash") != variant.train_hash
+            held.append(
+                (
+                    f"{variant.name} ({status.get('state')}, {'training' if retrains else 'evaluation'} changed)",
+                    retrains,
+                )
+            )
     return held
 
 
-def refuse_stale(plan: Plan, doing: str, *, fix: str) -> None:
-    """One line naming the jobs whose results `plan` would turn stale, or nothing."""
-    held = stale_results(plan)
+def refuse_stale(plan: Plan, doing: str, *, fix: str, reevaluate: bool = False) -> None:
+    """One line naming the jobs whose results `plan` would turn stale, or nothing. `reevaluate`: only
+    trained weights count; results that would only be evaluated again may be."""
+    held = [label for label, retrains in stale_results(plan) if retrains or not reevaluate]
     if held:
         raise StudyError(
             f"{doing} would turn finished results in {study_dir(plan.study)} stale: {', '.join(held)}; {fix} "

@@ -8,6 +8,7 @@ or stale appear with their state and no figures. The intervals of each cell come
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from ablate import stats
 from ablate.errors import AblateError
 from ablate.plan.build import split_phase, with_phase
 from ablate.report.cells import NO_CI, NORMAL, PAIRED, Cell, Cells, delta_cell
+from ablate.report.heldout import LOSS_PREFIX, LossCell, loss_cells
 from ablate.report.load import DONE, START, StudyResults
 from ablate.report.trust import PhaseAgreement, Trust, phase_agreement, trust
 
@@ -73,6 +75,7 @@ class Report:
     phases: list[str]  # a phase study's phase labels, shortest first (p5, p10, ...); empty otherwise
     phase_agreement: list[PhaseAgreement]  # per task, each shorter phase's order against the longest's
     suggestions: list[dict[str, Any]]  # `ablate suggest`'s proposals, each with its measured row (or None)
+    heldout: list[LossCell]  # with eval.heldout: each baseline's loss per domain, each ablation's Δ
 
     @property
     def columns(self) -> list[str]:
@@ -117,6 +120,18 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
             rows.append(_score_only_row(base, task, metrics.get(task, ""), score))
     states, jobs = _ablation_states(variants, ablations, {a: bool(base_done[base_of[a]]) for a in ablations}, notes)
     computed = cells.all_deltas(jobs, {a: base_done[base_of[a]] for a in jobs}, tasks)
+    seeds = {str(v): -1 if pd.isna(s) else int(s) for v, s in zip(variants.variant, variants.seed, strict=True)}
+    losses, loss_notes = loss_cells(
+        results.heldout,
+        seeds,
+        {b: base_done[b] for b in baselines if base_done[b]},
+        jobs,
+        {a: base_done[base_of[a]] for a in jobs},
+        ci=settings.ci,
+        resamples=settings.resamples,
+        seed=settings.seed,
+    )
+    notes += loss_notes
     for ablation in ablations:
         state = states[ablation]
         task_cells: dict[str, Cell | None] = {}
@@ -168,7 +183,10 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         phase_agreement=phase_agreement(
             results, cells, tasks, phases, resamples=settings.resamples, seed=settings.seed, ci=settings.ci
         ),
-        suggestions=[_measured(p, table, set(variants.ablation)) for p in results.suggestions.values()],
+        suggestions=[
+            _measured(p, table, losses, set(variants.ablation), settings.ci) for p in results.suggestions.values()
+        ],
+        heldout=losses,
     )
 
 
@@ -289,18 +307,49 @@ def _adjusted(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     return table
 
 
-def _measured(proposal: dict[str, Any], table: pd.DataFrame, planned: set[str]) -> dict[str, Any]:
-    """A suggestion with the report's Δ row of the ablation that measures it on its target, if any,
-    and whether the study's plan still has it."""
+def _measured(
+    proposal: dict[str, Any], table: pd.DataFrame, losses: list[LossCell], planned: set[str], ci: float
+) -> dict[str, Any]:
+    """A suggestion with the measured Δ of its objective (Σ weight · Δ target) for the ablation that
+    measures it, once every target has one, and whether the study's plan still has it.
+
+    One target: its own interval, times its weight. Several: each target's interval read as a normal
+    one and combined as independent, since the targets are measured on different items and held-out
+    sequences (the item noise each interval describes is independent across them).
+    """
     proposal = {**proposal, "planned": proposal.get("ablation") in planned}
-    row = table[(table.variant == proposal.get("ablation")) & (table.task == proposal.get("target"))]
-    found = row.iloc[0].to_dict() if len(row) else None
-    if found is None or found.get("state") != DONE:
+    ablation = str(proposal.get("ablation"))
+    loss_of = {(c.ablation, LOSS_PREFIX + c.domain): c for c in losses if c.delta is not None}
+    terms: dict[str, tuple[float, float | None, float | None]] = {}
+    for target in proposal["objective"]:
+        if target.startswith(LOSS_PREFIX):
+            cell = loss_of.get((ablation, target))
+            if cell is not None and cell.delta is not None:
+                terms[target] = (cell.delta, cell.low, cell.high)
+            continue
+        row = table[(table.variant == ablation) & (table.task == target)]
+        if len(row) and row.iloc[0]["state"] == DONE and pd.notna(row.iloc[0]["delta_pp"]):
+            found = row.iloc[0]
+            terms[target] = (float(found["delta_pp"]), _number(found["ci_low_pp"]), _number(found["ci_high_pp"]))
+    if len(terms) < len(proposal["objective"]):
         return {**proposal, "measured": None}
-    return {
-        **proposal,
-        "measured": {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in found.items()},
-    }
+    weights = proposal["objective"]
+    value = sum(weights[t] * delta for t, (delta, _, _) in terms.items())
+    spans = [
+        (weights[t] * lo, weights[t] * hi) for t, (_, lo, hi) in terms.items() if lo is not None and hi is not None
+    ]
+    low: float | None = None
+    high: float | None = None
+    if len(spans) == 1 == len(terms):
+        low, high = sorted(spans[0])
+    elif len(spans) == len(terms):
+        z = statistics.NormalDist().inv_cdf(0.5 + ci / 2)
+        low, high = stats.normal_interval(value, math.hypot(*[(hi - lo) / (2 * z) for lo, hi in spans]), ci)
+    return {**proposal, "measured": {"value": value, "low": low, "high": high, "terms": terms}}
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def _score_only_row(variant: str, task: str, metric: str, score: float | None) -> dict[str, Any]:

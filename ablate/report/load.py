@@ -7,6 +7,7 @@
     res.scores                      # one row per variant × task × metric: lm-eval's aggregate and stderr
     res.items                       # one row per variant × task × metric × item (doc_id, doc_hash, value,
                                     # cluster: the doc's `cluster` field, NA where it has none)
+    res.heldout                     # variant → its held-out loss per domain (heldout.json), with eval.heldout
 
 Only variants whose state is `done` and whose recorded hash matches the plan contribute numbers; a
 variant trained or evaluated under another plan is marked `stale` and refused, never reported.
@@ -29,7 +30,7 @@ from ablate.errors import StudyError
 from ablate.job import STALE, START, State, read_status, results_state
 from ablate.plan.build import phase_label
 from ablate.plan.study import load_plan
-from ablate.store import current_study, read_json, study_dir, variant_dir
+from ablate.store import HELDOUT, current_study, read_json, study_dir, variant_dir
 
 if TYPE_CHECKING:
     from ablate.plan.build import Plan
@@ -56,6 +57,7 @@ class StudyResults:
     cost: dict[str, Any] | None = None  # tokens per variant, the full run, study compute fraction (from the plan)
     notes: list[str] = field(default_factory=list)
     suggestions: dict[str, dict[str, Any]] = field(default_factory=dict)  # `ablate suggest`'s, by name
+    heldout: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant → its heldout.json (eval.heldout)
 
 
 # ---- a study folder ------------------------------------------------------------------------
@@ -124,8 +126,11 @@ def load_study(study: str | None = None) -> StudyResults:
         cat: {"tasks": list(spec["tasks"]), "random_baseline": dict(spec.get("random_baseline") or {})}
         for cat, spec in (recipe_eval.get("categories") or {}).items()
     }
+    done = result.variants[result.variants.state == DONE]
+    found = {str(v): Path(str(f)) / HELDOUT for v, f in zip(done.variant, done.folder, strict=True)}
+    result.heldout = {variant: read_json(path) for variant, path in found.items() if path.exists()}
     suggested = study_dir(name) / "suggested.json"
-    result.suggestions = read_json(suggested) if suggested.exists() else {}
+    result.suggestions = {n: _one_objective(p) for n, p in (read_json(suggested) if suggested.exists() else {}).items()}
     training = plan.recipe.get("training", {})
     result.cost = {
         "variant_tokens": plan.variants[0].tokens if plan.variants else 0,
@@ -139,6 +144,20 @@ def load_study(study: str | None = None) -> StudyResults:
         if row.state == STALE:
             result.notes.append(f"{row.variant}: refused, {row.error}")
     return result
+
+
+def _one_objective(proposal: dict[str, Any]) -> dict[str, Any]:
+    """A suggestion as `ablate suggest` writes it; one written before weighted objectives (one target,
+    one model) is read as the objective {target: 1}."""
+    if "objective" in proposal:
+        return proposal
+    target = proposal["target"]
+    return {
+        **proposal,
+        "objective": {target: 1.0},
+        "models": {target: proposal["model"]},
+        "loo_rmse": {target: proposal["loo_rmse"]},
+    }
 
 
 # ---- a folder of plain lm-eval outputs ------------------------------------------------------

@@ -7,7 +7,7 @@ same bytes. Deterministic for a fixed report.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict
 from typing import Any
 
@@ -17,6 +17,7 @@ from ablate import stats
 from ablate.plan.build import split_phase
 from ablate.report.build import CSV_COLUMNS, ROW_COLUMNS, Report
 from ablate.report.cells import NORMAL
+from ablate.report.heldout import LOSS_PREFIX, LossCell
 from ablate.report.load import DONE, START
 from ablate.report.trust import STABLE
 
@@ -75,9 +76,48 @@ def to_markdown(report: Report) -> str:
         out += ["", *phase_section(report)]
     if report.trust is not None:
         out += ["", *trust_section(report)]
+    if report.heldout:
+        out += ["", *heldout_section(report)]
     if report.suggestions:
         out += ["", *suggestion_section(report)]
     return "\n".join(out).rstrip() + "\n"
+
+
+def heldout_section(report: Report) -> list[str]:
+    """ "Held-out loss by domain": each baseline's loss and bits per byte on every domain, then each
+    ablation's Δ of both with its interval (lower is better, so + means the removal hurt)."""
+    level = f"{100 * report.settings.ci:g}%"
+    domains = list(dict.fromkeys(c.domain for c in report.heldout))
+    by = {(c.ablation, c.domain): c for c in report.heldout}
+    arms = list(dict.fromkeys(c.ablation for c in report.heldout))
+    out = [f"## Held-out loss by domain ({level} CI)", ""]
+    for title, value, delta in (
+        ("Loss (nats per token)", "loss", ("delta", "low", "high")),
+        ("Bits per byte", "bits_per_byte", ("delta_bpb", "bpb_low", "bpb_high")),
+    ):
+        rows = []
+        for arm in arms:
+            cells = [by.get((arm, d)) for d in domains]
+            rows.append([arm, *[_loss_text(c, value, delta) for c in cells]])
+        out += [f"**{title}**", "", *_markdown_table(["variant", *domains], rows, ["l", *"r" * len(domains)]), ""]
+    sequences = ", ".join(f"{d} {by[(arms[0], d)].sequences}" for d in domains if (arms[0], d) in by)
+    out += [
+        f"- A baseline's row is its level; every other row is the Δ against its baseline with a {level} paired "
+        "bootstrap interval over the held-out sequences (the same text for every variant). Lower is better: "
+        f"a positive Δ means the removal raised the loss on that domain. Sequences per domain: {sequences}.",
+    ]
+    return out
+
+
+def _loss_text(cell: LossCell | None, value: str, delta: tuple[str, str, str]) -> str:
+    """A baseline's level (3 decimals) or an ablation's Δ with its interval (4: a 7B's Δ is ~0.005)."""
+    if cell is None:
+        return "—"
+    if cell.delta is None:
+        level = getattr(cell, value)
+        return "—" if level is None else f"{level:.3f}"
+    mid, low, high = (getattr(cell, name) for name in delta)
+    return "—" if mid is None else f"{mid:+.4f} [{low:+.4f}, {high:+.4f}]"
 
 
 def phase_section(report: Report) -> list[str]:
@@ -125,7 +165,7 @@ def _percent(label: str) -> str:
 
 def suggestion_section(report: Report) -> list[str]:
     """ "Suggested mixtures": each of `ablate suggest`'s proposals, its mixture beside the baseline's,
-    what its model predicted, and what the study then measured, said plainly."""
+    what its models predicted, and what the study then measured, said plainly."""
     level = f"{100 * report.settings.ci:g}%"
     out = ["## Suggested mixtures", ""]
     for p in report.suggestions:
@@ -135,12 +175,14 @@ def suggestion_section(report: Report) -> list[str]:
             for s in subsets
         ]
         out += _markdown_table(["subset", f"`{p['baseline']}`", f"`{p['ablation']}`"], rows, ["l", "r", "r"])
+        number, unit = _objective_units(p["objective"])
         gain = p["gain"]
+        models = models_text(p["models"], p["loo_rmse"])
         out += [
             "",
-            f"- Predicted by `ablate suggest` ({p['model']}, fitted on {p['variants']} variants, leave-one-out RMSE "
-            f"{p['loo_rmse']:.2f} pp; KL {p['kl']:.3f} ≤ {p['radius']:g}): {p['target']} {fmt_pp(gain['value'])} "
-            f"[{fmt_pp(gain['low'])}, {fmt_pp(gain['high'])}] pp over the baseline (95% bootstrap over variants).",
+            f"- Predicted by `ablate suggest` ({models}; fitted on {p['variants']} variants; KL {p['kl']:.3f} ≤ "
+            f"{p['radius']:g}): {p['target']} {number(gain['value'])} [{number(gain['low'])}, "
+            f"{number(gain['high'])}]{unit} over the baseline (95% bootstrap over variants).",
         ]
         measured = p["measured"]
         if measured is None:
@@ -151,21 +193,51 @@ def suggestion_section(report: Report) -> list[str]:
             )
             out += [f"- Measured: {why}.", ""]
             continue
-        low, high = measured.get("ci_low_pp"), measured.get("ci_high_pp")
+        low, high = measured["low"], measured["high"]
         verdict = (
             "it beats the baseline"
             if low is not None and low > 0
-            else "it scores below the baseline"
+            else "it does worse than the baseline"
             if high is not None and high < 0
             else "not shown to differ from the baseline (the interval includes 0)"
         )
+        interval = "no interval" if low is None else f"[{number(low)}, {number(high)}]"
         inside = low is not None and low <= gain["value"] <= high
         out.append(
-            f"- Measured: {p['target']} {delta_text(measured).removesuffix(' *')} pp ({level} CI): {verdict}. The "
-            f"predicted gain {'lies inside' if inside else 'falls outside'} the measured interval."
+            f"- Measured: {p['target']} {number(measured['value'])} {interval}{unit} ({level} CI): {verdict}. "
+            f"The predicted gain {'lies inside' if inside else 'falls outside'} the measured interval."
         )
+        if len(p["objective"]) > 1:
+            out.append(
+                "  - Terms: "
+                + "; ".join(
+                    f"{t} Δ {_signed(d, 4 if t.startswith(LOSS_PREFIX) else 1)}"
+                    for t, (d, _, _) in measured["terms"].items()
+                )
+                + ". The objective's interval combines theirs as independent (different items and texts)."
+            )
         out.append("")
     return out
+
+
+def models_text(models: dict[str, str], loo_rmse: dict[str, float]) -> str:
+    """law for skills (leave-one-out RMSE 5.2), linear for loss:prose (...): what a suggestion fitted."""
+    return ", ".join(f"{m} for {t} (leave-one-out RMSE {loo_rmse[t]:.3g})" for t, m in models.items())
+
+
+def _objective_units(weights: dict[str, float]) -> tuple[Callable[[float], str], str]:
+    """How an objective's values read: percentage points for tasks and categories (one decimal), the
+    loss's nats per token for a loss alone (four), and plain units for a weighted mix (three)."""
+    losses = [t.startswith(LOSS_PREFIX) for t in weights]
+    if not any(losses):
+        return fmt_pp, " pp" if len(weights) == 1 else ""
+    digits, unit = (4, " nats per token") if all(losses) and len(weights) == 1 else (3, "")
+    return lambda value: _signed(value, digits), unit
+
+
+def _signed(value: float, digits: int) -> str:
+    text = f"{value:+.{digits}f}"
+    return text.lstrip("+-") if float(text) == 0 else text
 
 
 def trust_section(report: Report) -> list[str]:
@@ -376,5 +448,6 @@ def to_json(report: Report) -> dict[str, Any]:
         "phases": report.phases,
         "phase_agreement": [asdict(a) for a in report.phase_agreement],
         "suggestions": report.suggestions,
+        "heldout": [asdict(c) for c in report.heldout],
         "notes": report.notes,
     }

@@ -34,6 +34,7 @@ from ablate.plan.build import Plan, Variant, replan
 from ablate.plan.study import load_study_plan, refuse_stale, save_plan, start_checkpoint
 from ablate.recipe import Recipe
 from ablate.run import launch, slurm
+from ablate.run.heldout import check_heldout
 from ablate.run.worker import variant_next
 from ablate.store import current_study, study_dir, variant_dir
 
@@ -164,6 +165,7 @@ def prepare(
     for ref in dict.fromkeys([plan.options.checkpoint, *(v.checkpoint for v in selected)]):
         start_checkpoint(study, recipe, ref)  # a phase study's variants start from their phase's checkpoint
     _check_streams(recipe, selected)
+    check_heldout(recipe)
     if replanned:
         refuse_stale(
             plan, f"--checkpoint {checkpoint}", fix=f"`ablate plan --checkpoint {checkpoint} --force` replaces them"

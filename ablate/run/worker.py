@@ -49,7 +49,7 @@ from ablate.plan.identity import content_hash, train_hash
 from ablate.plan.study import load_study_plan, start_checkpoint
 from ablate.recipe import Recipe
 from ablate.run.dist import rank, world_size
-from ablate.store import register_checkpoint, study_dir, variant_dir, write_json
+from ablate.store import HELDOUT, register_checkpoint, study_dir, variant_dir, write_json
 
 
 def token_mismatch(tokens: int, recipe: Recipe) -> str | None:
@@ -244,10 +244,12 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
 
     Every rank trains (and, under FSDP, helps gather the model for the export); rank 0 evaluates
     the exported Hugging Face folder, not the model in memory, so the study's scores are those of
-    the folder `lm_eval --model hf` and `ablate export` hand on."""
+    the folder `lm_eval --model hf` and `ablate export` hand on. With `eval.heldout`, rank 0 then
+    measures the same model's loss on each held-out domain into heldout.json."""
     from ablate.run import train
     from ablate.run.evaluate import evaluate
     from ablate.run.export import ensure_exported
+    from ablate.run.heldout import heldout_loss
     from ablate.run.start import load_start
 
     began = time.perf_counter()
@@ -312,9 +314,13 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             tick = time.perf_counter()
             exported = ensure_exported(folder)
             final = load_start(str(exported))  # evaluated as any other tool would open it
+            (folder / HELDOUT).unlink(missing_ok=True)  # never one from an earlier evaluation
             scores = evaluate(
                 final.model, final.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{name}", folder=exported
             )
+            if recipe.eval.heldout:
+                found = heldout_loss(final.model, final.tokenizer, recipe.eval, recipe.seq_len)
+                write_json(folder / HELDOUT, found)
             write_status(folder, State.DONE, scores=scores, eval_seconds=round(time.perf_counter() - tick, 3))
 
 
