@@ -18,6 +18,14 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def local_device() -> str:
+    """Where this process computes outside Composer: its GPU (cuda:LOCAL_RANK) where there is one, else
+    the CPU. A model loaded from a folder starts on the CPU, where a 7B's evaluation would take days."""
+    import torch
+
+    return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+
+
 def join_process_group() -> None:
     """Join the job's process group now, once, if it has several processes (a no-op otherwise).
 

@@ -6,7 +6,7 @@
 
 `simple_evaluate` runs with the recipe's tasks, local task folders and `log_samples=True` on the
 recipe's backend: `hf`, an `HFLM` wrapped around the model loaded from the exported folder and its
-tokenizer (passing the tokenizer keeps HFLM off the Hub), on rank 0's device; or `vllm`, lm-eval's
+tokenizer (passing the tokenizer keeps HFLM off the Hub), moved to rank 0's GPU where there is one; or `vllm`, lm-eval's
 vLLM model serving the folder itself, as many GPUs as `eval.model_args` asks for
 (tensor_parallel_size, data_parallel_size). vLLM is never required: the `vllm` extra installs it.
 lm-eval's `EvaluationTracker` writes `results_<stamp>.json` and `samples_<task>_<stamp>.jsonl`
@@ -24,6 +24,7 @@ from typing import Any
 
 from ablate.errors import AblateError
 from ablate.recipe import Eval
+from ablate.run.dist import local_device
 from ablate.store import replacing_folder
 
 HEADLINE_METRICS = ("acc_norm,none", "acc,none", "exact_match,none")
@@ -113,7 +114,7 @@ def _language_model(model: Any, tokenizer: Any, spec: Eval, folder: Path | None)
         return VLLM(pretrained=str(folder), tokenizer=str(folder), batch_size=spec.batch_size, **args)
     from lm_eval.models.huggingface import HFLM
 
-    model.eval()
+    model.to(local_device()).eval()  # HFLM evaluates a model in memory where it lies
     args = {"max_length": _max_length(model), **spec.model_args}
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size, **args)
 

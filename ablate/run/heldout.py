@@ -15,7 +15,8 @@ tokens, such as the EOS between documents, decode to none). A domain's loss is n
 token; its bits per byte the summed nats / ln 2 / the summed bytes, comparable across tokenizers.
 
 Shards are read directly with streaming's shard readers, in the evaluating process alone: a
-StreamingDataset would wait at barriers for ranks that are not evaluating.
+StreamingDataset would wait at barriers for ranks that are not evaluating. The model is measured on
+rank 0's GPU where there is one, and put back where it was.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 
 from ablate.errors import AblateError
 from ablate.recipe import Eval, Recipe
+from ablate.run.dist import local_device
 
 LOGIT_BUDGET = 1 << 28  # floats of logits held at once (1 GiB in fp32): what sizes a batch
 
@@ -90,10 +92,20 @@ def heldout_loss(model: Any, tokenizer: Any, spec: Eval, seq_len: int) -> dict[s
     """Every held-out domain's loss and bits per byte, with the per-sequence values the report pairs."""
     import torch
 
-    device = next(model.parameters()).device
-    vocab = int(model.config.vocab_size)
-    rows = max(1, min(spec.batch_size, LOGIT_BUDGET // (seq_len * vocab)))
-    model.eval()
+    device, home = local_device(), next(model.parameters()).device
+    model.to(device).eval()
+    try:
+        return {"seq_len": seq_len, "domains": _domains(model, tokenizer, spec, seq_len, device)}
+    finally:  # the model back where it was: vLLM, evaluating next, wants the GPU's memory to itself
+        model.to(home)
+        if device != "cpu":
+            torch.cuda.empty_cache()
+
+
+def _domains(model: Any, tokenizer: Any, spec: Eval, seq_len: int, device: str) -> dict[str, Any]:
+    import torch
+
+    rows = max(1, min(spec.batch_size, LOGIT_BUDGET // (seq_len * int(model.config.vocab_size))))
     domains: dict[str, Any] = {}
     for domain, held in spec.heldout.items():
         sequences = read_sequences(domain, held.location, seq_len, spec.heldout_sequences)
@@ -120,4 +132,4 @@ def heldout_loss(model: Any, tokenizer: Any, spec: Eval, seq_len: int) -> dict[s
             "nll": [round(float(x), 6) for x in nll],
             "sequence_bytes": size.tolist(),
         }
-    return {"seq_len": seq_len, "domains": domains}
+    return domains

@@ -315,12 +315,12 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             exported = ensure_exported(folder)
             final = load_start(str(exported))  # evaluated as any other tool would open it
             (folder / HELDOUT).unlink(missing_ok=True)  # never one from an earlier evaluation
+            if recipe.eval.heldout:  # first: vLLM's engine, if lm-eval uses it, holds the GPU until exit
+                found = heldout_loss(final.model, final.tokenizer, recipe.eval, recipe.seq_len)
+                write_json(folder / HELDOUT, found)
             scores = evaluate(
                 final.model, final.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{name}", folder=exported
             )
-            if recipe.eval.heldout:
-                found = heldout_loss(final.model, final.tokenizer, recipe.eval, recipe.seq_len)
-                write_json(folder / HELDOUT, found)
             write_status(folder, State.DONE, scores=scores, eval_seconds=round(time.perf_counter() - tick, 3))
 
 
