@@ -241,6 +241,15 @@ def test_phases_plan_every_variant_at_every_phase_from_its_own_start():
     assert seeded.variants[2].tokens == plain.tokens
     replanned = replan(plan, make_recipe(), checkpoint="other")
     assert [v.checkpoint for v in replanned.variants] == ["other@p5", "other@p5", "other@p20", "other@p20"]
+    # A mixture added at one phase (as `ablate suggest` adds the one fitted there) is planned there alone.
+    mix = {"web": 0.5, "gsm": 0.1, "proofs": 0.1, "py": 0.3}
+    added = replan(plan, make_recipe(), mixtures={"suggested@p20": mix, "other@p5": mix, "everywhere": mix})
+    assert [v.name for v in added.variants] == ["baseline@p5", "no-code@p5", "other@p5", "everywhere@p5",
+                                                "baseline@p20", "no-code@p20", "suggested@p20", "everywhere@p20"]
+    kept = {v.name: v.hash for v in added.variants}
+    assert all(kept[v.name] == v.hash for v in plan.variants)  # nothing planned before changes
+    twice = replan(added, make_recipe(), mixtures={"suggested@p5": mix})  # the same name, fitted at both phases
+    assert {"suggested@p5", "suggested@p20"} <= {v.name for v in twice.variants}
 
 
 def test_phase_names_split_back_and_bad_phases_are_refused():

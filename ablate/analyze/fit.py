@@ -310,11 +310,12 @@ def suggest_study(
     resamples: int,
     seed: int,
     force: bool,
-) -> tuple[Suggestion, Points]:
+) -> tuple[Suggestion, Points, list[str]]:
     """`ablate suggest`: propose a mixture for `objective` (target → signed weight, see
     objective_weights) and add it to the study's plan as `name` (suggested.json keeps the prediction
     for the report). `caps` tighten the subsets' max_passes caps; refuses, unless `force`, to replace
-    a suggestion of that name that has results."""
+    a suggestion of that name that has results. Returns the suggestion, the objective's first target's
+    points and the variants that measure it (one per seed, at the phase it was fitted on)."""
     from dataclasses import asdict
 
     from ablate.plan.study import refuse_stale, save_plan
@@ -355,10 +356,10 @@ def suggest_study(
         resamples=resamples,
         seed=seed,
     )
-    added = replan(plan, recipe, mixtures={name: found.mixture})
+    added = replan(plan, recipe, mixtures={found.ablation: found.mixture})  # at the phase it was fitted on
     if not force:
         refuse_stale(added, f"ablate suggest --name {name}", fix="pass --force, or another --name")
     registry = study_dir(study_name) / "suggested.json"
-    write_json(registry, {**(read_json(registry) if registry.exists() else {}), name: asdict(found)})
+    write_json(registry, {**(read_json(registry) if registry.exists() else {}), found.ablation: asdict(found)})
     save_plan(added)
-    return found, data
+    return found, data, [v.name for v in added.variants if v.ablation == found.ablation]

@@ -116,7 +116,7 @@ def suggest(
                 bounds[flag][subset] = float(share)
             except ValueError:
                 raise AblateError(f"{flag} {item}: use SUBSET=SHARE, e.g. code=0.3") from None
-    found, data = suggest_study(
+    found, data, variants = suggest_study(
         study,
         objective=objective_weights(objective),
         model=model,
@@ -134,13 +134,14 @@ def suggest(
         for s in data.subsets
     )
     gain, what = found.gain, found.target
+    run = " ".join(f"--variant {v}" for v in variants)
     models = models_text(found.models, found.loo_rmse)
     out.print(
         f"Suggested `{name}` for {what} ({models}; fitted on {found.variants} variants): {shares}. KL from the "
         f"baseline {found.kl:.3f} (≤ {kl:g}). Predicted {what} {found.predicted['value']:.4g} "
         f"[{found.predicted['low']:.4g}, {found.predicted['high']:.4g}] against the baseline's "
         f"{found.baseline_predicted:.4g}: gain {gain['value']:+.3g} [{gain['low']:+.3g}, {gain['high']:+.3g}] "
-        f"(95% bootstrap over variants). Added to the plan: `ablate run --variant {name}` measures it.",
+        f"(95% bootstrap over variants). Added to the plan: `ablate run {run}` measures it.",
         highlight=False,
         markup=False,
     )

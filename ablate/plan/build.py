@@ -62,7 +62,8 @@ class PlanOptions(BaseModel):
     checkpoint: str | None
     phases: list[float] = []  # empty: the recipe's training.phase, names without a phase
     design: Design = Design()  # loo (the removals above), swarm or perturb
-    mixtures: dict[str, dict[str, float]] = {}  # named mixtures added to the study (`ablate suggest`'s)
+    mixtures: dict[str, dict[str, float]] = {}  # named mixtures added to the study (`ablate suggest`'s);
+    # a name with a phase (suggested@p25) is planned at that phase only
 
 
 class Plan(BaseModel):
@@ -348,13 +349,17 @@ def build_plan(
     if control:
         arms.append(("control", [], [], normalize(recipe.mixes.base)))
     mixtures = mixtures or {}  # last: adding one leaves every other variant where it was
+    only: dict[int, str] = {}  # arm → its phase: an added mixture named `name@p25` is planned there alone
     for name, mixture in mixtures.items():
         unknown = sorted(set(mixture) - set(recipe.subsets))
         if unknown or abs(sum(mixture.values()) - 1) > 1e-6 or min(mixture.values(), default=0) < 0:
             raise AblateError(f"mixture {name}: {unknown or mixture} is not a mixture of the recipe's subsets")
-        arms.append((name, [], [], {s: p for s, p in mixture.items() if p > 0}))
-    names = [arm[0] for arm in arms]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+        arm, label = split_phase(name)
+        if label is not None:
+            only[len(arms)] = label
+        arms.append((arm, [], [], {s: p for s, p in mixture.items() if p > 0}))
+    names = [(arm[0], only.get(i)) for i, arm in enumerate(arms)]
+    duplicates = sorted({n for n, label in names if names.count((n, label)) > 1})
     if duplicates:
         raise AblateError(f"--remove: {duplicates} given twice; name each target once")
 
@@ -365,7 +370,9 @@ def build_plan(
         at = phase_recipe(recipe, phase)
         start = checkpoint if phase is None else phase_checkpoint(checkpoint, phase)
         phase_tokens = at.training.phase_tokens
-        for arm, removed, removed_subsets, mixture in arms:
+        for index, (arm, removed, removed_subsets, mixture) in enumerate(arms):
+            if index in only and (phase is None or phase_label(phase) != only[index]):
+                continue
             ablation = arm if phase is None else with_phase(arm, phase_label(phase))
             drawn = {s: round(p * phase_tokens) for s, p in mixture.items()}
             epochs = {s: (drawn[s] / sizes[s] if s in sizes else None) for s in mixture}

@@ -187,7 +187,7 @@ def suggestion_section(report: Report) -> list[str]:
         measured = p["measured"]
         if measured is None:
             why = (
-                f"not yet; `ablate run --variant {p['ablation']}` trains and evaluates it"
+                f"not yet; `ablate run` trains and evaluates `{p['ablation']}`"
                 if p["planned"]
                 else "no: the study's plan no longer has it (`ablate suggest` again adds it)"
             )
