@@ -12,6 +12,9 @@
             microbatch 1, a few steps: peak allocated GPU memory, and whether it fit at all.
 (c) eval    lm-eval's hf backend on the 1B saved with save_pretrained, a synthetic 4-choice task:
             items/s; the same with vLLM where it is installed (an optional extra, never required).
+(d) worker  ablate's own evaluation of a variant on that folder: opened by ablate.run.start.load_start,
+            lm-eval through ablate.run.evaluate (HFLM on the model in memory) and the held-out loss
+            (ablate.run.heldout) on random sequences: the device each ran on, items/s, tokens/s.
 
 On one GPU FSDP2 shards over a world of one: (a) measures what its wrapping costs, not what
 sharding saves; (b) shows whether a 7B's whole training state fits one GPU without any sharding
@@ -184,6 +187,33 @@ def eval_speed(size: Size, device: str, items: int) -> dict[str, float | str]:
     return out
 
 
+def worker_eval(size: Size, items: int, sequences: int) -> str:
+    """(d): the folder (c) saved, evaluated the way a variant's job does it."""
+    import numpy as np
+    from streaming import MDSWriter
+
+    from ablate.recipe import Eval
+    from ablate.run.evaluate import evaluate
+    from ablate.run.heldout import heldout_loss
+    from ablate.run.start import load_start
+
+    folder, tasks, held = SCRATCH / "model", SCRATCH / "tasks", SCRATCH / "heldout"
+    ids = np.random.default_rng(3).integers(0, 90, size=(sequences, size.seq), dtype=np.int32)
+    with MDSWriter(out=str(held), columns={"tokens": "ndarray:int32"}, progress_bar=False) as writer:
+        for row in ids:
+            writer.write({"tokens": row})
+    spec = Eval(tasks=["gpu_check"], include=[str(tasks)], batch_size=32, limit=items, heldout={"random": str(held)})
+    start = load_start(str(folder))
+    tick = time.perf_counter()
+    evaluate(start.model, start.tokenizer, spec, SCRATCH / "worker-eval", name="gpu_check/worker")
+    rate, where = items / (time.perf_counter() - tick), next(start.model.parameters()).device
+    start.model.to("cpu")  # where a job's held-out loss finds it: the loaded folder, before lm-eval
+    tick = time.perf_counter()
+    found = heldout_loss(start.model, start.tokenizer, spec, size.seq)["domains"]["random"]
+    tokens = found["tokens"] / (time.perf_counter() - tick)
+    return f"lm-eval on {where}: {rate:,.1f} items/s; held-out loss: {tokens:,.0f} tokens/s (loss {found['loss']:.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="CPU, a tiny Llama: checks the script runs")
@@ -204,8 +234,10 @@ def main() -> None:
         print(f"(a) {path:6} {tokens_per_s:12,.0f} tokens/s  {mfu}")
     seven_params = sum(p.numel() for p in model_of(seven, "meta").parameters())
     print(f"(b) {seven_params:,} parameters, sequence {seven.seq}, FSDP2 + activation checkpointing: {memory(seven, device)}")
-    for backend, rate in eval_speed(one, device, args.items or (40 if device == "cpu" else 2000)).items():
+    items = args.items or (40 if device == "cpu" else 2000)
+    for backend, rate in eval_speed(one, device, items).items():
         print(f"(c) {backend:6} " + (f"{rate:,.1f} items/s" if isinstance(rate, float) else rate))
+    print(f"(d) worker {worker_eval(one, items, 16 if device == 'cpu' else 512)}")
     print(f"gpu_check: fsdp2 / plain tokens per second ratio = {speed['fsdp2'] / speed['plain']:.3f}")
 
 

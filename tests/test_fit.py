@@ -105,7 +105,8 @@ def write_heldout(folder, mixture, rng):
     per_token = prose_loss(mixture) + DIFFICULTY + rng.normal(0, 0.02, SEQUENCES)
     nll = per_token * TOKENS
     write_json(folder / "heldout.json", {"seq_len": TOKENS + 1, "domains": {"prose": {
-        "location": "heldout/prose", "sequences": SEQUENCES, "tokens": SEQUENCES * TOKENS, "bytes": 2 * SEQUENCES * TOKENS,
+        "location": "heldout/prose", "sequences": SEQUENCES, "tokens": SEQUENCES * TOKENS,
+        "bytes": 2 * SEQUENCES * TOKENS,
         "loss": float(nll.sum() / (SEQUENCES * TOKENS)), "bits_per_byte": None, "fingerprint": "same-text",
         "nll": nll.tolist(), "sequence_bytes": [2 * TOKENS] * SEQUENCES}}})  # fmt: skip
 

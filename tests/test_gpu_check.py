@@ -23,4 +23,6 @@ def test_the_gpu_check_runs_in_its_tiny_cpu_mode():
     assert any(re.match(r"\(a\) plain +[\d,]+ tokens/s", line) for line in lines), done.stdout
     assert any(line.startswith("(b) ") and "FSDP2 + activation checkpointing: ran" in line for line in lines)
     assert any(re.match(r"\(c\) hf +[\d.,]+ items/s", line) for line in lines), done.stdout
+    worker = r"\(d\) worker lm-eval on cpu: [\d.,]+ items/s; held-out loss: [\d,]+ tokens/s \(loss \d+\.\d\d\)"
+    assert any(re.match(worker, line) for line in lines), done.stdout
     assert re.fullmatch(r"gpu_check: fsdp2 / plain tokens per second ratio = \d+\.\d{3}", lines[-1]), lines[-1]
