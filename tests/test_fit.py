@@ -250,6 +250,12 @@ def test_ablate_suggest_adds_a_variant_and_the_report_compares_it(tmp_path):
     section = after.stdout.split("## Suggested mixtures")[1]
     assert "Predicted by `ablate suggest`" in section and "- Measured: t_math +" in section
     assert "it beats the baseline" in section  # +9 points planted on 400 items
+    # suggested.json as ablate wrote it before weighted objectives (one target, one model) still reports.
+    proposals = json.loads((study / "suggested.json").read_text())
+    old = {k: v for k, v in proposals["suggested"].items() if k not in ("objective", "models", "loo_rmse")}
+    (study / "suggested.json").write_text(json.dumps({"suggested": {**old, "model": "linear", "loo_rmse": 1.5}}))
+    older = cli("report", "--study", "fixed", "--no-plot")
+    assert older.returncode == 0 and "(linear for t_math (leave-one-out RMSE 1.5)" in older.stdout, older.stderr
     again = cli("suggest", "--objective", "t_math", "--study", "fixed", "--bootstrap", "30")  # another mixture
     assert again.returncode == 2 and "suggested" in again.stderr and again.stderr.count("\n") == 1
     missing = cli("suggest", "--objective", "nope", "--study", "fixed")

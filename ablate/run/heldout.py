@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ablate.data.manifest import read_manifest
 from ablate.errors import AblateError
 from ablate.recipe import Eval, Recipe
 from ablate.run.dist import local_device
@@ -61,8 +62,7 @@ def _index(domain: str, location: str, seq_len: int) -> dict[str, Any]:
             raise AblateError(f"{field}: {location} is compressed ({shard['compression']}); write it uncompressed")
     if not index.get("shards"):
         raise AblateError(f"{field}: {location} holds no samples; add held-out text")
-    manifest = Path(location) / "ablate-manifest.json"
-    built = json.loads(manifest.read_text()).get("seq_len") if manifest.is_file() else None
+    built = (read_manifest(location) or {}).get("seq_len")
     if built not in (None, seq_len):
         raise AblateError(
             f"{field}: {location} holds {built}-token samples, the recipe's seq_len is {seq_len}; rebuild it"
@@ -78,10 +78,8 @@ def read_sequences(domain: str, location: str, seq_len: int, limit: int | None) 
     rows: list[np.ndarray] = []
     for shard_json in index["shards"]:
         shard = reader_from_json(location, None, shard_json)
-        for i in range(shard.samples):
-            if limit is not None and len(rows) == limit:
-                break
-            rows.append(np.asarray(shard.get_item(i)["tokens"], dtype=np.int64))
+        wanted = shard.samples if limit is None else min(shard.samples, limit - len(rows))
+        rows += [np.asarray(shard.get_item(i)["tokens"], dtype=np.int64) for i in range(wanted)]
     lengths = {len(r) for r in rows}
     if lengths != {seq_len}:
         raise AblateError(f"eval.heldout.{domain}: samples of {sorted(lengths)} tokens, seq_len is {seq_len}; rebuild")
