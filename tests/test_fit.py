@@ -18,7 +18,7 @@ from ablate.errors import AblateError
 from ablate.plan.build import swarm
 from ablate.recipe import Design
 from conftest import REPO
-from fixtures.report_study import fixed_recipe, write_lm_eval
+from fixtures.report_study import fixed_recipe, heldout_domain, write_lm_eval
 
 CENTER = {"web": 0.4, "math": 0.3, "code": 0.2, "facts": 0.1}
 PHASE = 512_000
@@ -103,12 +103,8 @@ def write_heldout(folder, mixture, rng):
     from ablate.store import write_json
 
     per_token = prose_loss(mixture) + DIFFICULTY + rng.normal(0, 0.02, SEQUENCES)
-    nll = per_token * TOKENS
-    write_json(folder / "heldout.json", {"seq_len": TOKENS + 1, "domains": {"prose": {
-        "location": "heldout/prose", "sequences": SEQUENCES, "tokens": SEQUENCES * TOKENS,
-        "bytes": 2 * SEQUENCES * TOKENS,
-        "loss": float(nll.sum() / (SEQUENCES * TOKENS)), "bits_per_byte": None, "fingerprint": "same-text",
-        "nll": nll.tolist(), "sequence_bytes": [2 * TOKENS] * SEQUENCES}}})  # fmt: skip
+    domain = heldout_domain(per_token * TOKENS, TOKENS, 2 * TOKENS)
+    write_json(folder / "heldout.json", {"seq_len": TOKENS + 1, "domains": {"prose": domain}})
 
 
 def swarm_study(results):

@@ -17,7 +17,7 @@ import pytest
 from ablate.errors import AblateError
 from ablate.report import CSV_COLUMNS, Settings, build_report, load_folder, load_study, to_csv, to_json, to_markdown
 from conftest import REPO
-from fixtures.report_study import write_lm_eval
+from fixtures.report_study import heldout_domain, write_lm_eval
 
 FIXTURES = REPO / "tests" / "fixtures"
 HEAVY = ("torch", "composer", "streaming", "lm_eval", "transformers")
@@ -367,9 +367,7 @@ def test_real_lm_eval_cli_outputs_are_reported_with_from(tmp_path):
 
 def _heldout(nll):
     """A variant's heldout.json content for one domain, `nll` per sequence of 63 predicted tokens."""
-    n = len(nll)
-    return {"domains": {"d": {"sequences": n, "tokens": 63 * n, "bytes": 126 * n, "loss": float(np.sum(nll) / (63 * n)),
-                              "fingerprint": "same", "nll": list(nll), "sequence_bytes": [126] * n}}}  # fmt: skip
+    return {"domains": {"d": heldout_domain(nll, 63, 126)}}
 
 
 def test_heldout_loss_intervals_cover_the_true_delta_at_their_level():

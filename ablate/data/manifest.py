@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ablate.errors import AblateError
 from ablate.recipe import Recipe
 from ablate.store import write_json
 
@@ -49,12 +50,38 @@ def manifest_tokens(recipe: Recipe) -> dict[str, int]:
     return sizes
 
 
-def index_samples(location: str) -> int | None:
-    """Samples in a local MDS folder, from streaming's index.json; None where it cannot be read."""
+def read_index(location: str) -> dict | None:
+    """streaming's index.json of a local MDS folder; None where there is none or it cannot be read."""
     if is_remote(location):
         return None
     try:
         index = json.loads((Path(location) / "index.json").read_text())
-        return sum(int(shard["samples"]) for shard in index["shards"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return None
+    return index if isinstance(index, dict) else None
+
+
+def index_samples(location: str) -> int | None:
+    """Samples in a local MDS folder, from streaming's index.json; None where it cannot be read."""
+    try:
+        return sum(int(shard["samples"]) for shard in (read_index(location) or {})["shards"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def check_shards(field: str, location: str, seq_len: int) -> dict:
+    """A local MDS folder's index, once it is known to be there and (by its manifest, where it has one)
+    to hold `seq_len`-token samples; otherwise one line naming `field` and the fix."""
+    index = read_index(location)
+    if index is None:
+        raise AblateError(
+            f"{field}: no MDS shards at {location} (index.json missing or unreadable); run `ablate data build` "
+            "or fix the location"
+        )
+    built = (read_manifest(location) or {}).get("seq_len")
+    if built not in (None, seq_len):
+        raise AblateError(
+            f"{field}: the shards at {location} hold {built}-token samples, the recipe's seq_len is {seq_len}; "
+            "rebuild them with `ablate data build --force` or fix seq_len"
+        )
+    return index

@@ -8,7 +8,6 @@ or stale appear with their state and no figures. The intervals of each cell come
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,9 +182,7 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         phase_agreement=phase_agreement(
             results, cells, tasks, phases, resamples=settings.resamples, seed=settings.seed, ci=settings.ci
         ),
-        suggestions=[
-            _measured(p, table, losses, set(variants.ablation), settings.ci) for p in results.suggestions.values()
-        ],
+        suggestions=[_measured(p, table, losses, set(variants.ablation)) for p in results.suggestions.values()],
         heldout=losses,
     )
 
@@ -308,7 +305,7 @@ def _adjusted(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 
 
 def _measured(
-    proposal: dict[str, Any], table: pd.DataFrame, losses: list[LossCell], planned: set[str], ci: float
+    proposal: dict[str, Any], table: pd.DataFrame, losses: list[LossCell], planned: set[str]
 ) -> dict[str, Any]:
     """A suggestion with the measured Δ of its objective (Σ weight · Δ target) for the ablation that
     measures it, once every target has one, and whether the study's plan still has it.
@@ -342,9 +339,9 @@ def _measured(
     high: float | None = None
     if len(spans) == 1 == len(terms):
         low, high = sorted(spans[0])
-    elif len(spans) == len(terms):
-        z = statistics.NormalDist().inv_cdf(0.5 + ci / 2)
-        low, high = stats.normal_interval(value, math.hypot(*[(hi - lo) / (2 * z) for lo, hi in spans]), ci)
+    elif len(spans) == len(terms):  # normal intervals: the half-widths add in quadrature, z for z
+        half = math.hypot(*[(hi - lo) / 2 for lo, hi in spans])
+        low, high = value - half, value + half
     return {**proposal, "measured": {"value": value, "low": low, "high": high, "terms": terms}}
 
 

@@ -22,10 +22,15 @@ from ablate.report.load import DONE, START
 from ablate.report.trust import STABLE
 
 
+def fmt_signed(value: float, digits: int) -> str:
+    """Signed, `digits` decimals; zero without a sign."""
+    text = f"{value:+.{digits}f}"
+    return text.lstrip("+-") if float(text) == 0 else text
+
+
 def fmt_pp(value: float) -> str:
-    """Signed, one decimal; zero without a sign."""
-    text = f"{value:+.1f}"
-    return "0.0" if text in ("+0.0", "-0.0") else text
+    """Percentage points: signed, one decimal."""
+    return fmt_signed(value, 1)
 
 
 def delta_text(row: pd.Series | dict) -> str:
@@ -211,7 +216,7 @@ def suggestion_section(report: Report) -> list[str]:
             out.append(
                 "  - Terms: "
                 + "; ".join(
-                    f"{t} Δ {_signed(d, 4 if t.startswith(LOSS_PREFIX) else 1)}"
+                    f"{t} Δ {fmt_signed(d, 4 if t.startswith(LOSS_PREFIX) else 1)}"
                     for t, (d, _, _) in measured["terms"].items()
                 )
                 + ". The objective's interval combines theirs as independent (different items and texts)."
@@ -232,12 +237,7 @@ def _objective_units(weights: dict[str, float]) -> tuple[Callable[[float], str],
     if not any(losses):
         return fmt_pp, " pp" if len(weights) == 1 else ""
     digits, unit = (4, " nats per token") if all(losses) and len(weights) == 1 else (3, "")
-    return lambda value: _signed(value, digits), unit
-
-
-def _signed(value: float, digits: int) -> str:
-    text = f"{value:+.{digits}f}"
-    return text.lstrip("+-") if float(text) == 0 else text
+    return lambda value: fmt_signed(value, digits), unit
 
 
 def trust_section(report: Report) -> list[str]:

@@ -22,14 +22,12 @@ rank 0's GPU where there is one, and put back where it was.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ablate.data.manifest import read_manifest
+from ablate.data.manifest import check_shards
 from ablate.errors import AblateError
 from ablate.recipe import Eval, Recipe
 from ablate.run.dist import local_device
@@ -44,15 +42,9 @@ def check_heldout(recipe: Recipe) -> None:
 
 
 def _index(domain: str, location: str, seq_len: int) -> dict[str, Any]:
+    """The held-out folder's index: checked like training shards, and uncompressed MDS with `tokens`."""
     field = f"eval.heldout.{domain}"
-    path = Path(location) / "index.json"
-    try:
-        index = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise AblateError(
-            f"{field}: no MDS shards at {location} (index.json missing or unreadable); run `ablate data build` "
-            "with a `source` for it, or fix the location"
-        ) from None
+    index = check_shards(field, location, seq_len)
     for shard in index.get("shards", []):
         if shard.get("format") != "mds" or "tokens" not in shard.get("column_names", []):
             raise AblateError(
@@ -62,11 +54,6 @@ def _index(domain: str, location: str, seq_len: int) -> dict[str, Any]:
             raise AblateError(f"{field}: {location} is compressed ({shard['compression']}); write it uncompressed")
     if not index.get("shards"):
         raise AblateError(f"{field}: {location} holds no samples; add held-out text")
-    built = (read_manifest(location) or {}).get("seq_len")
-    if built not in (None, seq_len):
-        raise AblateError(
-            f"{field}: {location} holds {built}-token samples, the recipe's seq_len is {seq_len}; rebuild it"
-        )
     return index
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from ablate.data.manifest import is_remote, read_manifest
+from ablate.data.manifest import check_shards, is_remote
 from ablate.errors import AblateError, StudyError
 from ablate.job import START, WORK, Do, Exit, State, lock_holder, next_action, read_status, write_status
 from ablate.plan.build import Plan, Variant, replan
@@ -127,19 +127,8 @@ class Launch:
 def _check_streams(recipe: Recipe, variants: list[Variant]) -> None:
     for subset in sorted({s for v in variants for s in v.mixture}):
         location = recipe.subsets[subset].location
-        if is_remote(location):
-            continue
-        if not (Path(location) / "index.json").exists():
-            raise AblateError(
-                f"subsets.{subset}.location: no MDS shards at {location} (index.json missing); "
-                "run `ablate data build` or fix the location"
-            )
-        manifest = read_manifest(location) or {}
-        if manifest.get("seq_len") not in (None, recipe.seq_len):
-            raise AblateError(
-                f"subsets.{subset}: shards hold {manifest['seq_len']}-token samples, the recipe's seq_len is "
-                f"{recipe.seq_len}; rebuild with `ablate data build --force` or fix seq_len"
-            )
+        if not is_remote(location):
+            check_shards(f"subsets.{subset}.location", location, recipe.seq_len)
 
 
 def prepare(
