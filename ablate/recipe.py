@@ -56,11 +56,52 @@ class ModelSpec(_Strict):
     )
 
 
+# The optimizers a recipe can name (ablate.run.train builds them): torch's adamw and sgd, Composer's
+# two (decoupled_sgdw is what a bare Composer Trainer defaults to), and llm-foundry 0.22's registry,
+# built through that registry, so they need llm-foundry installed; so do the names other packages add
+# to the registry through this entry-point group.
+BUILT_OPTIMIZERS = ("decoupled_adamw", "decoupled_sgdw", "adamw", "sgd")
+FOUNDRY_OPTIMIZERS = ("decoupled_lionw", "clip_lion", "adalr_lion", "no_op")
+FOUNDRY_PLUGINS = "llmfoundry_optimizers"
+OWN_FIELDS = ("params", "lr", "betas", "eps", "weight_decay")  # what `args` must not repeat
+
+
 class Optimizer(_Strict):
-    name: Literal["adamw", "decoupled_adamw", "sgd"] = "decoupled_adamw"
+    """The phase's optimizer. From a Composer checkpoint it continues with the checkpoint's state
+    (moments, and its saved betas, eps, weight decay and args: torch restores the parameter groups
+    with the state), which only the optimizer class that saved it can take over; `state: fresh`
+    keeps the checkpoint's weights and timestamp and starts this optimizer anew with the recipe's
+    settings, for switching optimizer at the anneal (give the phase a `schedule.warmup_tokens`)."""
+
+    name: str = Field("decoupled_adamw", description="one of BUILT_OPTIMIZERS or llm-foundry's registry")
     lr: Annotated[float, Field(gt=0)] = 1e-3
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    eps: Annotated[float, Field(gt=0)] | None = Field(None, description="None = the optimizer's own default")
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="more keyword arguments of the optimizer, e.g. {momentum: 0.9}"
+    )
+    state: Literal["checkpoint", "fresh"] = Field(
+        "checkpoint", description="continue the start checkpoint's optimizer state, or drop it and start afresh"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from importlib.metadata import entry_points
+
+        if name in BUILT_OPTIMIZERS + FOUNDRY_OPTIMIZERS or name in entry_points(group=FOUNDRY_PLUGINS).names:
+            return name
+        raise ValueError(f"'{name}' is not an optimizer ablate builds; one of {', '.join(BUILT_OPTIMIZERS)} or "
+                         f"llm-foundry's {', '.join(FOUNDRY_OPTIMIZERS)}")  # fmt: skip
+
+    @field_validator("args")
+    @classmethod
+    def _not_repeated(cls, args: dict[str, Any]) -> dict[str, Any]:
+        repeated = sorted(set(args) & set(OWN_FIELDS))
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)}: set as training.optimizer's own fields, not in args")
+        return args
 
 
 class Schedule(_Strict):

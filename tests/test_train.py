@@ -224,3 +224,172 @@ def test_a_stuck_prefix_lock_holder_is_waited_for_only_so_long(tmp_path):
         assert 0.3 <= time.monotonic() - started < 5
         fcntl.flock(holder, fcntl.LOCK_UN)
         assert _flock_within(waiter, 0.3)
+
+
+# ---- optimizers as users bring them ---------------------------------------------------------
+
+
+def test_optimizer_settings_beyond_lr_are_hashed_only_when_set(tmp_path):
+    import yaml
+
+    from ablate.plan.identity import train_hash
+    from ablate.recipe import parse_recipe
+    from tiny_study import recipe_dict
+
+    raw = recipe_dict(tmp_path)
+    plain = train_hash(parse_recipe(raw), {"alpha": 1.0}, seed=0, start="s")
+    raw["training"]["optimizer"] |= {"eps": None, "args": {}, "state": "checkpoint"}  # the defaults, spelled out
+    assert train_hash(parse_recipe(raw), {"alpha": 1.0}, seed=0, start="s") == plain
+    for change in ({"eps": 1e-6}, {"args": {"amsgrad": True}}, {"state": "fresh"}, {"name": "decoupled_lionw"}):
+        changed = yaml.safe_load(yaml.safe_dump(raw))
+        changed["training"]["optimizer"] |= change
+        assert train_hash(parse_recipe(changed), {"alpha": 1.0}, seed=0, start="s") != plain, change
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "says"),
+    [
+        ({"name": "lion"}, r"training\.optimizer\.name: 'lion' is not an optimizer ablate builds; one of "),
+        ({"args": {"lr": 1}}, r"training\.optimizer\.args: lr: set as training\.optimizer's own fields"),
+        ({"state": "warm"}, r"training\.optimizer\.state: Input should be 'checkpoint' or 'fresh'"),
+    ],
+)
+def test_an_optimizer_the_recipe_cannot_build_is_one_line_at_load(tmp_path, optimizer, says):
+    from ablate.errors import RecipeError
+    from ablate.recipe import parse_recipe
+    from tiny_study import recipe_dict
+
+    raw = recipe_dict(tmp_path)
+    raw["training"]["optimizer"] |= optimizer
+    with pytest.raises(RecipeError, match=says) as caught:
+        parse_recipe(raw)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.slow
+def test_every_optimizer_composer_and_llm_foundry_ship_is_built_from_its_recipe_name():
+    import torch
+    from composer import optim as composer_optim
+
+    from ablate.recipe import BUILT_OPTIMIZERS, FOUNDRY_OPTIMIZERS, Optimizer
+    from ablate.run.train import _optimizer, recipe_name
+
+    model = torch.nn.Linear(3, 2)
+    shipped = {composer_optim.DecoupledAdamW, composer_optim.DecoupledSGDW}
+    pytest.importorskip("llmfoundry", reason="llm-foundry is not installed; `make venv` installs the foundry extra")
+    import llmfoundry.optim  # noqa: F401
+    from llmfoundry.registry import optimizers
+
+    registry = optimizers.get_all()
+    assert set(FOUNDRY_OPTIMIZERS) | {"decoupled_adamw"} == set(registry)  # the recipe's list is the registry's
+    for name in BUILT_OPTIMIZERS + FOUNDRY_OPTIMIZERS:
+        built = _optimizer(model, Optimizer(name=name, lr=2e-3))
+        assert recipe_name(type(built).__qualname__) == name
+        assert built.param_groups[0]["lr"] == (0.0 if name == "no_op" else 2e-3)  # NoOp has no LR of its own
+        shipped.discard(type(built))
+        assert name not in registry or type(built) is registry[name]  # built as llm-foundry's registry builds it
+    assert not shipped  # every optimizer class Composer ships
+    sgdw = _optimizer(model, Optimizer(name="decoupled_sgdw", args={"momentum": 0.9, "nesterov": True}))
+    assert sgdw.param_groups[0]["momentum"] == 0.9 and sgdw.param_groups[0]["nesterov"]
+    for spec, says in (
+        (Optimizer(name="sgd", eps=1e-8), r"^training\.optimizer\.eps: SGD takes no eps; it takes dampening, "),
+        (Optimizer(name="adamw", args={"foo": 1}), r"^training\.optimizer\.args\.foo: AdamW takes no foo; "),
+        (Optimizer(name="decoupled_lionw", betas=(2.0, 0.9)), r"^training\.optimizer: DecoupledLionW refused its"),
+    ):
+        with pytest.raises(AblateError, match=says):
+            _optimizer(model, spec)
+
+
+@pytest.fixture(scope="module")
+def bare_composer(tmp_path_factory):
+    """The tiny study's data, and a checkpoint from a bare Composer Trainer (its default DecoupledSGDW)
+    at the phase's start: 40 batches, written by tests/fixtures/composer_bare.py in its own process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path_factory.mktemp("bare")
+    recipe_path = write_tiny_study(root)
+    script = Path(__file__).parent / "fixtures" / "composer_bare.py"
+    batches = PHASE // (BATCH * SEQ_LEN)
+    command = [sys.executable, str(script), str(root / "tokenizer"), str(root / "bare-run"), str(batches)]
+    written = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert written.returncode == 0, written.stderr[-3000:]
+    return root, load_recipe(recipe_path), root / "bare-run" / "latest-rank0.pt"
+
+
+def _saved_optimizer(checkpoint) -> tuple[str, dict]:
+    import torch
+
+    [(name, saved)] = torch.load(checkpoint, map_location="cpu", weights_only=False)["state"]["optimizers"].items()
+    return name, saved
+
+
+@pytest.mark.slow
+def test_a_bare_composer_checkpoint_continues_its_default_optimizer_to_done(bare_composer):
+    import yaml
+
+    from ablate.run.start import load_start
+    from ablate.run.train import fit, phase_schedule
+    from tiny_study import ablate, recipe_dict, status
+
+    root, recipe, checkpoint = bare_composer
+    start = load_start(str(checkpoint), weights=False)
+    assert (start.optimizer, start.lr, start.tokens) == ("DecoupledSGDW", pytest.approx(0.1), PHASE)
+    with pytest.raises(AblateError) as refused:  # the tiny recipe's decoupled_adamw cannot take SGDW's state
+        fit(start, recipe, mixture={"gamma": 1.0}, seed=0, folder=root / "refused", run_name="r",
+            schedule=phase_schedule(recipe, start), end_tokens=PHASE + BATCH * SEQ_LEN)  # fmt: skip
+    assert str(refused.value) == (
+        f"start checkpoint {checkpoint}: holds DecoupledSGDW state, but training.optimizer.name decoupled_adamw "
+        "builds DecoupledAdamW; set training.optimizer.name: decoupled_sgdw to continue that state, or set "
+        "training.optimizer.state: fresh to keep the weights and start the optimizer anew"
+    )
+    raw = recipe_dict(root)
+    # momentum is the recipe's wish; continuing the state, the checkpoint's parameter groups (momentum 0) win
+    raw["training"]["optimizer"] = {"name": "decoupled_sgdw", "lr": 0.1, "args": {"momentum": 0.9}}
+    raw |= {"checkpoints": {"bare": str(checkpoint)}, "start": "bare"}
+    (root / "bare.yaml").write_text(yaml.safe_dump(raw))
+    results = root / "results"
+    planned = ablate("plan", "--recipe", str(root / "bare.yaml"), "--remove", "g", cwd=root, results=results)
+    assert planned.returncode == 0, planned.stderr
+    run = ablate("run", "--variant", "no-g", cwd=root, results=results, timeout=600)
+    assert run.returncode == 0, run.stderr
+    variant = status(results, "no-g")
+    assert variant["state"] == "done" and variant["tokens_done"] == variant["tokens"] == PHASE, variant
+    assert set(variant["scores"]) == {"tiny_alpha", "tiny_gamma"}
+    name, saved = _saved_optimizer(results / "tiny" / "no-g" / "checkpoints" / "latest-rank0.pt")
+    assert name == "DecoupledSGDW" and saved["param_groups"][0]["momentum"] == 0
+
+
+@pytest.mark.slow
+def test_a_fresh_optimizer_state_keeps_the_weights_and_warms_up(bare_composer):
+    import torch
+
+    from ablate.recipe import parse_recipe
+    from ablate.run.start import load_start
+    from ablate.run.train import fit, phase_schedule
+
+    root, recipe, checkpoint = bare_composer
+    steps, step = 4, BATCH * SEQ_LEN
+    raw = recipe.model_dump(mode="json")
+    raw["training"]["optimizer"]["state"] = "fresh"  # DecoupledAdamW over SGDW's weights: switched at the anneal
+    raw["training"]["schedule"] |= {"warmup_tokens": 2 * step}
+    fresh = parse_recipe(raw)
+    start = load_start(str(checkpoint), weights=False)
+    result = fit(
+        start, fresh, mixture={"gamma": 1.0}, seed=0, folder=root / "fresh", run_name="f",
+        schedule=phase_schedule(fresh, start), end_tokens=PHASE + steps * step,
+    )  # fmt: skip
+    assert result.began == PHASE and result.tokens == steps * step  # the checkpoint's timestamp carried over
+    log = [json.loads(line)["lr"] for line in (root / "fresh" / "train_log.jsonl").open()]
+    assert log[:2] == pytest.approx([LR / 2, LR])  # the phase's warm-up to optimizer.lr, not SGDW's 0.1
+    name, saved = _saved_optimizer(root / "fresh" / "checkpoints" / "latest-rank0.pt")
+    assert name == "DecoupledAdamW" and {int(s["step"]) for s in saved["state"].values()} == {steps}  # from 0
+    before = load_start(str(checkpoint)).model.state_dict()
+    after = load_start(str(root / "fresh" / "checkpoints" / "latest-rank0.pt")).model.state_dict()
+    moved = max(float((after[key] - value).abs().max()) for key, value in before.items())
+    assert 0 < moved <= steps * LR * 2  # the bare run's weights, moved by four Adam steps (each ≲ lr)
+
+    raw["training"]["schedule"]["peak"] = "checkpoint"
+    with pytest.raises(AblateError, match=r"^training\.schedule\.peak: checkpoint takes the LR of the optimizer state"):
+        phase_schedule(parse_recipe(raw), start)

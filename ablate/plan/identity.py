@@ -27,7 +27,10 @@ from ablate.recipe import Eval, Recipe
 NOT_TRAINING = {"checkpoint_every_tokens", "fsdp"}  # bookkeeping, not an input of the weights
 # Fields added after studies had results, hashed only when set off their default: adding them
 # turned no finished result stale, nor made one be evaluated again.
-LATER_FIELDS: dict[str, Any] = {"schedule": {"peak": "recipe", "warmup_tokens": 0}}
+LATER_FIELDS: dict[str, Any] = {
+    "schedule": {"peak": "recipe", "warmup_tokens": 0},
+    "optimizer": {"eps": None, "args": {}, "state": "checkpoint"},
+}
 LATER_EVAL: dict[str, Any] = {"backend": "hf", "model_args": {}, "heldout": {}, "heldout_sequences": None}
 
 

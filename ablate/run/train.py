@@ -18,6 +18,8 @@ only inside the commands that train.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import math
 import random
@@ -33,14 +35,14 @@ from composer import Algorithm, Callback, Event, Logger, State, Trainer
 from composer.algorithms import GradientClipping
 from composer.loggers import WandBLogger
 from composer.models import HuggingFaceModel
-from composer.optim import DecoupledAdamW
+from composer.optim import DecoupledAdamW, DecoupledSGDW
 from composer.utils import dist as composer_dist
 from composer.utils.checkpoint import save_checkpoint
 from composer.utils.parallelism import FSDP2Config
 
 from ablate.errors import AblateError
 from ablate.job import LATEST, STARTS
-from ablate.recipe import Fsdp, Recipe
+from ablate.recipe import BUILT_OPTIMIZERS, Fsdp, Optimizer, Recipe
 from ablate.run.dist import join_process_group, rank
 from ablate.run.export import gather_weights, write_model
 from ablate.run.start import Start, in_form, resume_problem
@@ -130,11 +132,19 @@ def pretrain_schedule(recipe: Recipe) -> Schedule:
 
 def phase_schedule(recipe: Recipe, start: Start) -> Schedule:
     """The phase's LR from where `start` stands: its peak is optimizer.lr or, with `peak:
-    checkpoint`, the LR the start checkpoint's optimizer was at (ablate.recipe.Schedule says when)."""
+    checkpoint`, the LR the start checkpoint's optimizer was at (ablate.recipe.Schedule says when),
+    which a fresh optimizer state does not take over."""
     training = recipe.training
     spec = training.schedule
     peak = training.optimizer.lr
     if spec.peak == "checkpoint":
+        if training.optimizer.state == "fresh":
+            # An LR suits the optimizer that ran at it (Lion's is 3-10x smaller than AdamW's), and
+            # `fresh` is there to switch optimizer: the new one's peak is the recipe's to say.
+            raise AblateError(
+                "training.schedule.peak: checkpoint takes the LR of the optimizer state that "
+                "training.optimizer.state: fresh drops; set peak: recipe and the new optimizer's lr"
+            )
         if start.lr is None:
             raise AblateError(
                 f"training.schedule.peak: checkpoint, but the start {start.load_path or '(a model folder)'} holds no "
@@ -227,6 +237,8 @@ class TrainLog(Callback):
 
 # ---- the run -------------------------------------------------------------------------------
 
+# A new mix, and the phase's own seed: neither the old data position nor the old RNG carries over.
+IGNORED = ("state/dataset_state", "rng")
 KEPT = "kept"  # a run's checkpoints kept at given token counts (the pretraining's phase starts)
 
 
@@ -262,16 +274,67 @@ def kept_checkpoint(folder: Path, tokens: int, batch_tokens: int) -> Path | None
     return next((path for count, path in found if tokens <= count < tokens + batch_tokens), None)
 
 
-OPTIMIZER_NAMES = {"DecoupledAdamW": "decoupled_adamw", "AdamW": "adamw", "SGD": "sgd"}  # class → recipe name
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """The class a recipe's optimizer name builds: torch's and Composer's here, the rest from
+    llm-foundry's registry (ablate.recipe lists the names), as llm-foundry's own training builds them."""
+    built: dict[str, type[torch.optim.Optimizer]] = {
+        "decoupled_adamw": DecoupledAdamW, "decoupled_sgdw": DecoupledSGDW, "adamw": torch.optim.AdamW,
+        "sgd": torch.optim.SGD,
+    }  # fmt: skip
+    if name in built:
+        return built[name]
+    registry = _foundry_optimizers()
+    if registry is None:
+        raise AblateError(
+            f"training.optimizer.name: {name} is built by llm-foundry's registry; install llm-foundry beside "
+            "ablate (pip install 'ablate[foundry]') or name one of " + ", ".join(BUILT_OPTIMIZERS)
+        )
+    if name not in registry:
+        raise AblateError(
+            f"training.optimizer.name: {name} is not in the installed llm-foundry's registry; name one of "
+            + ", ".join(sorted(set(built) | set(registry)))
+        )
+    return registry[name]
 
 
-def _optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    spec = recipe.training.optimizer
-    if spec.name == "decoupled_adamw":
-        return DecoupledAdamW(model.parameters(), lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
-    if spec.name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+def _foundry_optimizers() -> dict[str, type[torch.optim.Optimizer]] | None:
+    """llm-foundry's optimizer registry (its own and its plugins'), None where it is not installed."""
+    try:
+        importlib.import_module("llmfoundry.optim")  # registers llm-foundry's own optimizers
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] == "llmfoundry":
+            return None
+        raise
+    return dict(importlib.import_module("llmfoundry.registry").optimizers.get_all())
+
+
+def recipe_name(class_name: str) -> str | None:
+    """The recipe name that builds the optimizer class a checkpoint's state is keyed by, if any."""
+    names = {optimizer_class(name).__qualname__: name for name in BUILT_OPTIMIZERS}
+    if class_name not in names:
+        registry = _foundry_optimizers() or {}
+        names |= {built.__qualname__: name for name, built in registry.items() if isinstance(built, type)}
+    return names.get(class_name)
+
+
+def _optimizer(model: torch.nn.Module, spec: Optimizer) -> torch.optim.Optimizer:
+    """The recipe's optimizer over the model's parameters: lr, and betas, eps and weight decay where
+    the class takes them (SGD takes no betas), and `args`, which must be keywords the class takes."""
+    built = optimizer_class(spec.name)
+    takes = set(inspect.signature(built).parameters) - {"self", "params"}
+    wrong = sorted(set(spec.args) - takes)
+    if wrong or (spec.eps is not None and "eps" not in takes):
+        field = f"args.{wrong[0]}" if wrong else "eps"
+        raise AblateError(
+            f"training.optimizer.{field}: {built.__name__} takes no {field.removeprefix('args.')}; it takes "
+            f"{', '.join(sorted(takes)) or 'nothing but the parameters'}"
+        )
+    settings = {"lr": spec.lr, "betas": spec.betas, "eps": spec.eps, "weight_decay": spec.weight_decay}
+    kwargs = {key: value for key, value in settings.items() if key in takes and value is not None}
+    try:
+        return built(model.parameters(), **kwargs, **spec.args)
+    except Exception as exc:  # torch raises ValueError, llm-foundry's Lion a bare Exception
+        raise AblateError(f"training.optimizer: {built.__name__} refused its settings ({exc}); fix them") from None
 
 
 def parallelism(fsdp: Fsdp | None, model: torch.nn.Module) -> dict[str, Any] | None:
@@ -391,11 +454,12 @@ def fit(
 ) -> FitResult:
     """Train `start` on `mixture` until `end_tokens` (absolute), checkpointing into folder/checkpoints.
 
-    From a Composer checkpoint the optimizer state and timestamp carry over and its dataset state is
-    dropped (the phase reads a new mix). A checkpoint of this run already in folder/checkpoints
-    wins (autoresume), dataset position included, so an interrupted run ends where an
-    uninterrupted one would. `params` describe the run to the recipe's experiment trackers;
-    `export`: where rank 0 writes the trained model as a Hugging Face folder (ablate.run.export).
+    From a Composer checkpoint the timestamp and the optimizer state carry over (unless
+    training.optimizer.state: fresh) and its dataset state is dropped (the phase reads a new mix).
+    A checkpoint of this run already in folder/checkpoints wins (autoresume), dataset position and
+    optimizer state included, so an interrupted run ends where an uninterrupted one would.
+    `params` describe the run to the recipe's experiment trackers; `export`: where rank 0 writes
+    the trained model as a Hugging Face folder (ablate.run.export).
     `keep_at`: token counts at which a checkpoint is also kept for good, in folder/KEPT as
     tok<tokens>.pt (the first batch end at or past each count): a phase study's start points.
     """
@@ -406,19 +470,17 @@ def fit(
     problem = resume_problem(folder / LATEST, recipe)
     if problem:
         raise AblateError(problem)
-    optimizer = _optimizer(start.model, recipe)
+    optimizer = _optimizer(start.model, training.optimizer)
+    fresh = training.optimizer.state == "fresh"
     saved = start.optimizer
-    if start.load_path and saved and saved != type(optimizer).__name__:
+    if start.load_path and saved and not fresh and saved != type(optimizer).__qualname__:
         # Composer keys optimizer state by the optimizer's class name: another class cannot take it over.
-        builds = ", ".join(OPTIMIZER_NAMES.values())
-        fix = (
-            f"set training.optimizer.name: {OPTIMIZER_NAMES[saved]}"
-            if saved in OPTIMIZER_NAMES
-            else (f"ablate builds only {builds}; start from a model folder for a fresh optimizer")
-        )
+        named = recipe_name(saved)
+        fix = f"set training.optimizer.name: {named}" if named else f"ablate builds no {saved}"
         raise AblateError(
             f"start checkpoint {start.load_path}: holds {saved} state, but training.optimizer.name "
-            f"{recipe.training.optimizer.name} builds {type(optimizer).__name__}; {fix}"
+            f"{training.optimizer.name} builds {type(optimizer).__name__}; {fix} to continue that state, or set "
+            "training.optimizer.state: fresh to keep the weights and start the optimizer anew"
         )
     join_process_group()  # before streaming's dataset, which would make (and destroy) a group of its own
     load_path = in_form(start.load_path, recipe, folder.parent / STARTS) if start.load_path else None
@@ -439,8 +501,8 @@ def fit(
         callbacks=[TokenLR(schedule), log, *([KeepAt(folder / KEPT, keep_at)] if keep_at else [])],
         algorithms=_algorithms(recipe, sharded=sharding is not None),
         load_path=load_path,
-        # A new mix, and the phase's own seed: neither the old data position nor the old RNG carries over.
-        load_ignore_keys=["state/dataset_state", "rng"] if load_path else None,
+        # state: fresh drops the optimizer's state too (its moments and its saved hyperparameters).
+        load_ignore_keys=[*IGNORED, *(["state/optimizers"] if fresh else [])] if load_path else None,
         load_progress_bar=False,
         save_folder=str(folder / "checkpoints"),
         save_interval=f"{every}tok",
