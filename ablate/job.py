@@ -5,6 +5,7 @@
       lock                        flock held while a runner works on the folder
       checkpoints/latest-rank0.pt Composer's link to the newest checkpoint of the folder's own run
       model/                      a trained variant's final model, save_pretrained (what it is evaluated from)
+      eval/, heldout.json         its evaluation (ablate.run.evaluate, ablate.run.heldout)
 
     from ablate.job import next_action, read_status
     next_action(read_status(folder), hash=variant.hash, train_hash=variant.train_hash,
@@ -12,12 +13,18 @@
 
 One module answers "what happens to this folder next": the runner (and `ablate run --dry-run`)
 asks `next_action` before starting a job, and the job asks it again once it holds the lock, so
-the two can never disagree. `next_action` is pure; reading the status and the lock is the caller's.
+the two can never disagree. `next_action` is pure; reading the status, the lock, the latest
+checkpoint's timestamp and the outputs (`damaged_outputs`) is the caller's.
+
+A done folder is trusted only as far as its outputs are as they were written: status.json records
+each output file's size and sha256 (`record_outputs`), and a file missing, cut short or changed is
+recomputed from what is intact (the evaluation from model/, model/ from the final checkpoint).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import socket
 import time
@@ -40,6 +47,9 @@ VARIANT = "variant.json"  # the variant's entry of plan.json, copied when its jo
 LATEST = "checkpoints/latest-rank0.pt"  # Composer's link to a run's newest checkpoint, within its folder
 STARTS = "starts"  # in the study folder: start checkpoints converted to the form the recipe trains in
 MODEL = "model"  # a trained variant's final model as a Hugging Face folder (ablate.run.export)
+EVAL = "eval"  # lm-eval's outputs (ablate.run.evaluate)
+OUTPUTS = "outputs"  # status.json: path in the folder → {"bytes", "sha256"} of each output file as written
+HASH_LIMIT = 1 << 30  # larger files (a 7B's weight shards) are checked by size only, not read whole each run
 
 
 class State(StrEnum):
@@ -91,6 +101,8 @@ def next_action(
     has_checkpoint: bool = False,
     holder: str | None = None,
     tokens: int = 0,
+    checkpoint_at: int | None = None,
+    damaged: Mapping[str, str] | None = None,
 ) -> Next:
     """The one rule for a job folder, given its status and the plan's hashes for it.
 
@@ -98,28 +110,45 @@ def next_action(
     whenever its hash changed. A training job is STALE when its folder holds training for another
     train_hash; it is re-evaluated without retraining when only the evaluation changed, and resumed
     from its own checkpoint when interrupted. `holder`: who holds the folder's lock (None: free);
-    `tokens`: the planned tokens, for the message.
+    `tokens`: the planned tokens; `checkpoint_at`: the tokens of them the latest checkpoint holds
+    (None: not read), so a run killed after its last step (in the export, say) is exported and
+    evaluated, not trained past its end; `damaged`: output (MODEL, EVAL, HELDOUT) → what is wrong
+    with it (`damaged_outputs`), which a done folder recomputes instead of being skipped.
     """
     state = status.get("state", State.PENDING)
     recorded = status.get("hash")
+    damaged = damaged or {}
+    done = state == State.DONE and recorded == hash
+    lost = "; ".join(damaged.values())
     if holder:
         return Next(Do.BUSY, holder)
-    if state == State.DONE and recorded == hash:
-        return Next(Do.SKIP, "done, hash matches")
+    if done and not damaged:
+        return Next(Do.SKIP, "done, hash matches, outputs intact")
     if train_hash is None:
+        if done:
+            return Next(Do.EVALUATE, f"{lost}; evaluate again")
         if state != State.PENDING and recorded not in (None, hash):
             return Next(Do.EVALUATE, f"evaluated for hash {recorded}, the plan now says {hash}")
         return Next(Do.EVALUATE, "evaluate the start checkpoint once per study")
-    if state == State.PENDING:
+    if state == State.PENDING and not has_checkpoint:
         return Next(Do.TRAIN, f"{tokens:,} tokens")
     trained_for = status.get("train_hash")
     if trained_for is not None and trained_for != train_hash:
         return Next(Do.STALE, f"trained for hash {trained_for}, the plan now says {train_hash}")
-    if status.get("trained") and has_checkpoint:
+    if done and MODEL not in damaged:
+        return Next(Do.EVALUATE, f"{lost}; recompute from {MODEL}/")
+    if done and has_checkpoint:
+        return Next(Do.EVALUATE, f"{lost}; export {MODEL}/ again from the final checkpoint, then evaluate")
+    if done:
+        return Next(Do.TRAIN, f"{lost}, and no checkpoint to export it from; train again ({tokens:,} tokens)")
+    if not has_checkpoint:
+        return Next(Do.TRAIN, f"{tokens:,} tokens")
+    if checkpoint_at is not None and checkpoint_at >= tokens:
+        return Next(Do.EVALUATE, f"trained: its latest checkpoint holds all {tokens:,} tokens; export and evaluate")
+    if status.get("trained"):
         return Next(Do.EVALUATE, "trained; evaluation settings changed or unfinished")
-    if state in (State.TRAINING, State.FAILED, State.EVALUATING) and has_checkpoint:
-        return Next(Do.RESUME, f"interrupted at {int(status.get('tokens_done') or 0):,} of {tokens:,} tokens")
-    return Next(Do.TRAIN, f"{tokens:,} tokens")
+    at = status.get("tokens_done") if checkpoint_at is None else checkpoint_at
+    return Next(Do.RESUME, f"interrupted at {int(at or 0):,} of {tokens:,} tokens")
 
 
 def results_state(status: Mapping[str, Any], hash: str) -> str:
@@ -143,6 +172,80 @@ def write_status(folder: Path, state: State, **fields: Any) -> None:
     """Merge `fields` into the folder's status (atomically) and set its state."""
     previous = read_status(folder)
     write_json(folder / STATUS, {**previous, **fields, "state": state.value, "updated": time.time()})
+
+
+# ---- outputs -------------------------------------------------------------------------------
+
+
+def _part(path: str) -> str:
+    """The output a recorded file belongs to: its first component (model/config.json → model)."""
+    return path.split("/", 1)[0]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files(folder: Path, part: str) -> list[Path]:
+    root = folder / part
+    if root.is_dir():
+        return sorted(path for path in root.rglob("*") if path.is_file())
+    return [root] if root.is_file() else []
+
+
+def record_outputs(folder: Path, status: Mapping[str, Any], *parts: str) -> dict[str, dict[str, Any]]:
+    """The status's OUTPUTS with each of `parts` (a file or folder of the job folder) fingerprinted
+    afresh: what a job writes into status.json once it has written them."""
+    kept = {path: entry for path, entry in (status.get(OUTPUTS) or {}).items() if _part(path) not in parts}
+    for part in parts:
+        for path in _files(folder, part):
+            kept[path.relative_to(folder).as_posix()] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+    return kept
+
+
+def damaged_outputs(
+    folder: Path,
+    status: Mapping[str, Any],
+    parts: tuple[str, ...],
+    *,
+    hash_limit: int | None = HASH_LIMIT,
+    trust_unrecorded: bool = True,
+) -> dict[str, str]:
+    """Each of `parts` that is missing, cut short or changed since status.json recorded it → why.
+
+    Files over `hash_limit` bytes are checked by size only (None: every file is read and hashed).
+    A part with no record (a folder from before records, or one whose status.json was deleted)
+    only has to be there, unless not `trust_unrecorded`.
+    """
+    recorded = status.get(OUTPUTS) or {}
+    damaged: dict[str, str] = {}
+    for part in parts:
+        files = {path: entry for path, entry in recorded.items() if _part(path) == part}
+        if not files and not _files(folder, part):
+            damaged[part] = f"{part}: missing"
+        elif not files and not trust_unrecorded:
+            damaged[part] = f"{part}: not recorded in {STATUS}"
+        for path, entry in files.items():
+            problem = _changed(folder / path, entry, hash_limit)
+            if problem:
+                damaged[part] = f"{path}: {problem}"
+                break
+    return damaged
+
+
+def _changed(path: Path, entry: Mapping[str, Any], hash_limit: int | None) -> str | None:
+    if not path.is_file():
+        return "missing"
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        return f"{size:,} bytes, {entry['bytes']:,} when written"
+    if (hash_limit is None or size <= hash_limit) and _sha256(path) != entry["sha256"]:
+        return "changed since it was written (sha256 differs)"
+    return None
 
 
 # ---- lock ----------------------------------------------------------------------------------

@@ -78,7 +78,11 @@ def replacing_folder(out: Path) -> Iterator[Path]:
     error, the staging folder replaces `out` whole, so `out` never holds half of what was written."""
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    yield staging
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # what a failed write (a full disk) took is freed
+        raise
     if out.is_dir():
         shutil.rmtree(out)
     else:

@@ -11,10 +11,12 @@ from ablate.job import (
     Busy,
     Do,
     State,
+    damaged_outputs,
     folder_lock,
     lock_holder,
     next_action,
     read_status,
+    record_outputs,
     results_state,
     write_status,
 )
@@ -67,12 +69,69 @@ def test_an_interrupted_run_resumes_from_its_own_checkpoint():
         status = {"state": state, "hash": H, "train_hash": T, "tokens_done": 512}
         assert nxt(status, has_checkpoint=True) == Do.RESUME
         assert nxt(status, has_checkpoint=False) == Do.TRAIN  # killed before its first checkpoint
-    then = next_action({"state": "training", "tokens_done": 512}, hash=H, train_hash=T, has_checkpoint=True, tokens=1000)
+    then = next_action(
+        {"state": "training", "tokens_done": 512}, hash=H, train_hash=T, has_checkpoint=True, tokens=1000
+    )
     assert then.why == "interrupted at 512 of 1,000 tokens"
 
 
 def test_a_status_without_train_hash_is_not_stale():
     assert nxt({"state": "training"}, has_checkpoint=True) == Do.RESUME  # written before train_hash existed
+
+
+def test_a_checkpoint_that_holds_every_token_is_exported_and_evaluated_not_trained_again():
+    killed_in_export = {"state": "training", "hash": H, "train_hash": T, "tokens_done": 768}
+    then = next_action(killed_in_export, hash=H, train_hash=T, has_checkpoint=True, tokens=1000, checkpoint_at=1000)
+    assert (
+        then.do == Do.EVALUATE
+        and then.why == "trained: its latest checkpoint holds all 1,000 tokens; export and evaluate"
+    )
+    assert nxt({}, has_checkpoint=True, checkpoint_at=1000) == Do.EVALUATE  # status.json deleted after training
+    then = next_action({}, hash=H, train_hash=T, has_checkpoint=True, tokens=1000, checkpoint_at=512)
+    assert then.do == Do.RESUME and then.why == "interrupted at 512 of 1,000 tokens"  # the checkpoint says where
+    assert nxt({"state": "training", "train_hash": "t0"}, has_checkpoint=True, checkpoint_at=1000) == Do.STALE
+
+
+def test_a_done_folder_with_damaged_outputs_recomputes_from_what_is_intact():
+    done = {"state": "done", "hash": H, "train_hash": T, "trained": True}
+    then = next_action(
+        done, hash=H, train_hash=T, has_checkpoint=True, damaged={"heldout.json": "heldout.json: missing"}
+    )
+    assert then.do == Do.EVALUATE and then.why == "heldout.json: missing; recompute from model/"
+    model = {"model": "model/model.safetensors: 5 bytes, 9 when written"}
+    then = next_action(done, hash=H, train_hash=T, has_checkpoint=True, damaged=model)
+    assert then.do == Do.EVALUATE and "export model/ again from the final checkpoint" in then.why
+    assert nxt(done, has_checkpoint=False, damaged=model) == Do.TRAIN  # nothing left to export from
+    assert nxt(done, has_checkpoint=True, damaged={}) == Do.SKIP
+    start = next_action({"state": "done", "hash": H}, hash=H, damaged={"eval": "eval: missing"})
+    assert start.do == Do.EVALUATE and start.why == "eval: missing; evaluate again"
+
+
+def test_outputs_are_recorded_when_written_and_checked_before_a_skip(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(b"w" * 100)
+    (tmp_path / "heldout.json").write_text("{}")
+    status = {"outputs": record_outputs(tmp_path, {}, "model", "heldout.json")}
+    assert set(status["outputs"]) == {"model/weights.bin", "heldout.json"}
+    assert status["outputs"]["model/weights.bin"]["bytes"] == 100
+    parts = ("model", "eval", "heldout.json")
+    assert damaged_outputs(tmp_path, status, parts) == {"eval": "eval: missing"}  # never recorded, not there
+    (tmp_path / "model" / "weights.bin").write_bytes(b"w" * 40)  # cut short
+    (tmp_path / "heldout.json").write_text("[]")  # same size, other bytes
+    damaged = damaged_outputs(tmp_path, status, parts)
+    assert damaged["model"] == "model/weights.bin: 40 bytes, 100 when written"
+    assert damaged["heldout.json"] == "heldout.json: changed since it was written (sha256 differs)"
+    assert "heldout.json" not in damaged_outputs(tmp_path, status, parts, hash_limit=1)  # size only above the limit
+    (tmp_path / "model" / "weights.bin").unlink()
+    assert damaged_outputs(tmp_path, status, ("model",)) == {"model": "model/weights.bin: missing"}
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "results.json").write_text("{}")
+    assert damaged_outputs(tmp_path, status, ("eval",)) == {}  # unrecorded but there: trusted
+    assert damaged_outputs(tmp_path, status, ("eval",), trust_unrecorded=False) == {
+        "eval": "eval: not recorded in status.json"
+    }
+    kept = record_outputs(tmp_path, status, "eval")
+    assert set(kept) == {"model/weights.bin", "heldout.json", "eval/results.json"}  # only eval's entries renewed
 
 
 # ---- an evaluation-only job (the start checkpoint) -----------------------------------------
@@ -120,4 +179,3 @@ def test_lock_stops_a_second_holder_and_is_released(tmp_path):
     assert lock_holder(tmp_path) is None
     with folder_lock(tmp_path):  # free again
         pass
-

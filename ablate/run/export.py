@@ -12,7 +12,10 @@ only the same sharding) reads back. The folder written here is what every other 
 vLLM. Under FSDP every process holds a shard; `gather_weights` collects the whole model on
 rank 0 (in CPU memory, so a 7B never needs one device to hold it). Weights keep the dtype they
 were trained in (fp32 master weights under amp), so evaluating the folder gives exactly the
-scores of the trained model. A folder is written beside its place and swapped in whole.
+scores of the trained model. A folder is written beside its place and swapped in whole, with a
+MARKER file in it, so `ablate export --force` replaces only a folder ablate exported, never another.
+A variant's model/ is checked against the sizes and hashes its status.json recorded, and exported
+again from the final checkpoint when it is missing, cut short or changed.
 """
 
 from __future__ import annotations
@@ -25,9 +28,21 @@ import torch
 import transformers
 
 from ablate.errors import AblateError, StudyError
-from ablate.job import LATEST, MODEL, folder_lock, read_status
+from ablate.job import (
+    HASH_LIMIT,
+    LATEST,
+    MODEL,
+    State,
+    damaged_outputs,
+    folder_lock,
+    read_status,
+    record_outputs,
+    write_status,
+)
 from ablate.run.dist import rank
-from ablate.store import replacing_folder
+from ablate.store import replacing_folder, write_atomic
+
+MARKER = ".ablate-export"  # in every folder ablate exports: what `ablate export --force` may replace
 
 if TYPE_CHECKING:
     from ablate.run.start import Start
@@ -63,6 +78,11 @@ def write_model(
     with replacing_folder(out) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+        _mark(staging)
+
+
+def _mark(folder: Path) -> None:
+    write_atomic(folder / MARKER, "written by ablate's export; `ablate export --force` may replace this folder\n")
 
 
 def write_start(start: Start, out: Path) -> None:
@@ -70,21 +90,30 @@ def write_start(start: Start, out: Path) -> None:
     write_model(type(start.model), start.model.config, start.model.state_dict(), start.tokenizer, out)
 
 
-def ensure_exported(folder: Path) -> Path:
-    """The job folder's model folder, exported first from its latest checkpoint if it has none
-    (a variant trained before export existed, or killed between its last step and the export)."""
+def ensure_exported(folder: Path, *, hash_limit: int | None = HASH_LIMIT) -> Path:
+    """The job folder's model folder as it was written; exported (again) from its latest checkpoint
+    when it is missing (killed mid-export), cut short or changed since, or unrecorded while a
+    checkpoint is there to export from (status.json lost). Files over `hash_limit` are checked by size."""
     from ablate.run.start import load_start
 
-    model = folder / MODEL
-    if not (model / "config.json").exists():
-        if not (folder / LATEST).exists():
-            raise StudyError(f"{folder}: no model folder and no checkpoint to export one from; run the variant")
-        write_start(load_start(str(folder / LATEST)), model)
-    return model
+    status = read_status(folder)
+    latest = folder / LATEST
+    damaged = damaged_outputs(folder, status, (MODEL,), hash_limit=hash_limit, trust_unrecorded=not latest.exists())
+    if damaged:
+        if not latest.exists():
+            raise StudyError(
+                f"{folder}: {damaged[MODEL]}, and no checkpoint to export it from; delete the folder to train again"
+            )
+        write_start(load_start(str(latest)), folder / MODEL)
+        state = State(status.get("state", State.PENDING))
+        write_status(folder, state, outputs=record_outputs(folder, read_status(folder), MODEL))
+    return folder / MODEL
 
 
 def export_variant(study: str, name: str, out: Path, *, force: bool = False) -> Path:
-    """Copy a trained variant's model folder to `out` (exporting it first if needed)."""
+    """Copy a trained variant's model folder to `out` (exporting it first if needed). The model
+    folder is read whole and checked against its recorded hashes first: a cut one is exported
+    again from the final checkpoint, never handed on. `force` replaces only an earlier export."""
     from ablate.plan.study import load_study_plan
     from ablate.store import variant_dir
 
@@ -100,8 +129,15 @@ def export_variant(study: str, name: str, out: Path, *, force: bool = False) -> 
         )
     if not status.get("trained"):
         raise StudyError(f"variant {name}: not trained yet; run `ablate run --variant {name}` first")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise AblateError(f"{out}: exists and is not empty; pass --force to replace it, or name another folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not force:
+            raise AblateError(f"{out}: exists and is not empty; pass --force to replace it, or name another folder")
+        if not (out / MARKER).is_file():
+            raise AblateError(
+                f"{out}: not a folder ablate exported (no {MARKER} in it), so --force leaves it alone; "
+                "name another folder, or remove it yourself"
+            )
     with folder_lock(folder), replacing_folder(out) as staging:  # no runner writes the folder meanwhile
-        shutil.copytree(ensure_exported(folder), staging)
+        shutil.copytree(ensure_exported(folder, hash_limit=None), staging)
+        _mark(staging)
     return out

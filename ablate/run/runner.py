@@ -12,11 +12,13 @@
     from ablate.run.runner import run_study
     outcomes = run_study("demo")                 # the same from Python; returns one Outcome per job
 
-This module decides and watches; it imports no torch. Every job (the start checkpoint's
-evaluation, then each variant) runs in its own process (ablate.run.launch) and reports only through
-its folder: status.json for state and progress, logs/run.log for its output. Checks that need no
-model run here, before anything starts: the checkpoint exists, every stream has shards, no folder
-holds results for another hash.
+This module decides and watches; it imports no torch, unless a folder's latest checkpoint must
+be read to tell a finished training from an interrupted one (ablate.run.folder). Every job
+(the start checkpoint's evaluation, then each variant) runs in its own process (ablate.run.launch)
+and reports only through its folder: status.json for state and progress, logs/run.log for its
+output. Checks that need no model run here, before anything starts: the checkpoint exists, every
+stream has shards, no folder holds results for another hash, a done folder's outputs are intact,
+an interrupted folder's latest checkpoint can be read.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from typing import Any, Protocol
 
 from ablate.data.manifest import check_shards, is_remote
 from ablate.errors import AblateError, StudyError
-from ablate.job import START, WORK, Do, Exit, State, lock_holder, next_action, read_status, write_status
+from ablate.job import START, WORK, Do, Exit, State, lock_holder, read_status, write_status
 from ablate.plan.build import Plan, Variant, replan
 from ablate.plan.study import load_study_plan, refuse_stale, save_plan, start_checkpoint
 from ablate.recipe import Recipe
 from ablate.run import launch, slurm
+from ablate.run.folder import start_next, variant_next
 from ablate.run.heldout import check_heldout
-from ablate.run.worker import variant_next
 from ablate.store import current_study, study_dir, variant_dir
 
 POLL_SECONDS = 0.5
@@ -161,11 +163,11 @@ def prepare(
         )
     start_folder = study_dir(study) / START
     follower = how.node_rank > 0
-    start = next_action(read_status(start_folder), hash=plan.start_hash, holder=lock_holder(start_folder))
+    start = start_next(plan.start_hash, start_folder, lock_holder(start_folder))
     actions = [Action(START, start_folder, start.do, start.why)]
     for variant in selected:
         folder = variant_dir(study, variant.name)
-        then = variant_next(variant, folder, None if follower else lock_holder(folder))
+        then = variant_next(study, recipe, variant, folder, None if follower else lock_holder(folder))
         tokens = variant.tokens if then.do in (Do.TRAIN, Do.RESUME) else 0
         actions.append(Action(variant.name, folder, then.do, then.why, tokens))
     stale = [f"{a.job} ({a.why})" for a in actions if a.do == Do.STALE]
@@ -226,7 +228,13 @@ def _outcome(job: _Job, code: int) -> Outcome:
         return Outcome(action.job, "busy", seconds, status)
     if code != Exit.OK and status["state"] != State.FAILED:  # died before it could say why (a signal, the OOM killer)
         status = {**status, "error": f"exited with code {code}; see {launch.log_path(action.folder)}"}
-        write_status(action.folder, State.FAILED, error=status["error"])
+        try:
+            write_status(action.folder, State.FAILED, error=status["error"])
+        except OSError as exc:  # a full disk took the job, and takes its status.json too
+            status["error"] = (
+                f"{action.folder}: {exc.strerror}, so the job (exit code {code}) could not write its status.json; "
+                "make room there, then rerun to resume"
+            )
         status["state"] = State.FAILED.value
     if code == Exit.USER and action.job == START:
         log = launch.log_path(action.folder)

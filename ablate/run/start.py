@@ -164,8 +164,7 @@ def load_start(path: str, *, weights: bool = True) -> Start:
     try:
         state = _read_state(local, weights)
         hf_state = state["integrations"]["huggingface"]
-        timestamp = state["timestamp"]
-        tokens = int(timestamp.get("Timestamp", timestamp)["token"])
+        tokens = _tokens(state)
     except KeyError as exc:
         raise AblateError(
             f"checkpoint {path}: no {exc.args[0]!r} entry; it needs the Hugging Face metadata that "
@@ -184,6 +183,20 @@ def load_start(path: str, *, weights: bool = True) -> Start:
         model.load_state_dict({k.removeprefix("model."): v for k, v in state["model"].items()})
     optimizer, lr = _optimizer_at(state)
     return Start(model, tokenizer, str(local), tokens, optimizer, lr)
+
+
+def checkpoint_tokens(path: str) -> int:
+    """The tokens a local Composer checkpoint (one file or sharded) has seen, read off its timestamp
+    without building its model: what tells a finished run from an interrupted one."""
+    try:
+        return _tokens(_read_state(Path(path), weights=False))
+    except Exception as exc:
+        raise AblateError(f"checkpoint {path}: cannot load it ({type(exc).__name__}: {exc})") from None
+
+
+def _tokens(state: dict) -> int:
+    timestamp = state["timestamp"]
+    return int(timestamp.get("Timestamp", timestamp)["token"])
 
 
 def _optimizer_at(state: dict) -> tuple[str | None, float | None]:

@@ -6,28 +6,34 @@
 
 A job takes its folder's lock, moves status.json through training → evaluating → done (or failed,
 with the error), and never reuses a folder trained for another hash. An interrupted variant
-resumes from its own latest checkpoint (Composer autoresume); a variant already trained under the
-same training hash but evaluated under another only re-evaluates. Only global rank 0 writes.
+resumes from its own latest checkpoint (Composer autoresume); one whose latest checkpoint already
+holds all its tokens (killed in the export, or its status.json deleted) is exported and evaluated
+from it; a variant already trained under the same training hash but evaluated under another only
+re-evaluates; a done one whose outputs are missing or changed recomputes only those. Only global
+rank 0 writes.
 
-What to do with a folder is ablate.job.next_action's answer, the same one the runner got; the
-exit codes are ablate.job.Exit (anything else is a bug, with its traceback in logs/run.log).
+What to do with a folder is ablate.job.next_action's answer on what ablate.run.folder reads, the
+same one the runner got; the exit codes are ablate.job.Exit (anything else is a bug, with its
+traceback in logs/run.log).
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import errno
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError, StudyError
 from ablate.job import (
+    EVAL,
     LATEST,
     MODEL,
     PRETRAIN,
@@ -37,18 +43,19 @@ from ablate.job import (
     Busy,
     Do,
     Exit,
-    Next,
     State,
     folder_lock,
     next_action,
     read_status,
+    record_outputs,
     write_status,
 )
-from ablate.plan.build import Variant, normalize, phase_label, phase_recipe, pretrain_points, with_phase
+from ablate.plan.build import normalize, phase_label, phase_recipe, pretrain_points, with_phase
 from ablate.plan.identity import content_hash, train_hash
 from ablate.plan.study import load_study_plan, start_checkpoint
 from ablate.recipe import Recipe
 from ablate.run.dist import rank, world_size
+from ablate.run.folder import checkpoint_at, look, start_next, variant_next
 from ablate.store import HELDOUT, register_checkpoint, study_dir, variant_dir, write_json
 
 
@@ -63,9 +70,16 @@ def token_mismatch(tokens: int, recipe: Recipe) -> str | None:
     )
 
 
-def _error_line(exc: BaseException) -> str:
+def _error_line(exc: BaseException, folder: Path) -> str:
+    """The one line status.json and the run's summary give for a job's failure; `folder`: the job's,
+    named when a write failed without saying where (torch's checkpoint writer does not)."""
     if isinstance(exc, AblateError):
         return str(exc)
+    if isinstance(exc, OSError) and exc.errno is not None:
+        # A full disk, a read-only mount, a permission: the path and the fix, never a traceback.
+        fix = "free space there" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that"
+        code = errno.errorcode.get(exc.errno, str(exc.errno))
+        return f"{exc.filename or folder}: {exc.strerror or exc} ({code}); {fix}, then rerun to resume"
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted; rerun to resume"
     if isinstance(exc, SystemExit) and isinstance(exc.code, int) and exc.code > 128:
@@ -78,12 +92,19 @@ def _error_line(exc: BaseException) -> str:
 
 @contextmanager
 def _recording_failure(folder: Path, leader: bool) -> Iterator[None]:
-    """Any exception leaves status `failed` with a one-line error, then propagates."""
+    """Any exception leaves status `failed` with a one-line error, then propagates. Where status.json
+    cannot be written either (the disk that failed the job is full), it keeps its state, which the
+    next run resumes from, and the line goes to stderr alone."""
     try:
         yield
     except BaseException as exc:
         if leader:
-            write_status(folder, State.FAILED, error=_error_line(exc))
+            line = _error_line(exc, folder)
+            try:
+                write_status(folder, State.FAILED, error=line)
+            except OSError:
+                with suppress(OSError):  # the log may be on the same full disk
+                    print(f"Error: {line}", file=sys.stderr, flush=True)
         raise
 
 
@@ -136,12 +157,22 @@ def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None
     digest = train_hash(recipe, mixture, phase=False)
     if starts:
         digest = content_hash({"pretrain": digest, "end": end, "keep": keep})
-    then = next_action(read_status(folder), hash=digest, train_hash=digest, has_checkpoint=latest.exists())
+    status = read_status(folder)
+    then = next_action(
+        status,
+        hash=digest,
+        train_hash=digest,
+        has_checkpoint=latest.exists(),
+        tokens=end,
+        checkpoint_at=checkpoint_at(folder, status, digest, lambda: 0),
+    )
     if then.do == Do.STALE:
         raise StudyError(f"{folder}: pretrained from another recipe ({then.why}); delete the folder to pretrain again")
-    if then.do != Do.SKIP or not latest.exists():  # the checkpoint is what a pretraining is for
+    fields = {"hash": digest, "train_hash": digest, "tokens": end, "error": None}
+    if then.do == Do.EVALUATE:  # its checkpoint already holds every token (its status.json was lost)
+        write_status(folder, State.DONE, **fields, tokens_done=end)
+    elif then.do != Do.SKIP or not latest.exists():  # the checkpoint is what a pretraining is for
         with folder_lock(folder), _recording_failure(folder, leader=True):
-            fields = {"hash": digest, "train_hash": digest, "tokens": end, "error": None}
             write_status(folder, State.TRAINING, **fields)
             result = train.fit(
                 new_model(recipe),
@@ -196,7 +227,7 @@ def run_start(study: str, *, strict: bool = False) -> None:
     plan, recipe = load_study_plan(study)
     folder = study_dir(study) / START
     with folder_lock(folder):
-        if next_action(read_status(folder), hash=plan.start_hash).do == Do.SKIP:
+        if start_next(plan.start_hash, folder).do == Do.SKIP:
             return
         with _recording_failure(folder, leader=True):
             path = start_checkpoint(study, recipe, plan.options.checkpoint)
@@ -212,7 +243,7 @@ def run_start(study: str, *, strict: bool = False) -> None:
                 exported = folder / MODEL
                 write_start(start, exported)
             scores = evaluate(
-                start.model, start.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{START}", folder=exported
+                start.model, start.tokenizer, recipe.eval, folder / EVAL, name=f"{study}/{START}", folder=exported
             )
             write_status(
                 folder,
@@ -221,22 +252,11 @@ def run_start(study: str, *, strict: bool = False) -> None:
                 warning=warning,
                 scores=scores,
                 eval_seconds=round(time.perf_counter() - tick, 3),
+                outputs=record_outputs(folder, {}, EVAL),
             )
 
 
 # ---- a variant -----------------------------------------------------------------------------
-
-
-def variant_next(variant: Variant, folder: Path, holder: str | None = None) -> Next:
-    """What happens to the variant's folder next (ablate.job.next_action on its status)."""
-    return next_action(
-        read_status(folder),
-        hash=variant.hash,
-        train_hash=variant.train_hash,
-        has_checkpoint=(folder / LATEST).exists(),
-        holder=holder,
-        tokens=variant.tokens,
-    )
 
 
 def run_variant(study: str, name: str, *, strict: bool = False) -> None:
@@ -245,7 +265,8 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
     Every rank trains (and, under FSDP, helps gather the model for the export); rank 0 evaluates
     the exported Hugging Face folder, not the model in memory, so the study's scores are those of
     the folder `lm_eval --model hf` and `ablate export` hand on. With `eval.heldout`, rank 0 then
-    measures the same model's loss on each held-out domain into heldout.json."""
+    measures the same model's loss on each held-out domain into heldout.json. Each output's size
+    and hash go into status.json as it is written; a done variant keeps the outputs still intact."""
     from ablate.run import train
     from ablate.run.evaluate import evaluate
     from ablate.run.export import ensure_exported
@@ -259,15 +280,24 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
     folder = variant_dir(study, name)
     leader = rank() == 0
     with folder_lock(folder) if leader else nullcontext():
-        then = variant_next(variant, folder)
+        seen = look(study, recipe, variant, folder)
+        then = variant_next(study, recipe, variant, folder, seen=seen)
         if then.do == Do.STALE:
             raise StudyError(f"{folder}: {then.why}; delete the folder to run the variant again")
         if then.do == Do.SKIP:
             return
         trained = then.do == Do.EVALUATE
+        done = seen.status.get("state") == State.DONE and seen.status.get("hash") == variant.hash
+        keep = {part for part in (EVAL, HELDOUT) if done and part not in seen.damaged}
         if leader:
             write_json(folder / VARIANT, variant.model_dump(mode="json"))
-            fields = {"hash": variant.hash, "train_hash": variant.train_hash, "tokens": variant.tokens, "error": None}
+            fields: dict[str, Any] = {
+                "hash": variant.hash, "train_hash": variant.train_hash, "tokens": variant.tokens, "error": None,
+            }  # fmt: skip
+            if trained and seen.checkpoint_at is not None:  # trained, but its status.json never said so
+                fields |= {"trained": True, "tokens_done": seen.checkpoint_at}
+            if not trained:
+                fields["outputs"] = {}  # whatever an earlier training wrote is replaced
             write_status(folder, State.EVALUATING if trained else State.TRAINING, **fields)
         with _recording_failure(folder, leader):
             if not trained:
@@ -276,6 +306,8 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                 warning = token_mismatch(start.tokens, recipe) if start.load_path else None
                 if warning and strict:
                     raise AblateError(f"--strict: {warning}; fix training.total_tokens/phase or the --checkpoint")
+                if leader:  # where the phase began, should status.json be lost before it ends
+                    write_status(folder, State.TRAINING, start_tokens=start.tokens)
                 setup = time.perf_counter() - began
                 result = train.fit(
                     start,
@@ -307,21 +339,28 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                         world_size=world_size(),
                         warning=warning,
                         setup_seconds=round(setup + result.setup_seconds, 3),
+                        outputs=record_outputs(folder, read_status(folder), MODEL),
                         **_train_summary(result),
                     )
             if not leader:
                 return
             tick = time.perf_counter()
-            exported = ensure_exported(folder)
+            exported = ensure_exported(folder)  # again from the final checkpoint if missing or damaged
             final = load_start(str(exported))  # evaluated as any other tool would open it
-            (folder / HELDOUT).unlink(missing_ok=True)  # never one from an earlier evaluation
-            if recipe.eval.heldout:  # first: vLLM's engine, if lm-eval uses it, holds the GPU until exit
-                found = heldout_loss(final.model, final.tokenizer, recipe.eval, recipe.seq_len)
-                write_json(folder / HELDOUT, found)
-            scores = evaluate(
-                final.model, final.tokenizer, recipe.eval, folder / "eval", name=f"{study}/{name}", folder=exported
+            if HELDOUT not in keep:
+                (folder / HELDOUT).unlink(missing_ok=True)  # never one from an earlier evaluation
+            if recipe.eval.heldout and HELDOUT not in keep:  # first: vLLM's engine, if used, holds the GPU until exit
+                write_json(folder / HELDOUT, heldout_loss(final.model, final.tokenizer, recipe.eval, recipe.seq_len))
+                write_status(folder, State.EVALUATING, outputs=record_outputs(folder, read_status(folder), HELDOUT))
+            scores = seen.status.get("scores")
+            if EVAL not in keep:
+                scores = evaluate(
+                    final.model, final.tokenizer, recipe.eval, folder / EVAL, name=f"{study}/{name}", folder=exported
+                )
+            outputs = record_outputs(folder, read_status(folder), EVAL)
+            write_status(
+                folder, State.DONE, scores=scores, eval_seconds=round(time.perf_counter() - tick, 3), outputs=outputs
             )
-            write_status(folder, State.DONE, scores=scores, eval_seconds=round(time.perf_counter() - tick, 3))
 
 
 # ---- entry points --------------------------------------------------------------------------
