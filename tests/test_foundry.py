@@ -1,5 +1,6 @@
 """llm-foundry's users: a study started from a checkpoint that llm-foundry's own training entry point
-wrote for its MPT model, with the recipe that `ablate recipe from-foundry` made from the same YAML.
+wrote for its MPT model with MPT's optimizer (decoupled_lionw, built by llm-foundry's registry), with
+the recipe that `ablate recipe from-foundry` made from the same YAML.
 
 llm-foundry trains a 2-layer MPT on the tiny study's MDS shards (its text dataloader reads ablate's
 `tokens` column as int32); nothing of ablate's writes that checkpoint. Skips where llm-foundry is not
@@ -58,7 +59,7 @@ def foundry_yaml(root: Path) -> dict:
             "persistent_workers": False,
         },
         "scheduler": {"name": "cosine_with_warmup", "t_warmup": "4ba", "alpha_f": 0.1},
-        "optimizer": {"name": "decoupled_adamw", "lr": 3e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0},
+        "optimizer": {"name": "decoupled_lionw", "lr": 5e-4, "betas": [0.9, 0.99], "weight_decay": 0},
         "algorithms": {"gradient_clipping": {"clipping_type": "norm", "clipping_threshold": 1.0}},
         "max_duration": f"{STEPS}ba",
         "global_train_batch_size": 8,
@@ -94,6 +95,10 @@ def test_a_variant_continues_llm_foundrys_mpt_checkpoint_from_its_own_yaml(tiny,
     recipe = yaml.safe_load(recipe_path.read_text())
     assert recipe["training"]["total_tokens"] == STEPS * 8 * SEQ_LEN
     assert recipe["mixes"]["base"] == {"alpha": 0.45, "beta": 0.45, "gamma": 0.1}
+    assert recipe["training"]["optimizer"] == {"name": "decoupled_lionw", "lr": 5e-4, "weight_decay": 0.0,
+                                               "betas": [0.9, 0.99]}  # fmt: skip
+    # A wish the continued state overrides: torch restores the saved parameter groups with the moments.
+    recipe["training"]["optimizer"]["betas"] = [0.5, 0.5]
     # What the user adds: the end-of-training mix and the tasks (here the tiny study's).
     recipe["mixes"]["upsample"] = {"alpha": 1, "beta": 1, "gamma": 1}
     recipe["eval"] = recipe_dict(tiny.root)["eval"]
@@ -106,6 +111,14 @@ def test_a_variant_continues_llm_foundrys_mpt_checkpoint_from_its_own_yaml(tiny,
     assert variant["state"] == "done", variant
     assert variant["tokens_done"] == variant["tokens"] > 0
     assert set(variant["scores"]) == {"tiny_alpha", "tiny_gamma"}
+    import torch
+
+    # llm-foundry's LionW state, and the variant's: the same optimizer, continued (its betas, not the wish)
+    for folder in (tiny.root / "foundry" / "tiny-mpt", results / "tiny-mpt" / "no-gamma"):
+        state = torch.load(folder / "checkpoints" / "latest-rank0.pt", map_location="cpu", weights_only=False)["state"]
+        [(name, saved)] = state["optimizers"].items()
+        assert name == "DecoupledLionW" and tuple(saved["param_groups"][0]["betas"]) == (0.9, 0.99), folder
+        assert {"exp_avg"} == {key for moments in saved["state"].values() for key in moments}
     exported = json.loads((results / "tiny-mpt" / "no-gamma" / "model" / "config.json").read_text())
     assert exported["architectures"] == ["MPTForCausalLM"]  # evaluated as llm-foundry's MPT, not transformers'
 

@@ -5,6 +5,7 @@ ablate recipe from-foundry yamls/pretrain/mpt-125m.yaml --out recipes/mpt-125m.y
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,7 @@ app.add_typer(recipe_app, name="recipe")
 
 @recipe_app.command("from-foundry")
 def from_foundry_command(
-    train_yaml: Annotated[Path, typer.Argument(help="llm-foundry training YAML (train_from_yaml's input)")],
+    train_yaml: Annotated[Path, typer.Argument(help="llm-foundry training YAML, or an mcli run file holding one")],
     out_path: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write the recipe here [default: print it]")
     ] = None,
@@ -40,7 +41,8 @@ def from_foundry_command(
         raise RecipeError(f"{train_yaml}: malformed YAML; fix its syntax") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{train_yaml}: expected llm-foundry's mapping of fields at the top level")
-    recipe, notes = from_foundry(raw, name=train_yaml.stem, samples=index_samples)
+    # llm-foundry (through Composer) names a run with a blank run_name by $RUN_NAME, as mcli sets it.
+    recipe, notes = from_foundry(raw, name=train_yaml.stem, samples=index_samples, run_name=os.environ.get("RUN_NAME"))
     parse_recipe(recipe, source=str(train_yaml))  # what is written must load
     text = render(recipe, notes, source=str(train_yaml))
     if out_path is None:
