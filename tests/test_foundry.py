@@ -132,3 +132,16 @@ def test_without_llm_foundry_an_mpt_checkpoint_asks_for_the_extra(monkeypatch):
     saved = {"class": "llmfoundry.models.mpt.modeling_mpt.MPTForCausalLM", "content": {"model_type": "mpt"}}
     with pytest.raises(AblateError, match=r"install llm-foundry beside ablate \(pip install 'ablate\[foundry\]'\)"):
         _saved_model(saved, "ckpt.pt")
+
+
+def test_without_llm_foundry_its_optimizers_ask_for_the_extra(monkeypatch):
+    from ablate.errors import AblateError
+    from ablate.run.train import optimizer_class, recipe_name
+
+    for module in [name for name in sys.modules if name.startswith("llmfoundry.")] + ["llmfoundry"]:
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(AblateError, match=r"^training\.optimizer\.name: decoupled_lionw is built by llm-foundry's "
+                                          r"registry; install llm-foundry beside ablate \(pip install 'ablate\[foundry\]'\)"):  # fmt: skip
+        optimizer_class("decoupled_lionw")
+    assert optimizer_class("decoupled_sgdw").__name__ == "DecoupledSGDW"  # Composer's own need nothing more
+    assert recipe_name("DecoupledLionW") is None and recipe_name("DecoupledSGDW") == "decoupled_sgdw"
