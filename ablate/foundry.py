@@ -298,8 +298,6 @@ def _mpt_params(cfg: dict[str, Any]) -> int:
 def _tokens(value: Any, field: str, seq_len: int, batch: int, notes: list[str]) -> int | None:
     """A Composer duration (e.g. 4800ba, 2.5e9tok, 1000sp) in tokens; None with a note where it has none.
     A bare integer is Composer's epochs."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        _wrong(field, value, STR)
     match = DURATION.match(f"{value}ep" if isinstance(value, int) else value)
     if not match:
         notes.append(f"{field}: '{value}' is not a duration ablate reads (ba, tok, sp); set it in tokens")
