@@ -35,8 +35,10 @@ from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from ablate.errors import StudyError
-from ablate.store import read_json, write_json
+from ablate.store import read_shaped, write_json
 
 START = "start"  # the folder and job name of the start checkpoint's evaluation
 PRETRAIN = "pretrain"  # the folder of the shared pretraining
@@ -162,10 +164,25 @@ def results_state(status: Mapping[str, Any], hash: str) -> str:
 # ---- status --------------------------------------------------------------------------------
 
 
+class _Status(BaseModel):
+    """The fields of status.json that decide what happens to a folder, as their readers use them;
+    the rest (scores, timings, ...) pass through unchecked."""
+
+    model_config = ConfigDict(extra="allow")
+
+    state: State = State.PENDING
+    hash: str | None = None
+    train_hash: str | None = None
+    trained: bool | None = None
+    tokens_done: float | None = None
+    tokens: int | None = None
+    error: str | None = None
+
+
 def read_status(folder: Path) -> dict[str, Any]:
-    """A folder's status; `pending` when nothing has run there yet."""
+    """A folder's status; `pending` when nothing has run there yet. One of the wrong shape is one line."""
     path = folder / STATUS
-    return read_json(path) if path.exists() else {"state": State.PENDING.value}
+    return read_shaped(path, _Status) if path.exists() else {"state": State.PENDING.value}
 
 
 def write_status(folder: Path, state: State, **fields: Any) -> None:

@@ -9,6 +9,7 @@ Relative paths in a recipe resolve against the working directory, like `results/
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,9 +26,10 @@ DEMO_RECIPE = Path(__file__).resolve().parent / "demo" / "recipe.yaml"
 
 
 class _Strict(BaseModel):
-    """Unknown keys are errors: a typo in a recipe must not be silently ignored."""
+    """Unknown keys are errors: a typo in a recipe must not be silently ignored. Numbers are finite:
+    'nan' or 'inf' given as text (`lr: nan` is a string in YAML) would otherwise become a float."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Subset(_Strict):
@@ -387,6 +389,17 @@ class Recipe(_Strict):
     slurm: Slurm = Slurm()
     loggers: Loggers = Loggers()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, raw: Any) -> Any:
+        """No NaN or infinity anywhere, in typed fields or free-form ones (model.config, eval.model_args):
+        YAML's .nan and .inf, or 1e999, parse as floats that would reach training or a hash."""
+        found = _non_finite(raw)
+        if found is not None:
+            where, value = found
+            raise _FieldError(where, f"{value} is not a finite number; use a finite value")
+        return raw
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Recipe:
         for mix_name in ("base", "upsample"):
@@ -407,6 +420,13 @@ class Recipe(_Strict):
                 "training.schedule.warmup_tokens",
                 f"{warmup:,} is not shorter than the phase ({phase:,} tokens); lower it",
             )
+        for field, length in [
+            ("training.phase", self.training.phase),
+            *(("ablations.phases", p) for p in self.ablations.phases),
+        ]:
+            problem = self.phase_too_short(length)
+            if problem:
+                raise _FieldError(field, problem)
         groups = self.groups
         clash = sorted(name for name in set(groups) & set(self.subsets) if groups[name] != [name])
         if clash:
@@ -421,6 +441,18 @@ class Recipe(_Strict):
                     f"'into:{target}' needs a subset of mixes.upsample: {sorted(self.mixes.upsample)}",
                 )
         return self
+
+    def phase_too_short(self, phase: float) -> str | None:
+        """Why a phase of this length (a fraction of the run) cannot take one optimizer step: its tokens
+        are fewer than one batch's; None when it can. Such a phase would plan, then fail in training."""
+        batch = self.training.batch_size * self.seq_len
+        tokens = self.training.model_copy(update={"phase": phase}).phase_tokens
+        if batch <= tokens:
+            return None
+        return (
+            f"one batch (training.batch_size × seq_len = {batch:,} tokens) is more than the {phase:g} phase's "
+            f"{tokens:,} tokens; lower training.batch_size or lengthen the phase"
+        )
 
     @property
     def groups(self) -> dict[str, list[str]]:
@@ -439,6 +471,59 @@ class _FieldError(ValueError):
         super().__init__(f"{field}: {problem}")
 
 
+def _non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
+    """The first NaN or infinite float in a parsed YAML tree, with its dotted path; None if none."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where, value
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        found = _non_finite(child, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+# ---- reading YAML ----------------------------------------------------------------------------
+
+
+class _RepeatedKey(yaml.constructor.ConstructorError):
+    """A key given twice in one mapping."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key repeated in one mapping is an error: PyYAML keeps the
+    last value, so a recipe listing `math:` twice would silently lose the first one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`, whose keys a mapping may override
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first is not key_node.start_mark:
+                where = f"key '{key}' at line {key_node.start_mark.line + 1} repeats the one at line {first.line + 1}"
+                raise _RepeatedKey(None, None, where, key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """Parse YAML strictly (no repeated keys); a problem is one RecipeError line naming `source` and the line."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
+    except _RepeatedKey as exc:
+        raise RecipeError(f"{source}: {exc.problem}; YAML would keep only the last, so remove one") from None
+    except yaml.constructor.ConstructorError as exc:
+        raise RecipeError(f"{source}: malformed YAML ({exc.problem}); fix it there") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise RecipeError(f"{source}: malformed YAML{where}; fix the syntax there") from None
+
+
 def recipe_path(path: str | os.PathLike[str] | None) -> Path:
     """The recipe to use: the argument, else $ABLATE_RECIPE, else recipes/demo.yaml where the working
     directory has one (a checkout, or a copy edited by hand), else the demo recipe in the package."""
@@ -455,12 +540,7 @@ def load_recipe(path: str | os.PathLike[str] | None = None) -> Recipe:
         raise RecipeError(
             f"recipe {source}: cannot read it ({exc.strerror}); pass --recipe PATH to an existing file"
         ) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise RecipeError(f"recipe {source}: malformed YAML{where}; fix the syntax there") from None
+    raw = read_yaml(text, f"recipe {source}")
     if not isinstance(raw, dict):
         raise RecipeError(f"recipe {source}: expected a mapping of fields at the top level, got {type(raw).__name__}")
     return parse_recipe(raw, source=str(source))
@@ -484,6 +564,8 @@ def describe_errors(exc: ValidationError) -> str:
         loc = _loc(error)
         if error["type"] == "extra_forbidden":
             clauses.append(f"{loc}: unknown field; remove it or check the spelling")
+        elif error["type"] == "finite_number":
+            clauses.append(f"{loc}: {error['input']} is not a finite number; use a finite value")
         elif error["type"] != "missing":
             message = str(error["msg"]).removeprefix("Value error, ")
             clauses.append(f"{loc}: {message}" if loc else message)

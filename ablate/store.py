@@ -37,6 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from ablate.errors import StudyError
 
 HELDOUT = "heldout.json"  # a variant's held-out loss per domain (ablate.run.heldout), read by the report
@@ -103,6 +105,25 @@ def read_json(path: Path) -> Any:
         raise StudyError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); delete it and rerun") from None
 
 
+def read_shaped(path: Path, shape: Any, fix: str = "delete it and rerun") -> Any:
+    """`path`'s JSON as read, checked to have `shape` (what pydantic validates: a model, dict[str, str],
+    ...) strictly, as JSON (no text for a number). A file that is valid JSON of the wrong shape (a list
+    for an object, a key missing) is one StudyError line naming it and the `fix`, not a later traceback."""
+    payload = read_json(path)
+    try:
+        TypeAdapter(shape).validate_json(json.dumps(payload), strict=True)
+    except ValidationError as exc:
+        raise shape_error(path, exc, fix) from None
+    return payload
+
+
+def shape_error(path: Path, exc: ValidationError, fix: str) -> StudyError:
+    """pydantic's first complaint about a study file's content as one line naming the file and the fix."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "top level"
+    return StudyError(f"{path}: not what ablate writes there ({where}: {error['msg']}); {fix}")
+
+
 # ---- the current study ---------------------------------------------------------------------
 
 
@@ -126,14 +147,16 @@ def current_study(study: str | None = None) -> str:
 
 
 def register_checkpoint(study: str, name: str, path: str) -> None:
+    known = registered_checkpoints(study)
     registry = study_dir(study) / "checkpoints.json"
-    known = read_json(registry) if registry.exists() else {}
     write_json(registry, {**known, name: path})
 
 
 def registered_checkpoints(study: str) -> dict[str, str]:
     registry = study_dir(study) / "checkpoints.json"
-    return read_json(registry) if registry.exists() else {}
+    return (
+        read_shaped(registry, dict[str, str], fix="delete it and rerun `ablate pretrain`") if registry.exists() else {}
+    )
 
 
 def resolve_checkpoint(study: str, recipe_checkpoints: dict[str, str], ref: str) -> str:

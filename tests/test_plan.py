@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, RecipeError
 from ablate.plan.build import (
     build_plan,
     capped,
@@ -327,3 +327,29 @@ def test_the_suggest_demo_plans_a_swarm_around_the_demo_mix():
     plan = build_plan(recipe, subset_tokens={s: 10**6 for s in recipe.subsets})
     assert plan.study == "demo-suggest" and [v.name for v in plan.variants][:2] == ["baseline", "swarm-01"]
     assert len(plan.variants) == 13 and "control" not in {v.name for v in plan.variants}
+
+
+def test_a_phase_shorter_than_one_batch_is_refused_by_hand():
+    recipe = make_recipe()  # a batch: 4 sequences × 8 tokens = 32 tokens; the phase: 10% of 10,000
+    assert recipe.phase_too_short(0.1) is None and recipe.phase_too_short(0.0032) is None  # 32 tokens: one step
+    assert "is more than the 0.003 phase's 30 tokens" in recipe.phase_too_short(0.003)
+    with pytest.raises(AblateError, match=r"--phases 0\.003: one batch \(training\.batch_size × seq_len = 32 tokens\)"):
+        build_plan(recipe, phases=[0.1, 0.003])
+    with pytest.raises(RecipeError, match=r"training\.phase: one batch .* is more than the 0\.1 phase's 1,000 tokens"):
+        make_recipe(training={"total_tokens": 10_000, "phase": 0.1, "batch_size": 200})
+
+
+def test_every_variant_name_is_checked_to_stay_inside_the_study_folder():
+    subsets = {
+        "web": {"location": "mds/web", "tokens": 10_000},
+        "a/b": {"location": "mds/ab", "tokens": 100},
+    }
+    mixes = {"base": {"web": 1}, "upsample": {"web": 1, "a/b": 1}}
+    with pytest.raises(AblateError, match=r"variant 'no-a/b': holds a path separator; rename the recipe's subset"):
+        build_plan(make_recipe(subsets=subsets, mixes=mixes), each="subset")
+    with pytest.raises(AblateError, match=r"variant 'up-a/b': holds a path separator"):
+        build_plan(make_recipe(subsets=subsets, mixes=mixes), design=Design(kind="perturb"))
+    with pytest.raises(AblateError, match=r"variant 'start': is one of the study folder's own entries"):
+        build_plan(make_recipe(), mixtures={"start": {"web": 1.0}})
+    plan = build_plan(make_recipe(), mixtures={"suggested@p10": {"web": 1.0}}, phases=[0.1])
+    assert "suggested@p10" in [v.name for v in plan.variants]  # the plan's own phase mark is not the user's

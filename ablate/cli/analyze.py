@@ -106,8 +106,10 @@ def suggest(
     it to the study as a variant (`ablate run` then measures it; `ablate report` compares the two)."""
     from ablate.analyze.fit import objective_weights, suggest_study
     from ablate.errors import AblateError
+    from ablate.plan.identity import check_name
     from ablate.report.render import models_text
 
+    check_name(name, "--name", fix="pass a plain name, e.g. --name suggested-2")  # before the fits, not after
     bounds: dict[str, dict[str, float]] = {"--max": {}, "--min": {}}
     for flag, given in (("--max", cap), ("--min", floor)):
         for item in given or []:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 from ablate.cli.app import app, err, out
 from ablate.errors import RecipeError
@@ -31,14 +30,13 @@ def from_foundry_command(
     save folder); what has no counterpart is listed in comments. Then set the upsample mix and eval tasks."""
     from ablate.data.manifest import index_samples
     from ablate.foundry import from_foundry, render
-    from ablate.recipe import parse_recipe
+    from ablate.recipe import parse_recipe, read_yaml
 
     try:
-        raw = yaml.safe_load(train_yaml.read_text())
+        text = train_yaml.read_text()
     except OSError as exc:
         raise RecipeError(f"{train_yaml}: cannot read it ({exc.strerror}); pass an existing llm-foundry YAML") from None
-    except yaml.YAMLError:
-        raise RecipeError(f"{train_yaml}: malformed YAML; fix its syntax") from None
+    raw = read_yaml(text, str(train_yaml))  # a repeated key is refused here as in a recipe
     if not isinstance(raw, dict):
         raise RecipeError(f"{train_yaml}: expected llm-foundry's mapping of fields at the top level")
     # llm-foundry (through Composer) names a run with a blank run_name by $RUN_NAME, as mcli sets it.

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from ablate.errors import AblateError
-from ablate.plan.identity import result_hash, start_hash, train_hash
+from ablate.plan.identity import PHASE_MARK, check_name, result_hash, start_hash, train_hash
 from ablate.recipe import Design, Recipe
 from ablate.stats import minimum_detectable_effect
 
@@ -91,8 +91,6 @@ class Plan(BaseModel):
 
 
 # ---- phases --------------------------------------------------------------------------------
-
-PHASE_MARK = "@"  # no-math@p10: the no-math variant over the run's last 10%
 
 
 def phase_label(phase: float) -> str:
@@ -323,6 +321,9 @@ def build_plan(
         raise AblateError(
             f"--phases {','.join(map(str, phases))}: use distinct fractions between 0 and 1, e.g. 0.1,0.2"
         )
+    for length in phases:  # the recipe's own were checked on load; --phases may name shorter ones
+        if problem := recipe.phase_too_short(length):
+            raise AblateError(f"--phases {length:g}: {problem}")
     if rule != "proportional" and not rule.startswith("into:"):
         raise AblateError(f"--renormalize {rule}: use 'proportional' or 'into:<subset>'")
 
@@ -358,6 +359,8 @@ def build_plan(
         if label is not None:
             only[len(arms)] = label
         arms.append((arm, [], [], {s: p for s, p in mixture.items() if p > 0}))
+    for arm, *_ in arms:  # each names a folder of the study: from the recipe's subsets and groups, or --name
+        check_name(arm, "variant", fix="rename the recipe's subset or group it comes from, or pass another --name")
     names = [(arm[0], only.get(i)) for i, arm in enumerate(arms)]
     duplicates = sorted({n for n, label in names if names.count((n, label)) > 1})
     if duplicates:

@@ -22,7 +22,16 @@ import hashlib
 import json
 from typing import Any
 
+from ablate.errors import AblateError
+from ablate.job import PRETRAIN, START, STARTS
 from ablate.recipe import Eval, Recipe
+
+PHASE_MARK = "@"  # no-math@p10: the no-math variant over the run's last 10% (ablate.plan.build)
+# A variant's name is its folder's name in results/<study>/, beside the study's own entries (ablate.store).
+STUDY_ENTRIES = {
+    START, PRETRAIN, STARTS, "slurm", "plan.json", "checkpoints.json", "suggested.json", "demo_timings.json",
+    "report.md", "report.csv", "report.json", "deltas.png", "phases.png", "fit.md", "fit.json", "fit.png",
+}  # fmt: skip
 
 NOT_TRAINING = {"checkpoint_every_tokens", "fsdp"}  # bookkeeping, not an input of the weights
 # Fields added after studies had results, hashed only when set off their default: adding them
@@ -90,3 +99,22 @@ def start_hash(checkpoint: str | None, evaluation: Eval) -> str:
 
 def _evaluation(evaluation: Eval) -> dict[str, Any]:
     return _off_default(evaluation.model_dump(mode="json"), LATER_EVAL)
+
+
+def check_name(name: str, what: str, fix: str) -> str:
+    """`name` if it can name a variant: one folder inside the study folder (not a path out of it, nor
+    one of the study's own entries); otherwise one AblateError line naming `what` and the `fix`. The
+    plan adds the phase (`@p10`) and seed (`.s1`) suffixes itself, so a given name holds no '@'."""
+    if not name:
+        problem = "is empty"
+    elif "/" in name or "\\" in name or "\0" in name:
+        problem = "holds a path separator"
+    elif name.startswith(".") or ".." in name:
+        problem = "starts with '.' or holds '..'"
+    elif PHASE_MARK in name:
+        problem = f"holds '{PHASE_MARK}', which marks a phase study's phase (no-math@p10)"
+    elif name in STUDY_ENTRIES:
+        problem = "is one of the study folder's own entries"
+    else:
+        return name
+    raise AblateError(f"{what} {name!r}: {problem}; {fix}")

@@ -17,6 +17,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ablate.data.manifest import is_remote, manifest_tokens
 from ablate.errors import AblateError, StudyError
 from ablate.job import LATEST, PRETRAINED, START, State, read_status
@@ -24,14 +26,17 @@ from ablate.plan.build import PLAN_VERSION, Plan, build_plan, split_phase
 from ablate.plan.tasks import task_sizes
 from ablate.recipe import Recipe
 from ablate.store import (
-    read_json,
+    read_shaped,
     registered_checkpoints,
     resolve_checkpoint,
     set_current,
+    shape_error,
     study_dir,
     variant_dir,
     write_json,
 )
+
+REPLAN = "rerun `ablate plan` (with --force if it asks)"
 
 
 def plan_study(recipe: Recipe, *, force: bool = False, reevaluate: bool = False, **options: Any) -> Plan:
@@ -78,19 +83,25 @@ def save_plan(plan: Plan) -> None:
 def load_plan(study: str) -> Plan:
     """The study's plan.json, validated; a plan from another ablate version asks to be re-planned."""
     path = study_dir(study) / "plan.json"
-    payload = read_json(path)
+    payload = read_shaped(path, dict[str, Any], fix=REPLAN)
     if payload.get("version") != PLAN_VERSION:
         raise StudyError(
             f"{path}: written by another ablate (plan version {payload.get('version')}, this one reads "
             f"{PLAN_VERSION}); run `ablate plan` again"
         )
-    return Plan.model_validate(payload)
+    try:
+        return Plan.model_validate(payload)
+    except ValidationError as exc:
+        raise shape_error(path, exc, REPLAN) from None
 
 
 def load_study_plan(study: str) -> tuple[Plan, Recipe]:
     """The study's plan and the recipe snapshot it was built from."""
     plan = load_plan(study)
-    return plan, Recipe.model_validate(plan.recipe)
+    try:
+        return plan, Recipe.model_validate(plan.recipe)
+    except ValidationError as exc:
+        raise shape_error(study_dir(study) / "plan.json", exc, REPLAN) from None
 
 
 def start_checkpoint(
@@ -99,7 +110,8 @@ def start_checkpoint(
     """The start checkpoint `ref` names, as a path or URI, checked to exist where it is local.
 
     While `planning`, no start yet (None) and `pretrained` before `ablate pretrain` registered it are
-    fine (None is returned); a run needs one. `source` names where `ref` came from in the message.
+    fine (None is returned); a run needs one, whose architecture the recipe's model fields must not
+    contradict (ablate.run.start.check_start_model). `source` names where `ref` came from in the message.
     """
     known = ref is not None and (ref in recipe.checkpoints or ref in registered_checkpoints(study))
     pretrained = ref is not None and split_phase(ref)[0] == PRETRAINED  # `pretrained` or a phase's `pretrained@p10`
@@ -111,6 +123,10 @@ def start_checkpoint(
     if not is_remote(path) and not Path(path).exists():
         hint = "run `ablate pretrain` first" if pretrained else "pass an existing one"
         raise AblateError(f"{source} {ref}: {path} does not exist; {hint}")
+    if not planning:  # a run opens it: the runner's checks and each job (torch, so not while planning)
+        from ablate.run.start import check_start_model
+
+        check_start_model(recipe, path, f"start checkpoint `{ref}`")
     return path
 
 

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from ablate.errors import StudyError
 from ablate.job import STALE, START, State, read_status, results_state
 from ablate.plan.build import phase_label
 from ablate.plan.study import load_plan
-from ablate.store import HELDOUT, current_study, read_json, study_dir, variant_dir
+from ablate.store import HELDOUT, current_study, read_shaped, study_dir, variant_dir
 
 if TYPE_CHECKING:
     from ablate.plan.build import Plan
@@ -128,9 +129,14 @@ def load_study(study: str | None = None) -> StudyResults:
     }
     done = result.variants[result.variants.state == DONE]
     found = {str(v): Path(str(f)) / HELDOUT for v, f in zip(done.variant, done.folder, strict=True)}
-    result.heldout = {variant: read_json(path) for variant, path in found.items() if path.exists()}
+    result.heldout = {
+        variant: read_shaped(path, _HeldOut, HELDOUT_FIX) for variant, path in found.items() if path.exists()
+    }
     suggested = study_dir(name) / "suggested.json"
-    result.suggestions = {n: _one_objective(p) for n, p in (read_json(suggested) if suggested.exists() else {}).items()}
+    proposals = (
+        read_shaped(suggested, dict[str, _Suggested | _SuggestedBefore], SUGGESTED_FIX) if suggested.exists() else {}
+    )
+    result.suggestions = {n: _one_objective(p) for n, p in proposals.items()}
     training = plan.recipe.get("training", {})
     result.cost = {
         "variant_tokens": plan.variants[0].tokens if plan.variants else 0,
@@ -144,6 +150,63 @@ def load_study(study: str | None = None) -> StudyResults:
         if row.state == STALE:
             result.notes.append(f"{row.variant}: refused, {row.error}")
     return result
+
+
+# ---- the shapes of the study's own files the report reads -----------------------------------
+
+HELDOUT_FIX = "delete it (the report then leaves the variant's held-out loss out) or rerun the variant"
+SUGGESTED_FIX = "delete it and rerun `ablate suggest`"
+
+
+class _HeldOutDomain(BaseModel):
+    """What the report reads of one domain in a variant's heldout.json (ablate.run.heldout writes it)."""
+
+    sequences: int
+    tokens: int
+    bytes: int | None = None
+    loss: float
+    fingerprint: str
+    nll: list[float]
+
+
+class _HeldOut(BaseModel):
+    domains: dict[str, _HeldOutDomain]
+
+
+class _Suggested(BaseModel):
+    """What the report reads of one proposal in suggested.json (ablate.analyze.fit.Suggestion)."""
+
+    ablation: str
+    baseline: str
+    target: str
+    variants: int
+    kl: float
+    radius: float
+    mixture: dict[str, float]
+    baseline_mixture: dict[str, float]
+    gain: dict[str, float]
+    objective: dict[str, float]
+    models: dict[str, str]
+    loo_rmse: dict[str, float]
+
+
+class _SuggestedBefore(_Suggested):
+    """One written before weighted objectives: one target and one model."""
+
+    objective: None = None  # type: ignore[assignment]
+    models: None = None  # type: ignore[assignment]
+    model: str
+    loo_rmse: float  # type: ignore[assignment]
+
+
+class _Results(BaseModel):
+    """What is read of an lm-eval results_*.json: per task its metrics, items and a group's subtasks."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    results: dict[str, dict[str, Any]] | None = None
+    n_samples: dict[str, dict[str, Any] | None] | None = Field(None, alias="n-samples")
+    group_subtasks: dict[str, list[str]] | None = None
 
 
 def _one_objective(proposal: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +311,7 @@ def read_eval(folder: Path, variant: str) -> tuple[pd.DataFrame, pd.DataFrame, s
     newest: dict[str, tuple[Path, dict]] = {}
     subtasks: set[str] = set()
     for path in files:  # oldest first: a newer file overwrites what it also has
-        payload = _read_json(path)
+        payload = read_shaped(path, _Results, fix="delete it and re-evaluate")
         n_samples = payload.get("n-samples") or {}
         for members in (payload.get("group_subtasks") or {}).values():
             subtasks |= set(members)
@@ -286,13 +349,6 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise StudyError(f"{path}: unreadable lm-eval results ({exc}); delete it and re-evaluate") from None
-
-
 def _samples_file(results: Path, task: str) -> Path | None:
     """The per-item log written with `results`, else the newest one for the task."""
     same = results.parent / f"samples_{task}_{_stamp(results)}.jsonl"
@@ -308,10 +364,10 @@ def _read_samples(path: Path, variant: str, task: str) -> pd.DataFrame:
     with the doc's `cluster` label as a string (items sharing one are resampled together; see stats)."""
     values: dict[tuple[str, int], tuple[str, float, str | None]] = {}
     with path.open() as handle:
-        for line in handle:
+        for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
-            sample = json.loads(line)
+            sample = _sample(line, path, number)
             suffix = "" if sample.get("filter", "none") == "none" else f",{sample['filter']}"
             cluster = _cluster(sample.get("doc"))
             for metric in sample.get("metrics", []):
@@ -323,6 +379,19 @@ def _read_samples(path: Path, variant: str, task: str) -> pd.DataFrame:
         [(variant, task, metric, doc_id, *logged) for (metric, doc_id), logged in values.items()],
         columns=ITEM_COLUMNS,
     )
+
+
+def _sample(line: str, path: Path, number: int) -> dict[str, Any]:
+    """One line of a samples file: an object with an integer doc_id, or one line naming the file."""
+    try:
+        sample = json.loads(line)
+    except json.JSONDecodeError as exc:
+        problem = f"not valid JSON ({exc.msg})"
+    else:
+        if isinstance(sample, dict) and isinstance(sample.get("doc_id"), int):
+            return sample
+        problem = "not an lm-eval sample (an object with an integer doc_id)"
+    raise StudyError(f"{path}: line {number} is {problem}; delete the file and re-evaluate")
 
 
 def _cluster(doc: Any) -> str | None:

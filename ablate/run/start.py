@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -134,6 +135,44 @@ def resume_problem(path: Path, recipe: Recipe) -> str | None:
         f"{path}: this job's checkpoints are {saved}, but the recipe now has {now}; set "
         f"training.fsdp.state_dict_type: {saved} to resume them, or delete the job's folder to train it again"
     )
+
+
+# Fields of a recipe's model.config that a continuation takes from its start checkpoint instead
+# (Llama-style Hugging Face names, then llm-foundry MPT's); POSITIONS: the longest sequence it takes.
+ARCHITECTURE = (
+    "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+    "num_key_value_heads", "max_position_embeddings", "tie_word_embeddings",
+    "d_model", "n_layers", "n_heads", "expansion_ratio", "max_seq_len",
+)  # fmt: skip
+POSITIONS = ("max_position_embeddings", "max_seq_len")
+
+
+def check_start_model(recipe: Recipe, path: str, source: str) -> None:
+    """Refuse a recipe whose model fields contradict the start checkpoint's own config, which is what
+    trains: a study would otherwise report on another model than its recipe says. Reads the config
+    alone (config.json, or a Composer checkpoint's Hugging Face metadata), never the weights; a remote
+    checkpoint is left for its job, which fetches it."""
+    if is_remote(path):
+        return
+    local = Path(path)
+    try:
+        if local.is_dir() and not is_sharded(local):
+            saved = json.loads((local / "config.json").read_text())
+        else:
+            saved = _read_state(local, weights=False)["integrations"]["huggingface"]["model"]["config"]["content"]
+    except Exception:  # unreadable or without metadata: load_start says so, in the job that opens it
+        return
+    fix = "set it to the checkpoint's value (a continuation keeps the checkpoint's architecture) or start from another"
+    for field in ARCHITECTURE:
+        if field in recipe.model.config and field in saved and recipe.model.config[field] != saved[field]:
+            mine, theirs = recipe.model.config[field], saved[field]
+            raise AblateError(f"model.config.{field}: the recipe says {mine}, {source} at {path} has {theirs}; {fix}")
+    longest = next((saved[field] for field in POSITIONS if isinstance(saved.get(field), int)), None)
+    if longest is not None and recipe.seq_len > longest:
+        raise AblateError(
+            f"seq_len: the recipe says {recipe.seq_len}, {source} at {path} takes at most {longest} positions; "
+            "lower seq_len or start from a model with more positions"
+        )
 
 
 def load_start(path: str, *, weights: bool = True) -> Start:
@@ -260,8 +299,6 @@ def _folder_model(local: Path, path: str) -> transformers.PreTrainedModel:
     """A save_pretrained folder's model. Its config names the class (`architectures`); one that
     transformers does not have is llm-foundry's MPT (whose model_type `mpt` AutoModel would open
     as transformers' own, different MptForCausalLM), opened with its own config class."""
-    import json
-
     architectures = json.loads((local / "config.json").read_text()).get("architectures") or []
     if not architectures or hasattr(transformers, architectures[0]):
         return transformers.AutoModelForCausalLM.from_pretrained(str(local))

@@ -1,0 +1,331 @@
+"""Quietly wrong input is refused in one line: recipes that YAML or pydantic would accept but that
+mean something else, names that leave the study folder, and study files of the wrong shape.
+
+Each case runs the real CLI (ablate.cli.main, in this process: no model is built) and checks what
+a user sees: exit code 2, one `Error: ...` line on stderr naming the field or file, no traceback,
+and nothing written or changed.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from ablate.cli import main
+from ablate.errors import AblateError
+from ablate.plan.identity import check_name
+
+# A study that plans without shards or a model: subsets on a bucket (their sizes given), a start
+# that is a save_pretrained folder holding only its config.
+RECIPE = """\
+name: faults
+seq_len: 8
+tokenizer: tok
+model:
+  config: {model_type: llama, hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 2,
+           vocab_size: 32, max_position_embeddings: 8}
+subsets:
+  web: {location: "s3://bucket/web", tokens: 100000, groups: [general]}
+  math: {location: "s3://bucket/math", tokens: 10000, groups: [maths]}
+mixes:
+  base: {web: 9, math: 1}
+  upsample: {web: 1, math: 1}
+training:
+  total_tokens: 10000
+  phase: 0.1
+  batch_size: 4
+  optimizer: {lr: 0.001}
+start: {start}
+eval:
+  tasks: [t]
+ablations: {control: false}
+"""
+START_CONFIG = {
+    "model_type": "llama", "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "vocab_size": 32, "max_position_embeddings": 8, "architectures": ["LlamaForCausalLM"],
+}  # fmt: skip
+
+
+def ablate(monkeypatch, capsys, *args):
+    """(exit code, stderr) of `ablate ARGS` as main() runs it: known errors are one line, exit 2."""
+    monkeypatch.setattr(sys, "argv", ["ablate", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit:
+        main()
+    return exit.value.code, capsys.readouterr().err
+
+
+def assert_one_line(code, stderr, *expected):
+    assert code == 2, stderr
+    assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+    assert "Traceback" not in stderr
+    for text in expected:
+        assert text in stderr, stderr
+
+
+def write_recipe(folder: Path, **replace: str) -> Path:
+    """The recipe, its start folder, and `replace` as (old → new) edits of the text."""
+    start = folder / "ck"
+    start.mkdir(exist_ok=True)
+    (start / "config.json").write_text(json.dumps(START_CONFIG))
+    text = RECIPE.replace("{start}", str(start))
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    (folder / "recipe.yaml").write_text(text)
+    return folder / "recipe.yaml"
+
+
+# ---- recipes ---------------------------------------------------------------------------------
+
+BAD_RECIPES = {
+    "repeated top-level key": ({"seq_len: 8\n": "seq_len: 8\nseq_len: 16\n"}, "key 'seq_len' at line 3 repeats"),
+    "repeated subset": (
+        {"  math: {location": "  web: {location: x}\n  math: {location"},
+        "key 'web' at line 9 repeats the one at line 8; YAML would keep only the last",
+    ),
+    "repeated weight": ({"upsample: {web: 1, math: 1}": "upsample: {web: 1, math: 1, web: 3}"}, "key 'web'"),
+    "NaN weight": ({"upsample: {web: 1,": "upsample: {web: .nan,"}, "mixes.upsample.web: nan is not a finite"),
+    "infinite lr": ({"lr: 0.001": "lr: .inf"}, "training.optimizer.lr: inf is not a finite number"),
+    "lr written nan": ({"lr: 0.001": "lr: nan"}, "training.optimizer.lr: nan is not a finite number"),
+    "overflowing total": ({"total_tokens: 10000": "total_tokens: 1.0e+999"}, "training.total_tokens: inf is not"),
+    "NaN in model.config": ({"vocab_size: 32,": "vocab_size: 32, rope_theta: .nan,"}, "model.config.rope_theta: nan"),
+    "batch above the phase": (
+        {"batch_size: 4": "batch_size: 200"},
+        "training.phase: one batch (training.batch_size × seq_len = 1,600 tokens) is more than the 0.1 phase's "
+        "1,000 tokens; lower training.batch_size",
+    ),
+    "batch above a phase study's phase": (
+        {"{control: false}": "{control: false, phases: [0.1, 0.002]}"},
+        "ablations.phases: one batch (training.batch_size × seq_len = 32 tokens) is more than the 0.002 phase's 20",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RECIPES))
+def test_a_quietly_wrong_recipe_is_one_line_and_plans_nothing(in_tmp, monkeypatch, capsys, case):
+    edits, expected = BAD_RECIPES[case]
+    recipe = write_recipe(in_tmp, **edits)
+    assert_one_line(*ablate(monkeypatch, capsys, "plan", "--recipe", str(recipe)), expected)
+    assert not (in_tmp / "results").exists()
+
+
+def test_the_recipe_as_written_plans(in_tmp, monkeypatch, capsys):
+    """The recipe every case above breaks plans cleanly, so each refusal is the edit's doing."""
+    code, stderr = ablate(monkeypatch, capsys, "plan", "--recipe", str(write_recipe(in_tmp)))
+    assert code == 0, stderr
+    assert (in_tmp / "results" / "faults" / "plan.json").exists()
+
+
+def test_a_merge_key_may_be_overridden_without_a_repeat(in_tmp, monkeypatch, capsys):
+    """`<<: *anchor` then a key of the anchor is YAML's override, not a repeated key."""
+    recipe = write_recipe(
+        in_tmp, **{"  upsample: {web: 1, math: 1}": "  upsample:\n    <<: &w {web: 1, math: 1}\n    math: 2"}
+    )
+    code, stderr = ablate(monkeypatch, capsys, "plan", "--recipe", str(recipe))
+    assert code == 0, stderr
+    plan = json.loads((in_tmp / "results" / "faults" / "plan.json").read_text())
+    assert plan["variants"][0]["mixture"] == pytest.approx({"web": 1 / 3, "math": 2 / 3})
+
+
+def test_phases_on_the_command_line_shorter_than_a_batch_are_refused(in_tmp, monkeypatch, capsys):
+    recipe = write_recipe(in_tmp)
+    code, stderr = ablate(monkeypatch, capsys, "plan", "--recipe", str(recipe), "--phases", "0.1,0.002")
+    assert_one_line(code, stderr, "--phases 0.002: one batch (training.batch_size × seq_len = 32 tokens)")
+    assert not (in_tmp / "results").exists()
+
+
+def test_from_foundry_refuses_a_repeated_key_too(in_tmp, monkeypatch, capsys):
+    (in_tmp / "train.yaml").write_text("max_seq_len: 64\nmodel:\n  name: mpt_causal_lm\n  d_model: 8\n  d_model: 16\n")
+    code, stderr = ablate(monkeypatch, capsys, "recipe", "from-foundry", "train.yaml", "--out", "r.yaml")
+    assert_one_line(code, stderr, "train.yaml: key 'd_model' at line 5 repeats the one at line 4")
+    assert not (in_tmp / "r.yaml").exists()
+
+
+# ---- names -----------------------------------------------------------------------------------
+
+BAD_NAMES = {
+    "": "is empty",
+    "../x": "holds a path separator",
+    "a/b": "holds a path separator",
+    ".hidden": "starts with '.'",
+    "x..y": "holds '..'",
+    "start": "one of the study folder's own entries",
+    "pretrain": "one of the study folder's own entries",
+    "starts": "one of the study folder's own entries",
+    "plan.json": "one of the study folder's own entries",
+    "mix@p10": "holds '@'",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_NAMES))
+def test_suggest_name_must_be_one_plain_folder_and_is_checked_first(in_tmp, monkeypatch, capsys, name):
+    code, stderr = ablate(monkeypatch, capsys, "suggest", "--objective", "t", "--name", name)
+    assert_one_line(code, stderr, f"--name {name!r}: ", BAD_NAMES[name])
+    assert not (in_tmp / "results").exists()  # refused before it looked for a study
+
+
+@pytest.mark.parametrize("name", ["suggested", "no-math+code", "up-web_2", "mix.v2"])
+def test_plain_names_pass(name):
+    assert check_name(name, "--name", fix="") == name
+
+
+def test_a_recipe_group_that_would_name_a_folder_outside_the_study_is_refused(in_tmp, monkeypatch, capsys):
+    recipe = write_recipe(in_tmp, **{"groups: [maths]": "groups: [../../etc]"})
+    code, stderr = ablate(monkeypatch, capsys, "plan", "--recipe", str(recipe))
+    assert_one_line(code, stderr, "variant 'no-../../etc': holds a path separator; rename the recipe's subset or group")
+    assert not (in_tmp / "results").exists()
+
+
+def test_the_name_check_is_the_plans_for_added_mixtures_too(in_tmp):
+    from ablate.plan.build import build_plan
+    from ablate.recipe import load_recipe
+
+    recipe = load_recipe(write_recipe(in_tmp))
+    with pytest.raises(AblateError, match=r"variant 'pretrain': is one of the study folder's own entries"):
+        build_plan(recipe, mixtures={"pretrain": {"web": 0.5, "math": 0.5}})
+
+
+# ---- study files of the wrong shape ----------------------------------------------------------
+
+STAMP = "2026-01-01T00-00-00"
+RESULTS = {"results": {"t": {"acc,none": 0.5, "acc_stderr,none": 0.1}}, "n-samples": {"t": {"effective": 2}}}
+SAMPLES = [{"doc_id": i, "doc_hash": str(i), "metrics": ["acc"], "acc": float(i)} for i in range(2)]
+HELDOUT = {"domains": {"web": {"sequences": 1, "tokens": 7, "bytes": 7, "loss": 1.0, "fingerprint": "f", "nll": [7.0]}}}
+SUGGESTED = {
+    "s": {
+        "name": "s", "ablation": "s", "baseline": "baseline", "target": "t", "variants": 3, "kl": 0.01,
+        "radius": 0.1, "mixture": {"web": 0.4, "math": 0.6}, "baseline_mixture": {"web": 0.5, "math": 0.5},
+        "gain": {"value": 0.1, "low": 0.0, "high": 0.2}, "predicted": {"value": 0.6, "low": 0.5, "high": 0.7},
+        "baseline_predicted": 0.5, "objective": {"t": 1.0}, "models": {"t": "linear"}, "loo_rmse": {"t": 0.1},
+    }
+}  # fmt: skip
+BASELINE = "results/faults/baseline"
+READERS = ["run --dry-run", "run", "status", "report", "fit", "suggest --objective t", "export baseline out"]
+# file → (wrong contents, the commands that read it)
+WRONG = {
+    "results/faults/plan.json": (["[]", '{"version": 2}', "STRING_FOR_NUMBER"], READERS),
+    f"{BASELINE}/status.json": (
+        ["[]", '{"state": "finished"}', '{"state": "training", "tokens_done": "many"}'],
+        ["plan --recipe recipe.yaml", *READERS],
+    ),
+    "results/faults/checkpoints.json": (
+        ['["ck"]', '{"pretrained": 7}'], ["plan --recipe recipe.yaml", "run", "run --dry-run"]
+    ),
+    "results/faults/suggested.json": (["[]", '{"s": {"mixture": "all"}}'], ["report", "fit", "suggest --objective t"]),
+    f"{BASELINE}/heldout.json": (['{"domains": []}', '{"domains": {"web": {"loss": "low"}}}'], ["report", "fit"]),
+    f"{BASELINE}/eval/results_{STAMP}.json": (['[]', '{"results": ["t"]}'], ["report", "fit", "suggest --objective t"]),
+    f"{BASELINE}/eval/samples_t_{STAMP}.jsonl": (['[1]\n', '{"doc": 1}\n', "{nope\n"], ["report", "fit"]),
+}  # fmt: skip
+
+
+@pytest.fixture
+def study(in_tmp, monkeypatch, capsys):
+    """The planned study with its baseline done and evaluated (lm-eval's files, held-out loss, a
+    suggestion), every file well-formed: what each case below breaks one file of."""
+    code, stderr = ablate(monkeypatch, capsys, "plan", "--recipe", str(write_recipe(in_tmp)))
+    assert code == 0, stderr
+    plan = json.loads((in_tmp / "results/faults/plan.json").read_text())
+    baseline = plan["variants"][0]
+    folder = in_tmp / BASELINE
+    (folder / "eval").mkdir(parents=True)
+    status = {"state": "done", "hash": baseline["hash"], "train_hash": baseline["train_hash"], "trained": True}
+    (folder / "status.json").write_text(json.dumps(status))
+    (folder / "eval" / f"results_{STAMP}.json").write_text(json.dumps(RESULTS))
+    (folder / "eval" / f"samples_t_{STAMP}.jsonl").write_text("".join(json.dumps(s) + "\n" for s in SAMPLES))
+    (folder / "heldout.json").write_text(json.dumps(HELDOUT))
+    (in_tmp / "results/faults/suggested.json").write_text(json.dumps(SUGGESTED))
+    (in_tmp / "results/faults/checkpoints.json").write_text(json.dumps({"other": str(in_tmp / "ck")}))
+    return in_tmp
+
+
+def test_the_well_formed_study_reads(study, monkeypatch, capsys):
+    """Every command the cases below break gets past the study's files when they are well-formed."""
+    for command in ("status", "report", "run --dry-run"):
+        code, stderr = ablate(monkeypatch, capsys, *command.split())
+        assert code == 0, f"{command}: {stderr}"
+    code, stderr = ablate(monkeypatch, capsys, "fit")  # reads every file, then finds nothing to fit
+    assert_one_line(code, stderr, "study faults: no done variants to fit yet")
+
+
+def _cases():
+    for path, (contents, commands) in WRONG.items():
+        for command in commands:  # the first wrong content for every reader,
+            yield pytest.param(path, contents[0], command, id=f"{Path(path).name}-{command.split()[0]}-0")
+        for index, content in enumerate(contents[1:], 1):  # every wrong content for the first reader
+            yield pytest.param(path, content, commands[0], id=f"{Path(path).name}-{commands[0].split()[0]}-{index}")
+
+
+@pytest.mark.parametrize(("path", "content", "command"), list(_cases()))
+def test_a_study_file_of_the_wrong_shape_is_one_line_naming_it(study, monkeypatch, capsys, path, content, command):
+    target = study / path
+    if content == "STRING_FOR_NUMBER":
+        content = json.dumps({**json.loads(target.read_text()), "study_tokens": "many"})
+    target.write_text(content)
+    before = sorted(p for p in study.rglob("*") if p.is_file())
+    code, stderr = ablate(monkeypatch, capsys, *command.split())
+    assert_one_line(code, stderr, Path(path).name)
+    if not command.startswith("plan"):  # nothing else written; `plan` may replace what it refuses
+        assert sorted(p for p in study.rglob("*") if p.is_file()) == before
+        assert target.read_text() == content
+
+
+# ---- the recipe's model against the start checkpoint's ----------------------------------------
+
+
+@pytest.mark.slow
+def test_model_fields_that_contradict_the_start_checkpoint_are_refused_before_any_job(tmp_path, monkeypatch, capsys):
+    """On a real Composer checkpoint of the tiny model (one step): the runner's checks refuse a recipe
+    whose heads or sequence length the checkpoint contradicts, reading its config alone, before any
+    job starts; the start checkpoint's evaluation job refuses it too. The recipe as trained runs."""
+    import yaml
+    from tiny_study import BATCH, SEQ_LEN, write_tiny_study
+
+    from ablate.plan.build import normalize
+    from ablate.recipe import load_recipe
+    from ablate.run.start import new_model
+    from ablate.run.train import fit, pretrain_schedule
+    from ablate.run.worker import run_start
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ABLATE_RESULTS", str(tmp_path / "results"))
+    recipe_path = write_tiny_study(tmp_path)
+    recipe = load_recipe(recipe_path)
+    fit(
+        new_model(recipe), recipe, mixture=normalize(recipe.mixes.base), seed=1, folder=tmp_path / "pre",
+        run_name="t", schedule=pretrain_schedule(recipe), end_tokens=BATCH * SEQ_LEN,
+    )  # fmt: skip
+    checkpoint = tmp_path / "pre" / "checkpoints" / "latest-rank0.pt"
+
+    def planned(edit):
+        raw = yaml.safe_load(recipe_path.read_text())
+        raw["checkpoints"], raw["start"] = {"ck": str(checkpoint)}, "ck"
+        edit(raw)
+        (tmp_path / "edited.yaml").write_text(yaml.safe_dump(raw))
+        code, stderr = ablate(monkeypatch, capsys, "plan", "--recipe", "edited.yaml", "--force")
+        assert code == 0, stderr  # planning does not open the checkpoint
+
+    planned(lambda raw: None)
+    code, stderr = ablate(monkeypatch, capsys, "run", "--dry-run")
+    assert code == 0, stderr
+
+    planned(lambda raw: raw["model"]["config"].update(num_attention_heads=4))
+    code, stderr = ablate(monkeypatch, capsys, "run", "--dry-run")
+    assert_one_line(
+        code, stderr, f"model.config.num_attention_heads: the recipe says 4, start checkpoint `ck` at {checkpoint} "
+        "has 2; set it to the checkpoint's value"
+    )  # fmt: skip
+    code, stderr = ablate(monkeypatch, capsys, "run")
+    assert_one_line(code, stderr, "model.config.num_attention_heads: the recipe says 4")
+    assert (
+        not (tmp_path / "results" / "tiny" / "start").exists()
+        and not (tmp_path / "results" / "tiny" / "baseline").exists()
+    )
+    with pytest.raises(AblateError, match=r"model\.config\.num_attention_heads: the recipe says 4"):
+        run_start("tiny")
+
+    planned(lambda raw: raw.update(seq_len=2 * SEQ_LEN))
+    code, stderr = ablate(monkeypatch, capsys, "run", "--dry-run")
+    assert_one_line(code, stderr, f"seq_len: the recipe says {2 * SEQ_LEN}, start checkpoint `ck` at {checkpoint} "
+                    f"takes at most {SEQ_LEN} positions")  # fmt: skip
