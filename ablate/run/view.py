@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ablate.job import START, WORK
+from ablate.job import START, WORK, Do
 from ablate.run.runner import Action, Outcome
 
 if TYPE_CHECKING:
@@ -70,6 +70,10 @@ class RunDisplay:
             self.progress.stop()
 
     def planned(self, actions: list[Action]) -> None:
+        for action in actions:  # what a rerun recovers, and from what (--dry-run's reason)
+            if action.do in (Do.RESUME, Do.EVALUATE) and action.job != START:
+                line = f"{escape(action.job)}: {action.do}, {escape(action.why)}"
+                self.console.print(f"[dim]{line}[/dim]", highlight=False, soft_wrap=True)
         if self.progress:
             todo = sum(action.do in WORK for action in actions)
             self.jobs = self.progress.add_task("jobs", total=todo, detail=f"0 of {todo} done")

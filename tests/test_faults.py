@@ -1,0 +1,240 @@
+"""Faults that lose work (#27): kills at every stage of a job, damaged outputs, a cut checkpoint, a
+full disk, and `ablate export --force` onto a folder it did not write, on the tiny study.
+
+Every kill is a real SIGKILL of the runner's process group, sent the moment the job's folder shows
+the stage (a checkpoint file not yet linked, the export's staging folder, ...). Each case ends with
+the variant's results compared to the study's uninterrupted run: same weights, scores, held-out loss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from tiny_study import STUDY, ablate, clone, status
+
+pytestmark = pytest.mark.slow
+
+WEIGHTS = "model/model.safetensors"
+
+
+def kill_when(tiny, results: Path, reached: Callable[[Path], bool], what: str) -> None:
+    """`ablate run --variant baseline` under `results`, SIGKILLed (with its jobs) as soon as `reached`
+    holds for the variant's folder; fails if the run ends first."""
+    folder = results / STUDY / "baseline"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "ablate.cli", "run", "--variant", "baseline"],
+        cwd=tiny.root, env={**os.environ, "ABLATE_RESULTS": str(results)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    try:
+        while not reached(folder):
+            assert runner.poll() is None, f"the run ended before {what}"
+            assert time.monotonic() < deadline, f"no {what} within 240 s"
+            time.sleep(0.0005)
+    finally:
+        os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait()
+
+
+@contextmanager
+def under(tiny, results: Path) -> Iterator[None]:
+    """Run ablate in this process on the study under `results` (the CLI's own subprocess costs ~8 s)."""
+    tiny.patch.setenv("ABLATE_RESULTS", str(results))
+    try:
+        yield
+    finally:
+        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
+
+
+def dry_run(tiny, results: Path) -> str:
+    """What `ablate run --dry-run` prints: each job's action and why, one per line."""
+    from ablate.run.runner import prepare
+
+    with under(tiny, results):
+        return "\n".join(f"{a.do:>8}  {a.job}  {a.why}" for a in prepare(dry_run=True)[2])
+
+
+def run(tiny, results: Path, variants: list[str] | None = None) -> dict[str, str]:
+    """`ablate run` in this process: job → its outcome."""
+    from ablate.run.runner import run_study
+
+    with under(tiny, results):
+        return {outcome.job: outcome.state for outcome in run_study(variants=variants)}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def same_results(tiny, results: Path, variant: str = "baseline") -> None:
+    """The variant's outputs under `results` are those of the study's uninterrupted run."""
+    mine, theirs = results / STUDY / variant, tiny.results / STUDY / variant
+    assert status(results, variant)["state"] == "done"
+    assert status(results, variant)["scores"] == status(tiny.results, variant)["scores"]
+    assert sha256(mine / WEIGHTS) == sha256(theirs / WEIGHTS)
+    held = [json.loads((folder / "heldout.json").read_text())["domains"] for folder in (mine, theirs)]
+    assert held[0] == held[1]
+    [one], [two] = (list(folder.glob("eval/**/samples_tiny_alpha_*.jsonl")) for folder in (mine, theirs))
+    assert [json.loads(line)["resps"] for line in one.open()] == [json.loads(line)["resps"] for line in two.open()]
+
+
+def unlinked_checkpoint(folder: Path) -> bool:
+    """A checkpoint file is there, newer than the one Composer's latest link points to: one being written."""
+    latest = folder / "checkpoints" / "latest-rank0.pt"
+    if not latest.is_symlink():
+        return False
+    linked = _batch(os.readlink(latest))
+    return any(_batch(path.name) > linked for path in (folder / "checkpoints").glob("ep*-ba*-rank0.pt"))
+
+
+def _batch(name: str) -> int:
+    return int(re.search(r"-ba(\d+)-", name).group(1))  # Composer's ep{epoch}-ba{batch}-rank{rank}.pt
+
+
+def test_a_kill_at_every_stage_resumes_to_the_results_of_an_uninterrupted_run(tiny):
+    """Checkpoint write → export → held-out loss → lm-eval: killed at each, rerun each time."""
+    results = clone(tiny, "killed-everywhere")
+    folder = results / STUDY / "baseline"
+    kill_when(tiny, results, unlinked_checkpoint, "checkpoint write")
+    assert status(results, "baseline")["state"] == "training"
+    assert "resume  baseline" in dry_run(tiny, results)
+
+    kill_when(tiny, results, lambda f: (f / "model.partial").exists(), "export")
+    killed = status(results, "baseline")
+    assert killed["state"] == "training" and not killed.get("trained") and not (folder / "model").exists()
+    dry = dry_run(tiny, results)  # before #27: resume, and Composer refused to train past the end on every rerun
+    assert "evaluate  baseline  trained: its latest checkpoint holds all 20,480 tokens" in dry, dry
+
+    def measuring(f: Path) -> bool:
+        return status(results, "baseline")["state"] == "evaluating" and (f / "model" / "config.json").exists()
+
+    kill_when(tiny, results, measuring, "held-out loss")
+    assert not (folder / "heldout.json").exists() and not (folder / "eval").exists()
+    kill_when(tiny, results, lambda f: (f / "heldout.json").exists(), "evaluation")
+    assert not (folder / "eval").exists() and status(results, "baseline")["state"] == "evaluating"
+
+    assert run(tiny, results, ["baseline"]) == {"baseline": "done"}
+    same_results(tiny, results)
+    logs = [folder / "train_log.jsonl", tiny.results / STUDY / "baseline" / "train_log.jsonl"]
+    assert logs[0].read_text() == logs[1].read_text()  # no step lost, none twice
+
+
+def test_a_lost_status_and_damaged_outputs_are_recomputed_from_what_is_intact(tiny):
+    """status.json deleted after training; a cut model.safetensors, cut lm-eval results, a deleted
+    heldout.json: each is recomputed (the model from the final checkpoint), the rest is kept."""
+    results = clone(tiny, "damaged", variants=True)
+    baseline, no_g = results / STUDY / "baseline", results / STUDY / "no-g"
+    (baseline / "status.json").unlink()
+    weights = no_g / WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:1000])
+    (no_g / "heldout.json").unlink()
+    [start_results] = (results / STUDY / "start").glob("eval/**/results_*.json")
+    start_results.write_text(start_results.read_text()[:50])
+    dry = dry_run(tiny, results)
+    assert "evaluate  baseline  trained: its latest checkpoint holds all 20,480 tokens" in dry, dry
+    assert f"evaluate  no-g  {WEIGHTS}: 1,000 bytes" in dry and "export model/ again from the final checkpoint" in dry
+    assert "evaluate  start  eval/" in dry and "; evaluate again" in dry, dry
+
+    # `ablate export` never hands on the cut weights: it exports them again from the final checkpoint.
+    from ablate.run.export import export_variant
+
+    out = tiny.root / "exported-no-g"
+    with under(tiny, results):
+        export_variant(STUDY, "no-g", out)
+    assert sha256(out / WEIGHTS.removeprefix("model/")) == sha256(tiny.results / STUDY / "no-g" / WEIGHTS)
+    [evaluated] = no_g.glob("eval/**/results_*.json")
+    kept = evaluated.stat().st_mtime_ns
+    assert "evaluate  no-g  heldout.json: missing; recompute from model/" in dry_run(tiny, results)
+
+    assert run(tiny, results) == {"start": "done", "baseline": "done", "no-g": "done"}
+    same_results(tiny, results, "baseline")
+    same_results(tiny, results, "no-g")
+    assert evaluated.stat().st_mtime_ns == kept  # only the held-out loss was measured again
+    assert status(results, "start")["scores"] == status(tiny.results, "start")["scores"]
+    assert dry_run(tiny, results).split().count("skip") == 3
+
+
+def test_a_cut_latest_checkpoint_is_one_line_naming_it_and_the_fix_which_works(tiny):
+    results = clone(tiny, "cut-checkpoint", variants=True)
+    folder = results / STUDY / "baseline"
+    interrupted = {**status(results, "baseline"), "state": "training", "trained": None}
+    (folder / "status.json").write_text(json.dumps(interrupted))
+    latest = folder / "checkpoints" / "latest-rank0.pt"
+    target = latest.resolve()
+    target.write_bytes(target.read_bytes()[:100_000])
+    refused = ablate("run", cwd=tiny.root, results=results, timeout=120)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert f"checkpoint {target}: cannot load it" in refused.stderr and "Traceback" not in refused.stderr
+    assert f"cut short or corrupt: delete it and the link {latest}, then rerun" in refused.stderr
+
+    target.unlink()
+    latest.unlink()
+    assert run(tiny, results, ["baseline"]) == {"baseline": "done"}
+    assert status(results, "baseline")["resumed_at"] == 0  # trained again from its start
+    same_results(tiny, results)
+
+
+def test_export_force_replaces_only_an_earlier_export(tiny):
+    from ablate.errors import AblateError
+    from ablate.run.export import export_variant
+
+    out = tiny.root / "export-force"
+    shutil.rmtree(out, ignore_errors=True)
+    export_variant(STUDY, "baseline", out)
+    assert (out / ".ablate-export").is_file()
+    (out / "stray.txt").write_text("from an earlier export: replaced with it")
+    export_variant(STUDY, "baseline", out, force=True)
+    assert not (out / "stray.txt").exists() and sha256(out / "model.safetensors") == sha256(
+        tiny.results / STUDY / "baseline" / WEIGHTS
+    )
+
+    before = sorted(str(p) for p in tiny.results.rglob("*"))
+    folder = tiny.results / STUDY / "baseline"
+    with pytest.raises(AblateError, match="not a folder ablate exported"):
+        export_variant(STUDY, "baseline", folder, force=True)  # its checkpoints, eval and status
+    refused = ablate("export", "baseline", str(tiny.results), "--force", cwd=tiny.root, results=tiny.results)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr  # every study
+    assert f"{tiny.results}: not a folder ablate exported (no .ablate-export in it)" in refused.stderr
+    assert sorted(str(p) for p in tiny.results.rglob("*")) == before  # nothing deleted
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_the_run_resumes_once_there_is_room(tiny, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # Room for the study's plan, the start's evaluation and one checkpoint (~350 kB), not for two.
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        results = disk / "results"
+        (results / STUDY).mkdir(parents=True)
+        shutil.copy(tiny.results / STUDY / "plan.json", results / STUDY / "plan.json")
+        (results / ".current").write_text(STUDY + "\n")
+        full = ablate("run", "--variant", "baseline", cwd=tiny.root, results=results, timeout=300)
+        assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+        [line] = [line for line in full.stderr.splitlines() if line.startswith("baseline: failed")]
+        assert "No space left on device" in line and str(results / STUDY / "baseline") in line, line
+        assert status(results, "baseline")["state"] in ("training", "failed")  # never done, never lost
+
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        assert "resume  baseline" in dry_run(tiny, results)
+        assert run(tiny, results, ["baseline"]) == {"baseline": "done"}
+        assert status(results, "baseline")["resumed_at"] > 0
+        same_results(tiny, results)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
