@@ -9,6 +9,7 @@ the variant's results compared to the study's uninterrupted run: same weights, s
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -67,12 +68,12 @@ def dry_run(tiny, results: Path) -> str:
         return "\n".join(f"{a.do:>8}  {a.job}  {a.why}" for a in prepare(dry_run=True)[2])
 
 
-def run(tiny, results: Path, variants: list[str] | None = None) -> dict[str, str]:
+def run(tiny, results: Path, variants: list[str] | None = None, observer=None) -> dict[str, str]:
     """`ablate run` in this process: job → its outcome."""
     from ablate.run.runner import run_study
 
     with under(tiny, results):
-        return {outcome.job: outcome.state for outcome in run_study(variants=variants)}
+        return {outcome.job: outcome.state for outcome in run_study(variants=variants, observer=observer)}
 
 
 def sha256(path: Path) -> str:
@@ -133,10 +134,23 @@ def test_a_kill_at_every_stage_resumes_to_the_results_of_an_uninterrupted_run(ti
 
 
 def test_a_lost_status_and_damaged_outputs_are_recomputed_from_what_is_intact(tiny):
-    """status.json deleted after training; a cut model.safetensors, cut lm-eval results, a deleted
-    heldout.json: each is recomputed (the model from the final checkpoint), the rest is kept."""
+    """status.json deleted after training (a variant's, the pretraining's); a cut model.safetensors,
+    cut lm-eval results, a deleted heldout.json: each is recomputed (the model from the final
+    checkpoint), the rest is kept."""
+    from rich.console import Console
+
+    from ablate.recipe import load_recipe
+    from ablate.run.view import RunDisplay
+    from ablate.run.worker import pretrain
+
     results = clone(tiny, "damaged", variants=True)
     baseline, no_g = results / STUDY / "baseline", results / STUDY / "no-g"
+    pretrained = results / STUDY / "pretrain" / "checkpoints" / "latest-rank0.pt"
+    trained_at = pretrained.resolve().stat().st_mtime_ns
+    (pretrained.parent.parent / "status.json").unlink()
+    with under(tiny, results):
+        pretrain(load_recipe(tiny.recipe))  # found done in its checkpoint, not trained past its end
+    assert status(results, "pretrain")["state"] == "done" and pretrained.resolve().stat().st_mtime_ns == trained_at
     (baseline / "status.json").unlink()
     weights = no_g / WEIGHTS
     weights.write_bytes(weights.read_bytes()[:1000])
@@ -159,7 +173,9 @@ def test_a_lost_status_and_damaged_outputs_are_recomputed_from_what_is_intact(ti
     kept = evaluated.stat().st_mtime_ns
     assert "evaluate  no-g  heldout.json: missing; recompute from model/" in dry_run(tiny, results)
 
-    assert run(tiny, results) == {"start": "done", "baseline": "done", "no-g": "done"}
+    display = RunDisplay(Console(file=io.StringIO(), width=300))
+    assert run(tiny, results, observer=display) == {"start": "done", "baseline": "done", "no-g": "done"}
+    assert "no-g: evaluate, heldout.json: missing; recompute from model/" in display.console.file.getvalue()
     same_results(tiny, results, "baseline")
     same_results(tiny, results, "no-g")
     assert evaluated.stat().st_mtime_ns == kept  # only the held-out loss was measured again
