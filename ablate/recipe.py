@@ -288,6 +288,11 @@ class Ablations(_Strict):
     control: bool = Field(True, description="add a `control` variant that continues on the base mix")
     design: Design = Field(default_factory=Design, description="the mixtures tried besides the baseline")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="replicates per variant")
+    baseline_seeds: Annotated[int, Field(ge=0)] = Field(
+        2,
+        description="seeds the baseline runs (at least `seeds`): the replicates whose spread puts training-seed "
+        "noise into every Δ's interval; 0 or 1: none, and the report's flags hold for one training run only",
+    )
     phases: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
         default_factory=list,
         description="phase lengths to ablate (fractions of the run, e.g. [0.05, 0.1, 0.2]): every variant at every "

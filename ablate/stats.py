@@ -5,10 +5,15 @@ How an attribution interval is computed (`ablate report` prints the same in its 
 - Δ = variant − baseline on the items both were scored on, paired by item. The interval is the
   percentile interval of Δ* over B bootstrap resamples: each resample draws the n items with
   replacement and averages the per-item differences.
-- Seeds are resampled too (a two-stage bootstrap), never averaged away first: a resample draws the
-  seeds with replacement, then the items (the same items for every seed), and Δ* is the mean over the
-  drawn seeds. When variant and baseline ran the same seeds, seed s of both shares one draw (seed s
-  means the same data order in every variant). With one seed the interval covers item sampling only.
+- Training-seed noise (data order) is not item noise: the same items scored after another seed's run
+  move together. Each side is averaged over its seeds item by item, the items are resampled, and a
+  seed term is added to every resample: sd · √(1/seeds_variant + 1/seeds_baseline) · T_df, where sd is
+  the pooled seed-to-seed SD of the score from replicate runs (by default a second baseline seed) and
+  T_df Student's t with the estimate's degrees of freedom, so that an SD estimated from one or two
+  replicates widens the interval as much as its own uncertainty asks (a t interval where seed noise
+  dominates, the item bootstrap where items do). Resampling two or three seeds themselves would
+  understate their spread by half or more. Without any replicate there is no seed term, and the
+  interval covers item sampling only: the report says its flags are conditional on one run.
 - Clusters: items that ask the same underlying fact are not independent (a model that knows the fact
   gets all of them right), and resampling them one by one gives too narrow an interval. When every
   item of a task carries a `cluster` label in its lm-eval doc (on both sides; else items are drawn one
@@ -43,8 +48,8 @@ MAX_PATTERNS = 256  # above this many distinct item patterns, resampling indices
 _GATHER_CELLS = 4_000_000  # values gathered per chunk when resampling indices (bounds memory)
 
 SEED_METHOD = (
-    "seeds resampled with replacement as well as items (two-stage bootstrap; a variant and the baseline share "
-    "the seed draw when they ran the same seeds)"
+    "each side averaged over its seeds item by item, items resampled, plus a seed term sd·√(1/seeds + 1/baseline "
+    "seeds)·t_df from the pooled seed SD of replicate runs"
 )
 
 
@@ -81,32 +86,44 @@ def paired_bootstrap(
     *,
     resamples: int,
     rng: np.random.Generator,
-    paired_seeds: bool,
     clusters: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Δ* for each of `resamples` bootstrap resamples (see the module docstring).
+    """Δ* for each of `resamples` bootstrap resamples over items (see the module docstring).
 
-    `variant` is (seeds × items) and `baseline` (seeds × items), columns the same items in the same
-    order. `paired_seeds`: row s of both is the same seed, so they share one seed draw (needs equal
-    row counts); otherwise the two sides' seeds are drawn independently. `clusters`: one label per
-    item; items with the same label are drawn together. None: items are drawn one by one.
+    `variant` and `baseline` are (seeds × items), columns the same items in the same order; each side
+    is averaged over its seeds item by item, so Δ* covers item sampling only (add `seed_term` for
+    training-seed noise). `clusters`: one label per item; items with the same label are drawn
+    together. None: items are drawn one by one.
     """
     variant, baseline = np.atleast_2d(variant).astype(float), np.atleast_2d(baseline).astype(float)
     if variant.shape[1] != baseline.shape[1] or variant.shape[1] == 0:
         raise ValueError("variant and baseline need the same, non-zero number of items")
-    if paired_seeds:
-        if variant.shape[0] != baseline.shape[0]:
-            raise ValueError("paired seeds need as many variant seeds as baseline seeds")
-        rows, sides = variant - baseline, [variant.shape[0]]
-    else:
-        rows, sides = np.vstack([variant, -baseline]), [variant.shape[0], baseline.shape[0]]
-    means = _resampled_means(*_units(rows, clusters), resamples, rng)  # resamples × rows
-    delta = np.zeros(resamples)
-    start = 0
-    for seeds in sides:
-        delta += _seed_resampled_mean(means[:, start : start + seeds], rng)
-        start += seeds
-    return delta
+    rows = (variant.mean(axis=0) - baseline.mean(axis=0))[None, :]
+    return _resampled_means(*_units(rows, clusters), resamples, rng)[:, 0]
+
+
+def seed_term(
+    sd: float, df: float, seeds: int, baseline_seeds: int, *, resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Draws of the training-seed part of a Δ between means over `seeds` and `baseline_seeds` runs:
+    sd · √(1/seeds + 1/baseline_seeds) · T_df, where sd is a pooled seed SD estimated with `df` degrees
+    of freedom. Student's t, not a normal: with the one or two degrees of freedom a replicate baseline
+    gives, the SD itself is uncertain, and its tails carry that (df = inf: a known SD)."""
+    scale = sd * math.sqrt(1 / seeds + 1 / baseline_seeds)
+    if math.isinf(df):
+        return scale * rng.standard_normal(resamples)
+    return scale * rng.standard_t(df, size=resamples)
+
+
+def pooled_variance(groups: list[np.ndarray]) -> tuple[float, int]:
+    """The seed-to-seed variance pooled over groups (each one ablation's scores over its seeds):
+    Σ squared deviations from each group's mean / Σ (size − 1), and those degrees of freedom
+    (0, with variance nan, when no group has two values)."""
+    groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    df = sum(len(g) - 1 for g in groups)
+    if df == 0:
+        return math.nan, 0
+    return float(sum(((g - g.mean()) ** 2).sum() for g in groups) / df), df
 
 
 def _units(rows: np.ndarray, clusters: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -164,15 +181,6 @@ def item_patterns(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         _, codes = np.unique(codes * len(levels) + inverse, return_inverse=True)  # dense again: no overflow
     _, first, counts = np.unique(codes, return_index=True, return_counts=True)
     return rows[:, first], counts
-
-
-def _seed_resampled_mean(means: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Average over seeds drawn with replacement, one draw per resample (row)."""
-    resamples, seeds = means.shape
-    if seeds == 1:
-        return means[:, 0]
-    weights = rng.multinomial(seeds, np.full(seeds, 1 / seeds), size=resamples) / seeds
-    return (weights * means).sum(axis=1)
 
 
 def percentile_interval(draws: np.ndarray, ci: float) -> tuple[float, float]:
@@ -271,11 +279,11 @@ def seed_noise(groups: list[np.ndarray]) -> dict[str, float] | None:
     seed effect inflates the within-ablation variance and cancels from the spread of the means.
     None when no ablation has two seeds or fewer than two ablations are given."""
     groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
-    within = sum(len(g) - 1 for g in groups)
+    variance, within = pooled_variance(groups)
     if len(groups) < 2 or within == 0:
         return None
     means = np.array([g.mean() for g in groups])
-    noise = float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / within))
+    noise = math.sqrt(variance)
     signal = float(means.std(ddof=1))
     sizes = np.array([len(g) for g in groups])
     between = float((sizes * (means - (sizes * means).sum() / sizes.sum()) ** 2).sum()) / (len(groups) - 1)
@@ -292,6 +300,58 @@ def seed_noise(groups: list[np.ndarray]) -> dict[str, float] | None:
         "snr": signal / noise,
         "p_value": _f_survival(between / noise**2, len(groups) - 1, within),
     }
+
+
+def moderated_variances(variances: list[float], dfs: list[float]) -> list[tuple[float, float]]:
+    """Each variance shrunk toward the group's, with the degrees of freedom it then carries: Smyth's
+    (2004) empirical Bayes for many parallel tests with few replicates each (limma's moderated t).
+
+    The variances s²_g (each with d_g df) are taken as draws around a prior s0² with d0 df, both
+    estimated from the group by moments of log s²; then s̃²_g = (d0·s0² + d_g·s²_g) / (d0 + d_g) with
+    d0 + d_g df. Tasks whose seed noise looks alike pool strongly (d0 large); a group whose variances
+    scatter more than their own df explain pools little (d0 small). d0 + d_g never exceeds the
+    group's total df: no task learns more than full pooling would tell. A group of fewer than two
+    positive variances is returned as it is."""
+    from scipy.special import digamma, polygamma
+
+    positive = [(v, d) for v, d in zip(variances, dfs, strict=True) if v > 0 and d > 0]
+    if len(positive) < 2:
+        return list(zip(variances, dfs, strict=True))
+    v, d = np.array([x for x, _ in positive]), np.array([y for _, y in positive], dtype=float)
+    e = np.log(v) - digamma(d / 2) + np.log(d / 2)
+    spread = float(np.var(e, ddof=1) - np.mean(polygamma(1, d / 2)))
+    total = float(sum(dfs))
+    if spread > 0:
+        d0 = 2 * _trigamma_inverse(spread)
+        s0 = float(np.exp(e.mean() + digamma(d0 / 2) - np.log(d0 / 2)))
+    else:  # no more scatter than sampling alone gives: pool fully (the plain pooled variance, unbiased)
+        d0, s0 = math.inf, float(np.dot(variances, dfs) / total)
+    out = []
+    for variance, df in zip(variances, dfs, strict=True):
+        if math.isinf(d0):
+            out.append((s0, total))
+        else:
+            out.append(((d0 * s0 + df * variance) / (d0 + df), min(d0 + df, total)))
+    return out
+
+
+def _trigamma_inverse(y: float) -> float:
+    """x with trigamma(x) = y, by Newton's method on 1/trigamma (Smyth 2004, appendix): it converges
+    from x = 0.5 + 1/y in a few steps for every y > 0."""
+    from scipy.special import polygamma
+
+    if y > 1e7:
+        return 1 / math.sqrt(y)
+    if y < 1e-6:
+        return 1 / y
+    x = 0.5 + 1 / y
+    for _ in range(50):
+        tri = float(polygamma(1, x))
+        step = tri * (1 - tri / y) / float(polygamma(2, x))
+        x += step
+        if -step / x < 1e-8:
+            break
+    return x
 
 
 def _f_survival(f: float, d1: int, d2: int) -> float:

@@ -115,7 +115,9 @@ def swarm_study(results):
     from ablate.recipe import parse_recipe
     from ablate.store import write_json
 
-    raw = {**fixed_recipe(), "ablations": {"control": False, "design": {"kind": "swarm", "n": 10, "seed": 0}}}
+    # One run per mixture: a replicate here would re-roll the items alone, and fit, not seed noise, is tested.
+    swarm = {"kind": "swarm", "n": 10, "seed": 0}
+    raw = {**fixed_recipe(), "ablations": {"control": False, "design": swarm, "baseline_seeds": 1}}
     plan = build_plan(parse_recipe(raw)).model_dump(mode="json")
     study = results / "fixed"
     write_json(study / "plan.json", plan)

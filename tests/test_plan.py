@@ -5,6 +5,7 @@ import pytest
 
 from ablate.errors import AblateError, RecipeError
 from ablate.plan.build import (
+    PlanOptions,
     build_plan,
     capped,
     count_params,
@@ -35,7 +36,8 @@ def make_recipe(**overrides):
         "mixes": {"base": {"web": 9, "py": 1}, "upsample": {"web": 4, "gsm": 2, "proofs": 2, "py": 2}},
         "training": {"total_tokens": 10_000, "phase": 0.1, "batch_size": 4},
         "eval": {"tasks": ["t"]},
-        "ablations": {"control": False},
+        # One run per variant, so the tests below can count variants; test_baseline_replicates_* plan them.
+        "ablations": {"control": False, "baseline_seeds": 1},
     }
     raw.update(overrides)
     return parse_recipe(raw)
@@ -74,7 +76,9 @@ def test_overlapping_groups_resolve_to_their_union():
 
 
 def test_unknown_target_lists_valid_names():
-    with pytest.raises(AblateError, match=r"unknown target 'maths'.*groups: \['code', 'general', 'math', 'reasoning'\]"):
+    with pytest.raises(
+        AblateError, match=r"unknown target 'maths'.*groups: \['code', 'general', 'math', 'reasoning'\]"
+    ):
         resolve_target(make_recipe(), "maths")
 
 
@@ -82,6 +86,35 @@ def test_default_variants_are_one_per_group_plus_baseline():
     plan = build_plan(make_recipe())
     assert [v.name for v in plan.variants] == ["baseline", "no-general", "no-math", "no-reasoning", "no-code"]
     assert all(sum(v.mixture.values()) == pytest.approx(1.0) for v in plan.variants)
+
+
+def test_baseline_replicates_come_by_default_and_leave_every_other_variant_as_it_was():
+    one = build_plan(make_recipe(), removes=["math"])
+    two = build_plan(make_recipe(ablations={"control": False}), removes=["math"])  # the default: 2
+    assert [v.name for v in two.variants] == ["baseline", "baseline.s1", "no-math"]
+    replicate = two.variant("baseline.s1")
+    assert replicate.ablation == "baseline" and replicate.seed == 1 and replicate.mixture == one.variants[0].mixture
+    assert [(v.name, v.hash) for v in two.variants if v.name != "baseline.s1"] == [
+        (v.name, v.hash) for v in one.variants
+    ]
+    assert two.options.baseline_seeds == 2 and two.study_tokens == 3 * one.variants[0].tokens
+    # Seeds the study already runs count: --seeds 3,7 gives the baseline two; --baseline-seeds 3 one more, after 7.
+    assert [v.name for v in build_plan(make_recipe(), removes=["math"], seeds=[3, 7], baseline_seeds=2).variants] == [
+        "baseline.s3", "baseline.s7", "no-math.s3", "no-math.s7"]  # fmt: skip
+    three = build_plan(make_recipe(), removes=["math"], seeds=[3, 7], baseline_seeds=3)
+    assert [v.name for v in three.variants][:3] == ["baseline.s3", "baseline.s7", "baseline.s8"]
+    # A phase study replicates each phase's baseline; 0 plans none.
+    phased = build_plan(make_recipe(ablations={"control": False, "phases": [0.1, 0.2]}), removes=["math"])
+    assert [v.name for v in phased.variants if v.ablation.startswith("baseline")] == [
+        "baseline@p10", "baseline@p10.s1", "baseline@p20", "baseline@p20.s1"]  # fmt: skip
+    assert [v.name for v in build_plan(make_recipe(), removes=["math"], baseline_seeds=0).variants] == [
+        "baseline", "no-math"]  # fmt: skip
+    # Re-planning keeps what was asked; a plan written before replicates existed re-plans without one.
+    assert [v.name for v in replan(two, make_recipe()).variants] == [v.name for v in two.variants]
+    old = two.model_copy(update={"options": two.options.model_copy(update={"baseline_seeds": 1})})
+    written_before = {k: v for k, v in two.options.model_dump().items() if k != "baseline_seeds"}
+    assert PlanOptions.model_validate(written_before).baseline_seeds == 1
+    assert [v.name for v in replan(old, make_recipe()).variants] == ["baseline", "no-math"]
 
 
 def test_each_subset_and_control():
@@ -211,8 +244,15 @@ def test_duplicate_targets_are_an_error():
 
 
 def test_llama_parameter_count_by_hand():
-    config = {"hidden_size": 8, "num_hidden_layers": 2, "vocab_size": 10, "intermediate_size": 16,
-              "num_attention_heads": 2, "num_key_value_heads": 1, "tie_word_embeddings": False}
+    config = {
+        "hidden_size": 8,
+        "num_hidden_layers": 2,
+        "vocab_size": 10,
+        "intermediate_size": 16,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "tie_word_embeddings": False,
+    }
     # per layer: q,o 2·64 + k,v 2·8·4 + mlp 3·8·16 + norms 2·8 = 128 + 64 + 384 + 16 = 592
     assert count_params(config) == 2 * 592 + 2 * 10 * 8 + 8
 
@@ -244,8 +284,16 @@ def test_phases_plan_every_variant_at_every_phase_from_its_own_start():
     # A mixture added at one phase (as `ablate suggest` adds the one fitted there) is planned there alone.
     mix = {"web": 0.5, "gsm": 0.1, "proofs": 0.1, "py": 0.3}
     added = replan(plan, make_recipe(), mixtures={"suggested@p20": mix, "other@p5": mix, "everywhere": mix})
-    assert [v.name for v in added.variants] == ["baseline@p5", "no-code@p5", "other@p5", "everywhere@p5",
-                                                "baseline@p20", "no-code@p20", "suggested@p20", "everywhere@p20"]
+    assert [v.name for v in added.variants] == [
+        "baseline@p5",
+        "no-code@p5",
+        "other@p5",
+        "everywhere@p5",
+        "baseline@p20",
+        "no-code@p20",
+        "suggested@p20",
+        "everywhere@p20",
+    ]
     kept = {v.name: v.hash for v in added.variants}
     assert all(kept[v.name] == v.hash for v in plan.variants)  # nothing planned before changes
     twice = replan(added, make_recipe(), mixtures={"suggested@p5": mix})  # the same name, fitted at both phases
@@ -274,7 +322,12 @@ def test_a_swarm_draws_seeded_mixtures_around_the_baseline_mix():
     names = [v.name for v in plan.variants]
     assert names == ["baseline", "swarm-1", "swarm-2", "swarm-3", "swarm-4", "swarm-5"]
     for variant in plan.variants:
-        assert sum(variant.mixture.values()) == pytest.approx(1.0) and set(variant.mixture) == {"web", "gsm", "proofs", "py"}
+        assert sum(variant.mixture.values()) == pytest.approx(1.0) and set(variant.mixture) == {
+            "web",
+            "gsm",
+            "proofs",
+            "py",
+        }
     again = build_plan(make_recipe(), design=Design(kind="swarm", n=5, concentration=50, seed=3))
     assert [v.mixture for v in again.variants] == [v.mixture for v in plan.variants]
     other = build_plan(make_recipe(), design=Design(kind="swarm", n=5, concentration=50, seed=4))
@@ -325,8 +378,8 @@ def test_the_suggest_demo_plans_a_swarm_around_the_demo_mix():
 
     recipe = demo_recipe(suggest=True)
     plan = build_plan(recipe, subset_tokens={s: 10**6 for s in recipe.subsets})
-    assert plan.study == "demo-suggest" and [v.name for v in plan.variants][:2] == ["baseline", "swarm-01"]
-    assert len(plan.variants) == 13 and "control" not in {v.name for v in plan.variants}
+    assert plan.study == "demo-suggest" and [v.name for v in plan.variants][:3] == ["baseline", "baseline.s1", "swarm-01"]
+    assert len(plan.variants) == 14 and "control" not in {v.name for v in plan.variants}
 
 
 def test_a_phase_shorter_than_one_batch_is_refused_by_hand():

@@ -39,7 +39,8 @@ def test_plan_in_a_fresh_checkout_writes_plan_json(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "no-math" in result.stdout and "baseline" in result.stdout and "of the full run" in result.stdout
     plan = json.loads((tmp_path / "results" / "demo" / "plan.json").read_text())
-    assert [v["name"] for v in plan["variants"]] == ["baseline", "no-math", "control"]
+    assert [v["name"] for v in plan["variants"]] == ["baseline", "baseline.s1", "no-math", "control"]
+    assert "Seed noise: baseline.s1 repeats the baseline" in result.stdout  # the default replicate, in the cost
     for variant in plan["variants"]:
         assert sum(variant["mixture"].values()) == pytest.approx(1.0)
         assert {"name", "removed", "mixture", "tokens", "seed", "checkpoint", "hash"} <= set(variant)

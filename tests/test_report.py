@@ -224,7 +224,7 @@ def test_partly_overlapping_items_pair_on_the_shared_ones(tmp_path):
     assert any("Δ on the 30 items both sides scored (of 40)" in note for note in report.notes)
 
 
-def test_seeds_pair_by_seed_and_are_resampled(tmp_path):
+def test_seeds_average_item_by_item_and_their_spread_widens_every_interval(tmp_path):
     generator = np.random.default_rng(3)
     base = (generator.random(200) < 0.5).astype(float)
     for seed in (1, 2, 3):
@@ -235,9 +235,15 @@ def test_seeds_pair_by_seed_and_are_resampled(tmp_path):
     report = build_report(results)
     markdown = to_markdown(report)
     assert "| no-x |" in markdown and "| no-x.s1 |" in markdown  # Δ per ablation, scores per seed
-    assert "seeds resampled with replacement" in markdown
+    assert "Training-seed noise is in every interval and p-value" in markdown
     row = rows_by_key(report)[("no-x", "t")]
     assert row["n_items"] == 200 and row["method"] == "paired bootstrap"
+    # The baseline's seeds agree exactly; no-x's three differ: pooled over both, 2 + 2 degrees of freedom.
+    no_x = report.scores.loc[["no-x.s1", "no-x.s2", "no-x.s3"], "t"].to_numpy() / 100
+    assert row["seed_df"] == 4
+    assert row["seed_sd_pp"] == pytest.approx(100 * np.sqrt(((no_x - no_x.mean()) ** 2).sum() / 4))
+    again = build_report(load_folder(tmp_path))  # seeded: the seed term draws the same figures every time
+    assert rows_by_key(again)[("no-x", "t")]["ci_low_pp"] == row["ci_low_pp"]
 
 
 def test_items_that_share_a_cluster_are_resampled_together(tmp_path):
@@ -382,7 +388,7 @@ def test_heldout_loss_intervals_cover_the_true_delta_at_their_level():
         difficulty = rng.normal(2.0, 0.5, 150)
         base = (difficulty + rng.normal(0, 0.03, 150)) * 63
         worse = (difficulty + 0.01 + rng.normal(0, 0.03, 150)) * 63
-        cells, notes = loss_cells({"baseline": _heldout(base), "no-x": _heldout(worse)}, {"baseline": 0, "no-x": 0},
+        cells, notes = loss_cells({"baseline": _heldout(base), "no-x": _heldout(worse)},
                                   {"baseline": ["baseline"]}, {"no-x": ["no-x"]}, {"no-x": ["baseline"]},
                                   ci=0.95, resamples=1000, seed=0)  # fmt: skip
         level, delta = cells
@@ -391,7 +397,7 @@ def test_heldout_loss_intervals_cover_the_true_delta_at_their_level():
     assert 0.925 <= covered / 400 <= 0.975, covered
     assert delta.delta_bpb == pytest.approx(delta.delta / (2 * np.log(2)))
     other = {**_heldout(worse), "domains": {"d": {**_heldout(worse)["domains"]["d"], "fingerprint": "changed"}}}
-    cells, notes = loss_cells({"baseline": _heldout(base), "no-x": other}, {"baseline": 0, "no-x": 0},
+    cells, notes = loss_cells({"baseline": _heldout(base), "no-x": other},
                               {"baseline": ["baseline"]}, {"no-x": ["no-x"]}, {"no-x": ["baseline"]},
                               ci=0.95, resamples=1000, seed=0)  # fmt: skip
     assert len(cells) == 1 and notes == ["no-x × loss:d: held-out text differs from the baseline's, so no Δ"]

@@ -15,8 +15,7 @@ def rng(seed=0):
 
 def test_two_items_give_the_textbook_bootstrap_distribution():
     # d = [1, 0]: a resample draws 0, 1 or 2 copies of the +1 item: Δ* = 0, 0.5, 1 with p = 1/4, 1/2, 1/4.
-    draws = stats.paired_bootstrap(np.array([1.0, 0.0]), np.array([0.0, 0.0]), resamples=40_000, rng=rng(),
-                                   paired_seeds=True)
+    draws = stats.paired_bootstrap(np.array([1.0, 0.0]), np.array([0.0, 0.0]), resamples=40_000, rng=rng())
     values, counts = np.unique(draws, return_counts=True)
     assert values.tolist() == [0.0, 0.5, 1.0]
     assert counts / counts.sum() == pytest.approx([0.25, 0.5, 0.25], abs=0.01)
@@ -36,7 +35,7 @@ def test_planted_difference_matches_the_hand_computation():
     assert delta == pytest.approx(0.08)
     sd = np.sqrt((d**2).mean() - delta**2) / np.sqrt(n)  # sqrt(0.16 − 0.0064) / sqrt(1000) = 0.01239
     assert sd == pytest.approx(0.012394, abs=1e-6)
-    draws = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(1), paired_seeds=True)
+    draws = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(1))
     low, high = stats.percentile_interval(draws, 0.95)
     assert draws.mean() == pytest.approx(delta, abs=0.0005)
     assert draws.std() == pytest.approx(sd, rel=0.03)
@@ -51,7 +50,7 @@ def test_pairing_narrows_the_interval_when_items_vary_in_difficulty():
     variant[:30] = 1 - variant[:30]
     baseline = items.astype(float)
     low, high = stats.percentile_interval(
-        stats.paired_bootstrap(variant, baseline, resamples=5000, rng=rng(3), paired_seeds=True), 0.95
+        stats.paired_bootstrap(variant, baseline, resamples=5000, rng=rng(3)), 0.95
     )
     unpaired = stats.normal_interval(0.0, stats.unpaired_stderr([0.5 / np.sqrt(2000)], [0.5 / np.sqrt(2000)]), 0.95)
     assert high - low < 0.3 * (unpaired[1] - unpaired[0])
@@ -62,7 +61,7 @@ def test_many_distinct_values_resample_indices_with_the_same_spread():
     values = rng(4).normal(size=3000)
     patterns, _ = stats.item_patterns(values[None, :])
     assert patterns.shape[1] > stats.MAX_PATTERNS
-    draws = stats.paired_bootstrap(values + 0.1, np.zeros(3000), resamples=4000, rng=rng(5), paired_seeds=True)
+    draws = stats.paired_bootstrap(values + 0.1, np.zeros(3000), resamples=4000, rng=rng(5))
     assert draws.mean() == pytest.approx(values.mean() + 0.1, abs=0.003)
     assert draws.std() == pytest.approx(values.std() / np.sqrt(3000), rel=0.05)
 
@@ -76,27 +75,30 @@ def test_item_patterns_match_numpy_unique_on_columns():
     assert np.array_equal(counts[order], expected_counts)
 
 
-def test_seeds_are_resampled_not_averaged_away():
+def test_seeds_are_averaged_item_by_item_and_their_noise_comes_from_the_seed_term():
     # Every item scores the same within a seed; the variant's two seeds differ by 0.2 (training noise).
-    # Resampling seeds: Δ* = 0.1, 0.2, 0.3 with p = 1/4, 1/2, 1/4 (both seeds drawn once each, or one twice).
+    # The item draws see only the seed mean (0.7 − 0.5 = 0.2 in every resample): resampling two seeds
+    # would understate their spread, so seed noise is the seed term's, from replicate runs.
     n = 50
     variant = np.vstack([np.full(n, 0.6), np.full(n, 0.8)])
-    baseline = np.vstack([np.full(n, 0.5), np.full(n, 0.5)])
-    draws = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(7), paired_seeds=True)
-    values, counts = np.unique(np.round(draws, 9), return_counts=True)
-    assert values.tolist() == [0.1, 0.2, 0.3]
-    assert counts / counts.sum() == pytest.approx([0.25, 0.5, 0.25], abs=0.01)
-
-
-def test_unpaired_seeds_draw_each_side_independently():
-    variant = np.vstack([np.full(10, 1.0), np.full(10, 0.0)])  # two seeds
-    baseline = np.full((1, 10), 0.5)  # one seed
-    draws = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(8), paired_seeds=False)
-    values, counts = np.unique(np.round(draws, 9), return_counts=True)
-    assert values.tolist() == [-0.5, 0.0, 0.5]
-    assert counts / counts.sum() == pytest.approx([0.25, 0.5, 0.25], abs=0.01)
+    baseline = np.full((1, n), 0.5)
+    draws = stats.paired_bootstrap(variant, baseline, resamples=2_000, rng=rng(7))
+    assert np.allclose(draws, 0.2)
     with pytest.raises(ValueError):
-        stats.paired_bootstrap(variant, baseline, resamples=10, rng=rng(), paired_seeds=True)
+        stats.paired_bootstrap(variant, np.full((1, n + 1), 0.5), resamples=10, rng=rng())
+
+
+def test_pooled_variance_and_the_seed_term_match_the_hand_computation():
+    # Two ablations: seeds {0.50, 0.54} and {0.60, 0.62, 0.58}: SS = 0.0008 + 0.0008, df = 1 + 2.
+    variance, df = stats.pooled_variance([np.array([0.50, 0.54]), np.array([0.60, 0.62, 0.58]), np.array([0.7])])
+    assert df == 3 and variance == pytest.approx(0.0016 / 3)
+    assert stats.pooled_variance([np.array([0.5]), np.array([0.6])])[1] == 0
+    # One variant seed against two baseline seeds: scale √(1 + 1/2); Student's t tails with 1 df.
+    draws = stats.seed_term(0.02, 1, 1, 2, resamples=200_000, rng=rng(8))
+    t_975 = 12.706  # scipy.stats.t.ppf(0.975, 1)
+    assert np.quantile(draws, 0.975) == pytest.approx(0.02 * np.sqrt(1.5) * t_975, rel=0.05)
+    known = stats.seed_term(0.02, np.inf, 2, 2, resamples=200_000, rng=rng(9))
+    assert known.std() == pytest.approx(0.02, rel=0.01)
 
 
 # ---- clusters ----------------------------------------------------------------------------------
@@ -106,7 +108,7 @@ def test_clusters_of_unequal_size_give_the_textbook_cluster_bootstrap():
     # Cluster a holds two +1 items, cluster b one 0 item. Drawing 2 clusters: aa → 4/4, ab or ba → 2/3,
     # bb → 0/1, p = 1/4, 1/2, 1/4. Averaging cluster means instead would give 1/2, not 2/3.
     draws = stats.paired_bootstrap(np.array([1.0, 1.0, 0.0]), np.zeros(3), resamples=40_000, rng=rng(10),
-                                   paired_seeds=True, clusters=np.array(["a", "a", "b"]))
+                                   clusters=np.array(["a", "a", "b"]))
     values, counts = np.unique(np.round(draws, 9), return_counts=True)
     assert values.tolist() == [0.0, round(2 / 3, 9), 1.0]
     assert counts / counts.sum() == pytest.approx([0.25, 0.5, 0.25], abs=0.01)
@@ -119,10 +121,10 @@ def test_perfectly_correlated_clusters_count_once_per_cluster():
     facts_v, facts_b = (generator.random((2, 100)) < 0.5).astype(float)
     labels = np.repeat(np.arange(100), 8)
     variant, baseline = np.repeat(facts_v, 8), np.repeat(facts_b, 8)
-    clustered = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(12), paired_seeds=True,
+    clustered = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(12),
                                        clusters=labels)
-    one_per_fact = stats.paired_bootstrap(facts_v, facts_b, resamples=20_000, rng=rng(13), paired_seeds=True)
-    naive = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(14), paired_seeds=True)
+    one_per_fact = stats.paired_bootstrap(facts_v, facts_b, resamples=20_000, rng=rng(13))
+    naive = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(14))
     assert clustered.mean() == pytest.approx(variant.mean() - baseline.mean(), abs=0.003)
     assert stats.percentile_interval(clustered, 0.95) == pytest.approx(stats.percentile_interval(one_per_fact, 0.95),
                                                                        abs=0.011)
@@ -132,9 +134,9 @@ def test_perfectly_correlated_clusters_count_once_per_cluster():
 def test_singleton_clusters_are_the_item_bootstrap():
     generator = rng(15)
     variant, baseline = (generator.random((2, 500)) < 0.6).astype(float)
-    singletons = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(16), paired_seeds=True,
+    singletons = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(16),
                                         clusters=np.arange(500))
-    items = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(17), paired_seeds=True)
+    items = stats.paired_bootstrap(variant, baseline, resamples=20_000, rng=rng(17))
     quantiles = [0.025, 0.25, 0.5, 0.75, 0.975]
     assert np.quantile(singletons, quantiles) == pytest.approx(np.quantile(items, quantiles), abs=0.004)
 
@@ -146,7 +148,7 @@ def test_many_cluster_patterns_resample_cluster_indices_with_the_same_result():
     labels = np.repeat(np.arange(400), sizes)
     effect = np.repeat(generator.normal(size=400), sizes)  # shared within a cluster
     values = effect + 0.1 * generator.normal(size=len(labels))
-    draws = stats.paired_bootstrap(values, np.zeros(len(labels)), resamples=4000, rng=rng(19), paired_seeds=True,
+    draws = stats.paired_bootstrap(values, np.zeros(len(labels)), resamples=4000, rng=rng(19),
                                    clusters=labels)
     # The ratio estimator's bootstrap sd: sqrt(Σ_clusters (sum − size · mean)²) / n (delta method).
     residual_sums = np.bincount(labels, weights=values - values.mean())
@@ -159,10 +161,10 @@ def test_every_seed_and_both_sides_share_one_cluster_draw():
     # both sides, Δ* is 0 in every resample only if the rows share the cluster draw.
     values = (rng(20).random(300) < 0.5).astype(float)
     labels = np.arange(300) // 3
-    draws = stats.paired_bootstrap(values, values, resamples=2000, rng=rng(21), paired_seeds=False, clusters=labels)
+    draws = stats.paired_bootstrap(values, values, resamples=2000, rng=rng(21), clusters=labels)
     assert np.abs(draws).max() < 1e-12
     with pytest.raises(ValueError, match="one label per item"):
-        stats.paired_bootstrap(values, values, resamples=10, rng=rng(), paired_seeds=True, clusters=labels[:-1])
+        stats.paired_bootstrap(values, values, resamples=10, rng=rng(), clusters=labels[:-1])
 
 
 def test_design_effect_by_hand():
@@ -221,7 +223,7 @@ def test_calibration_null_intervals_exclude_zero_about_five_percent_of_the_time(
     for _ in range(simulations):
         variant, baseline = _null_study(generator)
         low, high = stats.percentile_interval(
-            stats.paired_bootstrap(variant, baseline, resamples=1000, rng=generator, paired_seeds=True), 0.95
+            stats.paired_bootstrap(variant, baseline, resamples=1000, rng=generator), 0.95
         )
         excluded += low > 0 or high < 0
     assert 0.02 <= excluded / simulations <= 0.09, excluded
@@ -234,8 +236,7 @@ def test_calibration_check_catches_an_interval_that_ignores_the_baseline_noise()
     simulations, excluded = 400, 0
     for _ in range(simulations):
         variant, baseline = (generator.random((2, 300)) < 0.5).astype(float)
-        too_narrow = stats.paired_bootstrap(variant, np.zeros_like(variant), resamples=1000, rng=generator,
-                                            paired_seeds=True) - baseline.mean()
+        too_narrow = stats.paired_bootstrap(variant, np.zeros_like(variant), resamples=1000, rng=generator) - baseline.mean()
         low, high = stats.percentile_interval(too_narrow, 0.95)
         excluded += low > 0 or high < 0
     assert excluded / simulations > 0.09
@@ -251,7 +252,7 @@ def test_calibration_with_clusters_only_the_cluster_bootstrap_holds_its_level():
         variant, baseline = np.repeat(generator.random((2, 40)) < 0.5, 10, axis=1).astype(float)
         for name, clusters in [("clusters", labels), ("items", None)]:
             low, high = stats.percentile_interval(stats.paired_bootstrap(
-                variant, baseline, resamples=1000, rng=generator, paired_seeds=True, clusters=clusters), 0.95)
+                variant, baseline, resamples=1000, rng=generator, clusters=clusters), 0.95)
             excluded[name] += low > 0 or high < 0
     assert 0.02 <= excluded["clusters"] / simulations <= 0.10, excluded
     assert excluded["items"] / simulations > 0.4, excluded
@@ -267,7 +268,7 @@ def test_power_a_planted_effect_of_the_minimum_detectable_size_is_found_at_least
         baseline = (generator.random(n_items) < p).astype(float)
         variant = (generator.random(n_items) < p + effect).astype(float)
         low, _ = stats.percentile_interval(
-            stats.paired_bootstrap(variant, baseline, resamples=1000, rng=generator, paired_seeds=True), 0.95
+            stats.paired_bootstrap(variant, baseline, resamples=1000, rng=generator), 0.95
         )
         found += low > 0
     assert found / simulations >= 0.72  # 80% nominal, minus simulation noise (sd ≈ 2.8%)

@@ -151,7 +151,7 @@ def test_one_seed_has_no_trust_section_and_says_how_to_get_one(tmp_path):
     report = build_report(load_folder(tmp_path))
     markdown = to_markdown(report)
     assert report.trust is None and "How far to trust" not in markdown
-    assert "`--seeds 1,2`" in markdown
+    assert "No replicate run" in markdown and "ablations.baseline_seeds: 2" in markdown
 
 
 def phase_study(folder, *, orders_alike: bool):

@@ -95,7 +95,8 @@ def recipe_dict(root: Path) -> dict:
                         for n in HELDOUT},
             "heldout_sequences": HELDOUT_SEQUENCES,
         },  # fmt: skip
-        "ablations": {"control": False},
+        # One run per variant: the tests sharing this study count its jobs; test_seed_noise plans replicates.
+        "ablations": {"control": False, "baseline_seeds": 1},
     }
 
 

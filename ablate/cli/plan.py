@@ -28,6 +28,15 @@ def plan(
         str | None, typer.Option("--each", help="Without --remove: one variant per 'group' or 'subset'")
     ] = None,
     seeds: Annotated[str | None, typer.Option("--seeds", help="Comma-separated phase seeds, e.g. 1,2,3")] = None,
+    baseline_seeds: Annotated[
+        int | None,
+        typer.Option(
+            "--baseline-seeds",
+            help="Seeds the baseline runs: its replicates put seed noise into every interval; 0 or 1: none "
+            "[default: 2, or ablations.baseline_seeds]",
+            min=0,
+        ),
+    ] = None,
     phases: Annotated[
         str | None,
         typer.Option("--phases", help="Phase lengths to ablate, fractions of the run, e.g. 0.05,0.1,0.2"),
@@ -78,6 +87,7 @@ def plan(
         removes=remove or None,
         each=each,
         seeds=_parse_list(seeds, "--seeds", int, "integers, e.g. 1,2,3"),
+        baseline_seeds=baseline_seeds,
         phases=_parse_list(phases, "--phases", float, "fractions of the run, e.g. 0.05,0.1,0.2"),
         design=chosen,
         control=control,

@@ -57,6 +57,13 @@ def report(
         float,
         typer.Option("--detect", help="Δ (percentage points) the trust section sizes seeds and items for"),
     ] = 2.0,
+    seed_noise_from: Annotated[
+        str | None,
+        typer.Option(
+            "--seed-noise-from",
+            help="A study on the same start whose replicate runs add to this one's seed-noise estimate",
+        ),
+    ] = None,
     fmt: Annotated[
         str, typer.Option("--format", help="What stdout shows: md, csv or json (all files are written)")
     ] = "md",
@@ -72,8 +79,26 @@ def report(
     if from_dir is not None and study is not None:
         raise AblateError("--from and --study: give one; --from reads plain lm-eval outputs, --study a planned study")
     results = load_folder(from_dir) if from_dir is not None else load_study(study)
-    settings = Settings(baseline=baseline, metric=metric, ci=ci, resamples=bootstrap, adjust=adjust, detect_pp=detect)
-    built = build_report(results, settings)
+    noise_from = None
+    if seed_noise_from is not None:
+        noise_from = load_study(seed_noise_from)
+        if noise_from.name == results.name:
+            raise AblateError(f"--seed-noise-from {seed_noise_from}: that is the study reported; name another one")
+        if None not in (noise_from.start, results.start) and noise_from.start != results.start:
+            raise AblateError(
+                f"--seed-noise-from {seed_noise_from}: it continues from {noise_from.start}, this study from "
+                f"{results.start}; seed noise is borrowed only from a study on the same start"
+            )
+    settings = Settings(
+        baseline=baseline,
+        metric=metric,
+        ci=ci,
+        resamples=bootstrap,
+        adjust=adjust,
+        detect_pp=detect,
+        seed_noise_from=seed_noise_from,
+    )
+    built = build_report(results, settings, noise_from)
     written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
     print_report(built, fmt)
     err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)

@@ -25,6 +25,7 @@ from ablate.stats import minimum_detectable_effect
 EPOCH_WARN = 4.0  # above this many passes over a subset, returns diminish (Muennighoff et al., 2023)
 EPOCH_STRONG = 16.0  # above this, repeated data mostly stops helping and risks memorisation
 PLAN_VERSION = 2  # 2: start_hash, the start checkpoint evaluation's identity
+BASELINE = "baseline"  # the unablated upsample mix every Δ is taken against (with its replicate seeds)
 
 
 class Variant(BaseModel):
@@ -57,6 +58,7 @@ class PlanOptions(BaseModel):
 
     removes: list[str]
     seeds: list[int]
+    baseline_seeds: int = 1  # seeds the baseline runs, at least len(seeds) (plans from before it: no replicate)
     control: bool
     renormalize: str
     checkpoint: str | None
@@ -291,6 +293,7 @@ def build_plan(
     removes: list[str] | None = None,
     each: Literal["group", "subset"] | None = None,
     seeds: list[int] | None = None,
+    baseline_seeds: int | None = None,
     phases: list[float] | None = None,
     design: Design | None = None,
     mixtures: dict[str, dict[str, float]] | None = None,
@@ -308,6 +311,9 @@ def build_plan(
     ablations = recipe.ablations
     each = each or ablations.each
     seeds = seeds or ablations.seeds
+    baseline_seeds = max(len(seeds), ablations.baseline_seeds if baseline_seeds is None else baseline_seeds)
+    # The baseline's replicates: the next seeds after the study's, so every other variant keeps its hash.
+    replicate_seeds = [*seeds, *(max(seeds) + 1 + i for i in range(baseline_seeds - len(seeds)))]
     phases = sorted(ablations.phases if phases is None else phases)
     design = design or ablations.design
     if design.kind != "loo" and removes:
@@ -332,7 +338,7 @@ def build_plan(
     params = recipe.model.params or count_params(recipe.model.config)
     upsample = normalize(recipe.mixes.upsample)
 
-    arms: list[tuple[str, list[str], list[str], dict[str, float]]] = [("baseline", [], [], upsample)]
+    arms: list[tuple[str, list[str], list[str], dict[str, float]]] = [(BASELINE, [], [], upsample)]
     targets = [] if design.kind != "loo" else removes if removes else default_targets(recipe, each)
     # A share's passes grow with the phase's length: caps hold in the longest phase a mixture runs in.
     longest = max(phases) if phases else recipe.training.phase
@@ -379,11 +385,11 @@ def build_plan(
             ablation = arm if phase is None else with_phase(arm, phase_label(phase))
             drawn = {s: round(p * phase_tokens) for s, p in mixture.items()}
             epochs = {s: (drawn[s] / sizes[s] if s in sizes else None) for s in mixture}
-            for seed in seeds:
+            for seed in replicate_seeds if index == 0 else seeds:  # arm 0 is the baseline
                 trained = train_hash(at, mixture, seed=seed, start=start)
                 variants.append(
                     Variant(
-                        name=ablation if len(seeds) == 1 else f"{ablation}.s{seed}",
+                        name=ablation if len(seeds) == 1 and seed == seeds[0] else f"{ablation}.s{seed}",
                         ablation=ablation,
                         phase=phase,
                         removed=removed,
@@ -423,6 +429,7 @@ def build_plan(
         options=PlanOptions(
             removes=targets,
             seeds=seeds,
+            baseline_seeds=baseline_seeds,
             control=control,
             renormalize=rule,
             checkpoint=checkpoint,
@@ -457,6 +464,7 @@ def replan(
         recipe,
         removes=options.removes,
         seeds=options.seeds,
+        baseline_seeds=options.baseline_seeds,
         phases=options.phases,
         design=options.design,
         mixtures={**options.mixtures, **(mixtures or {})},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ablate.plan.build import EPOCH_STRONG, EPOCH_WARN, Plan, phase_label
+from ablate.plan.build import BASELINE, EPOCH_STRONG, EPOCH_WARN, Plan, phase_label, split_phase
 
 
 def human(number: float) -> str:
@@ -54,6 +54,10 @@ def render_plan(plan: Plan, out: Console, err: Console) -> None:
             f"Each variant trains {human(first.tokens)} tokens ({human(first.flops)} FLOPs) from {start} "
             f"(seen {human(first.start_tokens)}). "
         )
+    options = plan.options
+    replicates = [
+        v.name for v in plan.variants if split_phase(v.ablation)[0] == BASELINE and v.seed not in options.seeds
+    ]
     out.print(
         f"Model {human(plan.params)} params. {trains}"
         f"Study: {len(plan.variants)} variants, {human(plan.study_tokens)} tokens, {human(plan.study_flops)} FLOPs "
@@ -63,5 +67,17 @@ def render_plan(plan: Plan, out: Console, err: Console) -> None:
     if plan.power:
         figures = ", ".join(f"{t} {p.mde_pp:.1f}pp (n={p.items})" for t, p in plan.power.items())
         out.print(f"Smallest Δ each task detects (95% CI, 80% power, worst case p=0.5): {figures}", highlight=False)
+    if replicates:
+        out.print(
+            f"Seed noise: {', '.join(replicates)} repeat{'s' if len(replicates) == 1 else ''} the baseline with "
+            "another data order; the report adds the spread to every interval.",
+            highlight=False,
+        )
+    if max(options.baseline_seeds, len(options.seeds)) < 2:
+        err.print(
+            "[yellow]warning:[/yellow] no replicate run: the report's flags will hold for this one training run "
+            "only; --baseline-seeds 2 adds one baseline run that measures seed noise",
+            highlight=False,
+        )
     for warning in plan.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)

@@ -8,16 +8,19 @@ or stale appear with their state and no figures. The intervals of each cell come
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ablate import stats
 from ablate.errors import AblateError
 from ablate.plan.build import split_phase, with_phase
-from ablate.report.cells import NO_CI, NORMAL, PAIRED, Cell, Cells, delta_cell
-from ablate.report.heldout import LOSS_PREFIX, LossCell, loss_cells
+from ablate.report import noise
+from ablate.report.cells import NO_CI, NORMAL, PAIRED, Cell, Cells, delta_cell, with_seed_noise
+from ablate.report.heldout import LOSS_PREFIX, LossCell, loss_cells, loss_table
 from ablate.report.load import DONE, START, StudyResults
 from ablate.report.trust import PhaseAgreement, Trust, phase_agreement, trust
 
@@ -37,6 +40,8 @@ CSV_COLUMNS = [
     "significant_adjusted",
     "n_clusters",
     "sign_kept",
+    "seed_sd_pp",
+    "seed_df",
 ]
 ROW_COLUMNS = [*CSV_COLUMNS, "state", "method"]  # Report.rows: report.csv plus how each cell reads
 GAUNTLET = "gauntlet"  # the metric name of a category row
@@ -54,6 +59,7 @@ class Settings:
     seed: int = 0
     adjust: str = "bh"  # over every Δ cell of the table: bh (false discovery rate), holm (family-wise), none
     detect_pp: float = 2.0  # the Δ the trust section sizes seeds and items for (`--detect`)
+    seed_noise_from: str | None = None  # a study whose replicates add to this one's seed noise
 
 
 @dataclass
@@ -68,21 +74,25 @@ class Report:
     rows: pd.DataFrame  # ROW_COLUMNS: one row per ablation × task/category
     power: dict[str, dict[str, float]]  # task → n_items, baseline_score (%), mde_pp
     notes: list[str]
-    seeds: int  # most seeds any ablation has: decides the footnote on seed variance
     trust: Trust | None  # seed noise, SNR, seeds/items needed, seed-half consistency; None with one seed
     baselines: list[str]  # the baseline ablations: `baseline`, or one per phase (baseline@p10, ...)
     phases: list[str]  # a phase study's phase labels, shortest first (p5, p10, ...); empty otherwise
     phase_agreement: list[PhaseAgreement]  # per task, each shorter phase's order against the longest's
     suggestions: list[dict[str, Any]]  # `ablate suggest`'s proposals, each with its measured row (or None)
     heldout: list[LossCell]  # with eval.heldout: each baseline's loss per domain, each ablation's Δ
+    seed_noise: dict[noise.Key, noise.SeedNoise]  # (phase, column) → the seed noise every Δ there includes
+    replicates: int  # replicate runs it was read from: done seeds beyond each ablation's first
 
     @property
     def columns(self) -> list[str]:
         return self.tasks + list(self.categories)
 
 
-def build_report(results: StudyResults, settings: Settings = Settings()) -> Report:
-    """Scores, attribution rows with intervals, power and notes for every variant of `results`."""
+def build_report(
+    results: StudyResults, settings: Settings = Settings(), noise_from: StudyResults | None = None
+) -> Report:
+    """Scores, attribution rows with intervals, power and notes for every variant of `results`.
+    `noise_from`: the study named by settings.seed_noise_from, whose replicates pool with these."""
     if not 0 < settings.ci < 1:
         raise AblateError(f"--ci {settings.ci}: use a level between 0 and 1, e.g. 0.95")
     if settings.resamples < 100:
@@ -97,8 +107,14 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         raise AblateError(f"--baseline {settings.baseline}: no such variant; choose from {choices}")
     notes = list(results.notes)
     metrics, tasks, categories = _columns(results, settings.metric, notes)
-    cells = Cells(results, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed)
     scores = _scores_table(results, metrics, tasks, categories)
+    seed_noise = _seed_noise(results, scores)
+    if noise_from is not None:
+        seed_noise = noise.combine(seed_noise, _seed_noise(noise_from, score_table(noise_from, settings.metric)))
+    losses_measured = sorted({c for _, c in seed_noise if c.startswith(LOSS_PREFIX)})
+    seed_noise = noise.moderated(seed_noise, [tasks, losses_measured])
+    seed_noise = noise.with_categories(seed_noise, categories, tasks)
+    cells = Cells(results, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed, noise=seed_noise)
 
     named = [a for a in dict.fromkeys(variants.ablation) if a != START]
     phases = sorted({label for a in named if (label := split_phase(a)[1])}, key=lambda label: float(label[1:]))
@@ -119,16 +135,15 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
             rows.append(_score_only_row(base, task, metrics.get(task, ""), score))
     states, jobs = _ablation_states(variants, ablations, {a: bool(base_done[base_of[a]]) for a in ablations}, notes)
     computed = cells.all_deltas(jobs, {a: base_done[base_of[a]] for a in jobs}, tasks)
-    seeds = {str(v): -1 if pd.isna(s) else int(s) for v, s in zip(variants.variant, variants.seed, strict=True)}
     losses, loss_notes = loss_cells(
         results.heldout,
-        seeds,
         {b: base_done[b] for b in baselines if base_done[b]},
         jobs,
         {a: base_done[base_of[a]] for a in jobs},
         ci=settings.ci,
         resamples=settings.resamples,
         seed=settings.seed,
+        noise=seed_noise,
     )
     notes += loss_notes
     for ablation in ablations:
@@ -140,7 +155,12 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
             task_cells[task] = cell
             rows.append(_row(ablation, task, metrics.get(task, ""), state, cell))
         for name, spec in categories.items():
-            cell = _category_cell(spec, [task_cells[t] for t in spec["tasks"]], settings) if state == DONE else None
+            found = seed_noise.get((split_phase(ablation)[1], name))
+            cell = None
+            if state == DONE:
+                seeds = (len(jobs[ablation]), len(base_done[base_of[ablation]]))
+                cells_of = [task_cells[t] for t in spec["tasks"]]
+                cell = _category_cell(f"{ablation} × {name}", spec, cells_of, settings, found, seeds)
             rows.append(_row(ablation, name, GAUNTLET, state, cell))
     start_rows = [
         _score_only_row(START, task, metrics.get(task, ""), scores[task].loc[START] / 100)
@@ -175,7 +195,6 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         rows=table,
         power=power,
         notes=notes,
-        seeds=int(variants[variants.ablation != START].groupby("ablation").size().max()) if len(variants) else 1,
         trust=seen,
         baselines=baselines,
         phases=phases,
@@ -184,7 +203,17 @@ def build_report(results: StudyResults, settings: Settings = Settings()) -> Repo
         ),
         suggestions=[_measured(p, table, losses, set(variants.ablation)) for p in results.suggestions.values()],
         heldout=losses,
+        seed_noise=seed_noise,
+        replicates=sum(len(group) - 1 for groups in noise.replicates(variants).values() for group in groups),
     )
+
+
+def _seed_noise(results: StudyResults, scores: pd.DataFrame) -> dict[noise.Key, noise.SeedNoise]:
+    """Seed noise of every task, category and held-out domain, from the study's replicate runs."""
+    columns = [c for c in scores.columns if c != "state"]
+    losses = pd.DataFrame.from_dict(loss_table(results.heldout, list(results.heldout)), orient="index")
+    values = pd.concat([scores[columns].astype(float) / 100, losses], axis=1)
+    return noise.estimate(values, results.variants)
 
 
 def score_table(results: StudyResults, metric: str | None = None) -> pd.DataFrame:
@@ -252,8 +281,17 @@ def _ablation_state(members: pd.DataFrame) -> str:
     return next((s for s in _STATE_ORDER if s in states), "pending")
 
 
-def _category_cell(spec: dict[str, Any], task_cells: list[Cell | None], settings: Settings) -> Cell | None:
-    """Gauntlet average of the tasks' cells; its interval combines the tasks' resamples draw by draw."""
+def _category_cell(
+    key: str,
+    spec: dict[str, Any],
+    task_cells: list[Cell | None],
+    settings: Settings,
+    seed_noise: noise.SeedNoise | None,
+    seeds: tuple[int, int],
+) -> Cell | None:
+    """Gauntlet average of the tasks' cells; its interval combines the tasks' item resamples draw by
+    draw, then adds the category score's own seed term (a seed moves a run's tasks together, so the
+    tasks' seed terms are not independent and are not summed)."""
     cells = [c for c in task_cells if c is not None]
     if len(cells) < len(task_cells):
         return None
@@ -261,13 +299,17 @@ def _category_cell(spec: dict[str, Any], task_cells: list[Cell | None], settings
     score = stats.gauntlet_score([c["score"] for c in cells], chance)
     base_score = stats.gauntlet_score([c["baseline_score"] for c in cells], chance)
     low = high = draws = None
-    if all(c["draws"] is not None for c in cells):
-        draws = stats.gauntlet_delta([c["draws"] for c in cells], chance)
+    if all(c["item_draws"] is not None for c in cells):
+        draws = stats.gauntlet_delta([c["item_draws"] for c in cells], chance)
         low, high = stats.percentile_interval(draws, settings.ci)
     n_items = sum(c["n_items"] or 0 for c in cells) or None
     methods = {c["method"] for c in cells}
     method = PAIRED if methods == {PAIRED} else NO_CI if low is None else NORMAL
-    return delta_cell(score, base_score, low, high, n_items, method, draws)
+    cell = delta_cell(score, base_score, low, high, n_items, method, draws)
+    if draws is None or seed_noise is None:
+        return cell
+    rng = np.random.default_rng([settings.seed, zlib.crc32(key.encode())])
+    return with_seed_noise(cell, seed_noise, *seeds, settings.ci, rng)
 
 
 def _row(variant: str, task: str, metric: str, state: str, cell: Cell | None) -> dict[str, Any]:
@@ -288,6 +330,8 @@ def _row(variant: str, task: str, metric: str, state: str, cell: Cell | None) ->
         "p_value": cell["p_value"],
         "n_clusters": cell["n_clusters"],
         "sign_kept": None if cell["draws"] is None else stats.sign_kept(cell["draws"], cell["delta"]),
+        "seed_sd_pp": None if cell["seed_sd"] is None else 100 * cell["seed_sd"],
+        "seed_df": cell["seed_df"],
         "state": DONE,
         "method": cell["method"],
     }
@@ -428,8 +472,11 @@ def _header(
         else:
             share = 100 * cost["variant_tokens"] / total
             length = f"{human(cost['variant_tokens'])} tokens ({share:.3g}% of the {human(total)}-token full run)"
+        replicates = cost.get("replicates") or 0
+        which = "a baseline replicate" if replicates == 1 else "baseline replicates"
+        extra = f" ({replicates} of them {which}, for seed noise)" if replicates else ""
         lines.append(
-            f"Cost: each variant continues {length}; the {cost['variants']} variants together cost "
+            f"Cost: each variant continues {length}; the {cost['variants']} variants{extra} together cost "
             f"{100 * cost['study_fraction']:.3g}% of one full run's compute (6·N·D)."
         )
     by_metric: dict[str, list[str]] = {}

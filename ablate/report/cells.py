@@ -2,7 +2,8 @@
 
 `Cells` turns the items table into one variants × items matrix per task, once, then pairs a variant's
 items with the baseline's: a paired bootstrap where every seed has item logs, else a normal interval
-from lm-eval's stderr. The estimators themselves are in ablate/stats.py; this module decides which one
+from lm-eval's stderr; either way plus the seed term of the study's replicates (ablate.report.noise)
+where it has any. The estimators themselves are in ablate/stats.py; this module decides which one
 applies and feeds it aligned items.
 """
 
@@ -19,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ablate import stats
+from ablate.plan.build import split_phase
 from ablate.report.load import StudyResults
+from ablate.report.noise import Key, SeedNoise
 
 PAIRED, NORMAL, NO_CI = "paired bootstrap", "normal (stderr)", "no interval"  # how a cell's interval was made
 Cell = dict[str, Any]  # one measured Δ, as `delta_cell` makes it
@@ -30,10 +33,18 @@ _TaskItems = tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray, np.ndarra
 class Cells:
     """Per-task matrices of item values, built once, and the Δ of one ablation on one task."""
 
-    def __init__(self, results: StudyResults, metrics: dict[str, str], *, ci: float, resamples: int, seed: int) -> None:
+    def __init__(
+        self,
+        results: StudyResults,
+        metrics: dict[str, str],
+        *,
+        ci: float,
+        resamples: int,
+        seed: int,
+        noise: dict[Key, SeedNoise] | None = None,
+    ) -> None:
         self.ci, self.resamples, self.seed = ci, resamples, seed
-        seeds = results.variants.set_index("variant").seed
-        self._training_seed = {v: -1 if pd.isna(s) else int(s) for v, s in seeds.items()}
+        self.noise = noise or {}  # (phase, task) → the seed noise its cells add to item noise
         score_rows: Iterable[Any] = results.scores.itertuples()  # pandas-stubs cannot type a row's fields
         self._scores: dict[tuple[str, str], Any] = {
             (r.variant, r.task): r for r in score_rows if metrics.get(r.task) == r.metric
@@ -89,8 +100,13 @@ class Cells:
         logs, else a normal interval from lm-eval's stderr."""
         rng = np.random.default_rng([self.seed, zlib.crc32(ablation.encode()), zlib.crc32(task.encode())])
         notes: list[str] = []
-        paired = self._paired(ablation, done, base, task, rng, notes)
-        return (paired, notes) if paired is not None else (self._normal(ablation, done, base, task, rng, notes), notes)
+        cell = self._paired(ablation, done, base, task, rng, notes)
+        if cell is None:
+            cell = self._normal(ablation, done, base, task, rng, notes)
+        noise = self.noise.get((split_phase(ablation)[1], task))
+        if cell is None or noise is None or cell["draws"] is None:
+            return cell, notes
+        return with_seed_noise(cell, noise, len(done), len(base), self.ci, rng), notes
 
     def _paired(
         self, ablation: str, done: list[str], base: list[str], task: str, rng: np.random.Generator, notes: list[str]
@@ -100,9 +116,7 @@ class Cells:
         rows, values, hashes, scored, clusters = self._items[task]
         if any(v not in rows for v in done + base):
             return None
-        by_seed = self._training_seed.__getitem__
-        v_seeds, b_seeds = sorted(done, key=by_seed), sorted(base, key=by_seed)
-        v_idx, b_idx = [rows[v] for v in v_seeds], [rows[v] for v in b_seeds]
+        v_idx, b_idx = [rows[v] for v in done], [rows[v] for v in base]
         both = scored[v_idx + b_idx].all(axis=0)
         n_items = int(both.sum())
         if n_items == 0:
@@ -115,11 +129,8 @@ class Cells:
         if n_items < full:
             notes.append(f"{ablation} × {task}: Δ on the {n_items} items both sides scored (of {full})")
         variant, baseline = values[v_idx][:, both], values[b_idx][:, both]
-        same_seeds = [self._training_seed[v] for v in v_seeds] == [self._training_seed[v] for v in b_seeds]
         labels = _cluster_labels(clusters, v_idx + b_idx, both)
-        draws = stats.paired_bootstrap(
-            variant, baseline, resamples=self.resamples, rng=rng, paired_seeds=same_seeds, clusters=labels
-        )
+        draws = stats.paired_bootstrap(variant, baseline, resamples=self.resamples, rng=rng, clusters=labels)
         score, base_score = float(variant.mean()), float(baseline.mean())
         low, high = stats.percentile_interval(draws, self.ci)
         n_clusters = None if labels is None else len(np.unique(labels))
@@ -174,6 +185,26 @@ class Cells:
         return delta_cell(score, base_score, low, high, n_items, NORMAL, draws)
 
 
+def with_seed_noise(
+    cell: Cell, noise: SeedNoise, seeds: int, base_seeds: int, ci: float, rng: np.random.Generator
+) -> Cell:
+    """`cell` with the seed term added to its item draws: interval, p-value and sign from the sum.
+    The item draws stay in `item_draws`, for a category to combine before adding its own seed term."""
+    item_draws = cell["draws"]
+    draws = item_draws + stats.seed_term(noise.sd, noise.df, seeds, base_seeds, resamples=len(item_draws), rng=rng)
+    low, high = stats.percentile_interval(draws, ci)
+    return {
+        **cell,
+        "low": low,
+        "high": high,
+        "draws": draws,
+        "item_draws": item_draws,
+        "p_value": stats.bootstrap_p_value(draws),
+        "seed_sd": noise.sd,
+        "seed_df": noise.df,
+    }
+
+
 def delta_cell(
     score: float,
     base_score: float,
@@ -198,6 +229,9 @@ def delta_cell(
         "draws": draws,
         "p_value": None if draws is None else stats.bootstrap_p_value(draws),
         "n_clusters": n_clusters,
+        "item_draws": draws,  # the draws before any seed term (with_seed_noise)
+        "seed_sd": None,  # the seed noise added, where the study has replicates
+        "seed_df": None,
     }
 
 

@@ -2,8 +2,9 @@
 
 Every variant of a study is measured on the same held-out sequences (ablate.run.heldout), so a Δ
 pairs them: per sequence, the mean over an ablation's done seeds of its loss minus the baseline's,
-resampled over sequences by the same paired bootstrap as the task cells (seeds paired when both
-sides have the same ones). Loss is nats per predicted token; lower is better, so a positive Δ means
+resampled over sequences by the same paired bootstrap as the task cells, plus the same seed term
+from the study's replicates (ablate.report.noise): a seed moves a domain's loss far more than the
+sequences' sampling does. Loss is nats per predicted token; lower is better, so a positive Δ means
 the removal hurt. Bits per byte follow from the loss with the domain's fixed ratio of tokens to
 bytes (the same text for every variant), so its Δ and interval are the loss's, rescaled.
 """
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from ablate import stats
+from ablate.plan.build import split_phase
+from ablate.report.noise import Key, SeedNoise
 
 LOSS_PREFIX = "loss:"  # how a domain's loss is named as a target of `ablate fit` and `ablate suggest`
 
@@ -50,7 +53,6 @@ def loss_table(heldout: dict[str, dict[str, Any]], variants: list[str]) -> dict[
 
 def loss_cells(
     heldout: dict[str, dict[str, Any]],
-    seeds: dict[str, int],
     levels: dict[str, list[str]],
     jobs: dict[str, list[str]],
     bases: dict[str, list[str]],
@@ -58,9 +60,11 @@ def loss_cells(
     ci: float,
     resamples: int,
     seed: int,
+    noise: dict[Key, SeedNoise] | None = None,
 ) -> tuple[list[LossCell], list[str]]:
     """The loss of each baseline (`levels`: baseline ablation → its done seeds) and the Δ of each job
-    (ablation → its done seeds) against `bases[ablation]`; notes on what could not be paired."""
+    (ablation → its done seeds) against `bases[ablation]`; notes on what could not be paired. `noise`:
+    the seed noise of each (phase, loss:<domain>), added to the sequences' draws where known."""
     notes: list[str] = []
     cells = [_level(heldout, name, d, members) for name, members in levels.items() for d in _domains(heldout, members)]
     for ablation, done in jobs.items():
@@ -71,7 +75,8 @@ def loss_cells(
                 notes.append(f"{ablation} × {LOSS_PREFIX}{domain}: held-out text differs from the baseline's, so no Δ")
                 continue
             rng = np.random.default_rng([seed, zlib.crc32(ablation.encode()), zlib.crc32(domain.encode())])
-            cells.append(_delta(heldout, seeds, ablation, domain, done, base, rng, ci=ci, resamples=resamples))
+            found = (noise or {}).get((split_phase(ablation)[1], LOSS_PREFIX + domain))
+            cells.append(_delta(heldout, ablation, domain, done, base, rng, found, ci=ci, resamples=resamples))
     return cells, notes
 
 
@@ -104,20 +109,20 @@ def _level(heldout: dict[str, dict[str, Any]], ablation: str, domain: str, membe
 
 def _delta(
     heldout: dict[str, dict[str, Any]],
-    seeds: dict[str, int],
     ablation: str,
     domain: str,
     done: list[str],
     base: list[str],
     rng: np.random.Generator,
+    noise: SeedNoise | None,
     *,
     ci: float,
     resamples: int,
 ) -> LossCell:
-    done, base = sorted(done, key=seeds.__getitem__), sorted(base, key=seeds.__getitem__)
     variant, baseline = _per_token(heldout, done, domain), _per_token(heldout, base, domain)
-    same_seeds = [seeds[v] for v in done] == [seeds[v] for v in base]
-    draws = stats.paired_bootstrap(variant, baseline, resamples=resamples, rng=rng, paired_seeds=same_seeds)
+    draws = stats.paired_bootstrap(variant, baseline, resamples=resamples, rng=rng)
+    if noise is not None:
+        draws = draws + stats.seed_term(noise.sd, noise.df, len(done), len(base), resamples=resamples, rng=rng)
     low, high = stats.percentile_interval(draws, ci)
     delta = float(variant.mean() - baseline.mean())
     ratio = _bpb_ratio(heldout, done[0], domain)

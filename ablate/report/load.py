@@ -31,7 +31,7 @@ from ablate.errors import StudyError
 from ablate.job import STALE, START, State, read_status, results_state
 from ablate.plan.build import phase_label
 from ablate.plan.study import load_plan
-from ablate.store import HELDOUT, current_study, read_shaped, study_dir, variant_dir
+from ablate.store import HELDOUT, current_study, read_shaped, resolve_checkpoint, study_dir, variant_dir
 
 if TYPE_CHECKING:
     from ablate.plan.build import Plan
@@ -59,6 +59,7 @@ class StudyResults:
     notes: list[str] = field(default_factory=list)
     suggestions: dict[str, dict[str, Any]] = field(default_factory=dict)  # `ablate suggest`'s, by name
     heldout: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant → its heldout.json (eval.heldout)
+    start: str | None = None  # the start checkpoint the study continues from, where a plan says (path or URI)
 
 
 # ---- a study folder ------------------------------------------------------------------------
@@ -138,11 +139,17 @@ def load_study(study: str | None = None) -> StudyResults:
     )
     result.suggestions = {n: _one_objective(p) for n, p in proposals.items()}
     training = plan.recipe.get("training", {})
+    if plan.options.checkpoint is not None:
+        try:
+            result.start = resolve_checkpoint(name, plan.recipe.get("checkpoints") or {}, plan.options.checkpoint)
+        except StudyError:  # not pretrained yet: the name is all there is to compare
+            result.start = plan.options.checkpoint
     result.cost = {
         "variant_tokens": plan.variants[0].tokens if plan.variants else 0,
         "tokens_by_phase": {phase_label(v.phase): v.tokens for v in plan.variants if v.phase is not None},
         "total_tokens": training.get("total_tokens"),
         "variants": len(plan.variants),
+        "replicates": max(0, plan.options.baseline_seeds - len(plan.options.seeds)) * max(1, len(plan.options.phases)),
         "study_tokens": plan.study_tokens,
         "study_fraction": plan.study_fraction,
     }

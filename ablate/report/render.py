@@ -334,16 +334,10 @@ def footnotes(report: Report) -> list[str]:
     """What the reader needs to trust (or distrust) the Δ table."""
     s = report.settings
     level = f"{100 * s.ci:g}%"
-    seeds = (
-        f"Seeds: {stats.SEED_METHOD}."
-        if report.seeds > 1
-        else "One seed per variant: intervals cover item sampling, not training-seed variance; plan with "
-        "`--seeds 1,2` to measure seed noise (the report then says how far to trust the table)."
-    )
     lines = [
         _flag_footnote(report),
         "Δ = variant − baseline on the same items (paired by doc_id).",
-        f"Intervals: paired bootstrap over items, {s.resamples:,} resamples (seed {s.seed}). {seeds}",
+        f"Intervals: paired bootstrap over items, {s.resamples:,} resamples (seed {s.seed}). {_seed_footnote(report)}",
     ]
     for name, spec in report.categories.items():
         chance = ", ".join(f"{t} {100 * spec['random_baseline'].get(t, 0.0):g}%" for t in spec["tasks"])
@@ -377,6 +371,31 @@ def footnotes(report: Report) -> list[str]:
         )
     lines += [f"Note: {note}" + ("" if note.endswith(".") else ".") for note in report.notes]
     return lines
+
+
+def _seed_footnote(report: Report) -> str:
+    """Whether the intervals include training-seed noise, from how many replicates, and what it is."""
+    if not report.seed_noise:
+        return (
+            "No replicate run (one training run per variant): intervals and `*` cover item sampling only, so "
+            "every flag is conditional on this one run; another seed may not repeat it. Plan with "
+            "ablations.baseline_seeds: 2 (the default) or borrow a study's with --seed-noise-from."
+        )
+    borrowed = f", pooled with study {report.settings.seed_noise_from}'s" if report.settings.seed_noise_from else ""
+    figures = ", ".join(
+        f"{column}{'' if phase is None else '@' + phase} {_noise_text(n, column)}"
+        for (phase, column), n in report.seed_noise.items()
+    )
+    return (
+        f"Training-seed noise is in every interval and p-value: {stats.SEED_METHOD}. Seed SD (degrees of freedom) "
+        f"from {report.replicates} replicate run{'s' if report.replicates != 1 else ''}{borrowed}: {figures}. "
+        "With few degrees of freedom the t term is wide on purpose: the SD itself is uncertain."
+    )
+
+
+def _noise_text(noise: Any, column: str) -> str:
+    value = f"{noise.sd:.4f} nats" if column.startswith("loss:") else f"{100 * noise.sd:.1f} pp"
+    return f"{value} ({noise.df:.3g} df)"
 
 
 ADJUSTMENT_NAMES = {"bh": "Benjamini–Hochberg", "holm": "Holm"}
@@ -449,5 +468,10 @@ def to_json(report: Report) -> dict[str, Any]:
         "phase_agreement": [asdict(a) for a in report.phase_agreement],
         "suggestions": report.suggestions,
         "heldout": [asdict(c) for c in report.heldout],
+        "seed_noise": [
+            {"phase": phase, "column": column, "sd": n.sd, "df": n.df}
+            for (phase, column), n in report.seed_noise.items()
+        ],
+        "replicates": report.replicates,
         "notes": report.notes,
     }

@@ -288,7 +288,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             return
         trained = then.do == Do.EVALUATE
         done = seen.status.get("state") == State.DONE and seen.status.get("hash") == variant.hash
-        keep = {part for part in (EVAL, HELDOUT) if done and part not in seen.damaged}
+        keep = {part for part in (EVAL, HELDOUT) if trained and done and part not in seen.damaged}
         if leader:
             write_json(folder / VARIANT, variant.model_dump(mode="json"))
             fields: dict[str, Any] = {

@@ -1,0 +1,108 @@
+"""Training-seed noise per score, from a study's replicate runs: what every Δ adds to item noise. Pure.
+
+A Δ between two training runs scored on the same items moves with the runs' data order as well as
+with the items: rerun the same variant with another seed and its scores change by points. A study
+measures that spread from its replicates, the ablations with two or more done seeds (by default a
+second baseline seed, `ablations.baseline_seeds`), and every cell's interval adds a seed term with
+the pooled variance and its degrees of freedom (ablate.stats.seed_term). The variance is pooled per
+phase (a phase study's short and long phases need not be as noisy) and per column: each task, each
+category's gauntlet score and each held-out domain's loss, since tasks differ in how much a seed
+moves them. `ablate report --seed-noise-from STUDY` adds an earlier study's replicates on the same
+start: their sums of squares and degrees of freedom pool with this study's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ablate import stats
+from ablate.plan.build import split_phase
+from ablate.report.load import DONE, START
+
+
+@dataclass(frozen=True)
+class SeedNoise:
+    """One column's seed variance (squared fractions, or nats² for a loss) and its degrees of freedom."""
+
+    variance: float
+    df: float  # moderated: the prior's df added to the column's own (ablate.stats.moderated_variances)
+
+    @property
+    def sd(self) -> float:
+        return math.sqrt(self.variance)
+
+    def pooled(self, other: SeedNoise | None) -> SeedNoise:
+        if other is None:
+            return self
+        df = self.df + other.df
+        return SeedNoise((self.variance * self.df + other.variance * other.df) / df, df)
+
+
+Key = tuple[str | None, str]  # (phase label or None, column): a task, a category or loss:<domain>
+
+
+def replicates(variants: pd.DataFrame) -> dict[str | None, list[list[str]]]:
+    """Phase label → the done seeds of each ablation that has two or more: what seed noise is read from."""
+    done = variants[(variants.state == DONE) & (variants.ablation != START)]
+    out: dict[str | None, list[list[str]]] = {}
+    for ablation, group in done.groupby("ablation", sort=False):
+        if len(group) >= 2:
+            out.setdefault(split_phase(str(ablation))[1], []).append([str(v) for v in group.variant])
+    return out
+
+
+def estimate(values: pd.DataFrame, variants: pd.DataFrame) -> dict[Key, SeedNoise]:
+    """The pooled seed variance of every column of `values` (variant × column, fractions or nats),
+    per phase, over the study's replicates; a column none of them measured has none."""
+    found: dict[Key, SeedNoise] = {}
+    for label, groups in replicates(variants).items():
+        for column in values.columns:
+            scored = [values.loc[[v for v in g if v in values.index], column].dropna().to_numpy(float) for g in groups]
+            variance, df = stats.pooled_variance(scored)
+            if df:
+                found[(label, str(column))] = SeedNoise(variance, df)
+    return found
+
+
+def moderated(noise: dict[Key, SeedNoise], kinds: list[list[str]]) -> dict[Key, SeedNoise]:
+    """Each column's variance moderated with the others of its kind at its phase (tasks with tasks,
+    categories with categories, domains with domains: stats.moderated_variances). One extra baseline
+    seed gives a task one degree of freedom, and a t with one df cannot flag anything over a table;
+    the tasks' common level lends each the df their agreement supports, and no more."""
+    out = dict(noise)
+    for label in {phase for phase, _ in noise}:
+        for kind in kinds:
+            keys = [(label, column) for column in kind if (label, column) in noise]
+            shrunk = stats.moderated_variances([noise[k].variance for k in keys], [noise[k].df for k in keys])
+            out.update({k: SeedNoise(v, df) for k, (v, df) in zip(keys, shrunk, strict=True)})
+    return out
+
+
+def with_categories(noise: dict[Key, SeedNoise], categories: dict[str, dict], tasks: list[str]) -> dict[Key, SeedNoise]:
+    """Each category's seed variance: what its tasks' (moderated) variances give it, as if the tasks'
+    seed effects were independent — Σ var_t / (1 − chance_t)² / T² for a gauntlet mean — pooled with
+    the category score's own measured variance, so that tasks a seed moves together show up in it.
+    A category's own figure alone has the df of its replicates (one, with one extra baseline seed),
+    which leaves a t too wide to flag anything; its tasks lend it theirs."""
+    out = dict(noise)
+    for label in {phase for phase, _ in noise}:
+        for name, spec in categories.items():
+            if not all((label, t) in noise for t in spec["tasks"]) or not set(spec["tasks"]) <= set(tasks):
+                continue
+            parts = [noise[(label, t)] for t in spec["tasks"]]
+            chance = [spec["random_baseline"].get(t, 0.0) for t in spec["tasks"]]
+            n = len(parts)
+            variance = sum(part.variance / (1 - c) ** 2 for part, c in zip(parts, chance, strict=True)) / n**2
+            from_tasks = SeedNoise(variance, min(part.df for part in parts))
+            out[(label, name)] = from_tasks.pooled(noise.get((label, name)))
+    return out
+
+
+def combine(own: dict[Key, SeedNoise], borrowed: dict[Key, SeedNoise]) -> dict[Key, SeedNoise]:
+    """This study's estimates pooled with an earlier study's, column by column."""
+    return {key: noise.pooled(own.get(key)) for key, noise in borrowed.items()} | {
+        key: noise for key, noise in own.items() if key not in borrowed
+    }
