@@ -110,6 +110,9 @@ def test_a_kill_at_every_stage_resumes_to_the_results_of_an_uninterrupted_run(ti
     results = clone(tiny, "killed-everywhere")
     folder = results / STUDY / "baseline"
     kill_when(tiny, results, unlinked_checkpoint, "checkpoint write")
+    latest = folder / "checkpoints" / "latest-rank0.pt"
+    cut = [p for p in latest.parent.glob("ep*-rank0.pt") if p.stat().st_size < latest.stat().st_size]
+    assert cut and _batch(cut[0].name) > _batch(os.readlink(latest))  # killed mid-write: a cut file, not linked
     assert status(results, "baseline")["state"] == "training"
     assert "resume  baseline" in dry_run(tiny, results)
 
