@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM := false
 # The demo's tiny model runs fastest on one thread per process; set it yourself to override.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test check lint types fast bench venv slurm clean
+.PHONY: demo test check lint types fast bench bench-quick venv slurm clean
 
 # The stack is large (torch with its CUDA libraries, ~6 min to install): built once, kept.
 # It holds llm-foundry too (the foundry extra: its checkpoints are tested), and `pip check` proves
@@ -52,6 +52,10 @@ slurm:
 
 bench: $(READY)
 	$(VENV)/bin/python benchmarks/run_all.py
+
+# Every benchmark at a few steps, so none can rot unseen (CI runs it; ratios printed, not asserted).
+bench-quick: $(READY)
+	$(VENV)/bin/python benchmarks/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) data results/.current

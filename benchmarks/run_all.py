@@ -1,11 +1,16 @@
 """`make bench`: every benchmark in this folder, one after another, then the final ratio lines together.
 
+    python benchmarks/run_all.py            # the figures benchmarks/README.md reports (~6 min on 2 cores)
+    python benchmarks/run_all.py --quick    # each script at a few steps: proves it still runs (CI, ~2 min)
+
 Each script measures its comparison side by side in one run (machines here are shared and noisy) and
 ends with one line `<name>: ... ratio ... = X`. Figures of the latest run go into benchmarks/README.md.
+Quick ratios are printed, never asserted: at a few steps they measure start-up more than throughput.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -14,16 +19,27 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["cli_latency.py", "report_scale.py", "eval_overhead.py", "train_overhead.py", "study_overhead.py"]
+QUICK = {  # the smallest sizes at which each script still runs every path it compares
+    "cli_latency.py": ["--repeat", "1"],
+    "report_scale.py": ["--variants", "5", "--tasks", "3", "--items", "200", "--resamples", "500"],
+    "eval_overhead.py": ["--repeat", "1", "--limit", "20"],
+    "train_overhead.py": ["--steps", "8", "--repeat", "1"],
+    "study_overhead.py": ["--remove", "math", "--phase-steps", "8"],
+}
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="each script at a few steps: checks it runs")
+    quick = parser.parse_args().quick
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     finals: list[str] = []
     failed = 0
     for script in ORDER:
         print(f"\n=== {script}", flush=True)
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(HERE / script)], cwd=HERE.parent, env=env,
+        options = QUICK[script] if quick else []
+        proc = subprocess.run([sys.executable, str(HERE / script), *options], cwd=HERE.parent, env=env,
                               text=True, stdout=subprocess.PIPE, stderr=sys.stderr)
         print(proc.stdout, end="", flush=True)
         lines = [line for line in proc.stdout.splitlines() if line.strip()]

@@ -70,7 +70,7 @@ def plain_loop(recipe: Recipe, checkpoint: str, batches: Iterable, steps: int, s
     """The hand-written loop, from the checkpoint's weights and optimizer state."""
     start = starts.load_start(checkpoint)
     model = start.model
-    optimizer = train._optimizer(model, recipe)  # the recipe's optimizer, built as fit() builds it
+    optimizer = train._optimizer(model, recipe.training.optimizer)  # the recipe's optimizer, built as fit() builds it
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
     state = saved["state"]["optimizers"][type(optimizer).__qualname__]
     set_optimizer_state_dict(_Named(model), optimizer, optim_state_dict=state)
@@ -116,9 +116,10 @@ def main() -> None:
 
     with demo_workspace(demo_model(args.width)) as recipe:
         checkpoint = start_checkpoint(recipe, SCRATCH / "start")
-        begin = starts.load_start(checkpoint, weights=False).tokens
+        start = starts.load_start(checkpoint, weights=False)
+        begin = start.tokens
         mixture, seed, batch = normalize(recipe.mixes.upsample), 0, recipe.training.batch_size
-        schedule = train.phase_schedule(recipe, begin)
+        schedule = train.phase_schedule(recipe, start)
         tokens = args.steps * batch * recipe.seq_len
 
         def loader(tag: str) -> Iterable:
