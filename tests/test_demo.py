@@ -97,7 +97,7 @@ def test_demo_is_resumable_and_recovers_the_planted_diagonal(installed, tmp_path
     after = _done_variants(study)
     for name, stamp in finished_before.items():
         assert after[name] == stamp, f"{name} was redone after the interruption"
-    for name in ("baseline", *(f"no-{g}" for g in GROUP_TASK)):
+    for name in ("baseline", "baseline.s1", *(f"no-{g}" for g in GROUP_TASK)):  # .s1: the default replicate
         assert name in after
 
     rows = list(csv.DictReader((study / "report.csv").open()))
@@ -110,4 +110,6 @@ def test_demo_is_resumable_and_recovers_the_planted_diagonal(installed, tmp_path
         others_in_column = [float(delta[(f"no-{g}", task)]["delta_pp"]) for g in GROUP_TASK if g != group]
         assert float(own["delta_pp"]) < min(others_in_row + others_in_column), (group, own)
     assert (study / "deltas.png").stat().st_size > 10_000
-    assert "full run" in (study / "report.md").read_text()  # the study cost is stated
+    markdown = (study / "report.md").read_text()
+    assert "full run" in markdown and "1 of them a baseline replicate" in markdown  # the cost, replicate named
+    assert "Training-seed noise is in every interval" in markdown  # and the diagonal above survived it
