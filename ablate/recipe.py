@@ -258,6 +258,12 @@ class Eval(_Strict):
             unknown = sorted(set(category.tasks) - set(self.tasks))
             if unknown:
                 raise ValueError(f"categories.{name} lists {unknown}, which are not in eval.tasks")
+            # A chance level for a task the category does not hold would be ignored, and its own stay 0.
+            stray = sorted(set(category.random_baseline) - set(category.tasks))
+            if stray:
+                raise ValueError(f"categories.{name}.random_baseline names {stray}, which are not in its tasks")
+        if isinstance(self.num_fewshot, dict) and (stray := sorted(set(self.num_fewshot) - set(self.tasks))):
+            raise ValueError(f"num_fewshot names {stray}, which are not in eval.tasks")
         return self
 
     def fewshot(self, task: str) -> int:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -233,3 +234,129 @@ def test_reevaluate_allows_only_evaluation_changes_and_heldout_leaves_the_start_
         {"state": "done", "hash": "old", "train_hash": "another training", "trained": True}))  # fmt: skip
     with pytest.raises(StudyError, match=r"baseline \(done, training changed\)"):
         plan_study(recipe, reevaluate=True, removes=["math"], checkpoint=first)
+
+
+# ---- what a newcomer's study runs into (#26) -------------------------------------------------
+
+
+DEMO_TASKS = ["demo_web", "demo_math", "demo_code", "demo_knowledge"]
+
+
+def _demo_tasks(tmp_path, tasks):
+    """The demo recipe under tmp_path with a task folder registering `tasks` (only their names matter)."""
+    (tmp_path / "recipes").mkdir(parents=True)
+    (tmp_path / "recipes" / "demo.yaml").write_text((REPO / "recipes" / "demo.yaml").read_text())
+    folder = tmp_path / "data" / "demo" / "tasks"
+    folder.mkdir(parents=True)
+    for task in tasks:
+        (folder / f"{task}.yaml").write_text(f"task: {task}\ndataset_path: json\noutput_type: multiple_choice\n")
+    return yaml.safe_load((tmp_path / "recipes" / "demo.yaml").read_text())
+
+
+def test_a_misspelled_task_is_one_line_at_plan_with_the_name_it_meant(tmp_path):
+    raw = _demo_tasks(tmp_path, DEMO_TASKS)
+    good = ablate("plan", cwd=tmp_path)
+    assert good.returncode == 0 and "unchecked" not in good.stderr, good.stderr
+    raw["eval"]["tasks"][1] = "demo_maths"
+    raw["eval"]["categories"] = {}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
+    shutil.rmtree(tmp_path / "results")
+    result = ablate("plan", "--recipe", "bad.yaml", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert (
+        "eval.tasks: demo_maths (did you mean demo_math?) is neither in eval.include (data/demo/tasks) nor in "
+        "lm-eval " in result.stderr
+    ), result.stderr
+    assert not (tmp_path / "results").exists()
+
+    spark = yaml.safe_load((REPO / "recipes" / "spark-joy-7b.yaml").read_text())
+    spark["eval"]["tasks"] = ["mmlu", "hellaswg", "ai2_arc"]  # a group, a typo, a tag
+    spark["eval"].update(num_fewshot=0, categories={})
+    (tmp_path / "spark.yaml").write_text(yaml.safe_dump(spark))
+    builtin = ablate("plan", "--recipe", "spark.yaml", cwd=tmp_path)
+    assert builtin.returncode == 2 and builtin.stderr.count("\n") == 1, builtin.stderr
+    assert "eval.tasks: hellaswg (did you mean hellaswag?) is not in lm-eval " in builtin.stderr
+
+
+def test_tasks_in_an_include_folder_not_written_yet_are_a_warning(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "demo.yaml").write_text((REPO / "recipes" / "demo.yaml").read_text())
+    result = ablate("plan", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "eval.include ['data/demo/tasks'] not found yet, so eval.tasks ['demo_web'," in result.stderr
+
+
+def test_a_chance_level_or_fewshot_for_a_task_not_listed_is_refused(tmp_path):
+    raw = _demo_raw()
+    raw["eval"]["categories"]["skills"]["random_baseline"]["demo_maths"] = 0.25
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(raw))
+    result = ablate("plan", "--recipe", "a.yaml", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "categories.skills.random_baseline names ['demo_maths'], which are not in its tasks" in result.stderr
+    raw = _demo_raw()
+    raw["eval"]["num_fewshot"] = {"demo_maths": 5}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(raw))
+    result = ablate("plan", "--recipe", "b.yaml", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "eval: num_fewshot names ['demo_maths'], which are not in eval.tasks" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_replan_that_drops_a_finished_variant_is_refused_and_forced_keeps_it_reusable(tmp_path):
+    from ablate.report.load import variant_states
+
+    study = _planned_study(tmp_path)
+    first = str(tmp_path / "first.pt")
+    no_math = next(v for v in json.loads((study / "plan.json").read_text())["variants"] if v["name"] == "no-math")
+    (study / "no-math").mkdir()
+    (study / "no-math" / "status.json").write_text(json.dumps(
+        {"state": "done", "hash": no_math["hash"], "train_hash": no_math["train_hash"], "trained": True}))  # fmt: skip
+    before = (study / "plan.json").read_text()
+    swarm = ("plan", "--design", "swarm", "--n", "4", "--checkpoint", first)
+    refused = ablate(*swarm, cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "stale: no-math (done, not in the new plan); pass --force" in refused.stderr  # the baseline is reused
+    assert "variants left out keep their folders" in refused.stderr
+    assert (study / "plan.json").read_text() == before
+
+    forced = ablate(*swarm, "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert "swarm-4" in {v["name"] for v in json.loads((study / "plan.json").read_text())["variants"]}
+    again = ablate(*swarm[:-2], "--seeds", "0", "--checkpoint", first, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr  # dropped once, on purpose: not refused on every later plan
+    back = ablate("plan", "--remove", "math", "--checkpoint", first, cwd=tmp_path)
+    assert back.returncode == 0, back.stderr
+    os.environ["ABLATE_RESULTS"] = str(tmp_path / "results")
+    try:
+        states = variant_states("demo").set_index("variant").state
+    finally:
+        del os.environ["ABLATE_RESULTS"]
+    assert states["no-math"] == "done" and states["baseline"] == "done"  # its results, reused
+
+
+def test_plan_without_recipe_outside_a_study_says_it_planned_the_packaged_demo(tmp_path):
+    result = ablate("plan", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "from the packaged demo recipe (" in result.stderr and "`ablate init DIR` writes one" in result.stderr
+    _demo_tasks(tmp_path / "own", DEMO_TASKS)
+    assert "from recipes/demo.yaml (the working folder's)" in ablate("plan", cwd=tmp_path / "own").stderr
+    named = ablate("plan", "--recipe", str(REPO / "recipes" / "demo.yaml"), cwd=tmp_path)
+    assert named.returncode == 0 and " from " not in named.stderr.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_task_names_read_from_files_are_lm_evals_own_index():
+    """The names plan reads off lm-eval's task files, without importing it, are those its TaskManager
+    indexes; and looking up a sample of them finds each (templates' tags included)."""
+    import random
+
+    from lm_eval.tasks import TaskManager
+
+    from ablate.plan.tasks import folder_tasks, lm_eval_tasks
+
+    folder = lm_eval_tasks()
+    indexed = set(TaskManager().all_tasks)
+    assert folder_tasks(folder) == indexed
+    sample = set(random.Random(0).sample(sorted(indexed), 300)) | {"afrimmlu_tasks_prompt_2", "scrolls_qasper"}
+    assert folder_tasks(folder, sample) == sample
+    assert folder_tasks(folder, {"hellaswg", "mmlu"}) == {"mmlu"}

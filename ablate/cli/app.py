@@ -32,7 +32,10 @@ err = Console(stderr=True)
 RecipeOpt = Annotated[
     Path | None,
     typer.Option(
-        "--recipe", "-r", help="Recipe YAML [default: $ABLATE_RECIPE, else recipes/demo.yaml, else the packaged demo's]"
+        "--recipe",
+        "-r",
+        help="Recipe YAML [default: $ABLATE_RECIPE, else ./recipes/demo.yaml, else the packaged demo recipe, "
+        "whose study is `demo`; `ablate init DIR` writes one of your own]",
     ),
 ]
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name [default: the last one planned]")]

@@ -7,6 +7,8 @@ ablate plan --recipe recipes/spark-joy-7b.yaml --each subset --json
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -96,13 +98,32 @@ def plan(
         force=force,
     )
     payload = result.model_dump(mode="json")
+    wrote = f"wrote {study_dir(result.study) / 'plan.json'}{_recipe_note(recipe)}"
     if as_json:
         out.print_json(json.dumps(payload))
+        err.print(f"[dim]{wrote}[/dim]", highlight=False, soft_wrap=True)
         return
     from ablate.plan.view import render_plan
 
     render_plan(result, out, err)
-    err.print(f"[dim]wrote {study_dir(result.study) / 'plan.json'}[/dim]")
+    err.print(f"[dim]{wrote}[/dim]", highlight=False, soft_wrap=True)
+
+
+def _recipe_note(given: Path | None) -> str:
+    """Without --recipe: which recipe was planned and why, so the packaged demo is never planned unseen."""
+    from ablate.recipe import DEMO_RECIPE, recipe_path
+
+    if given is not None:
+        return ""
+    used = recipe_path(None)
+    if os.environ.get("ABLATE_RECIPE"):
+        return f" from {used} ($ABLATE_RECIPE)"
+    if used != DEMO_RECIPE:
+        return f" from {used} (the working folder's)"
+    return (
+        f" from the packaged demo recipe ({used}): no --recipe, $ABLATE_RECIPE or recipes/demo.yaml here; "
+        "pass --recipe PATH for a study of your own (`ablate init DIR` writes one)"
+    )
 
 
 def _parse_list(text: str | None, flag: str, kind: type, example: str) -> list | None:

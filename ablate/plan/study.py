@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -23,7 +23,7 @@ from ablate.data.manifest import is_remote, manifest_tokens
 from ablate.errors import AblateError, StudyError
 from ablate.job import LATEST, PRETRAINED, START, State, read_status
 from ablate.plan.build import PLAN_VERSION, Plan, build_plan, split_phase
-from ablate.plan.tasks import task_sizes
+from ablate.plan.tasks import check_tasks, task_sizes
 from ablate.recipe import Recipe
 from ablate.store import (
     read_shaped,
@@ -58,6 +58,7 @@ def plan_study(recipe: Recipe, *, force: bool = False, reevaluate: bool = False,
         task_sizes=task_sizes(recipe.eval.tasks, recipe.eval.include),
         **options,
     )
+    plan.warnings.extend(check_tasks(recipe.eval))
     source = "--checkpoint" if options.get("checkpoint") is not None else "start"
     start_checkpoint(plan.study, recipe, plan.options.checkpoint, planning=True, source=source)
     for ref, variant in {v.checkpoint: v for v in plan.variants if v.phase is not None}.items():
@@ -130,35 +131,63 @@ def start_checkpoint(
     return path
 
 
-def stale_results(plan: Plan) -> list[tuple[str, bool]]:
+class Held(NamedTuple):
+    """A job folder's work that a plan would not reuse."""
+
+    label: str  # `no-math (done, training changed)`
+    retrains: bool  # its training (not only its evaluation) would be redone
+    dropped: bool = False  # no variant of the plan names the folder: run and report would not see it
+
+
+def stale_results(plan: Plan) -> list[Held]:
     """Jobs of the study whose folders hold results (or training) that `plan` would not reuse: each
-    described, and whether its training (not only its evaluation) would be redone."""
-    held: list[tuple[str, bool]] = []
+    described, and whether its training (not only its evaluation) would be redone. A variant of the
+    current plan.json that `plan` no longer names counts as redone: run and report would not see
+    it, so a re-plan (another --design, fewer --remove) must not drop finished work unasked."""
+    held: list[Held] = []
     start = read_status(study_dir(plan.study) / START)
     if start.get("state") == State.DONE and start.get("hash") != plan.start_hash:
-        held.append((f"{START} (evaluated)", False))
+        held.append(Held(f"{START} (evaluated)", False))
+    for folder in _dropped(plan):
+        held.append(Held(f"{folder.name} ({read_status(folder).get('state')}, not in the new plan)", True, True))
     for variant in plan.variants:
         folder = variant_dir(plan.study, variant.name)
         status = read_status(folder)
-        kept = status.get("state") == State.DONE or status.get("trained") or (folder / LATEST).exists()
-        if kept and status.get("hash") != variant.hash:
+        if _kept(folder, status) and status.get("hash") != variant.hash:
             retrains = status.get("train_hash") != variant.train_hash
-            held.append(
-                (
-                    f"{variant.name} ({status.get('state')}, {'training' if retrains else 'evaluation'} changed)",
-                    retrains,
-                )
-            )
+            changed = "training" if retrains else "evaluation"
+            held.append(Held(f"{variant.name} ({status.get('state')}, {changed} changed)", retrains))
     return held
+
+
+def _kept(folder: Path, status: dict[str, Any]) -> bool:
+    """Whether a job folder holds work worth keeping: results, or training done or under way."""
+    return status.get("state") == State.DONE or bool(status.get("trained")) or (folder / LATEST).exists()
+
+
+def _dropped(plan: Plan) -> list[Path]:
+    """Folders of variants the study's current plan.json names and `plan` does not, holding work."""
+    if not (study_dir(plan.study) / "plan.json").exists():
+        return []
+    try:
+        before = load_plan(plan.study).variants
+    except StudyError:  # a plan from another ablate version, or damaged: no names to compare with
+        return []
+    named = {v.name for v in plan.variants}
+    folders = [variant_dir(plan.study, v.name) for v in before if v.name not in named]
+    return [folder for folder in folders if _kept(folder, read_status(folder))]
 
 
 def refuse_stale(plan: Plan, doing: str, *, fix: str, reevaluate: bool = False) -> None:
     """One line naming the jobs whose results `plan` would turn stale, or nothing. `reevaluate`: only
     trained weights count; results that would only be evaluated again may be."""
-    held = [label for label, retrains in stale_results(plan) if retrains or not reevaluate]
+    held = [h for h in stale_results(plan) if h.retrains or not reevaluate]
     if held:
+        kept = "; variants left out keep their folders, and a plan naming them again reuses them"
+        dropped = kept if any(h.dropped for h in held) else ""
+        labels = ", ".join(h.label for h in held)
         raise StudyError(
-            f"{doing} would turn finished results in {study_dir(plan.study)} stale: {', '.join(held)}; {fix} "
-            "(`ablate run` then re-evaluates what only evaluates differently and refuses the rest until deleted), "
-            "or set another `name` in the recipe to plan a new study"
+            f"{doing} would turn finished results in {study_dir(plan.study)} stale: {labels}; "
+            f"{fix} (`ablate run` then re-evaluates what only evaluates differently and refuses the rest until "
+            f"deleted{dropped}), or set another `name` in the recipe to plan a new study"
         )
