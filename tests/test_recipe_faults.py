@@ -39,6 +39,7 @@ training:
 start: {start}
 eval:
   tasks: [t]
+  include: ["{tasks}"]
 ablations: {control: false}
 """
 START_CONFIG = {
@@ -69,7 +70,9 @@ def write_recipe(folder: Path, **replace: str) -> Path:
     start = folder / "ck"
     start.mkdir(exist_ok=True)
     (start / "config.json").write_text(json.dumps(START_CONFIG))
-    text = RECIPE.replace("{start}", str(start))
+    (folder / "tasks").mkdir(exist_ok=True)
+    (folder / "tasks" / "t.yaml").write_text("task: t\n")  # plan checks that lm-eval would register it
+    text = RECIPE.replace("{start}", str(start)).replace("{tasks}", str(folder / "tasks"))
     for old, new in replace.items():
         assert old in text, old
         text = text.replace(old, new)
@@ -217,6 +220,7 @@ WRONG = {
     f"{BASELINE}/heldout.json": (['{"domains": []}', '{"domains": {"web": {"loss": "low"}}}'], ["report", "fit"]),
     f"{BASELINE}/eval/results_{STAMP}.json": (['[]', '{"results": ["t"]}'], ["report", "fit", "suggest --objective t"]),
     f"{BASELINE}/eval/samples_t_{STAMP}.jsonl": (['[1]\n', '{"doc": 1}\n', "{nope\n"], ["report", "fit"]),
+    "results/faults/slurm/jobs.json": (['["x"]', '{"baseline": {"job_id": 3}}'], ["status"]),
 }  # fmt: skip
 
 
@@ -237,6 +241,8 @@ def study(in_tmp, monkeypatch, capsys):
     (folder / "heldout.json").write_text(json.dumps(HELDOUT))
     (in_tmp / "results/faults/suggested.json").write_text(json.dumps(SUGGESTED))
     (in_tmp / "results/faults/checkpoints.json").write_text(json.dumps({"other": str(in_tmp / "ck")}))
+    (in_tmp / "results/faults/slurm").mkdir()
+    (in_tmp / "results/faults/slurm/jobs.json").write_text("{}")  # `ablate run --launcher slurm` submitted nothing yet
     return in_tmp
 
 

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
-
 from tiny_study import (
     BATCH,
     FINAL_RATIO,
@@ -32,8 +28,10 @@ from tiny_study import (
     TOTAL_TOKENS,
     ablate,
     clone,
+    kill_when,
     status,
     subset_of,
+    under,
 )
 
 pytestmark = pytest.mark.slow
@@ -129,29 +127,19 @@ def test_killed_run_resumes_to_the_same_weights(tiny):
 
     results = clone(tiny, "killed")
     folder = results / STUDY / "baseline"
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "ablate.cli", "run", "--variant", "baseline"],
-        cwd=tiny.root, env={**os.environ, "ABLATE_RESULTS": str(results)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while not (folder / "checkpoints" / "latest-rank0.pt").exists():  # the phase's first complete checkpoint
-        assert runner.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
-        time.sleep(0.01)
-    os.killpg(runner.pid, signal.SIGKILL)
-    runner.wait()
+    def linked(job: Path) -> bool:  # the phase's first complete checkpoint
+        return (job / "checkpoints" / "latest-rank0.pt").exists()
+
+    kill_when(tiny, results, linked, "the phase's first complete checkpoint")
     interrupted = status(results, "baseline")
     assert interrupted["state"] == "training" and not (folder / "eval").exists()
 
     dry = ablate("run", "--dry-run", cwd=tiny.root, results=results, timeout=60)
     assert "resume  baseline" in dry.stdout, dry.stdout
-    tiny.patch.setenv("ABLATE_RESULTS", str(results))
-    try:
+    with under(tiny, results):
         from ablate.run.runner import run_study
 
         [outcome] = [o for o in run_study(variants=["baseline"]) if o.job == "baseline"]
-    finally:
-        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
     assert outcome.state == "done"
     assert 0 < outcome.status["resumed_at"] < PHASE  # it resumed, it did not start over
     log = [json.loads(line)["tokens"] for line in (folder / "train_log.jsonl").open()]
@@ -189,13 +177,10 @@ def test_parallel_run_overlaps_jobs_and_trains_the_same_weights(tiny):
 
     results = clone(tiny, "parallel")
     overlap = Overlap()
-    tiny.patch.setenv("ABLATE_RESULTS", str(results))
-    try:
+    with under(tiny, results):
         from ablate.run.runner import run_study
 
         outcomes = run_study(parallel=2, observer=overlap)
-    finally:
-        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
     assert sorted((o.job, o.state) for o in outcomes) == [("baseline", "done"), ("no-g", "done"), ("start", "done")]
     assert overlap.most == 2
     for variant in ("baseline", "no-g"):
@@ -268,14 +253,11 @@ def test_changed_recipe_changes_the_hash_and_is_not_reused(tiny):
     assert [v["train_hash"] for v in new["variants"]] == [v["train_hash"] for v in old["variants"]]
     checkpoint = results / STUDY / "baseline" / "checkpoints" / "latest-rank0.pt"
     trained_at = checkpoint.resolve().stat().st_mtime
-    tiny.patch.setenv("ABLATE_RESULTS", str(results))
-    try:
+    with under(tiny, results):
         from ablate.run.runner import prepare, run_study
 
         assert [a.do for a in prepare(variants=["baseline"])[2]] == ["evaluate", "evaluate"]  # start, baseline
         assert [o.state for o in run_study(variants=["baseline"])] == ["done", "done"]
-    finally:
-        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
     again = status(results, "baseline")
     assert again["state"] == "done" and again["hash"] == new["variants"][0]["hash"]
     assert checkpoint.resolve().stat().st_mtime == trained_at  # re-evaluated, not retrained
@@ -287,13 +269,10 @@ def test_two_process_gloo_run_matches_one_process(tiny):
     import torch
 
     results = clone(tiny, "gloo")
-    tiny.patch.setenv("ABLATE_RESULTS", str(results))
-    try:
+    with under(tiny, results):
         from ablate.run.runner import run_study
 
         outcomes = run_study(variants=["no-g"], launcher="torchrun", gpus=2)
-    finally:
-        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
     assert [(o.job, o.state) for o in outcomes] == [("start", "done"), ("no-g", "done")], outcomes
     folder = results / STUDY / "no-g"
     assert (folder / "logs" / "rank1.stderr").exists()  # a second process took part
@@ -339,12 +318,9 @@ def test_unloadable_checkpoint_stops_the_run(tiny):
     results = clone(tiny, "garbage")
     garbage = tiny.root / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    tiny.patch.setenv("ABLATE_RESULTS", str(results))
-    try:
+    with under(tiny, results):
         with pytest.raises(AblateError, match="garbage.pt: cannot load it"):
             run_study(checkpoint=str(garbage))
-    finally:
-        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
     assert not (results / STUDY / "baseline").exists()  # no variant started
 
 
@@ -375,12 +351,9 @@ def test_strict_refuses_a_checkpoint_off_the_phase_start(tiny):
     off = tiny.root / "off.yaml"
     off.write_text(yaml.safe_dump(raw))
     assert ablate("plan", "--recipe", str(off), "--remove", "g", cwd=tiny.root, results=results).returncode == 0
-    tiny.patch.setenv("ABLATE_RESULTS", str(results))
-    try:
+    with under(tiny, results):
         with pytest.raises(AblateError, match="--strict: checkpoint has seen 20,480 tokens but the recipe's phase"):
             run_study(strict=True)
-    finally:
-        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
     assert status(results, "start")["state"] == "failed" and not (results / STUDY / "baseline").exists()
 
 

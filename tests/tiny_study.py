@@ -11,8 +11,12 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -159,3 +163,33 @@ def clone(tiny, name: str, *, variants: bool = False) -> Path:
         shutil.copy(tiny.results / STUDY / "plan.json", results / STUDY / "plan.json")
         (results / ".current").write_text(STUDY + "\n")
     return results
+
+
+def kill_when(tiny, results: Path, reached: Callable[[Path], bool], what: str) -> None:
+    """`ablate run --variant baseline` under `results`, SIGKILLed (with its jobs) as soon as `reached`
+    holds for the variant's folder; fails if the run ends first."""
+    folder = results / STUDY / "baseline"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "ablate.cli", "run", "--variant", "baseline"],
+        cwd=tiny.root, env={**os.environ, "ABLATE_RESULTS": str(results)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    try:
+        while not reached(folder):
+            assert runner.poll() is None, f"the run ended before {what}"
+            assert time.monotonic() < deadline, f"no {what} within 240 s"
+            time.sleep(0.0005)
+    finally:
+        os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait()
+
+
+@contextmanager
+def under(tiny, results: Path) -> Iterator[None]:
+    """Run ablate in this process on the study under `results` (the CLI's own subprocess costs ~8 s)."""
+    tiny.patch.setenv("ABLATE_RESULTS", str(results))
+    try:
+        yield
+    finally:
+        tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))

@@ -24,12 +24,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ablate.errors import AblateError
 from ablate.recipe import Slurm, describe_errors
 from ablate.run.launch import MASTER_PORTS, job_environment
-from ablate.store import read_json, study_dir, write_atomic, write_json
+from ablate.store import read_shaped, study_dir, write_atomic, write_json
 
 SCRIPT = "run.sbatch"
 JOBS = "jobs.json"
@@ -169,9 +169,23 @@ def submit(study: str, jobs: list[str], path: Path) -> str:
     return job_id
 
 
+class _Submitted(BaseModel):
+    """One job's entry in jobs.json, as `submit` writes it."""
+
+    job_id: str
+    array: str
+    task: int
+    submitted: float
+
+
 def recorded(study: str) -> dict[str, dict]:
+    """Job → its submission, from jobs.json; a file of another shape is one line, not a traceback."""
     path = folder(study) / JOBS
-    return read_json(path) if path.exists() else {}
+    return (
+        read_shaped(path, dict[str, _Submitted], "delete it (ablate forgets those submissions) and rerun")
+        if path.exists()
+        else {}
+    )
 
 
 # ---- asking the scheduler ------------------------------------------------------------------
