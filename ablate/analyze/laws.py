@@ -1,5 +1,5 @@
 """Models of a target (a task score, a category, a domain loss) as a function of the phase mixture,
-fitted over a study's variants. Pure numpy and scipy: no torch, no I/O.
+fitted over a study's variants (or runs made elsewhere, ablate.analyze.runs).
 
 Each variant contributes one point: its mixture r (shares of the phase, summing to 1), the tokens it
 drew from each subset (r × the phase's tokens) and its measured target y (mean over its seeds).
@@ -12,28 +12,41 @@ drew from each subset (r × the phase's tokens) and its measured target y (mean 
                                                        each subset contributes (Kang et al., 2024),
                                                        one exponent γ; D_0 = 1% of the phase keeps a
                                                        removed subset finite
+    gbm        gradient-boosted trees over the shares   scikit-learn's HistGradientBoostingRegressor, the
+                                                       kind of regressor RegMix fits to 512 proxy runs;
+                                                       needs many variants, predicts a step function
+    ensemble   the mean of the two best of the above    by cross-validated error, absurd fits left out
 
-A fit is least squares (scipy.optimize.least_squares, several starts for the non-linear forms). A
-model with more parameters than variants is refused: it would fit any data exactly and predict
-nothing. `cross_validate` leaves each variant out in turn and predicts it from the others: the RMSE
-and rank correlation of those predictions are what says whether a model can choose the next mix.
-`bootstrap` refits on variants drawn with replacement for parameter intervals.
+A law's fit is least squares (scipy.optimize.least_squares, several starts for the non-linear forms);
+a law needs two more variants than its parameters: with one fewer it fits any data and its
+leave-one-out error checks nothing. `cross_validate` leaves each variant out in turn (or one of k
+folds) and predicts it from the others: the RMSE and rank correlation of those predictions are what
+says whether a model can choose the next mix, and a fit whose error is ABSURD times the target's
+spread is no result. `bootstrap` refits on variants drawn with replacement for parameter intervals.
+Pure numpy and scipy, no I/O; scikit-learn is imported only by the gbm model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from ablate.errors import AblateError
 
-MODELS = ("linear", "loglinear", "law", "power")
+MODELS = ("linear", "loglinear", "law", "power", "gbm", "ensemble")
+LAWS = MODELS[:4]  # the parametric forms: parameters with intervals, smooth in the mixture
 EPS = 1e-3  # loglinear: log(r + ε), so that a removed subset (r = 0) stays finite
 FLOOR = 0.01  # power: D_0, as a share of the phase's tokens
-MAX_EVALUATIONS = 100  # per start: a form that fits the data converges in far fewer; one that does not
-# (a flat target, where the law's k → 0) would otherwise wander for thousands
+GAMMA = (1e-3, 4.0)  # power: γ's bounds; a negative exponent would be growth, not returns
+MAX_EVALUATIONS = 1000  # per start: 17 domains over 512 runs converge in ~400; a form that does not fit
+# (a flat target, where the law's k → 0) would otherwise wander for thousands, and says so in its note
+GBM_VARIANTS = 40  # gbm: HistGradientBoostingRegressor's leaves hold 20 variants; fewer than two leaves is no model
+ABSURD = 10.0  # a cross-validated RMSE this many times the target's standard deviation is no result
+LEAVE_ONE_OUT = 100  # up to this many variants leave-one-out, above it FOLDS-fold cross-validation
+FOLDS = 10
 
 
 @dataclass(frozen=True)
@@ -50,15 +63,28 @@ class Points:
 @dataclass(frozen=True)
 class Fitted:
     model: str
-    names: list[str]  # parameter names, e.g. w[web], c, k, t[code]
+    names: list[str]  # parameter names, e.g. w[web], c, k, t[code]; none for gbm and ensemble
     params: np.ndarray
     scale: float  # the phase's tokens the power form measures D_0 in
     rmse: float  # in-sample
+    note: str = ""  # why a fit stopped where it did (a bound, the evaluation cap), or what an ensemble holds
+    learned: Any = None  # gbm: the fitted regressor; ensemble: its members, a tuple of Fitted
 
-    def predict(self, shares: np.ndarray, tokens: np.ndarray, params: np.ndarray | None = None) -> np.ndarray:
-        """The target at these mixtures (variants × subsets), with the fitted parameters or `params`."""
-        chosen = self.params if params is None else params
-        return _form(self.model, self.scale)(chosen, np.atleast_2d(shares), np.atleast_2d(tokens))
+    def predict(self, shares: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """The target at these mixtures (variants × subsets)."""
+        r, d = np.atleast_2d(shares), np.atleast_2d(tokens)
+        if self.model == "gbm":
+            return np.asarray(self.learned.predict(r), dtype=float)
+        if self.model == "ensemble":
+            return np.mean([member.predict(r, d) for member in self.learned], axis=0)
+        return _form(self.model, self.scale)(self.params, r, d)
+
+    @property
+    def smooth(self) -> bool:
+        """Whether the prediction has useful gradients in the mixture (trees are step functions)."""
+        if self.model == "ensemble":
+            return all(member.smooth for member in self.learned)
+        return self.model != "gbm"
 
 
 def parameter_names(model: str, subsets: list[str]) -> list[str]:
@@ -70,7 +96,20 @@ def parameter_names(model: str, subsets: list[str]) -> list[str]:
         return ["c", "k", *[f"t[{s}]" for s in subsets[1:]]]
     if model == "power":
         return ["c", "gamma", *[f"beta[{s}]" for s in subsets]]
+    if model in MODELS:
+        return []
     raise AblateError(f"--model {model}: use one of {', '.join(MODELS)}")
+
+
+def requirement(model: str, subsets: list[str]) -> tuple[int, str]:
+    """The variants `model` needs before it is fitted, and why: a law two more than its parameters (with
+    one fewer it fits any data), gbm GBM_VARIANTS, an ensemble as many as its second-cheapest member."""
+    if model == "gbm":
+        return GBM_VARIANTS, "boosted trees with leaves of 20"
+    if model == "ensemble":
+        return sorted(requirement(m, subsets)[0] for m in MODELS[:-1])[1], "two members"
+    k = len(parameter_names(model, subsets))
+    return k + 2, f"{k} parameters"
 
 
 def _form(model: str, scale: float) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
@@ -103,12 +142,10 @@ def _jacobian(model: str, scale: float) -> Callable[[np.ndarray, np.ndarray, np.
     return power
 
 
-def fit(points: Points, model: str, *, seed: int = 0, start: np.ndarray | None = None) -> Fitted:
-    """Least-squares fit of `model`; refuses when it has more parameters than there are variants.
-    `start`: one starting point for the non-linear forms (a refit near a known fit), instead of the
-    several that a first fit tries."""
-    from scipy.optimize import least_squares
-
+def fit(points: Points, model: str, *, seed: int = 0, start: Fitted | None = None) -> Fitted:
+    """Fit `model`; a law is refused when it has more parameters than there are variants. `start`: a fit
+    of the same model on other draws of the variants, whose parameters are the non-linear forms' one
+    starting point (instead of the several a first fit tries) and whose members an ensemble refits."""
     names = parameter_names(model, points.subsets)
     if len(names) > len(points.target):
         raise AblateError(
@@ -117,38 +154,67 @@ def fit(points: Points, model: str, *, seed: int = 0, start: np.ndarray | None =
         )
     r, d, y = points.shares, points.tokens, points.target
     scale = float(d.sum(axis=1).mean()) or 1.0
-    form = _form(model, scale)
-    if model == "linear":
+    note = ""
+    learned: Any = None
+    if model == "ensemble":
+        if start is None:
+            raise AblateError("fit ensemble: its members come from cross-validation (ablate.analyze.laws.validate)")
+        learned = tuple(fit(points, m.model, seed=seed, start=m) for m in start.learned)
+        params, note = np.empty(0), start.note
+    elif model == "gbm":
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        learned = HistGradientBoostingRegressor(random_state=seed).fit(r, y)
+        params = np.empty(0)
+    elif model == "linear":
         params = np.linalg.lstsq(r, y, rcond=None)[0]
     elif model == "loglinear":
         params = np.linalg.lstsq(np.column_stack([np.ones(len(y)), np.log(r + EPS)]), y, rcond=None)[0]
     else:
-        rng = np.random.default_rng(seed)
-        spread = float(np.ptp(y)) or 1.0
-        starts = [start] if start is not None else _starts(model, len(points.subsets), y, spread, rng)
-        jacobian = _jacobian(model, scale)
-        # The power form's exponent stays in (0, 4]: a negative one would be growth, not returns.
-        low = np.full(len(names), -np.inf)
-        high = np.full(len(names), np.inf)
-        if model == "power":
-            low[1], high[1] = 1e-3, 4.0
-        best = None
-        for first in starts:
-            first = np.clip(first, low + 1e-9, high - 1e-9)
-            found = least_squares(
-                lambda p: form(p, r, d) - y,
-                first,
-                jac=lambda p: jacobian(p, r, d),
-                bounds=(low, high),
-                method="trf",
-                max_nfev=MAX_EVALUATIONS,
-            )
-            if best is None or found.cost < best.cost:
-                best = found
-        assert best is not None
-        params = best.x
-    rmse = float(np.sqrt(np.mean((form(params, r, d) - y) ** 2)))
-    return Fitted(model, names, params, scale, rmse)
+        params, note = _least_squares(points, model, scale, seed=seed, start=start)
+    fitted = Fitted(model, names, params, scale, 0.0, note, learned)
+    return replace(fitted, rmse=float(np.sqrt(np.mean((fitted.predict(r, d) - y) ** 2))))
+
+
+def _least_squares(
+    points: Points, model: str, scale: float, *, seed: int, start: Fitted | None
+) -> tuple[np.ndarray, str]:
+    """The non-linear forms' parameters from the best of several starts, and a note when the best
+    stopped at the evaluation cap or at one of γ's bounds (saying what that means)."""
+    from scipy.optimize import least_squares
+
+    r, d, y = points.shares, points.tokens, points.target
+    k = len(parameter_names(model, points.subsets))
+    rng = np.random.default_rng(seed)
+    spread = float(np.ptp(y)) or 1.0
+    starts = [start.params] if start is not None else _starts(model, len(points.subsets), y, spread, rng)
+    form, jacobian = _form(model, scale), _jacobian(model, scale)
+    low, high = np.full(k, -np.inf), np.full(k, np.inf)
+    if model == "power":
+        low[1], high[1] = GAMMA
+    best = None
+    for first in starts:
+        found = least_squares(
+            lambda p: form(p, r, d) - y,
+            np.clip(first, low + 1e-9, high - 1e-9),
+            jac=lambda p: jacobian(p, r, d),
+            bounds=(low, high),
+            method="trf",
+            max_nfev=MAX_EVALUATIONS,
+        )
+        if best is None or found.cost < best.cost:
+            best = found
+    assert best is not None
+    if model == "power" and best.x[1] * -np.log(FLOOR) < 0.05:  # x^−γ within 5% of 1 − γ·log x over the range
+        return best.x, (
+            f"γ {best.x[1]:.2g} ≈ 0 (bound {GAMMA[0]:g}): the data favour the power law's logarithmic limit, "
+            "log-linear in D_j/D + 0.01, where c and β trade off (wide intervals) and γ creeps toward its bound"
+        )
+    if best.status == 0:
+        return best.x, f"stopped at {MAX_EVALUATIONS} evaluations without converging (a target the form does not fit)"
+    if model == "power" and best.x[1] >= GAMMA[1] * (1 - 1e-6):
+        return best.x, f"γ at its upper bound {GAMMA[1]:g}: returns diminish faster than the form allows"
+    return best.x, ""
 
 
 def _starts(model: str, m: int, y: np.ndarray, spread: float, rng: np.random.Generator) -> list[np.ndarray]:
@@ -165,49 +231,105 @@ def _starts(model: str, m: int, y: np.ndarray, spread: float, rng: np.random.Gen
 
 @dataclass(frozen=True)
 class Validation:
-    predicted: np.ndarray  # each variant predicted by the model fitted without it
+    predicted: np.ndarray  # each variant predicted by a model fitted without it
     rmse: float
     rank_correlation: float  # Spearman's ρ between predicted and measured
 
 
-def cross_validate(points: Points, model: str) -> Validation:
-    """Leave-one-variant-out: refit without each variant and predict it."""
+def score(predicted: np.ndarray, measured: np.ndarray) -> Validation:
+    """RMSE and Spearman's ρ of predictions (ρ needs three points)."""
     from scipy.stats import spearmanr
 
-    n = len(points.target)
-    if len(parameter_names(model, points.subsets)) > n - 1:
-        raise AblateError(
-            f"fit {model}: leaving one of {n} variants out leaves fewer than its "
-            f"{len(parameter_names(model, points.subsets))} parameters; add variants or fit a smaller model"
-        )
-    whole = fit(points, model)
-    predicted = np.empty(n)
-    for i in range(n):
-        keep = np.arange(n) != i
-        fitted = fit(take(points, keep), model, start=whole.params)
-        predicted[i] = fitted.predict(points.shares[i : i + 1], points.tokens[i : i + 1])[0]
-    rmse = float(np.sqrt(np.mean((predicted - points.target) ** 2)))
-    rho = spearmanr(predicted, points.target).statistic if n > 2 else float("nan")
+    rmse = float(np.sqrt(np.mean((predicted - measured) ** 2)))
+    rho = spearmanr(predicted, measured).statistic if len(measured) > 2 else float("nan")
     return Validation(predicted, rmse, float(rho))
 
 
-def bootstrap(points: Points, model: str, *, resamples: int, seed: int, distinct: int | None = None) -> np.ndarray:
-    """Parameters refitted on variants drawn with replacement (resamples × parameters). Draws with
-    fewer distinct variants than `distinct` (default: the model's parameters) are drawn again; targets
-    of one objective bootstrapped with the same seed, n and `distinct` refit on the same draws."""
+def absurd(rmse: float, target: np.ndarray) -> bool:
+    """An error ABSURD times beyond the target's spread (or not a number): predicting the mean does better."""
+    return not rmse <= ABSURD * float(np.std(target))
+
+
+def scheme(n: int, folds: int | None) -> tuple[int | None, str]:
+    """The folds to cross-validate `n` variants on (None: leave-one-out) and its label; `folds` as
+    asked, by default leave-one-out up to LEAVE_ONE_OUT variants and FOLDS-fold above."""
+    if folds is None:
+        folds = None if n <= LEAVE_ONE_OUT else FOLDS
+    elif not 2 <= folds <= n:
+        raise AblateError(f"--folds {folds}: use between 2 and the {n} variants fitted")
+    if folds is None or folds == n:
+        return None, "leave-one-out"
+    return folds, f"{folds}-fold"
+
+
+def cross_validate(
+    points: Points, model: str, *, folds: int | None = None, seed: int = 0, whole: Fitted | None = None
+) -> Validation:
+    """Refit without each variant (or each of `folds` seeded folds) and predict the ones left out.
+    `whole`: the model fitted on every variant (its parameters start the refits)."""
+    n = len(points.target)
+    need, why = requirement(model, points.subsets)
+    if n < need:
+        raise AblateError(f"fit {model}: needs {need} variants ({why}), has {n}; add variants or fit a smaller model")
+    whole = whole or fit(points, model, seed=seed)
+    order = np.arange(n) if folds is None else np.random.default_rng(seed).permutation(n)
+    predicted = np.empty(n)
+    for group in np.array_split(order, n if folds is None else folds):
+        keep = np.setdiff1d(np.arange(n), group)
+        fitted = fit(take(points, keep), model, seed=seed, start=whole)
+        predicted[group] = fitted.predict(points.shares[group], points.tokens[group])
+    return score(predicted, points.target)
+
+
+def validate(
+    points: Points, models: list[str], *, folds: int | None, seed: int
+) -> dict[str, tuple[Fitted, Validation]]:
+    """Each model fitted on every variant and cross-validated on the same folds. The ensemble is the mean
+    of the two members with the lowest error that are not absurd; its cross-validated predictions are
+    the mean of theirs (an ensemble refitted on a fold is the mean of its members refitted on it), so its
+    error is a little optimistic: the members were chosen on the same folds."""
+    out: dict[str, tuple[Fitted, Validation]] = {}
+    for model in (m for m in models if m != "ensemble"):
+        whole = fit(points, model, seed=seed)
+        out[model] = (whole, cross_validate(points, model, folds=folds, seed=seed, whole=whole))
+    ranked = sorted((m for m, (_, v) in out.items() if not absurd(v.rmse, points.target)), key=lambda m: out[m][1].rmse)
+    if "ensemble" in models and len(ranked) >= 2:
+        members = tuple(out[m][0] for m in ranked[:2])
+        note = f"mean of {' and '.join(ranked[:2])}"
+        shell = Fitted("ensemble", [], np.empty(0), members[0].scale, 0.0, note, members)
+        residual = shell.predict(points.shares, points.tokens) - points.target
+        whole = replace(shell, rmse=float(np.sqrt(np.mean(residual**2))))
+        predicted = np.mean([out[m][1].predicted for m in ranked[:2]], axis=0)
+        out["ensemble"] = (whole, score(predicted, points.target))
+    return out
+
+
+def bootstrap(
+    points: Points,
+    model: str,
+    *,
+    resamples: int,
+    seed: int,
+    distinct: int | None = None,
+    whole: Fitted | None = None,
+) -> list[Fitted]:
+    """`model` refitted on variants drawn with replacement. Draws with fewer distinct variants than
+    `distinct` (default: the model's parameters, at least 2) are drawn again; targets of one objective
+    bootstrapped with the same seed, n and `distinct` refit on the same draws. `whole`: the model fitted
+    on every variant (an ensemble's members come from it)."""
     rng = np.random.default_rng(seed)
     n = len(points.target)
-    least = len(parameter_names(model, points.subsets)) if distinct is None else distinct
-    whole = fit(points, model)
+    least = max(len(parameter_names(model, points.subsets)), 2) if distinct is None else distinct
+    whole = whole or fit(points, model, seed=seed)
     draws = []
     for _ in range(20 * resamples):
         index = rng.integers(0, n, size=n)
         if len(np.unique(index)) < least:
             continue
-        draws.append(fit(take(points, index), model, start=whole.params).params)
+        draws.append(fit(take(points, index), model, seed=seed, start=whole))
         if len(draws) == resamples:
             break
-    return np.array(draws)
+    return draws
 
 
 def take(points: Points, index: np.ndarray) -> Points:

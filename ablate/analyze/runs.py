@@ -1,0 +1,188 @@
+"""Runs made elsewhere (a RegMix or Olmix swarm, a team's own sweep) as `ablate fit --from RUNS.csv` and
+`ablate suggest --from RUNS.csv` read them: one row per run.
+
+    run,share:web,share:code,share:math,tokens,split,loss:web,mmlu
+    r1,0.6,0.3,0.1,1e9,train,2.91,41.2
+
+- `share:<domain>` columns: the run's mixture, each share in [0, 1], a row summing to 1 within
+  SUM_TOLERANCE (published tables round their shares; each row is renormalized);
+- `run` (optional): the run's name, unique; a run named `baseline` is suggest's baseline;
+- `tokens` (optional): the run's tokens, for the power law's D_j (without it every run is one length);
+- the `--test-split` column (optional): `train` or `test` per run; test runs are held out of every fit;
+- every other column is a target, numeric; an empty cell leaves that run out of that target. As in a
+  study, a target named loss:<domain> is lower-is-better for suggest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ablate.analyze.laws import Points, requirement
+from ablate.analyze.suggest import Suggestion
+from ablate.errors import AblateError
+
+SHARE = "share:"
+SUM_TOLERANCE = 0.01  # RegMix's published shares are rounded to 0.001 and sum to within 0.004 of 1
+SPLITS = ("train", "test")
+
+
+def read_runs(path: Path, *, split: str | None = None) -> tuple[dict[str, Points], dict[str, Points]]:
+    """RUNS.csv → (target → Points of the runs fitted on, target → Points of the held-out test runs;
+    empty without `split`). Refuses, in one line naming the column or row, what would fit quietly wrong."""
+    if not path.is_file():
+        raise AblateError(f"--from {path}: no such file; pass a CSV of runs (see `ablate fit --help`)")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise AblateError(f"--from {path}: not a readable CSV ({str(error).splitlines()[0]})") from None
+    domains = [c for c in table.columns if c.startswith(SHARE)]
+    if len(domains) < 2:
+        raise AblateError(f"--from {path}: name two or more mixture columns `share:<domain>`; found {len(domains)}")
+    names = _names(path, table)
+    shares = _shares(path, table, domains, names)
+    tokens = _numbers(path, table, "tokens", positive=True) if "tokens" in table else np.ones(len(table))
+    held = np.zeros(len(table), dtype=bool)
+    if split is not None:
+        if split not in table:
+            raise AblateError(f"--test-split {split}: {path} has no column {split}; name the train/test column")
+        marks = table[split].astype(str).str.strip().str.lower().tolist()
+        wrong = [(i, v) for i, v in enumerate(marks) if v not in SPLITS]
+        if wrong:
+            raise AblateError(f"--test-split {split}: run {names[wrong[0][0]]} is `{wrong[0][1]}`; use train or test")
+        held = np.array([v == "test" for v in marks])
+        if held.all() or not held.any():
+            raise AblateError(f"--test-split {split}: mark some runs train and some test; all are {marks[0]}")
+    used = {*domains, "run", "tokens", *([split] if split else [])}
+    subsets = [d.removeprefix(SHARE) for d in domains]
+    fitted: dict[str, Points] = {}
+    tested: dict[str, Points] = {}
+    for column in (c for c in table.columns if c not in used):
+        values = _numbers(path, table, column, positive=False)
+        for rows, into in ((~held, fitted), (held, tested)):
+            keep = rows & ~np.isnan(values)
+            if keep.any():
+                index = np.flatnonzero(keep)
+                mix = shares[index]
+                into[column] = Points([names[i] for i in index], subsets, mix, mix * tokens[index, None], values[index])
+    if not fitted:
+        raise AblateError(f"--from {path}: no target column (every column besides share:*, run, tokens, the split)")
+    need = requirement("linear", subsets)[0]
+    most = max(len(p.target) for p in fitted.values())
+    if most < need:
+        raise AblateError(
+            f"--from {path}: {most} runs to fit on, too few for any model (linear over {len(subsets)} domains "
+            f"needs {need}); add runs"
+        )
+    return fitted, tested
+
+
+def _names(path: Path, table: pd.DataFrame) -> list[str]:
+    if "run" not in table:
+        return [f"run-{i + 1}" for i in range(len(table))]
+    names = table["run"].astype(str).str.strip().tolist()
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated is not None:
+        raise AblateError(f"--from {path}: run {repeated} appears twice in column run; name each run once")
+    return names
+
+
+def _numbers(path: Path, table: pd.DataFrame, column: str, *, positive: bool) -> np.ndarray:
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero((np.isnan(values) & table[column].notna().to_numpy()) | np.isinf(values))
+    if positive:
+        bad = np.union1d(bad, np.flatnonzero(~(values > 0)))
+    if len(bad):
+        hint = "" if positive or column.startswith(SHARE) else " (a train/test column? name it with --test-split)"
+        raise AblateError(
+            f"--from {path}: column {column}, row {bad[0] + 1}: `{table[column].iloc[bad[0]]}` is not a "
+            f"{'positive ' if positive else ''}number{hint}"
+        )
+    return values
+
+
+def _shares(path: Path, table: pd.DataFrame, domains: list[str], names: list[str]) -> np.ndarray:
+    """The mixture columns, checked and each row renormalized."""
+    shares = np.column_stack([_numbers(path, table, d, positive=False) for d in domains])
+    for i, row in enumerate(shares):
+        if np.isnan(row).any() or (row < 0).any() or (row > 1).any():
+            raise AblateError(f"--from {path}: run {names[i]}: every share:<domain> must be a number in [0, 1]")
+        if abs(row.sum() - 1) > SUM_TOLERANCE:
+            raise AblateError(
+                f"--from {path}: run {names[i]}: its shares sum to {row.sum():.4g}, not 1 within {SUM_TOLERANCE:g}; "
+                "give each run's mixture as fractions of its tokens"
+            )
+    return shares / shares.sum(axis=1, keepdims=True)
+
+
+def baseline_mixture(spec: str, subsets: list[str]) -> dict[str, float]:
+    """`--baseline-mix web=0.5,code=0.3,math=0.2` → domain → share, checked like a run's mixture."""
+    mixture: dict[str, float] = {}
+    for item in (part.strip() for part in spec.split(",") if part.strip()):
+        domain, _, share = item.partition("=")
+        try:
+            value = float(share)
+        except ValueError:
+            value = float("nan")
+        if domain not in subsets or not 0 <= value <= 1 or domain in mixture:
+            raise AblateError(f"--baseline-mix {item}: use DOMAIN=SHARE, each of {subsets} at most once, in [0, 1]")
+        mixture[domain] = value
+    total = sum(mixture.values())
+    if abs(total - 1) > SUM_TOLERANCE:
+        raise AblateError(f"--baseline-mix: the shares sum to {total:.4g}, not 1 within {SUM_TOLERANCE:g}")
+    return {d: v / total for d, v in mixture.items()}
+
+
+def suggest_runs(
+    path: Path,
+    *,
+    objective: dict[str, float],
+    model: str | None,
+    radius: float,
+    caps: dict[str, float],
+    floors: dict[str, float],
+    baseline: str | None,
+    name: str,
+    resamples: int,
+    seed: int,
+    folds: int | None,
+    split: str | None,
+) -> tuple[Suggestion, Points, Path]:
+    """`ablate suggest --from RUNS.csv`: propose a mixture for `objective` from the table's runs (its
+    train runs with a `split` column, the models `ablate fit --from` scored), around the run named
+    `baseline` or the `baseline` mixture spec (--baseline-mix). Written to RUNS.suggested.json under
+    `name`; returns the suggestion, the objective's first target's points and that file."""
+    from dataclasses import asdict
+
+    from ablate.analyze.suggest import check_request, check_targets, propose
+    from ablate.store import read_json, write_json
+
+    check_request(radius, resamples)
+    points, _ = read_runs(path, split=split)
+    data = check_targets(points, objective, caps, floors)
+    mixture = None if baseline is None else baseline_mixture(baseline, data.subsets)
+    if mixture is None and "baseline" not in data.names:
+        raise AblateError(
+            f"--from {path}: no run is named baseline (column run); pass --baseline-mix DOMAIN=SHARE,... "
+            "for the mixture to stay near"
+        )
+    found = propose(
+        points,
+        objective,
+        baseline="baseline" if mixture is None else "--baseline-mix",
+        baseline_mixture=mixture,
+        model=model,
+        caps=caps,
+        floors=floors,
+        radius=radius,
+        name=name,
+        ablation=name,
+        resamples=resamples,
+        seed=seed,
+        folds=folds,
+    )
+    registry = path.with_name(f"{path.stem}.suggested.json")
+    write_json(registry, {**(read_json(registry) if registry.exists() else {}), name: asdict(found)})
+    return found, data, registry
