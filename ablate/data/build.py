@@ -36,6 +36,7 @@ from typing import Any
 from ablate.data.manifest import MANIFEST, is_remote, read_manifest, write_manifest
 from ablate.errors import AblateError
 from ablate.recipe import HeldOut, Recipe, Subset
+from ablate.store import write_atomic, write_json
 
 COLUMNS = {"tokens": "ndarray:int32"}
 BATCH_DOCS = 1024  # documents tokenized per call: the fast tokenizer's batch path
@@ -90,6 +91,17 @@ def load_tokenizer(path: Path) -> tuple[Any, int]:
     if eos_id is None:
         raise AblateError(f"tokenizer: {path} has no EOS token; set eos_token in its tokenizer_config.json")
     return tokenizer, eos_id
+
+
+def save_tokenizer(tokenizer: Any, path: Path, special: dict[str, str]) -> None:
+    """A `tokenizers` Tokenizer as a Hugging Face folder: load_tokenizer, AutoTokenizer and
+    PreTrainedTokenizerFast all read it. `special`: pad_token, eos_token, ... → the token's text."""
+    write_atomic(path / "tokenizer.json", tokenizer.to_str())
+    write_json(path / "special_tokens_map.json", special)
+    write_json(path / "tokenizer_config.json", {
+        "tokenizer_class": "PreTrainedTokenizerFast", **special, "model_max_length": 1 << 20,
+        "clean_up_tokenization_spaces": False,
+    })  # fmt: skip
 
 
 def _special_token(path: Path, key: str) -> str | None:

@@ -45,6 +45,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from ablate.data.build import save_tokenizer
 from ablate.store import write_atomic, write_json
 
 DEMO = Path("data/demo")
@@ -52,6 +53,7 @@ STAMP = "corpus.json"  # what a finished write_demo was for: seed, generator, fo
 ITEMS_PER_TASK = 400
 CHOICES = 4
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<unk>"]
+SPECIAL = {"pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>"}  # their roles
 
 # Documents per subset: enough that a demo phase passes over each skill set about once or twice.
 SUBSET_DOCS = {"crawl": 3000, "prose": 1000, "arithmetic": 2000, "code": 1200, "facts": 1300}
@@ -347,13 +349,7 @@ def write_tokenizer(path: Path) -> None:
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     core.decoder = decoders.Fuse()
     core.add_special_tokens(SPECIAL_TOKENS)
-    special = {"pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>"}
-    write_atomic(path / "tokenizer.json", core.to_str())
-    write_json(path / "special_tokens_map.json", special)
-    write_json(path / "tokenizer_config.json", {
-        "tokenizer_class": "PreTrainedTokenizerFast", **special, "model_max_length": 1 << 20,
-        "clean_up_tokenization_spaces": False,
-    })  # fmt: skip
+    save_tokenizer(core, path, SPECIAL)
 
 
 TASK_YAML = """\
