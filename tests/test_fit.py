@@ -459,3 +459,14 @@ def test_absurd_fits_are_flagged_in_fit_md_and_on_the_console_and_never_chosen(t
     markdown = (tmp_path / "loo.fit.md").read_text()
     assert "| t | law (unusable) | 5 |" in markdown and "CAUTION law: unusable: its leave-one-out RMSE" in markdown
     assert "CAUTION t law: unusable" in done.stderr and "CAUTION t power: unusable" in done.stderr
+
+
+def test_suggest_refuses_when_no_model_beats_the_mean(tmp_path):
+    # t_web is planted at 50% whatever the mixture: any model's optimum is noise, so nothing is added.
+    cli = swarm_cli(tmp_path)
+    plan_before = (tmp_path / "results" / "fixed" / "plan.json").read_text()
+    refused = cli("suggest", "--objective", "t_web", "--study", "fixed", "--bootstrap", "30")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "no model predicts t_web better than its mean over the 11 variants" in refused.stderr
+    assert (tmp_path / "results" / "fixed" / "plan.json").read_text() == plan_before
+    assert not (tmp_path / "results" / "fixed" / "suggested.json").exists()

@@ -268,6 +268,12 @@ def suggest_study(
         seed=seed,
         folds=folds,
     )
+    if found.kl < 1e-6:  # training the baseline's own mix again would measure nothing new
+        raise AblateError(
+            f"suggest: {', '.join(found.models.values())} puts the best mix for {', '.join(objective)} at the "
+            "baseline's own mix (KL 0), so there is nothing new to train; measure more mixtures "
+            "(ablate plan --design swarm --n ...) or try --model"
+        )
     added = replan(plan, recipe, mixtures={found.ablation: found.mixture})  # at the phase it was fitted on
     if not force:
         refuse_stale(added, f"ablate suggest --name {name}", fix="pass --force, or another --name")

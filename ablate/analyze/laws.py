@@ -28,7 +28,8 @@ Pure numpy and scipy, no I/O; scikit-learn is imported only by the gbm model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -194,14 +195,18 @@ def _least_squares(
         low[1], high[1] = GAMMA
     best = None
     for first in starts:
-        found = least_squares(
-            lambda p: form(p, r, d) - y,
-            np.clip(first, low + 1e-9, high - 1e-9),
-            jac=lambda p: jacobian(p, r, d),
-            bounds=(low, high),
-            method="trf",
-            max_nfev=MAX_EVALUATIONS,
-        )
+        with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+            # Exploratory steps of an exponential form overflow on the way (a rejected step, not a result):
+            # said on stderr, scipy's warnings would break the command's one-line output.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            found = least_squares(
+                lambda p: form(p, r, d) - y,
+                np.clip(first, low + 1e-9, high - 1e-9),
+                jac=lambda p: jacobian(p, r, d),
+                bounds=(low, high),
+                method="trf",
+                max_nfev=MAX_EVALUATIONS,
+            )
         if best is None or found.cost < best.cost:
             best = found
     assert best is not None
@@ -272,13 +277,27 @@ def cross_validate(
     if n < need:
         raise AblateError(f"fit {model}: needs {need} variants ({why}), has {n}; add variants or fit a smaller model")
     whole = whole or fit(points, model, seed=seed)
-    order = np.arange(n) if folds is None else np.random.default_rng(seed).permutation(n)
     predicted = np.empty(n)
-    for group in np.array_split(order, n if folds is None else folds):
-        keep = np.setdiff1d(np.arange(n), group)
+    for keep, group in _splits(n, folds, seed):
         fitted = fit(take(points, keep), model, seed=seed, start=whole)
         predicted[group] = fitted.predict(points.shares[group], points.tokens[group])
     return score(predicted, points.target)
+
+
+def mean_error(points: Points, *, folds: int | None = None, seed: int = 0) -> float:
+    """The cross-validated RMSE of predicting every left-out variant by the mean of the others, on the
+    same folds as cross_validate: what a model must beat before its optimum means anything."""
+    predicted = np.empty(len(points.target))
+    for keep, group in _splits(len(points.target), folds, seed):
+        predicted[group] = points.target[keep].mean()
+    return float(np.sqrt(np.mean((predicted - points.target) ** 2)))
+
+
+def _splits(n: int, folds: int | None, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(kept, left out) index pairs: each variant alone (folds None), or `folds` seeded folds."""
+    order = np.arange(n) if folds is None else np.random.default_rng(seed).permutation(n)
+    for group in np.array_split(order, n if folds is None else folds):
+        yield np.setdiff1d(np.arange(n), group), group
 
 
 def validate(

@@ -24,7 +24,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ablate.analyze.laws import ABSURD, MODELS, Fitted, Points, absurd, bootstrap, requirement, scheme, take, validate
+from ablate.analyze.laws import (
+    ABSURD,
+    MODELS,
+    Fitted,
+    Points,
+    absurd,
+    bootstrap,
+    mean_error,
+    requirement,
+    scheme,
+    take,
+    validate,
+)
 from ablate.errors import AblateError
 from ablate.plan.build import normalize
 from ablate.report.heldout import LOSS_PREFIX
@@ -224,6 +236,13 @@ def _choose_model(
     if not usable:
         raise AblateError(f"suggest: every model's cross-validated error on {target} is beyond {ABSURD:g}× its spread")
     chosen = model or min(usable, key=usable.__getitem__)
+    baseline_error = mean_error(points, folds=scheme(n, folds)[0], seed=seed)
+    if model is None and not usable[chosen] < baseline_error:  # a flat fit's optimum is anywhere: no advice
+        raise AblateError(
+            f"suggest: no model predicts {target} better than its mean over the {n} variants (cross-validated "
+            f"RMSE {usable[chosen]:.3g} for {chosen}, {baseline_error:.3g} for the mean), so no mixture can be "
+            "chosen from them; measure more mixtures (ablate plan --design swarm --n ...) or pass --model"
+        )
     return validated[chosen][0], usable[chosen]
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ablate.errors import AblateError
 from ablate.recipe import DEMO_RECIPE, Design, Recipe, load_recipe
 
 # --fast keeps the phase, where the skills are learned, after two thirds of the pretraining (its
@@ -129,29 +130,35 @@ def run_demo(
             plan_study(recipe, reevaluate=True)
         with stage("run"):
             outcomes = run_study(recipe.name, parallel=parallel or available_cores(), observer=run_observer)
+        unsuggested = None  # why no mixture was suggested, when the fits could not choose one
         if suggest and not [o for o in outcomes if o.state != "done"]:
             from ablate.analyze.fit import suggest_study
             from ablate.plan.study import load_plan
 
             with stage("suggest"):  # once: a rerun would fit the suggestion's own result too
                 if "suggested" not in load_plan(recipe.name).options.mixtures:
-                    suggest_study(
-                        recipe.name,
-                        objective=SUGGEST_OBJECTIVE,
-                        model=None,
-                        radius=SUGGEST_RADIUS,
-                        caps={},
-                        floors={},
-                        name="suggested",
-                        phase=None,
-                        resamples=200,
-                        seed=0,
-                        force=False,
-                    )
-            with stage("validate"):
-                outcomes = run_study(recipe.name, parallel=parallel or available_cores(), observer=run_observer)
+                    try:
+                        suggest_study(
+                            recipe.name,
+                            objective=SUGGEST_OBJECTIVE,
+                            model=None,
+                            radius=SUGGEST_RADIUS,
+                            caps={},
+                            floors={},
+                            name="suggested",
+                            phase=None,
+                            resamples=200,
+                            seed=0,
+                            force=False,
+                        )
+                    except AblateError as exc:  # an honest outcome of a swarm, not a failure of the demo
+                        unsuggested = f"no mixture suggested: {str(exc).removeprefix('suggest: ')}"
+            if unsuggested is None:
+                with stage("validate"):
+                    outcomes = run_study(recipe.name, parallel=parallel or available_cores(), observer=run_observer)
         with stage("report"):
             report = build_report(load_study(recipe.name), Settings())
+            report.notes += [unsuggested] if unsuggested else []
             write_report(report, study_dir(recipe.name))
         write_json(study_dir(recipe.name) / "demo_timings.json", {**seconds, "total": round(sum(seconds.values()), 2)})
     return report, seconds, [outcome for outcome in outcomes if outcome.state != "done"]
