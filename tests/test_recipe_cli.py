@@ -360,3 +360,37 @@ def test_task_names_read_from_files_are_lm_evals_own_index():
     sample = set(random.Random(0).sample(sorted(indexed), 300)) | {"afrimmlu_tasks_prompt_2", "scrolls_qasper"}
     assert folder_tasks(folder, sample) == sample
     assert folder_tasks(folder, {"hellaswg", "mmlu"}) == {"mmlu"}
+
+
+def _commands(group, prefix=()):
+    """(path, click command) for every command of the CLI, sub-apps' commands included."""
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+def test_every_commands_help_shows_the_defaults_it_declares():
+    # A hand-written "[default: …]" in help text is read as rich markup and vanishes ("to fit . Repeatable.");
+    # defaults are declared as show_default instead, and each must come out in the rendered help.
+    import typer.main
+    from typer.testing import CliRunner
+
+    from ablate.cli import app
+
+    root = typer.main.get_command(app)
+    checked = 0
+    for path, command in _commands(root):
+        shown = CliRunner().invoke(app, [*path, "--help"], terminal_width=400, env={"COLUMNS": "400"})
+        assert shown.exit_code == 0, (path, shown.output)
+        text = " ".join(shown.output.split())
+        assert "[default: ]" not in text, path
+        for param in command.params:
+            assert "[default" not in (getattr(param, "help", None) or ""), (path, param.name)  # use show_default
+            if isinstance(param.show_default, str):
+                assert f"[default: ({param.show_default})]" in text, (path, param.name, param.show_default)
+                checked += 1
+    assert checked >= 15  # the options whose default depends on the study or recipe

@@ -33,7 +33,7 @@ SplitOpt = Annotated[
 ]
 FoldsOpt = Annotated[
     int | None,
-    typer.Option("--folds", help="K-fold cross-validation [default: leave-one-out up to 100 variants, else 10]"),
+    typer.Option("--folds", help="K-fold cross-validation", show_default="leave-one-out up to 100 variants, else 10"),
 ]
 
 
@@ -44,13 +44,13 @@ def fit(
     test_split: SplitOpt = None,
     target: Annotated[
         list[str] | None,
-        typer.Option("--target", help="A task, category or loss:<domain> to fit [default: all]. Repeatable."),
+        typer.Option("--target", help="A task, category or loss:<domain> to fit. Repeatable.", show_default="all"),
     ] = None,
     model: Annotated[
-        list[str] | None, typer.Option("--model", help=f"{MODEL_HELP} [default: those the variants allow]")
+        list[str] | None, typer.Option("--model", help=f"{MODEL_HELP}", show_default="those the variants allow")
     ] = None,
     phase: Annotated[
-        str | None, typer.Option("--phase", help="A phase study's phase to fit, e.g. p10 [default: the longest]")
+        str | None, typer.Option("--phase", help="A phase study's phase to fit, e.g. p10", show_default="the longest")
     ] = None,
     folds: FoldsOpt = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Resamples of variants for the intervals")] = 200,
@@ -122,10 +122,12 @@ def suggest(
     baseline_mix: Annotated[
         str | None,
         typer.Option(
-            "--baseline-mix", help="With --from: DOMAIN=SHARE,... to stay near [default: the run named baseline]"
+            "--baseline-mix", help="With --from: DOMAIN=SHARE,... to stay near", show_default="the run named baseline"
         ),
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help=f"{MODEL_HELP} [default: best out of sample]")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help=f"{MODEL_HELP}", show_default="best out of sample")
+    ] = None,
     kl: Annotated[float, typer.Option("--kl", help="Trust region: KL(suggested ‖ baseline) at most this (nats)")] = 0.1,
     cap: Annotated[
         list[str] | None,
@@ -136,7 +138,7 @@ def suggest(
     ] = None,
     name: Annotated[str, typer.Option("--name", help="The variant the suggestion is added as")] = "suggested",
     phase: Annotated[
-        str | None, typer.Option("--phase", help="A phase study's phase to fit [default: the longest]")
+        str | None, typer.Option("--phase", help="A phase study's phase to fit", show_default="the longest")
     ] = None,
     folds: FoldsOpt = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Resamples of variants for the interval")] = 200,

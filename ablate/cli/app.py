@@ -34,11 +34,11 @@ RecipeOpt = Annotated[
     typer.Option(
         "--recipe",
         "-r",
-        help="Recipe YAML [default: $ABLATE_RECIPE, else ./recipes/demo.yaml, else the packaged demo recipe, "
-        "whose study is `demo`; `ablate init DIR` writes one of your own]",
+        help="Recipe YAML; `ablate init DIR` writes one of your own",
+        show_default="$ABLATE_RECIPE, else ./recipes/demo.yaml, else the packaged demo recipe (study `demo`)",
     ),
 ]
-StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name [default: the last one planned]")]
+StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name", show_default="the last one planned")]
 
 
 @app.callback()

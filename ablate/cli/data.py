@@ -36,7 +36,9 @@ def data_demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated worlds and documents")] = 0,
     recipe: Annotated[
         Path | None,
-        typer.Option("--recipe", "-r", help="Recipe whose subsets to build [default: the demo's]; paths under --out"),
+        typer.Option(
+            "--recipe", "-r", help="Recipe whose subsets to build; paths under --out", show_default="the demo's"
+        ),
     ] = None,
 ) -> None:
     """Write the demo corpus, eval tasks and tokenizer under --out, then build the demo recipe's shards there."""
@@ -83,7 +85,7 @@ def demo(
         ),
     ] = False,
     parallel: Annotated[
-        int | None, typer.Option("--parallel", "-j", help="Variants at once [default: one per core]")
+        int | None, typer.Option("--parallel", "-j", help="Variants at once", show_default="one per core")
     ] = None,
 ) -> None:
     """The whole study on the built-in corpus: data, pretrain, plan, run, report. Rerun to resume."""

@@ -32,7 +32,7 @@ def init(
     vocab_size: Annotated[
         int, typer.Option("--vocab-size", help="Vocabulary of the trained tokenizer (bytes included)")
     ] = 512,
-    name: Annotated[str | None, typer.Option("--name", help="Study name [default: the folder's name]")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Study name", show_default="the folder's name")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write over the folder's recipe.yaml")] = False,
 ) -> None:
     """Write a recipe, a multiple-choice task template and a tokenizer for a study of your own text."""

@@ -34,8 +34,8 @@ def plan(
         int | None,
         typer.Option(
             "--baseline-seeds",
-            help="Seeds the baseline runs: its replicates put seed noise into every interval; 0 or 1: none "
-            "[default: 2, or ablations.baseline_seeds]",
+            help="Seeds the baseline runs: its replicates put seed noise into every interval; 0 or 1: none",
+            show_default="ablations.baseline_seeds, 2",
             min=0,
         ),
     ] = None,
@@ -47,12 +47,12 @@ def plan(
         str | None,
         typer.Option("--design", help="Mixtures besides the baseline: loo (removals), swarm or perturb"),
     ] = None,
-    n: Annotated[int | None, typer.Option("--n", help="--design swarm: how many mixtures [default: 16]")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="--design swarm: how many mixtures", show_default="16")] = None,
     concentration: Annotated[
-        float | None, typer.Option("--concentration", help="--design swarm: Dirichlet concentration [default: 20]")
+        float | None, typer.Option("--concentration", help="--design swarm: Dirichlet concentration", show_default="20")
     ] = None,
     factor: Annotated[
-        float | None, typer.Option("--factor", help="--design perturb: weight × and ÷ this [default: 2]")
+        float | None, typer.Option("--factor", help="--design perturb: weight × and ÷ this", show_default="2")
     ] = None,
     design_seed: Annotated[int | None, typer.Option("--design-seed", help="--design swarm: the draw's seed")] = None,
     control: Annotated[

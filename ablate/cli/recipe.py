@@ -22,7 +22,7 @@ app.add_typer(recipe_app, name="recipe")
 def from_foundry_command(
     train_yaml: Annotated[Path, typer.Argument(help="llm-foundry training YAML, or an mcli run file holding one")],
     out_path: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the recipe here [default: print it]")
+        Path | None, typer.Option("--out", "-o", help="Write the recipe here", show_default="print it")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists")] = False,
 ) -> None:

@@ -29,7 +29,8 @@ def report(
         str, typer.Option("--baseline", help="Variant (ablation) the deltas are taken against")
     ] = "baseline",
     metric: Annotated[
-        str | None, typer.Option("--metric", help="Metric for every task [default: acc_norm, else acc, else the first]")
+        str | None,
+        typer.Option("--metric", help="Metric for every task", show_default="acc_norm, else acc, else the first"),
     ] = None,
     from_dir: Annotated[
         Path | None,
@@ -42,7 +43,7 @@ def report(
     out_dir: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Folder for report.md/.csv/.json and deltas.png [default: the study's, or --from DIR]"
+            "--out", help="Folder for report.md/.csv/.json and deltas.png", show_default="the study's, or --from DIR"
         ),
     ] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Paired bootstrap resamples")] = 10_000,
