@@ -85,6 +85,11 @@ class Plan(BaseModel):
     power: dict[str, TaskPower]
     warnings: list[str]
 
+    def replicates(self) -> list[str]:
+        """The baseline's replicate runs (baseline_seeds beyond the study's seeds): what measures seed noise."""
+        seeds = self.options.seeds
+        return [v.name for v in self.variants if split_phase(v.ablation)[0] == BASELINE and v.seed not in seeds]
+
     def variant(self, name: str) -> Variant:
         for variant in self.variants:
             if variant.name == name:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ablate.plan.build import BASELINE, EPOCH_STRONG, EPOCH_WARN, Plan, phase_label, split_phase
+from ablate.plan.build import EPOCH_STRONG, EPOCH_WARN, Plan, phase_label
 
 
 def human(number: float) -> str:
@@ -55,9 +55,7 @@ def render_plan(plan: Plan, out: Console, err: Console) -> None:
             f"(seen {human(first.start_tokens)}). "
         )
     options = plan.options
-    replicates = [
-        v.name for v in plan.variants if split_phase(v.ablation)[0] == BASELINE and v.seed not in options.seeds
-    ]
+    replicates = plan.replicates()
     out.print(
         f"Model {human(plan.params)} params. {trains}"
         f"Study: {len(plan.variants)} variants, {human(plan.study_tokens)} tokens, {human(plan.study_flops)} FLOPs "

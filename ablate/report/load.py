@@ -149,7 +149,7 @@ def load_study(study: str | None = None) -> StudyResults:
         "tokens_by_phase": {phase_label(v.phase): v.tokens for v in plan.variants if v.phase is not None},
         "total_tokens": training.get("total_tokens"),
         "variants": len(plan.variants),
-        "replicates": max(0, plan.options.baseline_seeds - len(plan.options.seeds)) * max(1, len(plan.options.phases)),
+        "replicates": len(plan.replicates()),
         "study_tokens": plan.study_tokens,
         "study_fraction": plan.study_fraction,
     }

@@ -19,6 +19,7 @@ from ablate.report.build import CSV_COLUMNS, ROW_COLUMNS, Report
 from ablate.report.cells import NORMAL
 from ablate.report.heldout import LOSS_PREFIX, LossCell
 from ablate.report.load import DONE, START
+from ablate.report.noise import SeedNoise
 from ablate.report.trust import STABLE
 
 
@@ -393,7 +394,7 @@ def _seed_footnote(report: Report) -> str:
     )
 
 
-def _noise_text(noise: Any, column: str) -> str:
+def _noise_text(noise: SeedNoise, column: str) -> str:
     value = f"{noise.sd:.4f} nats" if column.startswith("loss:") else f"{100 * noise.sd:.1f} pp"
     return f"{value} ({noise.df:.3g} df)"
 
