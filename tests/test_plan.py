@@ -7,7 +7,6 @@ from ablate.errors import AblateError, RecipeError
 from ablate.plan.build import (
     PlanOptions,
     build_plan,
-    capped,
     count_params,
     normalize,
     phase_label,
@@ -18,6 +17,7 @@ from ablate.plan.build import (
     split_phase,
     swarm,
 )
+from ablate.plan.designs import capped
 from ablate.recipe import Design, parse_recipe
 
 

@@ -8,17 +8,21 @@
 
 Every figure here is arithmetic over the recipe and the subset sizes the caller passes in
 (read from shard manifests at the CLI edge), so the same inputs always give the same plan.
+This module holds the plan's schema (plan.json: `Plan`, `Variant`), the phase study's names, the
+cost, and `build_plan`, which puts them together; the mixtures themselves come from `mixtures`
+(leave-one-out) and `designs` (swarm, perturb).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel
 
 from ablate.errors import AblateError
+from ablate.plan.designs import perturbed, share_caps, swarm
 from ablate.plan.identity import PHASE_MARK, check_name, result_hash, start_hash, train_hash
+from ablate.plan.mixtures import default_targets, normalize, renormalize, resolve_target
 from ablate.recipe import Design, Recipe
 from ablate.stats import minimum_detectable_effect
 
@@ -139,130 +143,6 @@ def pretrain_points(recipe: Recipe) -> tuple[int, list[int], dict[float, int]]:
     points = [recipe.training.start_tokens, *starts.values()]
     end = max(points)
     return end, sorted({t for t in points if t < end}), starts
-
-
-# ---- mixtures ------------------------------------------------------------------------------
-
-
-def normalize(weights: dict[str, float]) -> dict[str, float]:
-    """Weights → proportions summing to 1, zero-weight subsets dropped."""
-    total = sum(weights.values())
-    return {name: w / total for name, w in weights.items() if w > 0}
-
-
-def renormalize(mixture: dict[str, float], removed: set[str], rule: str) -> dict[str, float]:
-    """Drop `removed` from a normalized mixture and hand its mass back per `rule`.
-
-    'proportional' scales the rest up; 'into:<subset>' gives all freed mass to that one subset.
-    """
-    kept = {name: p for name, p in mixture.items() if name not in removed}
-    if not kept:
-        raise AblateError(f"--remove {'+'.join(sorted(removed))}: removes every subset of the mix; keep at least one")
-    if rule == "proportional":
-        return normalize(kept)
-    target = rule.removeprefix("into:")
-    if target in removed:
-        raise AblateError(f"--renormalize {rule}: '{target}' is itself removed; pick a subset that stays")
-    if target not in kept:
-        raise AblateError(f"--renormalize {rule}: '{target}' is not in the upsample mix {sorted(mixture)}")
-    freed = 1.0 - sum(kept.values())
-    return {name: p + (freed if name == target else 0.0) for name, p in kept.items()}
-
-
-def resolve_target(recipe: Recipe, target: str) -> list[str]:
-    """'math+code' → the subsets of the upsample mix it names (groups and subset names mix freely)."""
-    groups = recipe.groups
-    subsets: list[str] = []
-    for part in target.split("+"):
-        if part in recipe.subsets:
-            members = [part]
-        elif part in groups:
-            members = groups[part]
-        else:
-            raise AblateError(
-                f"--remove {target}: unknown target '{part}'; "
-                f"groups: {sorted(groups)}, subsets: {sorted(recipe.subsets)}"
-            )
-        subsets += [s for s in members if s not in subsets]
-    in_mix = [s for s in subsets if recipe.mixes.upsample.get(s, 0) > 0]
-    if not in_mix:
-        raise AblateError(f"--remove {target}: none of {subsets} has weight in mixes.upsample, so it removes nothing")
-    return in_mix
-
-
-def default_targets(recipe: Recipe, each: str) -> list[str]:
-    """One target per group (or subset) that has weight in the upsample mix, in recipe order."""
-    live = {s for s, w in recipe.mixes.upsample.items() if w > 0}
-    if each == "subset":
-        return [s for s in recipe.subsets if s in live]
-    return [g for g, members in recipe.groups.items() if live & set(members)]
-
-
-# ---- designs beyond leave-one-out ---------------------------------------------------------
-
-
-def share_caps(recipe: Recipe, sizes: dict[str, int], phase_tokens: int) -> dict[str, float]:
-    """The largest share of the phase each capped subset may take: max_passes × its tokens / the
-    phase's tokens (subsets without a cap, or of unknown size, are not capped)."""
-    return {
-        name: spec.max_passes * sizes[name] / phase_tokens
-        for name, spec in recipe.subsets.items()
-        if spec.max_passes is not None and name in sizes
-    }
-
-
-def capped(mixture: dict[str, float], caps: dict[str, float], what: str) -> dict[str, float]:
-    """`mixture` with every share held to its cap, the excess handed to the uncapped subsets in
-    proportion (repeated until none is over); one line when the caps leave no room for it."""
-    shares = dict(mixture)
-    held: set[str] = set()
-    while True:
-        over = {s for s, p in shares.items() if s not in held and p > caps.get(s, 1.0) + 1e-12}
-        if not over:
-            return shares
-        held |= over
-        for subset in over:
-            shares[subset] = caps[subset]
-        free = [s for s in shares if s not in held]
-        room = 1.0 - sum(shares[s] for s in held)
-        total = sum(shares[s] for s in free)
-        if not free or total <= 0 or room <= 0:
-            raise AblateError(
-                f"{what}: the subsets' max_passes caps hold the mixture below 100% of the phase; raise a "
-                "cap or shorten the phase"
-            )
-        for subset in free:
-            shares[subset] *= room / total
-
-
-def swarm(center: dict[str, float], design: Design, caps: dict[str, float]) -> list[dict[str, float]]:
-    """design.n mixtures drawn from a Dirichlet whose mean is `center` (concentration α: each share
-    has variance p(1−p)/(α+1)), seeded; draws that break a cap are drawn again."""
-    rng = np.random.default_rng(design.seed)
-    names = list(center)
-    alpha = design.concentration * np.array([center[name] for name in names])
-    mixtures: list[dict[str, float]] = []
-    for _ in range(1_000 * design.n):
-        draw = rng.dirichlet(alpha)
-        if all(share <= caps.get(name, 1.0) for name, share in zip(names, draw, strict=True)):
-            mixtures.append({name: float(share) for name, share in zip(names, draw, strict=True)})
-            if len(mixtures) == design.n:
-                return mixtures
-    raise AblateError(
-        f"--design swarm: fewer than {design.n} of {1_000 * design.n:,} draws keep every subset under its "
-        "max_passes; raise the caps or --concentration"
-    )
-
-
-def perturbed(center: dict[str, float], design: Design, caps: dict[str, float]) -> list[tuple[str, dict[str, float]]]:
-    """Each subset's weight × factor (`up-<subset>`) and ÷ factor (`down-<subset>`), renormalized
-    and held to the caps."""
-    arms = []
-    for subset in center:
-        for name, scale in ((f"up-{subset}", design.factor), (f"down-{subset}", 1 / design.factor)):
-            weights = {s: p * (scale if s == subset else 1.0) for s, p in center.items()}
-            arms.append((name, capped(normalize(weights), caps, f"--design perturb ({name})")))
-    return arms
 
 
 # ---- cost ----------------------------------------------------------------------------------
