@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ablate.demo import corpus as dc
+from ablate.demo import world as dw
 from ablate.data.manifest import manifest_tokens
 from ablate.recipe import load_recipe
 from ablate.plan.tasks import task_sizes
@@ -98,10 +99,10 @@ def asked(task: str, context: str) -> tuple[str | None, str]:
         return None, str(2 * a)
     if task == "demo_code":
         prefix_name, arg = re.fullmatch(r"def (\w+)\((\w+)\): return", context).groups()
-        (function,) = [f for f in dc.FUNCTIONS if prefix_name in [p + f for p in dc.TEST_PREFIXES]]
-        return function, dc.FUNCTIONS[function].format(a=arg)
+        (function,) = [f for f in dw.FUNCTIONS if prefix_name in [p + f for p in dw.TEST_PREFIXES]]
+        return function, dw.FUNCTIONS[function].format(a=arg)
     if task == "demo_web":
-        for relation, table in (("shop", dc.SHOPS), ("sound", dc.SOUNDS), ("color", dc.COLORS)):
+        for relation, table in (("shop", dw.SHOPS), ("sound", dw.SOUNDS), ("color", dw.COLORS)):
             for key, value in table.items():
                 if re.search(rf"\b(the|a) {key} (to buy some|that|was)$", context):
                     return f"{relation}:{key}", value
@@ -123,8 +124,8 @@ def test_each_item_has_exactly_one_right_choice(demo, task):
             assert len({len(choice) for choice in item["choices"]}) == 1
 
 
-FACTS = {"demo_web": len(dc.SHOPS) + len(dc.SOUNDS) + len(dc.COLORS), "demo_code": len(dc.FUNCTIONS),
-         "demo_knowledge": 3 * dc.KINDS, "demo_math": 0}
+FACTS = {"demo_web": len(dw.SHOPS) + len(dw.SOUNDS) + len(dw.COLORS), "demo_code": len(dw.FUNCTIONS),
+         "demo_knowledge": 3 * dw.KINDS, "demo_math": 0}
 
 
 @pytest.mark.parametrize("task", sorted(dc.TASKS.values()))
