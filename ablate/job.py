@@ -1,13 +1,14 @@
 """A job folder's contract: its names, states, exit codes, lock and status, and what happens to it next.
 
     results/<study>/<job>/        a job is a variant, `start` (the start checkpoint's evaluation) or `pretrain`
-      status.json                 {"state", "hash", "train_hash", "trained", "tokens_done", "error", ...}
+      status.json                 ablate.artifacts.Status: state, hashes, progress, outputs as written
       lock                        flock held while a runner works on the folder
       checkpoints/latest-rank0.pt Composer's link to the newest checkpoint of the folder's own run
       model/                      a trained variant's final model, save_pretrained (what it is evaluated from)
       eval/, heldout.json         its evaluation (ablate.run.evaluate, ablate.run.heldout)
 
-    from ablate.job import next_action, read_status
+    from ablate.artifacts import read_status
+    from ablate.job import next_action
     next_action(read_status(folder), hash=variant.hash, train_hash=variant.train_hash,
                 has_checkpoint=(folder / LATEST).exists())      # → Next(do=Do.RESUME, why="interrupted at ...")
 
@@ -27,41 +28,25 @@ import fcntl
 import hashlib
 import os
 import socket
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from ablate.artifacts import STATUS, Output, State, Status
 from ablate.errors import StudyError
-from ablate.store import read_shaped, write_json
 
 START = "start"  # the folder and job name of the start checkpoint's evaluation
 PRETRAIN = "pretrain"  # the folder of the shared pretraining
 PRETRAINED = "pretrained"  # the checkpoint name `ablate pretrain` registers
 LOCK = "lock"
-STATUS = "status.json"
 VARIANT = "variant.json"  # the variant's entry of plan.json, copied when its job starts
 LATEST = "checkpoints/latest-rank0.pt"  # Composer's link to a run's newest checkpoint, within its folder
 STARTS = "starts"  # in the study folder: start checkpoints converted to the form the recipe trains in
 MODEL = "model"  # a trained variant's final model as a Hugging Face folder (ablate.run.export)
 EVAL = "eval"  # lm-eval's outputs (ablate.run.evaluate)
-OUTPUTS = "outputs"  # status.json: path in the folder → {"bytes", "sha256"} of each output file as written
 HASH_LIMIT = 1 << 30  # larger files (a 7B's weight shards) are checked by size only, not read whole each run
-
-
-class State(StrEnum):
-    """What status.json says. A folder without one is PENDING."""
-
-    PENDING = "pending"
-    TRAINING = "training"
-    EVALUATING = "evaluating"
-    DONE = "done"
-    FAILED = "failed"
 
 
 STALE = "stale"  # never written: what readers call a folder whose recorded hash is not the plan's
@@ -96,7 +81,7 @@ class Next:
 
 
 def next_action(
-    status: Mapping[str, Any],
+    status: Status,
     *,
     hash: str,
     train_hash: str | None = None,
@@ -117,8 +102,8 @@ def next_action(
     evaluated, not trained past its end; `damaged`: output (MODEL, EVAL, HELDOUT) → what is wrong
     with it (`damaged_outputs`), which a done folder recomputes instead of being skipped.
     """
-    state = status.get("state", State.PENDING)
-    recorded = status.get("hash")
+    state = status.state
+    recorded = status.hash
     damaged = damaged or {}
     done = state == State.DONE and recorded == hash
     lost = "; ".join(damaged.values())
@@ -134,7 +119,7 @@ def next_action(
         return Next(Do.EVALUATE, "evaluate the start checkpoint once per study")
     if state == State.PENDING and not has_checkpoint:
         return Next(Do.TRAIN, f"{tokens:,} tokens")
-    trained_for = status.get("train_hash")
+    trained_for = status.train_hash
     if trained_for is not None and trained_for != train_hash:
         return Next(Do.STALE, f"trained for hash {trained_for}, the plan now says {train_hash}")
     if done and MODEL not in damaged:
@@ -147,48 +132,17 @@ def next_action(
         return Next(Do.TRAIN, f"{tokens:,} tokens")
     if checkpoint_at is not None and checkpoint_at >= tokens:
         return Next(Do.EVALUATE, f"trained: its latest checkpoint holds all {tokens:,} tokens; export and evaluate")
-    if status.get("trained"):
+    if status.trained:
         return Next(Do.EVALUATE, "trained; evaluation settings changed or unfinished")
-    at = status.get("tokens_done") if checkpoint_at is None else checkpoint_at
+    at = status.tokens_done if checkpoint_at is None else checkpoint_at
     return Next(Do.RESUME, f"interrupted at {int(at or 0):,} of {tokens:,} tokens")
 
 
-def results_state(status: Mapping[str, Any], hash: str) -> str:
+def results_state(status: Status, hash: str) -> str:
     """A folder's state as a reader of its results sees it: STALE when they belong to another hash."""
-    state = str(status.get("state", State.PENDING))
-    if state != State.PENDING and status.get("hash") != hash:
+    if status.state != State.PENDING and status.hash != hash:
         return STALE
-    return state
-
-
-# ---- status --------------------------------------------------------------------------------
-
-
-class _Status(BaseModel):
-    """The fields of status.json that decide what happens to a folder, as their readers use them;
-    the rest (scores, timings, ...) pass through unchecked."""
-
-    model_config = ConfigDict(extra="allow")
-
-    state: State = State.PENDING
-    hash: str | None = None
-    train_hash: str | None = None
-    trained: bool | None = None
-    tokens_done: float | None = None
-    tokens: int | None = None
-    error: str | None = None
-
-
-def read_status(folder: Path) -> dict[str, Any]:
-    """A folder's status; `pending` when nothing has run there yet. One of the wrong shape is one line."""
-    path = folder / STATUS
-    return read_shaped(path, _Status) if path.exists() else {"state": State.PENDING.value}
-
-
-def write_status(folder: Path, state: State, **fields: Any) -> None:
-    """Merge `fields` into the folder's status (atomically) and set its state."""
-    previous = read_status(folder)
-    write_json(folder / STATUS, {**previous, **fields, "state": state.value, "updated": time.time()})
+    return status.state.value
 
 
 # ---- outputs -------------------------------------------------------------------------------
@@ -214,19 +168,19 @@ def _files(folder: Path, part: str) -> list[Path]:
     return [root] if root.is_file() else []
 
 
-def record_outputs(folder: Path, status: Mapping[str, Any], *parts: str) -> dict[str, dict[str, Any]]:
-    """The status's OUTPUTS with each of `parts` (a file or folder of the job folder) fingerprinted
+def record_outputs(folder: Path, status: Status, *parts: str) -> dict[str, Output]:
+    """The status's outputs with each of `parts` (a file or folder of the job folder) fingerprinted
     afresh: what a job writes into status.json once it has written them."""
-    kept = {path: entry for path, entry in (status.get(OUTPUTS) or {}).items() if _part(path) not in parts}
+    kept = {path: entry for path, entry in (status.outputs or {}).items() if _part(path) not in parts}
     for part in parts:
         for path in _files(folder, part):
-            kept[path.relative_to(folder).as_posix()] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            kept[path.relative_to(folder).as_posix()] = Output(bytes=path.stat().st_size, sha256=_sha256(path))
     return kept
 
 
 def damaged_outputs(
     folder: Path,
-    status: Mapping[str, Any],
+    status: Status,
     parts: tuple[str, ...],
     *,
     hash_limit: int | None = HASH_LIMIT,
@@ -238,7 +192,7 @@ def damaged_outputs(
     A part with no record (a folder from before records, or one whose status.json was deleted)
     only has to be there, unless not `trust_unrecorded`.
     """
-    recorded = status.get(OUTPUTS) or {}
+    recorded = status.outputs or {}
     damaged: dict[str, str] = {}
     for part in parts:
         files = {path: entry for path, entry in recorded.items() if _part(path) == part}
@@ -254,13 +208,13 @@ def damaged_outputs(
     return damaged
 
 
-def _changed(path: Path, entry: Mapping[str, Any], hash_limit: int | None) -> str | None:
+def _changed(path: Path, entry: Output, hash_limit: int | None) -> str | None:
     if not path.is_file():
         return "missing"
     size = path.stat().st_size
-    if size != entry["bytes"]:
-        return f"{size:,} bytes, {entry['bytes']:,} when written"
-    if (hash_limit is None or size <= hash_limit) and _sha256(path) != entry["sha256"]:
+    if size != entry.bytes:
+        return f"{size:,} bytes, {entry.bytes:,} when written"
+    if (hash_limit is None or size <= hash_limit) and _sha256(path) != entry.sha256:
         return "changed since it was written (sha256 differs)"
     return None
 

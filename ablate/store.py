@@ -21,7 +21,8 @@
           lock                    held while a runner works on the variant
         report.md, report.csv, report.json, deltas.png   written by `report`
 
-A job folder's own files (status.json, lock, checkpoints/) and their rules are ablate.job's.
+Each JSON file's model, name, writer and reader are ablate.artifacts'; a job folder's rules
+(lock, checkpoints/, what happens next) are ablate.job's.
 Every JSON write is atomic (temp file in the same folder, then rename), so a reader sees the old
 file or the new one, never half of one.
 """
@@ -40,8 +41,6 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from ablate.errors import StudyError
-
-HELDOUT = "heldout.json"  # a variant's held-out loss per domain (ablate.run.heldout), read by the report
 
 
 def results_root() -> Path:
@@ -141,29 +140,3 @@ def current_study(study: str | None = None) -> str:
     if not marker.exists():
         raise StudyError(f"no current study in {results_root()}/; run `ablate plan` first or pass --study NAME")
     return marker.read_text().strip()
-
-
-# ---- named checkpoints ---------------------------------------------------------------------
-
-
-def register_checkpoint(study: str, name: str, path: str) -> None:
-    known = registered_checkpoints(study)
-    registry = study_dir(study) / "checkpoints.json"
-    write_json(registry, {**known, name: path})
-
-
-def registered_checkpoints(study: str) -> dict[str, str]:
-    registry = study_dir(study) / "checkpoints.json"
-    return (
-        read_shaped(registry, dict[str, str], fix="delete it and rerun `ablate pretrain`") if registry.exists() else {}
-    )
-
-
-def resolve_checkpoint(study: str, recipe_checkpoints: dict[str, str], ref: str) -> str:
-    """A checkpoint name (recipe first, then the study's registry) or a path/URI, as given."""
-    known = {**registered_checkpoints(study), **recipe_checkpoints}
-    if ref in known:
-        return known[ref]
-    if "/" in ref or "://" in ref or Path(ref).exists():
-        return ref
-    raise StudyError(f"--checkpoint {ref}: not a known name {sorted(known)} nor a path; pass a path or a name")

@@ -73,7 +73,7 @@ def timed_study(recipe, options: dict, parallel: int) -> Study:
     from ablate.report import Settings, build_report, write_report
     from ablate.report.load import load_study
     from ablate.run.runner import run_study
-    from ablate.job import read_status
+    from ablate.artifacts import read_status
     from ablate.store import study_dir
     from ablate.plan.study import plan_study
 
@@ -99,9 +99,9 @@ def breakdown(study: Study) -> None:
     """Where the sequential study's time goes, per part, against its training time."""
     variants = [v.name for v in study.plan.variants]
     status, jobs = study.status, study.jobs
-    train = {v: status[v]["train_seconds"] for v in variants}
-    setup = {v: status[v]["setup_seconds"] for v in variants}
-    evals = {v: status[v]["eval_seconds"] for v in variants}
+    train = {v: status[v].train_seconds for v in variants}
+    setup = {v: status[v].setup_seconds for v in variants}
+    evals = {v: status[v].eval_seconds for v in variants}
     process = {v: jobs[v] - setup[v] - train[v] - evals[v] for v in variants}
     trained = sum(train.values())
     rows = [
@@ -109,8 +109,8 @@ def breakdown(study: Study) -> None:
         ("setup: checkpoint load, data loader, Trainer", sum(setup.values())),
         ("evaluation of the variants (lm-eval)", sum(evals.values())),
         ("process start, status writes, polling", sum(process.values())),
-        ("start checkpoint: evaluation", status["start"]["eval_seconds"]),
-        ("start checkpoint: fork server, process, load", jobs["start"] - status["start"]["eval_seconds"]),
+        ("start checkpoint: evaluation", status["start"].eval_seconds),
+        ("start checkpoint: fork server, process, load", jobs["start"] - status["start"].eval_seconds),
         ("runner: checks, between jobs", study.run_s - sum(jobs.values())),
         ("plan", study.plan_s),
         ("report", study.report_s),
@@ -134,7 +134,7 @@ def main() -> None:
     options = {} if args.remove == "all" else {"removes": [r for r in args.remove.split(",") if r], "control": False}
 
     with demo_workspace(study_recipe(args.phase_steps)) as recipe:
-        from ablate.run.worker import pretrain
+        from ablate.run.pretrain import pretrain
         from ablate.run.launch import available_cores
 
         parallel = args.parallel or available_cores()
@@ -143,11 +143,11 @@ def main() -> None:
         overlapped = timed_study(recipe, options, parallel)
 
     variants = [v.name for v in sequential.plan.variants]
-    trained = sum(sequential.status[v]["train_seconds"] for v in variants)
+    trained = sum(sequential.status[v].train_seconds for v in variants)
     print(f"{len(variants)} variants ({', '.join(variants)}) × {sequential.plan.variants[0].tokens:,} tokens; "
           f"{machine()}")
     breakdown(sequential)
-    concurrent = sum(overlapped.status[v]["train_seconds"] for v in variants)
+    concurrent = sum(overlapped.status[v].train_seconds for v in variants)
     print(f"{parallel} jobs at a time: {overlapped.total:.1f} s; its variants' training took {concurrent:.1f} s in "
           f"all ({concurrent / trained:.2f}× the sequential pass)")
     print(f"whole study / Σ training alone: one job at a time {sequential.total / trained:.2f}, "

@@ -57,7 +57,7 @@ def tiny(tmp_path_factory):
     recipe_path = write_tiny_study(root)
 
     from ablate.cli import app
-    from ablate.run.worker import pretrain
+    from ablate.run.pretrain import pretrain
     from ablate.recipe import load_recipe
     from ablate.run.runner import run_study
 

@@ -130,13 +130,13 @@ def test_a_killed_sharded_run_resumes_bit_identical(tiny, sharded):
 
     [outcome] = [o for o in run_sharded(tiny, study.results) if o.job == "no-g"]
     assert outcome.state == "done", outcome
-    assert 0 < outcome.status["resumed_at"] < PHASE  # it resumed, it did not start over
+    assert 0 < outcome.status.resumed_at < PHASE  # it resumed, it did not start over
     assert losses(study.folder) == losses(sharded.folder)
     resumed, uninterrupted = exported(study.folder), exported(sharded.folder)
     assert resumed.keys() == uninterrupted.keys()
     for key, value in resumed.items():
         assert torch.equal(value, uninterrupted[key]), key
-    assert outcome.status["scores"] == status(sharded.results, "no-g")["scores"]
+    assert outcome.status.scores == status(sharded.results, "no-g")["scores"]
 
 
 def test_a_sharded_checkpoint_from_a_plain_composer_run_continues_sharded_or_not(tiny):
@@ -153,8 +153,8 @@ def test_a_sharded_checkpoint_from_a_plain_composer_run_continues_sharded_or_not
 
     mismatch = sharded_study(tiny, "composer-optimizer", start=str(start))  # the recipe's decoupled_adamw
     [failed] = [o for o in run_sharded(tiny, mismatch.results, gpus=1) if o.job == "no-g"]
-    assert failed.state == "failed" and "holds AdamW state" in failed.status["error"], failed
-    assert "set training.optimizer.name: adamw" in failed.status["error"]
+    assert failed.state == "failed" and "holds AdamW state" in failed.status.error, failed
+    assert "set training.optimizer.name: adamw" in failed.status.error
 
     # Sharded on the two processes that wrote it, sharded on one (torch.distributed.checkpoint reshards
     # on load), and unsharded on one (converted once to a file).

@@ -6,22 +6,16 @@ import os
 
 import pytest
 
-from ablate.job import (
-    STALE,
-    Busy,
-    Do,
-    State,
-    damaged_outputs,
-    folder_lock,
-    lock_holder,
-    next_action,
-    read_status,
-    record_outputs,
-    results_state,
-    write_status,
-)
+from ablate.artifacts import State, Status, read_status, write_status
+from ablate.job import STALE, Busy, Do, damaged_outputs, folder_lock, lock_holder, record_outputs, results_state
+from ablate.job import next_action as next_for
 
 H, T = "h1", "t1"  # the plan's result hash and train hash for the folder
+
+
+def next_action(status: dict, **kwargs):
+    """ablate.job.next_action on a status.json written as `status`."""
+    return next_for(Status.model_validate(status), **kwargs)
 
 
 def nxt(status: dict, **kwargs) -> Do:
@@ -111,9 +105,9 @@ def test_outputs_are_recorded_when_written_and_checked_before_a_skip(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "weights.bin").write_bytes(b"w" * 100)
     (tmp_path / "heldout.json").write_text("{}")
-    status = {"outputs": record_outputs(tmp_path, {}, "model", "heldout.json")}
-    assert set(status["outputs"]) == {"model/weights.bin", "heldout.json"}
-    assert status["outputs"]["model/weights.bin"]["bytes"] == 100
+    status = Status(outputs=record_outputs(tmp_path, Status(), "model", "heldout.json"))
+    assert set(status.outputs or {}) == {"model/weights.bin", "heldout.json"}
+    assert status.outputs["model/weights.bin"].bytes == 100
     parts = ("model", "eval", "heldout.json")
     assert damaged_outputs(tmp_path, status, parts) == {"eval": "eval: missing"}  # never recorded, not there
     (tmp_path / "model" / "weights.bin").write_bytes(b"w" * 40)  # cut short
@@ -153,21 +147,23 @@ def test_a_start_evaluated_for_another_checkpoint_is_evaluated_again():
 
 
 def test_results_state_marks_another_hash_stale():
-    assert results_state({"state": "done", "hash": H}, H) == "done"
-    assert results_state({"state": "done", "hash": "h0"}, H) == STALE
-    assert results_state({"state": "done"}, H) == STALE  # done, but for no known plan
-    assert results_state({"state": "pending"}, H) == "pending"
-    assert results_state({"state": "training", "hash": H}, H) == "training"
+    assert results_state(Status.model_validate({"state": "done", "hash": H}), H) == "done"
+    assert results_state(Status.model_validate({"state": "done", "hash": "h0"}), H) == STALE
+    assert results_state(Status.model_validate({"state": "done"}), H) == STALE  # done, but for no known plan
+    assert results_state(Status.model_validate({"state": "pending"}), H) == "pending"
+    assert results_state(Status.model_validate({"state": "training", "hash": H}), H) == "training"
 
 
 def test_status_is_merged_and_written_whole(tmp_path):
-    assert read_status(tmp_path) == {"state": "pending"}
+    assert read_status(tmp_path) == Status(state=State.PENDING)
     write_status(tmp_path, State.TRAINING, hash=H, tokens_done=10)
     write_status(tmp_path, State.DONE, scores={"a": 0.5})
     status = read_status(tmp_path)
-    assert status["state"] == "done" and status["hash"] == H and status["tokens_done"] == 10
-    assert status["scores"] == {"a": 0.5} and isinstance(status["updated"], float)
+    assert status.state == "done" and status.hash == H and status.tokens_done == 10
+    assert status.scores == {"a": 0.5} and isinstance(status.updated, float)
     assert not list(tmp_path.glob(".*.tmp"))  # atomic: no temp file left behind
+    with pytest.raises(TypeError, match="no field tokens_seen"):  # a misspelt field fails where it is written
+        write_status(tmp_path, State.DONE, tokens_seen=10)
 
 
 def test_lock_stops_a_second_holder_and_is_released(tmp_path):

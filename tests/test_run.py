@@ -141,7 +141,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny):
 
         [outcome] = [o for o in run_study(variants=["baseline"]) if o.job == "baseline"]
     assert outcome.state == "done"
-    assert 0 < outcome.status["resumed_at"] < PHASE  # it resumed, it did not start over
+    assert 0 < outcome.status.resumed_at < PHASE  # it resumed, it did not start over
     log = [json.loads(line)["tokens"] for line in (folder / "train_log.jsonl").open()]
     assert log == list(range(PHASE + BATCH * SEQ_LEN, TOTAL_TOKENS + 1, BATCH * SEQ_LEN))  # no step twice
     weights = {}

@@ -241,8 +241,9 @@ def suggest_study(
     from dataclasses import asdict
 
     from ablate.analyze.suggest import propose
+    from ablate.artifacts import SUGGESTED, add_suggestion
     from ablate.plan.study import refuse_stale, save_plan
-    from ablate.store import read_json, study_dir, write_json
+    from ablate.store import study_dir
 
     check_request(radius, resamples)
     study_name, plan, recipe, points = load_points(study, phase)
@@ -277,7 +278,6 @@ def suggest_study(
     added = replan(plan, recipe, mixtures={found.ablation: found.mixture})  # at the phase it was fitted on
     if not force:
         refuse_stale(added, f"ablate suggest --name {name}", fix="pass --force, or another --name")
-    registry = study_dir(study_name) / "suggested.json"
-    write_json(registry, {**(read_json(registry) if registry.exists() else {}), found.ablation: asdict(found)})
+    add_suggestion(study_dir(study_name) / SUGGESTED, found.ablation, asdict(found))
     save_plan(added)
     return found, data, [v.name for v in added.variants if v.ablation == found.ablation]

@@ -157,7 +157,7 @@ def suggest_runs(
     from dataclasses import asdict
 
     from ablate.analyze.suggest import check_request, check_targets, propose
-    from ablate.store import read_json, write_json
+    from ablate.artifacts import add_suggestion
 
     check_request(radius, resamples)
     points, _ = read_runs(path, split=split)
@@ -184,5 +184,5 @@ def suggest_runs(
         folds=folds,
     )
     registry = path.with_name(f"{path.stem}.suggested.json")
-    write_json(registry, {**(read_json(registry) if registry.exists() else {}), name: asdict(found)})
+    add_suggestion(registry, name, asdict(found))
     return found, data, registry

@@ -38,11 +38,12 @@ def status(study: StudyOpt = None) -> None:
 def pretrain(recipe: RecipeOpt = None) -> None:
     """Train the recipe's model from scratch on the base mix up to the phase; register it as 'pretrained'
     (and, with ablations.phases, one checkpoint per phase start as 'pretrained@p<percent>')."""
-    from ablate.job import PRETRAIN, read_status
+    from ablate.artifacts import read_status
+    from ablate.job import PRETRAIN
     from ablate.plan.build import pretrain_points
     from ablate.recipe import load_recipe
+    from ablate.run.pretrain import pretrain as run_pretrain
     from ablate.run.view import token_bar
-    from ablate.run.worker import pretrain as run_pretrain
     from ablate.store import study_dir
 
     loaded = load_recipe(recipe)
@@ -50,7 +51,7 @@ def pretrain(recipe: RecipeOpt = None) -> None:
     with token_bar(err, "pretrain", total) as on_progress:
         path = run_pretrain(loaded, on_progress=on_progress)
     done = read_status(study_dir(loaded.name) / PRETRAIN)
-    speed = f" at {done['tokens_per_s']:,.0f} tok/s" if done.get("tokens_per_s") else ""
+    speed = f" at {done.tokens_per_s:,.0f} tok/s" if done.tokens_per_s else ""
     err.print(f"pretrained {total:,} tokens{speed}; checkpoint 'pretrained' = {path}", soft_wrap=True)
 
 
@@ -112,7 +113,7 @@ def run(
     states = [outcome.state for outcome in outcomes]
     submitted = [outcome for outcome in outcomes if outcome.state == "submitted"]
     if submitted:
-        first = submitted[0].status
+        first = submitted[0].submission
         jobs = ", ".join(outcome.job for outcome in submitted)
         err.print(
             f"submitted Slurm job {first['array']}: an array of {first['tasks']} tasks ({jobs}) from {first['script']}",

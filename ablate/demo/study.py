@@ -100,8 +100,8 @@ def run_demo(
     from ablate.report import Settings, build_report, write_report
     from ablate.report.load import load_study
     from ablate.run.launch import available_cores
+    from ablate.run.pretrain import pretrain
     from ablate.run.runner import run_study
-    from ablate.run.worker import pretrain
     from ablate.store import study_dir, write_json
 
     recipe = demo_recipe(fast, trust=trust, suggest=suggest)

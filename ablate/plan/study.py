@@ -19,16 +19,15 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
+from ablate.artifacts import PLAN, State, Status, read_status, registered_checkpoints, resolve_checkpoint
 from ablate.data.manifest import is_remote, manifest_tokens
 from ablate.errors import AblateError, StudyError
-from ablate.job import LATEST, PRETRAINED, START, State, read_status
+from ablate.job import LATEST, PRETRAINED, START
 from ablate.plan.build import PLAN_VERSION, Plan, build_plan, split_phase
 from ablate.plan.tasks import check_tasks, task_sizes
 from ablate.recipe import Recipe
 from ablate.store import (
     read_shaped,
-    registered_checkpoints,
-    resolve_checkpoint,
     set_current,
     shape_error,
     study_dir,
@@ -47,7 +46,7 @@ def plan_study(recipe: Recipe, *, force: bool = False, reevaluate: bool = False,
     `reevaluate`, only those whose training would change: the rest are evaluated again). Mixtures
     `ablate suggest` added to the study's current plan are kept: re-planning does not drop them.
     """
-    previous = study_dir(recipe.name) / "plan.json"
+    previous = study_dir(recipe.name) / PLAN
     if "mixtures" not in options and previous.exists():
         with contextlib.suppress(StudyError):  # a plan from another ablate version: nothing to carry over
             kept = load_plan(recipe.name).options.mixtures
@@ -77,13 +76,13 @@ def plan_study(recipe: Recipe, *, force: bool = False, reevaluate: bool = False,
 
 
 def save_plan(plan: Plan) -> None:
-    write_json(study_dir(plan.study) / "plan.json", plan.model_dump(mode="json"))
+    write_json(study_dir(plan.study) / PLAN, plan.model_dump(mode="json"))
     set_current(plan.study)
 
 
 def load_plan(study: str) -> Plan:
     """The study's plan.json, validated; a plan from another ablate version asks to be re-planned."""
-    path = study_dir(study) / "plan.json"
+    path = study_dir(study) / PLAN
     payload = read_shaped(path, dict[str, Any], fix=REPLAN)
     if payload.get("version") != PLAN_VERSION:
         raise StudyError(
@@ -102,7 +101,7 @@ def load_study_plan(study: str) -> tuple[Plan, Recipe]:
     try:
         return plan, Recipe.model_validate(plan.recipe)
     except ValidationError as exc:
-        raise shape_error(study_dir(study) / "plan.json", exc, REPLAN) from None
+        raise shape_error(study_dir(study) / PLAN, exc, REPLAN) from None
 
 
 def start_checkpoint(
@@ -146,28 +145,28 @@ def stale_results(plan: Plan) -> list[Held]:
     it, so a re-plan (another --design, fewer --remove) must not drop finished work unasked."""
     held: list[Held] = []
     start = read_status(study_dir(plan.study) / START)
-    if start.get("state") == State.DONE and start.get("hash") != plan.start_hash:
+    if start.state == State.DONE and start.hash != plan.start_hash:
         held.append(Held(f"{START} (evaluated)", False))
     for folder in _dropped(plan):
-        held.append(Held(f"{folder.name} ({read_status(folder).get('state')}, not in the new plan)", True, True))
+        held.append(Held(f"{folder.name} ({read_status(folder).state}, not in the new plan)", True, True))
     for variant in plan.variants:
         folder = variant_dir(plan.study, variant.name)
         status = read_status(folder)
-        if _kept(folder, status) and status.get("hash") != variant.hash:
-            retrains = status.get("train_hash") != variant.train_hash
+        if _kept(folder, status) and status.hash != variant.hash:
+            retrains = status.train_hash != variant.train_hash
             changed = "training" if retrains else "evaluation"
-            held.append(Held(f"{variant.name} ({status.get('state')}, {changed} changed)", retrains))
+            held.append(Held(f"{variant.name} ({status.state}, {changed} changed)", retrains))
     return held
 
 
-def _kept(folder: Path, status: dict[str, Any]) -> bool:
+def _kept(folder: Path, status: Status) -> bool:
     """Whether a job folder holds work worth keeping: results, or training done or under way."""
-    return status.get("state") == State.DONE or bool(status.get("trained")) or (folder / LATEST).exists()
+    return status.state == State.DONE or bool(status.trained) or (folder / LATEST).exists()
 
 
 def _dropped(plan: Plan) -> list[Path]:
     """Folders of variants the study's current plan.json names and `plan` does not, holding work."""
-    if not (study_dir(plan.study) / "plan.json").exists():
+    if not (study_dir(plan.study) / PLAN).exists():
         return []
     try:
         before = load_plan(plan.study).variants

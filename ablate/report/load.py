@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from ablate.artifacts import SUGGESTED, State, Status, read_heldout, read_status, read_suggested, resolve_checkpoint
 from ablate.errors import StudyError
-from ablate.job import STALE, START, State, read_status, results_state
+from ablate.job import STALE, START, results_state
 from ablate.plan.build import phase_label
 from ablate.plan.study import load_plan
-from ablate.store import HELDOUT, current_study, read_shaped, resolve_checkpoint, study_dir, variant_dir
+from ablate.store import current_study, read_shaped, study_dir, variant_dir
 
 if TYPE_CHECKING:
     from ablate.plan.build import Plan
@@ -76,42 +77,41 @@ def variant_states(study: str, plan: Plan | None = None) -> pd.DataFrame:
     start_folder = study_dir(study) / START
     if start_folder.exists():
         status = read_status(start_folder)
-        if status["state"] == State.PENDING and _result_files(start_folder / "eval"):
+        if status.state == State.PENDING and _result_files(start_folder / "eval"):
             # evaluated without a status file (e.g. by hand): its results are what they are
-            status = {**status, "state": State.DONE.value, "hash": plan.start_hash}
+            status = status.model_copy(update={"state": State.DONE, "hash": plan.start_hash})
         rows.append(_checked(START, START, None, status, plan.start_hash, start_folder))
     for variant in plan.variants:
         folder = variant_dir(study, variant.name)
-        status = {"tokens": variant.tokens, **read_status(folder)}  # the planned count where no status says it yet
+        status = read_status(folder)
+        if status.tokens is None:  # the planned count where no status says it yet
+            status = status.model_copy(update={"tokens": variant.tokens})
         rows.append(_checked(variant.name, variant.ablation, variant.seed, status, variant.hash, folder))
     return pd.DataFrame(rows, columns=VARIANT_COLUMNS)
 
 
-def _checked(
-    name: str, ablation: str, seed: int | None, status: dict[str, Any], expected: str, folder: Path
-) -> dict[str, Any]:
+def _checked(name: str, ablation: str, seed: int | None, status: Status, expected: str, folder: Path) -> dict[str, Any]:
     """A job's row, marked stale (with the reason as its error) when its results are for another hash."""
     state = results_state(status, expected)
-    hash_ok = None if "hash" not in status else status["hash"] == expected
+    hash_ok = None if status.hash is None else status.hash == expected
     if state == STALE:
-        error = (
-            f"hash {status.get('hash', 'none')} ≠ plan {expected}: results belong to another plan; "
-            "rerun `ablate run` to refresh them"
-        )
-        status, hash_ok = {**status, "error": error}, False
+        error = f"hash {status.hash or 'none'} ≠ plan {expected}: results belong to another plan; "
+        status, hash_ok = status.model_copy(update={"error": error + "rerun `ablate run` to refresh them"}), False
     return _row(name, ablation, seed, state, hash_ok, status, folder)
 
 
-def _row(name: str, ablation: str, seed: int | None, state: str, hash_ok: bool | None, status: dict, folder: Path):
+def _row(
+    name: str, ablation: str, seed: int | None, state: str, hash_ok: bool | None, status: Status, folder: Path
+) -> dict[str, Any]:
     return {
         "variant": name,
         "ablation": ablation,
         "seed": seed,
         "state": state,
         "hash_ok": hash_ok,
-        "tokens_done": status.get("tokens_done"),
-        "tokens": status.get("tokens"),
-        "error": status.get("error"),
+        "tokens_done": status.tokens_done,
+        "tokens": status.tokens,
+        "error": status.error,
         "folder": str(folder),
     }
 
@@ -129,14 +129,9 @@ def load_study(study: str | None = None) -> StudyResults:
         for cat, spec in (recipe_eval.get("categories") or {}).items()
     }
     done = result.variants[result.variants.state == DONE]
-    found = {str(v): Path(str(f)) / HELDOUT for v, f in zip(done.variant, done.folder, strict=True)}
-    result.heldout = {
-        variant: read_shaped(path, _HeldOut, HELDOUT_FIX) for variant, path in found.items() if path.exists()
-    }
-    suggested = study_dir(name) / "suggested.json"
-    proposals = (
-        read_shaped(suggested, dict[str, _Suggested | _SuggestedBefore], SUGGESTED_FIX) if suggested.exists() else {}
-    )
+    heldout = {str(v): read_heldout(Path(str(f))) for v, f in zip(done.variant, done.folder, strict=True)}
+    result.heldout = {variant: found for variant, found in heldout.items() if found is not None}
+    proposals = read_suggested(study_dir(name) / SUGGESTED)
     result.suggestions = {n: _one_objective(p) for n, p in proposals.items()}
     training = plan.recipe.get("training", {})
     if plan.options.checkpoint is not None:
@@ -159,51 +154,7 @@ def load_study(study: str | None = None) -> StudyResults:
     return result
 
 
-# ---- the shapes of the study's own files the report reads -----------------------------------
-
-HELDOUT_FIX = "delete it (the report then leaves the variant's held-out loss out) or rerun the variant"
-SUGGESTED_FIX = "delete it and rerun `ablate suggest`"
-
-
-class _HeldOutDomain(BaseModel):
-    """What the report reads of one domain in a variant's heldout.json (ablate.run.heldout writes it)."""
-
-    sequences: int
-    tokens: int
-    bytes: int | None = None
-    loss: float
-    fingerprint: str
-    nll: list[float]
-
-
-class _HeldOut(BaseModel):
-    domains: dict[str, _HeldOutDomain]
-
-
-class _Suggested(BaseModel):
-    """What the report reads of one proposal in suggested.json (ablate.analyze.fit.Suggestion)."""
-
-    ablation: str
-    baseline: str
-    target: str
-    variants: int
-    kl: float
-    radius: float
-    mixture: dict[str, float]
-    baseline_mixture: dict[str, float]
-    gain: dict[str, float]
-    objective: dict[str, float]
-    models: dict[str, str]
-    loo_rmse: dict[str, float]
-
-
-class _SuggestedBefore(_Suggested):
-    """One written before weighted objectives: one target and one model."""
-
-    objective: None = None  # type: ignore[assignment]
-    models: None = None  # type: ignore[assignment]
-    model: str
-    loo_rmse: float  # type: ignore[assignment]
+# ---- the shape of lm-eval's outputs the report reads --------------------------------------
 
 
 class _Results(BaseModel):
@@ -247,7 +198,7 @@ def load_folder(path: str | Path) -> StudyResults:
             continue
         match = _SEED_SUFFIX.match(folder.name)
         ablation, seed = (match["ablation"], int(match["seed"])) if match else (folder.name, None)
-        rows.append(_row(folder.name, ablation, seed, DONE, None, {}, folder))
+        rows.append(_row(folder.name, ablation, seed, DONE, None, Status(), folder))
     if not rows:
         raise StudyError(f"--from {root}: no subfolder holds lm-eval results_*.json; expected {root}/<variant>/...")
     variants = pd.DataFrame(rows, columns=VARIANT_COLUMNS)

@@ -27,17 +27,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 import transformers
 
+from ablate.artifacts import read_status, write_status
 from ablate.errors import AblateError, StudyError
 from ablate.job import (
     HASH_LIMIT,
     LATEST,
     MODEL,
-    State,
     damaged_outputs,
     folder_lock,
-    read_status,
     record_outputs,
-    write_status,
 )
 from ablate.run.dist import rank
 from ablate.store import replacing_folder, write_atomic
@@ -105,8 +103,7 @@ def ensure_exported(folder: Path, *, hash_limit: int | None = HASH_LIMIT) -> Pat
                 f"{folder}: {damaged[MODEL]}, and no checkpoint to export it from; delete the folder to train again"
             )
         write_start(load_start(str(latest)), folder / MODEL)
-        state = State(status.get("state", State.PENDING))
-        write_status(folder, state, outputs=record_outputs(folder, read_status(folder), MODEL))
+        write_status(folder, status.state, outputs=record_outputs(folder, read_status(folder), MODEL))
     return folder / MODEL
 
 
@@ -121,13 +118,13 @@ def export_variant(study: str, name: str, out: Path, *, force: bool = False) -> 
     variant = plan.variant(name)
     folder = variant_dir(study, name)
     status = read_status(folder)
-    trained_for = status.get("train_hash")
+    trained_for = status.train_hash
     if trained_for not in (None, variant.train_hash):
         raise StudyError(
             f"{folder}: trained for hash {trained_for}, the plan now says {variant.train_hash}; "
             "rerun the variant before exporting it"
         )
-    if not status.get("trained"):
+    if not status.trained:
         raise StudyError(f"variant {name}: not trained yet; run `ablate run --variant {name}` first")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not force:

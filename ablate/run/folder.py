@@ -15,21 +15,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from ablate.artifacts import HELDOUT, State, Status, read_status
 from ablate.errors import AblateError, StudyError
-from ablate.job import EVAL, LATEST, MODEL, Next, State, damaged_outputs, next_action, read_status
+from ablate.job import EVAL, LATEST, MODEL, Next, damaged_outputs, next_action
 from ablate.plan.build import Variant
 from ablate.plan.study import start_checkpoint
 from ablate.recipe import Recipe
-from ablate.store import HELDOUT
 
 
 def start_next(start_hash: str, folder: Path, holder: str | None = None) -> Next:
     """What happens to the start checkpoint's evaluation next: done once per hash, again if its
     lm-eval outputs are missing or changed."""
     status = read_status(folder)
-    done = status.get("state") == State.DONE and status.get("hash") == start_hash
+    done = status.state == State.DONE and status.hash == start_hash
     damaged = damaged_outputs(folder, status, (EVAL,)) if done and not holder else {}
     return next_action(status, hash=start_hash, holder=holder, damaged=damaged)
 
@@ -37,7 +37,7 @@ def start_next(start_hash: str, folder: Path, holder: str | None = None) -> Next
 class Seen(NamedTuple):
     """What a runner reads off a variant's folder to decide (ablate.job.next_action's inputs)."""
 
-    status: dict[str, Any]
+    status: Status
     checkpoint_at: int | None  # tokens of the phase the latest checkpoint holds, where it was read
     damaged: dict[str, str]  # a done folder's outputs that are missing or changed → why
 
@@ -47,7 +47,7 @@ def variant_outputs(recipe: Recipe) -> tuple[str, ...]:
     return (MODEL, EVAL, *([HELDOUT] if recipe.eval.heldout else []))
 
 
-def checkpoint_at(folder: Path, status: dict[str, Any], train_hash: str, start_tokens: Callable[[], int]) -> int | None:
+def checkpoint_at(folder: Path, status: Status, train_hash: str, start_tokens: Callable[[], int]) -> int | None:
     """Tokens past its start that the folder's latest checkpoint holds, read off its timestamp when the
     status cannot say (not trained yet, or status.json lost); None without one or once trained.
 
@@ -55,7 +55,7 @@ def checkpoint_at(folder: Path, status: dict[str, Any], train_hash: str, start_t
     read (cut short, corrupt) is one line naming the file and the fix: Composer keeps only the latest.
     """
     latest = folder / LATEST
-    if status.get("state") == State.DONE or status.get("trained") or status.get("train_hash") not in (None, train_hash):
+    if status.state == State.DONE or status.trained or status.train_hash not in (None, train_hash):
         return None
     if not latest.exists():
         return None
@@ -69,7 +69,7 @@ def checkpoint_at(folder: Path, status: dict[str, Any], train_hash: str, start_t
             f"{exc}; {folder.name}'s latest checkpoint is cut short or corrupt: delete it and the link {latest}, "
             f"then rerun to train {folder.name} again from its start"
         ) from None
-    began = status.get("start_tokens")
+    began = status.start_tokens
     return tokens - (start_tokens() if began is None else int(began))
 
 
@@ -78,7 +78,7 @@ def look(study: str, recipe: Recipe, variant: Variant, folder: Path) -> Seen:
     from ablate.run.start import load_start
 
     status = read_status(folder)
-    done = status.get("state") == State.DONE and status.get("hash") == variant.hash
+    done = status.state == State.DONE and status.hash == variant.hash
     damaged = damaged_outputs(folder, status, variant_outputs(recipe)) if done else {}
 
     def start_tokens() -> int:

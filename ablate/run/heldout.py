@@ -3,7 +3,7 @@
     from ablate.run.heldout import check_heldout, heldout_loss
     check_heldout(recipe)                                    # one line per problem, before any training
     found = heldout_loss(model, tokenizer, recipe.eval, recipe.seq_len)  # domain → loss, bpb, per sequence
-    write_json(variant_folder / HELDOUT, found)              # HELDOUT from ablate.store
+    write_heldout(variant_folder, found)                     # ablate.artifacts: heldout.json, checked
 
 Loss is far less noisy than accuracy (every token is a measurement, not every item), and it is what
 mixing laws are fitted on (Ye et al., 2403.16952). Each domain of `eval.heldout` is an MDS folder of

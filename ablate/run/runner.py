@@ -29,9 +29,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from ablate.artifacts import State, Status, read_status, write_status
 from ablate.data.manifest import check_shards, is_remote
 from ablate.errors import AblateError, StudyError
-from ablate.job import START, WORK, Do, Exit, State, lock_holder, read_status, write_status
+from ablate.job import START, WORK, Do, Exit, lock_holder
 from ablate.plan.build import Plan, Variant, replan
 from ablate.plan.study import load_study_plan, refuse_stale, save_plan, start_checkpoint
 from ablate.recipe import Recipe
@@ -59,11 +60,12 @@ class Outcome:
     job: str
     state: str  # done, failed, busy (another runner holds it) or submitted (slurm)
     seconds: float = 0.0  # wall time of the job's process(es), start-up and evaluation included
-    status: dict[str, Any] = field(default_factory=dict)
+    status: Status = field(default_factory=Status)
+    submission: dict[str, Any] = field(default_factory=dict)  # slurm: array, tasks, script, job_id
 
     @property
     def error(self) -> str | None:
-        return self.status.get("error")
+        return self.status.error
 
 
 # ---- how jobs are launched ----------------------------------------------------------------
@@ -192,7 +194,7 @@ class Observer(Protocol):
 
     def planned(self, actions: list[Action]) -> None: ...  # every job's action, before the first starts
 
-    def running(self, action: Action, status: dict[str, Any]) -> None: ...  # twice a second while it runs
+    def running(self, action: Action, status: Status) -> None: ...  # twice a second while it runs
 
     def finished(self, outcome: Outcome) -> None: ...
 
@@ -226,20 +228,20 @@ def _outcome(job: _Job, code: int) -> Outcome:
     status = read_status(action.folder)
     if code == Exit.BUSY:
         return Outcome(action.job, "busy", seconds, status)
-    if code != Exit.OK and status["state"] != State.FAILED:  # died before it could say why (a signal, the OOM killer)
-        status = {**status, "error": f"exited with code {code}; see {launch.log_path(action.folder)}"}
+    if code != Exit.OK and status.state != State.FAILED:  # died before it could say why (a signal, the OOM killer)
+        error = f"exited with code {code}; see {launch.log_path(action.folder)}"
         try:
-            write_status(action.folder, State.FAILED, error=status["error"])
+            status = write_status(action.folder, State.FAILED, error=error)
         except OSError as exc:  # a full disk took the job, and takes its status.json too
-            status["error"] = (
+            error = (
                 f"{action.folder}: {exc.strerror}, so the job (exit code {code}) could not write its status.json; "
                 "make room there, then rerun to resume"
             )
-        status["state"] = State.FAILED.value
+            status = status.model_copy(update={"state": State.FAILED, "error": error})
     if code == Exit.USER and action.job == START:
         log = launch.log_path(action.folder)
-        raise AblateError(status.get("error") or f"start checkpoint: cannot evaluate it; see {log}")
-    return Outcome(action.job, status["state"], seconds, status)
+        raise AblateError(status.error or f"start checkpoint: cannot evaluate it; see {log}")
+    return Outcome(action.job, status.state.value, seconds, status)
 
 
 def _run_jobs(study: str, actions: list[Action], how: Launch, observer: Observer | None) -> list[Outcome]:
@@ -307,13 +309,15 @@ def run_study(
         path = slurm.write_script(study, slurm_script(study, plan, jobs, how))
         array = slurm.submit(study, jobs, path)
         details = {"array": array, "tasks": len(jobs), "script": str(path)}
-        return [Outcome(a.job, "submitted", 0.0, {**details, "job_id": f"{array}_{i}"}) for i, a in enumerate(todo)]
+        return [
+            Outcome(a.job, "submitted", submission={**details, "job_id": f"{array}_{i}"}) for i, a in enumerate(todo)
+        ]
     if observer:
         observer.planned(actions)
     outcomes = []
     for action in actions:
         if action.do == Do.BUSY:
-            outcomes.append(Outcome(action.job, "busy", 0.0, {"error": action.why}))
+            outcomes.append(Outcome(action.job, "busy", status=Status(error=action.why)))
             if observer:
                 observer.finished(outcomes[-1])
     return outcomes + _run_jobs(study, todo, how, observer)

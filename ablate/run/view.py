@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ablate.artifacts import Status
 from ablate.job import START, WORK, Do
 from ablate.run.runner import Action, Outcome
 
@@ -36,11 +37,11 @@ def summary_line(outcome: Outcome) -> str:
     if outcome.state != "done":
         return f"{outcome.job}: {outcome.state}" + (f" — {outcome.error}" if outcome.error else "")
     parts = [f"{outcome.job}: done in {outcome.seconds:.1f} s"]
-    if status.get("tokens_per_s"):
-        parts.append(f"{int(status.get('tokens_done') or 0):,} tokens at {status['tokens_per_s']:,.0f} tok/s")
-    if status.get("final_loss") is not None:
-        parts.append(f"loss {status['final_loss']:.3f}")
-    scores = status.get("scores") or {}
+    if status.tokens_per_s:
+        parts.append(f"{int(status.tokens_done or 0):,} tokens at {status.tokens_per_s:,.0f} tok/s")
+    if status.final_loss is not None:
+        parts.append(f"loss {status.final_loss:.3f}")
+    scores = status.scores or {}
     if scores:
         parts.append(" ".join(f"{task} {100 * value:.1f}" for task, value in scores.items()))
     return ", ".join(parts)
@@ -78,15 +79,15 @@ class RunDisplay:
             todo = sum(action.do in WORK for action in actions)
             self.jobs = self.progress.add_task("jobs", total=todo, detail=f"0 of {todo} done")
 
-    def running(self, action: Action, status: dict[str, Any]) -> None:
+    def running(self, action: Action, status: Status) -> None:
         if not self.progress:
             return
         if action.job not in self.bars:
             self.bars[action.job] = self.progress.add_task(
                 escape(action.job), total=action.tokens or None, detail="starting"
             )
-        done = int(status.get("tokens_done") or 0)
-        detail = f"{status.get('state', 'starting')}" + (f" {done:,} tokens" if action.tokens else "")
+        done = int(status.tokens_done or 0)
+        detail = f"{status.state}" + (f" {done:,} tokens" if action.tokens else "")
         self.progress.update(self.bars[action.job], completed=done if action.tokens else 0, detail=detail)
 
     def finished(self, outcome: Outcome) -> None:
@@ -100,8 +101,8 @@ class RunDisplay:
                 self.progress.update(self.jobs, detail=f"{len(self.outcomes)} of {total:.0f} done")
         style = _STYLE.get(outcome.state, "yellow")
         self.console.print(f"[{style}]{escape(summary_line(outcome))}[/{style}]", highlight=False, soft_wrap=True)
-        if outcome.status.get("warning"):
-            self.console.print(f"[yellow]warning: {escape(outcome.status['warning'])}[/yellow]", soft_wrap=True)
+        if outcome.status.warning:
+            self.console.print(f"[yellow]warning: {escape(outcome.status.warning)}[/yellow]", soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -31,32 +31,25 @@ from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
+from ablate.artifacts import HELDOUT, State, Status, read_status, write_heldout, write_status
 from ablate.errors import AblateError, StudyError
 from ablate.job import (
     EVAL,
-    LATEST,
     MODEL,
-    PRETRAIN,
-    PRETRAINED,
     START,
     VARIANT,
     Busy,
     Do,
     Exit,
-    State,
     folder_lock,
-    next_action,
-    read_status,
     record_outputs,
-    write_status,
 )
-from ablate.plan.build import normalize, phase_label, phase_recipe, pretrain_points, with_phase
-from ablate.plan.identity import content_hash, train_hash
+from ablate.plan.build import phase_recipe
 from ablate.plan.study import load_study_plan, start_checkpoint
 from ablate.recipe import Recipe
 from ablate.run.dist import rank, world_size
-from ablate.run.folder import checkpoint_at, look, start_next, variant_next
-from ablate.store import HELDOUT, register_checkpoint, study_dir, variant_dir, write_json
+from ablate.run.folder import look, start_next, variant_next
+from ablate.store import study_dir, variant_dir, write_json
 
 
 def token_mismatch(tokens: int, recipe: Recipe) -> str | None:
@@ -91,7 +84,7 @@ def _error_line(exc: BaseException, folder: Path) -> str:
 
 
 @contextmanager
-def _recording_failure(folder: Path, leader: bool) -> Iterator[None]:
+def recording_failure(folder: Path, leader: bool) -> Iterator[None]:
     """Any exception leaves status `failed` with a one-line error, then propagates. Where status.json
     cannot be written either (the disk that failed the job is full), it keeps its state, which the
     next run resumes from, and the line goes to stderr alone."""
@@ -114,7 +107,7 @@ def run_name(study: str, job: str, train_hash: str) -> str:
     return f"{study}-{job}-{train_hash[:8]}"
 
 
-def _params(
+def tracker_params(
     study: str, job: str, *, seed: int, train_hash: str, mixture: dict[str, float], **more: str
 ) -> dict[str, Any]:
     """What an experiment tracker records about a run: which study and job, seed, hashes and mixture."""
@@ -122,7 +115,7 @@ def _params(
     return fields | {f"mixture/{subset}": share for subset, share in mixture.items()}
 
 
-def _progress(folder: Path, offset: int, then: Callable[[int], None] | None = None) -> Callable[[int], None]:
+def progress_into(folder: Path, offset: int, then: Callable[[int], None] | None = None) -> Callable[[int], None]:
     """Training progress into status.json (what `ablate run` draws), then to `then` if given."""
 
     def report(tokens: int) -> None:
@@ -133,78 +126,7 @@ def _progress(folder: Path, offset: int, then: Callable[[int], None] | None = No
     return report
 
 
-# ---- pretrain ------------------------------------------------------------------------------
-
-
-def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None) -> str:
-    """Train the recipe's model from scratch on the base mix up to the phase; register the checkpoint.
-
-    Writes results/<study>/pretrain/ and names the checkpoint `pretrained` in the study's
-    checkpoints.json. With `ablations.phases`, it trains on to the latest phase's start and keeps a
-    checkpoint at each phase's start, registered as `pretrained@p<percent>` (pretrained@p10): the
-    starts a phase study continues from. A finished pretraining with the same inputs is reused; an
-    interrupted one resumes; one trained from another recipe is refused.
-    """
-    from ablate.run import train
-    from ablate.run.start import new_model
-
-    folder = study_dir(recipe.name) / PRETRAIN
-    latest = folder / LATEST
-    mixture = normalize(recipe.mixes.base)
-    end, keep, starts = pretrain_points(recipe)
-    # The pretraining's LR is warm-up then flat, so training on past the recipe's start changes
-    # nothing before it; the end and the kept points are what a phase study adds to its identity.
-    digest = train_hash(recipe, mixture, phase=False)
-    if starts:
-        digest = content_hash({"pretrain": digest, "end": end, "keep": keep})
-    status = read_status(folder)
-    then = next_action(
-        status,
-        hash=digest,
-        train_hash=digest,
-        has_checkpoint=latest.exists(),
-        tokens=end,
-        checkpoint_at=checkpoint_at(folder, status, digest, lambda: 0),
-    )
-    if then.do == Do.STALE:
-        raise StudyError(f"{folder}: pretrained from another recipe ({then.why}); delete the folder to pretrain again")
-    fields = {"hash": digest, "train_hash": digest, "tokens": end, "error": None}
-    if then.do == Do.EVALUATE:  # its checkpoint already holds every token (its status.json was lost)
-        write_status(folder, State.DONE, **fields, tokens_done=end)
-    elif then.do != Do.SKIP or not latest.exists():  # the checkpoint is what a pretraining is for
-        with folder_lock(folder), _recording_failure(folder, leader=True):
-            write_status(folder, State.TRAINING, **fields)
-            result = train.fit(
-                new_model(recipe),
-                recipe,
-                mixture=mixture,
-                seed=recipe.training.seed,
-                folder=folder,
-                run_name=run_name(recipe.name, "pretrain", digest),
-                schedule=train.pretrain_schedule(recipe),
-                end_tokens=end,
-                on_progress=_progress(folder, 0, on_progress),
-                params=_params(recipe.name, "pretrain", seed=recipe.training.seed, train_hash=digest, mixture=mixture),
-                keep_at=keep,
-            )
-            write_status(folder, State.DONE, **_train_summary(result))
-    batch = recipe.training.batch_size * recipe.seq_len
-
-    def at(tokens: int) -> str:
-        if tokens == end:
-            return str(latest)
-        kept = train.kept_checkpoint(folder, tokens, batch)
-        if kept is None:
-            raise StudyError(f"{folder}: no checkpoint kept at {tokens:,} tokens; delete the folder to pretrain again")
-        return str(kept)
-
-    register_checkpoint(recipe.name, PRETRAINED, at(recipe.training.start_tokens))
-    for phase, tokens in starts.items():
-        register_checkpoint(recipe.name, with_phase(PRETRAINED, phase_label(phase)), at(tokens))
-    return at(recipe.training.start_tokens)
-
-
-def _train_summary(result: Any) -> dict[str, Any]:
+def train_summary(result: Any) -> dict[str, Any]:
     return {
         "train_seconds": round(result.seconds, 3),
         "tokens_per_s": round(result.tokens / result.seconds, 1) if result.seconds > 0 else None,
@@ -229,7 +151,7 @@ def run_start(study: str, *, strict: bool = False) -> None:
     with folder_lock(folder):
         if start_next(plan.start_hash, folder).do == Do.SKIP:
             return
-        with _recording_failure(folder, leader=True):
+        with recording_failure(folder, leader=True):
             path = start_checkpoint(study, recipe, plan.options.checkpoint)
             write_status(folder, State.EVALUATING, hash=plan.start_hash, checkpoint=path, error=None)
             start = load_start(str(path))
@@ -252,7 +174,7 @@ def run_start(study: str, *, strict: bool = False) -> None:
                 warning=warning,
                 scores=scores,
                 eval_seconds=round(time.perf_counter() - tick, 3),
-                outputs=record_outputs(folder, {}, EVAL),
+                outputs=record_outputs(folder, Status(), EVAL),
             )
 
 
@@ -287,7 +209,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
         if then.do == Do.SKIP:
             return
         trained = then.do == Do.EVALUATE
-        done = seen.status.get("state") == State.DONE and seen.status.get("hash") == variant.hash
+        done = seen.status.state == State.DONE and seen.status.hash == variant.hash
         keep = {part for part in (EVAL, HELDOUT) if trained and done and part not in seen.damaged}
         if leader:
             write_json(folder / VARIANT, variant.model_dump(mode="json"))
@@ -299,7 +221,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             if not trained:
                 fields["outputs"] = {}  # whatever an earlier training wrote is replaced
             write_status(folder, State.EVALUATING if trained else State.TRAINING, **fields)
-        with _recording_failure(folder, leader):
+        with recording_failure(folder, leader):
             if not trained:
                 path = start_checkpoint(study, recipe, variant.checkpoint)
                 start = load_start(str(path), weights=False)
@@ -318,8 +240,8 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                     run_name=run_name(study, name, variant.train_hash),
                     schedule=train.phase_schedule(recipe, start),
                     end_tokens=start.tokens + variant.tokens,
-                    on_progress=_progress(folder, start.tokens) if leader else None,
-                    params=_params(
+                    on_progress=progress_into(folder, start.tokens) if leader else None,
+                    params=tracker_params(
                         study,
                         name,
                         seed=variant.seed,
@@ -340,7 +262,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                         warning=warning,
                         setup_seconds=round(setup + result.setup_seconds, 3),
                         outputs=record_outputs(folder, read_status(folder), MODEL),
-                        **_train_summary(result),
+                        **train_summary(result),
                     )
             if not leader:
                 return
@@ -350,9 +272,9 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             if HELDOUT not in keep:
                 (folder / HELDOUT).unlink(missing_ok=True)  # never one from an earlier evaluation
             if recipe.eval.heldout and HELDOUT not in keep:  # first: vLLM's engine, if used, holds the GPU until exit
-                write_json(folder / HELDOUT, heldout_loss(final.model, final.tokenizer, recipe.eval, recipe.seq_len))
+                write_heldout(folder, heldout_loss(final.model, final.tokenizer, recipe.eval, recipe.seq_len))
                 write_status(folder, State.EVALUATING, outputs=record_outputs(folder, read_status(folder), HELDOUT))
-            scores = seen.status.get("scores")
+            scores = seen.status.scores
             if EVAL not in keep:
                 scores = evaluate(
                     final.model, final.tokenizer, recipe.eval, folder / EVAL, name=f"{study}/{name}", folder=exported
