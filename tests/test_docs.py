@@ -12,6 +12,9 @@ Examples that train, evaluate, submit to Slurm or read files a reader makes (a s
 runs.csv, a checkpoint) stay parse-checked only. The cheap read-only ones run for real, in a temporary
 ABLATE_RESULTS: every `ablate plan` example whose recipe is the packaged demo recipe or one in
 recipes/, then `ablate status` and `ablate report` on the study they planned (its variants all pending).
+Every relative link of these pages (and benchmarks/README.md) names a file that exists, and a heading
+there when it has an anchor.
+
 The committed results/demo holds only the demo's report, not its variants' folders, so
 `ablate report --study demo` cannot be recomputed from it; its table is what the README copies.
 """
@@ -202,3 +205,25 @@ def test_the_read_only_examples_run(tmp_path, monkeypatch):
         assert result.exit_code == 0, (line, result.output, result.exception)
         assert "baseline" in result.output, (line, result.output)
     assert (tmp_path / "results" / "demo" / "report.md").is_file()
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_pages_resolves():
+    checked = 0
+    for page in [*PAGES, REPO / "benchmarks" / "README.md"]:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file, _, anchor = target.partition("#")
+            path = (page.parent / file).resolve() if file else page
+            assert path.exists(), f"{page.relative_to(REPO)}: {target} does not exist"
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", path.read_text(), flags=re.M)
+                assert anchor in {_slug(h) for h in headings}, f"{page.relative_to(REPO)}: no heading #{anchor}"
+            checked += 1
+    assert checked >= 30
