@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 
 from ablate.data.build import documents, load_tokenizer, save_tokenizer, source_files
-from ablate.demo.corpus import SPECIAL, SPECIAL_TOKENS
+from ablate.demo.corpus import SPECIAL, SPECIAL_TOKENS, task_yaml
 from ablate.errors import AblateError
 from ablate.plan.identity import check_name
 from ablate.recipe import Subset, load_recipe
@@ -43,7 +43,7 @@ EXAMPLE_ITEMS = [  # four choices each; `answer` is the index of the right one
     {"context": "def add(a, b): return a", "choices": ["- b", "* b", "/ b", "+ b"], "answer": 3},
 ]  # fmt: skip
 
-TASK_YAML = """\
+TASK_COMMENT = """\
 # {task}: a multiple-choice task of your own, scored by the loglikelihood of each choice.
 # Written by `ablate init` with four example items: replace {data_name} with yours, one JSON object a line:
 #   {{"context": "The sun rises in the", "choices": ["east", "west", "north", "south"], "answer": 0,
@@ -53,27 +53,7 @@ TASK_YAML = """\
 # `ablate report` resamples them together, so ten rephrasings of one fact count as one piece of
 # evidence, not ten. Copy this file to add a task: give it its own `task` name and data file, and add
 # the name to eval.tasks in the recipe. The data file's path is absolute (lm-eval reads it relative to
-# the working folder otherwise).
-task: {task}
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: multiple_choice
-doc_to_text: context
-doc_to_choice: choices
-doc_to_target: answer
-metric_list:
-  - metric: acc          # share of items whose right choice is the likeliest
-    aggregation: mean
-    higher_is_better: true
-  - metric: acc_norm     # the same with each choice's loglikelihood per byte: fairer to long choices
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 1.0
-"""
+# the working folder otherwise)."""  # above `task_yaml`'s template
 
 RECIPE_YAML = """\
 # {name}: a data-ablation study of your own text, written by `ablate init`. Edit freely.
@@ -173,7 +153,7 @@ def init_study(
     task = f"{name}_example"
     data = (folder / TASKS / f"{task}.jsonl").resolve()
     write_atomic(data, "".join(json.dumps(item) + "\n" for item in EXAMPLE_ITEMS))
-    config = TASK_YAML.format(task=task, data_name=data.name, data=json.dumps(str(data)))
+    config = task_yaml(task, data, TASK_COMMENT.format(task=task, data_name=data.name), explain_metrics=True)
     write_atomic(folder / TASKS / f"{task}.yaml", config)
     written += [folder / TASKS]
     blocks = [

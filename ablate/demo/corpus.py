@@ -85,8 +85,7 @@ def write_tokenizer(path: Path) -> None:
 
 
 TASK_YAML = """\
-# {task}: the {skill} skill of the demo corpus. Written by `ablate data demo` (seed {seed}); do not edit.
-# {items} items, {choices} choices each, so chance is {chance}. Scored by loglikelihood of each choice.
+{comment}
 task: {task}
 dataset_path: json
 dataset_kwargs:
@@ -98,15 +97,31 @@ doc_to_text: context
 doc_to_choice: choices
 doc_to_target: answer
 metric_list:
-  - metric: acc
+  - metric: acc{acc_note}
     aggregation: mean
     higher_is_better: true
-  - metric: acc_norm
+  - metric: acc_norm{acc_norm_note}
     aggregation: mean
     higher_is_better: true
 metadata:
   version: 1.0
 """
+METRIC_NOTES = {
+    "acc_note": "          # share of items whose right choice is the likeliest",
+    "acc_norm_note": "     # the same with each choice's loglikelihood per byte: fairer to long choices",
+}
+DEMO_COMMENT = """\
+# {task}: the {skill} skill of the demo corpus. Written by `ablate data demo` (seed {seed}); do not edit.
+# {items} items, {choices} choices each, so chance is {chance}. Scored by loglikelihood of each choice."""
+
+
+def task_yaml(task: str, data: Path, comment: str, *, explain_metrics: bool = False) -> str:
+    """An lm-eval multiple-choice task over the JSONL of {"context", "choices", "answer"} items at
+    `data`, below `comment` (its lines start with #): the demo's tasks and `ablate init`'s template.
+    `data` must be absolute, as lm-eval resolves data_files against the working directory;
+    `explain_metrics` says what acc and acc_norm measure, for a file its reader edits."""
+    notes = METRIC_NOTES if explain_metrics else dict.fromkeys(METRIC_NOTES, "")
+    return TASK_YAML.format(comment=comment, task=task, data=json.dumps(str(data)), **notes)
 
 
 def _jsonl(records: list[dict]) -> str:
@@ -141,15 +156,10 @@ def write_demo(root: Path, seed: int = 0) -> bool:
     for subset, task in TASKS.items():
         data = (base / "tasks" / f"{task}.jsonl").resolve()
         write_atomic(data, _jsonl(task_items(world, task, seed)))
-        config = TASK_YAML.format(
-            task=task,
-            skill=subset,
-            seed=seed,
-            items=ITEMS_PER_TASK,
-            choices=CHOICES,
-            chance=1 / CHOICES,
-            data=json.dumps(str(data)),
+        comment = DEMO_COMMENT.format(
+            task=task, skill=subset, seed=seed, items=ITEMS_PER_TASK, choices=CHOICES, chance=1 / CHOICES
         )
+        config = task_yaml(task, data, comment)
         write_atomic(base / "tasks" / f"{task}.yaml", config)
     write_tokenizer(base / "tokenizer")
     write_json(base / STAMP, stamp)
