@@ -13,9 +13,10 @@ ablate/stats.py the estimators), render.py turns it into text, write.py is the o
 heatmap.py draws deltas.png (matplotlib, imported only when a plot is drawn).
 """
 
-from ablate.report.build import CSV_COLUMNS, Report, Settings, build_report
+from ablate.report.build import Report, Settings, build_report
 from ablate.report.load import StudyResults, load_folder, load_study
 from ablate.report.render import delta_text, fmt_pp, footnotes, to_csv, to_json, to_markdown
+from ablate.report.rows import CSV_COLUMNS
 from ablate.report.write import write_report
 
 __all__ = [

@@ -1,51 +1,39 @@
 """The report as data: scores, Δ vs baseline with intervals, power and notes, from loaded results.
 
-`build_report` is pure (seeded randomness, no clock, no I/O): render.py turns its `Report` into text
-and write.py writes the files. Never a number that was not measured: variants that are pending, failed
-or stale appear with their state and no figures. The intervals of each cell come from cells.py.
+`build_report` is pure (seeded randomness, no clock, no I/O): render.py and markdown.py turn its `Report`
+into text and write.py writes the files. Never a number that was not measured: variants that are
+pending, failed or stale appear with their state and no figures. scores.py makes the score table,
+cells.py each cell's interval, noise.py the seed noise they include, rows.py the Δ table's rows.
 """
 
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ablate import stats
 from ablate.errors import AblateError
 from ablate.plan.build import split_phase, with_phase
 from ablate.report import noise
-from ablate.report.cells import NO_CI, NORMAL, PAIRED, Cell, Cells, delta_cell, with_seed_noise
-from ablate.report.heldout import LOSS_PREFIX, LossCell, loss_cells, loss_table
+from ablate.report.cells import Cell, Cells
+from ablate.report.heldout import LossCell, loss_cells, loss_table
 from ablate.report.load import DONE, START, StudyResults
+from ablate.report.rows import (
+    GAUNTLET,
+    ROW_COLUMNS,
+    ablation_state,
+    ablation_states,
+    adjusted,
+    category_cell,
+    delta_row,
+    score_row,
+)
+from ablate.report.scores import score_table, scores_by_variant, shown_columns
+from ablate.report.suggestions import with_measured
 from ablate.report.trust import PhaseAgreement, Trust, phase_agreement, trust
-
-CSV_COLUMNS = [
-    "variant",
-    "task",
-    "metric",
-    "score",
-    "baseline_score",
-    "delta_pp",
-    "ci_low_pp",
-    "ci_high_pp",
-    "n_items",
-    "significant",
-    "p_value",
-    "p_adjusted",
-    "significant_adjusted",
-    "n_clusters",
-    "sign_kept",
-    "seed_sd_pp",
-    "seed_df",
-]
-ROW_COLUMNS = [*CSV_COLUMNS, "state", "method"]  # Report.rows: report.csv plus how each cell reads
-GAUNTLET = "gauntlet"  # the metric name of a category row
-_STATE_ORDER = ("failed", "stale", "no results", "evaluating", "training", "pending")  # how a not-done ablation reads
 
 
 @dataclass(frozen=True)
@@ -106,14 +94,10 @@ def build_report(
         choices = sorted({split_phase(a)[0] for a in variants.ablation} - {START})
         raise AblateError(f"--baseline {settings.baseline}: no such variant; choose from {choices}")
     notes = list(results.notes)
-    metrics, tasks, categories = _columns(results, settings.metric, notes)
-    scores = _scores_table(results, metrics, tasks, categories)
-    seed_noise = _seed_noise(results, scores)
-    if noise_from is not None:
-        seed_noise = noise.combine(seed_noise, _seed_noise(noise_from, score_table(noise_from, settings.metric)))
-    losses_measured = sorted({c for _, c in seed_noise if c.startswith(LOSS_PREFIX)})
-    seed_noise = noise.moderated(seed_noise, [tasks, losses_measured])
-    seed_noise = noise.with_categories(seed_noise, categories, tasks)
+    metrics, tasks, categories = shown_columns(results, settings.metric, notes)
+    scores = scores_by_variant(results, metrics, tasks, categories)
+    borrowed = None if noise_from is None else _measured(noise_from, score_table(noise_from, settings.metric))
+    seed_noise = noise.seed_noise(_measured(results, scores), tasks, categories, borrowed)
     cells = Cells(results, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed, noise=seed_noise)
 
     named = [a for a in dict.fromkeys(variants.ablation) if a != START]
@@ -126,14 +110,14 @@ def build_report(
         members = variants[variants.ablation == base]
         base_done[base] = list(members[members.state == DONE].variant)
         if not base_done[base]:
-            notes.append(f"baseline `{base}` is {_ablation_state(members)}: no deltas until it is done")
+            notes.append(f"baseline `{base}` is {ablation_state(members)}: no deltas until it is done")
     main = with_phase(settings.baseline, phases[-1] if phases else None)  # the longest phase's baseline
     rows: list[dict[str, Any]] = []
     for base in baselines:
         for task in tasks:
             score = cells.mean_score(base_done[base], task)
-            rows.append(_score_only_row(base, task, metrics.get(task, ""), score))
-    states, jobs = _ablation_states(variants, ablations, {a: bool(base_done[base_of[a]]) for a in ablations}, notes)
+            rows.append(score_row(base, task, metrics.get(task, ""), score))
+    states, jobs = ablation_states(variants, ablations, {a: bool(base_done[base_of[a]]) for a in ablations}, notes)
     computed = cells.all_deltas(jobs, {a: base_done[base_of[a]] for a in jobs}, tasks)
     losses, loss_notes = loss_cells(
         results.heldout,
@@ -153,21 +137,22 @@ def build_report(
             cell, cell_notes = computed.get((ablation, task), (None, []))
             notes += cell_notes
             task_cells[task] = cell
-            rows.append(_row(ablation, task, metrics.get(task, ""), state, cell))
+            rows.append(delta_row(ablation, task, metrics.get(task, ""), state, cell))
         for name, spec in categories.items():
             found = seed_noise.get((split_phase(ablation)[1], name))
             cell = None
             if state == DONE:
                 seeds = (len(jobs[ablation]), len(base_done[base_of[ablation]]))
                 cells_of = [task_cells[t] for t in spec["tasks"]]
-                cell = _category_cell(f"{ablation} × {name}", spec, cells_of, settings, found, seeds)
-            rows.append(_row(ablation, name, GAUNTLET, state, cell))
+                key = f"{ablation} × {name}"
+                cell = category_cell(key, spec, cells_of, found, seeds, ci=settings.ci, seed=settings.seed)
+            rows.append(delta_row(ablation, name, GAUNTLET, state, cell))
     start_rows = [
-        _score_only_row(START, task, metrics.get(task, ""), scores[task].loc[START] / 100)
+        score_row(START, task, metrics.get(task, ""), scores[task].loc[START] / 100)
         for task in tasks
         if START in scores.index and not math.isnan(scores[task].loc[START])
     ]
-    table = _adjusted(pd.DataFrame(start_rows + rows, columns=ROW_COLUMNS), settings)
+    table = adjusted(pd.DataFrame(start_rows + rows, columns=ROW_COLUMNS), settings.adjust, settings.ci)
     power = _power(tasks, cells, base_done.get(main, []), settings.ci)
     seen = trust(
         results,
@@ -201,226 +186,18 @@ def build_report(
         phase_agreement=phase_agreement(
             results, cells, tasks, phases, resamples=settings.resamples, seed=settings.seed, ci=settings.ci
         ),
-        suggestions=[_measured(p, table, losses, set(variants.ablation)) for p in results.suggestions.values()],
+        suggestions=[with_measured(p, table, losses, set(variants.ablation)) for p in results.suggestions.values()],
         heldout=losses,
         seed_noise=seed_noise,
         replicates=sum(len(group) - 1 for groups in noise.replicates(variants).values() for group in groups),
     )
 
 
-def _seed_noise(results: StudyResults, scores: pd.DataFrame) -> dict[noise.Key, noise.SeedNoise]:
-    """Seed noise of every task, category and held-out domain, from the study's replicate runs."""
+def _measured(results: StudyResults, scores: pd.DataFrame) -> noise.Measured:
+    """Every task's, category's and held-out domain's figure per variant: what seed noise is read from."""
     columns = [c for c in scores.columns if c != "state"]
     losses = pd.DataFrame.from_dict(loss_table(results.heldout, list(results.heldout)), orient="index")
-    values = pd.concat([scores[columns].astype(float) / 100, losses], axis=1)
-    return noise.estimate(values, results.variants)
-
-
-def score_table(results: StudyResults, metric: str | None = None) -> pd.DataFrame:
-    """The report's score table alone (percent, one row per variant, tasks then categories), without
-    the intervals: what `ablate fit` and `ablate suggest` read."""
-    return _scores_table(results, *_columns(results, metric, []))
-
-
-def _columns(
-    results: StudyResults, metric: str | None, notes: list[str]
-) -> tuple[dict[str, str], list[str], dict[str, dict[str, Any]]]:
-    """The metric of each task, the tasks shown (unmeasured ones too, as "—") and the categories whose
-    tasks are all shown."""
-    metrics = _choose_metrics(results, metric, notes)
-    measured = set(results.scores.task)
-    tasks = [t for t in results.tasks if t in metrics or t not in measured]
-    categories = {name: spec for name, spec in results.categories.items() if set(spec["tasks"]) <= set(tasks)}
-    return metrics, tasks, categories
-
-
-def _choose_metrics(results: StudyResults, wanted: str | None, notes: list[str]) -> dict[str, str]:
-    """Task → metric: `wanted` (or a filtered form of it), else acc_norm, acc, the task's first metric."""
-    chosen: dict[str, str] = {}
-    for task in results.tasks:
-        available = list(dict.fromkeys(results.scores.metric[results.scores.task == task]))
-        if not available:
-            continue
-        if wanted:
-            matches = [m for m in available if m == wanted or m.split(",")[0] == wanted]
-            if matches:
-                chosen[task] = matches[0]
-            else:
-                notes.append(f"{task}: no metric `{wanted}` (it has {', '.join(available)}); left out")
-        else:
-            chosen[task] = next((m for m in ("acc_norm", "acc") if m in available), available[0])
-    if wanted and not chosen and len(results.scores):
-        known = sorted(set(results.scores.metric))
-        raise AblateError(f"--metric {wanted}: no task reports it; available: {', '.join(known)}")
-    return chosen
-
-
-def _ablation_states(
-    variants: pd.DataFrame, ablations: list[str], base_done: dict[str, bool], notes: list[str]
-) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """Each ablation's state (done where any seed is done and its baseline is), and ablation → done
-    seeds for those with numbers."""
-    states: dict[str, str] = {}
-    jobs: dict[str, list[str]] = {}
-    for ablation in ablations:
-        members = variants[variants.ablation == ablation]
-        done = list(members[members.state == DONE].variant)
-        states[ablation] = _ablation_state(members) if not done else DONE if base_done[ablation] else "no baseline"
-        if done and len(done) < len(members):
-            notes.append(f"{ablation}: {len(done)} of {len(members)} seeds done; its row uses those")
-        if states[ablation] == DONE:
-            jobs[ablation] = done
-    not_done = [f"{a} ({s})" for a, s in states.items() if s not in (DONE, "no baseline")]
-    if not_done:
-        notes.append("not reported, no numbers yet: " + ", ".join(not_done))
-    return states, jobs
-
-
-def _ablation_state(members: pd.DataFrame) -> str:
-    states = set(members.state)
-    return next((s for s in _STATE_ORDER if s in states), "pending")
-
-
-def _category_cell(
-    key: str,
-    spec: dict[str, Any],
-    task_cells: list[Cell | None],
-    settings: Settings,
-    seed_noise: noise.SeedNoise | None,
-    seeds: tuple[int, int],
-) -> Cell | None:
-    """Gauntlet average of the tasks' cells; its interval combines the tasks' item resamples draw by
-    draw, then adds the category score's own seed term (a seed moves a run's tasks together, so the
-    tasks' seed terms are not independent and are not summed)."""
-    cells = [c for c in task_cells if c is not None]
-    if len(cells) < len(task_cells):
-        return None
-    chance = [spec["random_baseline"].get(t, 0.0) for t in spec["tasks"]]
-    score = stats.gauntlet_score([c["score"] for c in cells], chance)
-    base_score = stats.gauntlet_score([c["baseline_score"] for c in cells], chance)
-    low = high = draws = None
-    if all(c["item_draws"] is not None for c in cells):
-        draws = stats.gauntlet_delta([c["item_draws"] for c in cells], chance)
-        low, high = stats.percentile_interval(draws, settings.ci)
-    n_items = sum(c["n_items"] or 0 for c in cells) or None
-    methods = {c["method"] for c in cells}
-    method = PAIRED if methods == {PAIRED} else NO_CI if low is None else NORMAL
-    cell = delta_cell(score, base_score, low, high, n_items, method, draws)
-    if draws is None or seed_noise is None:
-        return cell
-    rng = np.random.default_rng([settings.seed, zlib.crc32(key.encode())])
-    return with_seed_noise(cell, seed_noise, *seeds, settings.ci, rng)
-
-
-def _row(variant: str, task: str, metric: str, state: str, cell: Cell | None) -> dict[str, Any]:
-    if cell is None:
-        return {"variant": variant, "task": task, "metric": metric, "state": state if state != DONE else "missing"}
-    low, high = cell["low"], cell["high"]
-    return {
-        "variant": variant,
-        "task": task,
-        "metric": metric,
-        "score": 100 * cell["score"],
-        "baseline_score": 100 * cell["baseline_score"],
-        "delta_pp": 100 * cell["delta"],
-        "ci_low_pp": None if low is None else 100 * low,
-        "ci_high_pp": None if high is None else 100 * high,
-        "n_items": cell["n_items"],
-        "significant": None if low is None else bool(low > 0 or high < 0),
-        "p_value": cell["p_value"],
-        "n_clusters": cell["n_clusters"],
-        "sign_kept": None if cell["draws"] is None else stats.sign_kept(cell["draws"], cell["delta"]),
-        "seed_sd_pp": None if cell["seed_sd"] is None else 100 * cell["seed_sd"],
-        "seed_df": cell["seed_df"],
-        "state": DONE,
-        "method": cell["method"],
-    }
-
-
-def _adjusted(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """p_adjusted and significant_adjusted over the family of every Δ cell that has a p-value (tasks
-    and categories, every ablation): the table is read as a whole, so it is tested as one."""
-    tested = table.p_value.notna()
-    adjusted = stats.adjust_p_values(table.p_value[tested].to_numpy(dtype=float), settings.adjust)
-    table["p_adjusted"] = pd.Series(adjusted, index=table.index[tested], dtype=float).reindex(table.index)
-    flags = pd.Series([bool(p < 1 - settings.ci) for p in adjusted], index=table.index[tested], dtype=object)
-    table["significant_adjusted"] = flags.reindex(table.index).astype(object)
-    return table
-
-
-def _measured(
-    proposal: dict[str, Any], table: pd.DataFrame, losses: list[LossCell], planned: set[str]
-) -> dict[str, Any]:
-    """A suggestion with the measured Δ of its objective (Σ weight · Δ target) for the ablation that
-    measures it, once every target has one, and whether the study's plan still has it.
-
-    One target: its own interval, times its weight. Several: each target's interval read as a normal
-    one and combined as independent, since the targets are measured on different items and held-out
-    sequences (the item noise each interval describes is independent across them).
-    """
-    proposal = {**proposal, "planned": proposal.get("ablation") in planned}
-    ablation = str(proposal.get("ablation"))
-    loss_of = {(c.ablation, LOSS_PREFIX + c.domain): c for c in losses if c.delta is not None}
-    terms: dict[str, tuple[float, float | None, float | None]] = {}
-    for target in proposal["objective"]:
-        if target.startswith(LOSS_PREFIX):
-            cell = loss_of.get((ablation, target))
-            if cell is not None and cell.delta is not None:
-                terms[target] = (cell.delta, cell.low, cell.high)
-            continue
-        row = table[(table.variant == ablation) & (table.task == target)]
-        if len(row) and row.iloc[0]["state"] == DONE and pd.notna(row.iloc[0]["delta_pp"]):
-            found = row.iloc[0]
-            terms[target] = (float(found["delta_pp"]), _number(found["ci_low_pp"]), _number(found["ci_high_pp"]))
-    if len(terms) < len(proposal["objective"]):
-        return {**proposal, "measured": None}
-    weights = proposal["objective"]
-    value = sum(weights[t] * delta for t, (delta, _, _) in terms.items())
-    spans = [
-        (weights[t] * lo, weights[t] * hi) for t, (_, lo, hi) in terms.items() if lo is not None and hi is not None
-    ]
-    low: float | None = None
-    high: float | None = None
-    if len(spans) == 1 == len(terms):
-        low, high = sorted(spans[0])
-    elif len(spans) == len(terms):  # normal intervals: the half-widths add in quadrature, z for z
-        half = math.hypot(*[(hi - lo) / 2 for lo, hi in spans])
-        low, high = value - half, value + half
-    return {**proposal, "measured": {"value": value, "low": low, "high": high, "terms": terms}}
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None or pd.isna(value) else float(value)
-
-
-def _score_only_row(variant: str, task: str, metric: str, score: float | None) -> dict[str, Any]:
-    return {
-        "variant": variant,
-        "task": task,
-        "metric": metric,
-        "score": None if score is None else 100 * score,
-        "state": DONE if score is not None else "missing",
-    }
-
-
-def _scores_table(
-    results: StudyResults, metrics: dict[str, str], tasks: list[str], categories: dict[str, dict[str, Any]]
-) -> pd.DataFrame:
-    """Variant × task in percent, lm-eval's aggregate score; NaN where nothing was measured."""
-    variants = results.variants
-    order = ([START] if START in set(variants.variant) else []) + [v for v in variants.variant if v != START]
-    chosen = results.scores[results.scores.task.map(metrics) == results.scores.metric]
-    wide = chosen.drop_duplicates(["variant", "task"], keep="last").pivot(
-        index="variant", columns="task", values="score"
-    )
-    table = (100 * wide.reindex(index=pd.Index(order, name="variant"), columns=tasks)).astype(float)
-    table.columns.name = None
-    table.insert(0, "state", variants.set_index("variant").state.reindex(order))
-    for name, spec in categories.items():
-        chance = [spec["random_baseline"].get(t, 0.0) for t in spec["tasks"]]
-        per_task = table[spec["tasks"]].astype(float) / 100
-        table[name] = 100 * stats.gauntlet_score([per_task[t] for t in spec["tasks"]], chance)
-    return table
+    return noise.Measured(scores[columns].astype(float) / 100, losses, results.variants)
 
 
 def _power(tasks: list[str], cells: Cells, base_done: list[str], ci: float) -> dict[str, dict[str, float]]:

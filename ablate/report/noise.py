@@ -44,6 +44,30 @@ class SeedNoise:
 Key = tuple[str | None, str]  # (phase label or None, column): a task, a category or loss:<domain>
 
 
+@dataclass(frozen=True)
+class Measured:
+    """A study's figures per variant: what its seed noise is read from."""
+
+    scores: pd.DataFrame  # variant × task and category, fractions
+    losses: pd.DataFrame  # variant × loss:<domain>, nats per token
+    variants: pd.DataFrame  # StudyResults.variants: each variant's ablation and state
+
+
+def seed_noise(
+    own: Measured, tasks: list[str], categories: dict[str, dict], borrowed: Measured | None = None
+) -> dict[Key, SeedNoise]:
+    """The seed noise every Δ of a report adds, per phase and column: each column's variance pooled over
+    this study's replicates (and `borrowed`'s, an earlier study on the same start), moderated with the
+    others of its kind, then each category's from its tasks' and its own."""
+    found = _estimate(own)
+    losses = set(own.losses.columns)
+    if borrowed is not None:
+        found = _combine(found, _estimate(borrowed))
+        losses |= set(borrowed.losses.columns)
+    found = _moderated(found, [tasks, sorted({column for _, column in found if column in losses})])
+    return _with_categories(found, categories, tasks)
+
+
 def replicates(variants: pd.DataFrame) -> dict[str | None, list[list[str]]]:
     """Phase label → the done seeds of each ablation that has two or more: what seed noise is read from."""
     done = variants[(variants.state == DONE) & (variants.ablation != START)]
@@ -54,11 +78,12 @@ def replicates(variants: pd.DataFrame) -> dict[str | None, list[list[str]]]:
     return out
 
 
-def estimate(values: pd.DataFrame, variants: pd.DataFrame) -> dict[Key, SeedNoise]:
-    """The pooled seed variance of every column of `values` (variant × column, fractions or nats),
-    per phase, over the study's replicates; a column none of them measured has none."""
+def _estimate(measured: Measured) -> dict[Key, SeedNoise]:
+    """The pooled seed variance of every column of `measured`, per phase, over the study's replicates;
+    a column none of them measured has none."""
+    values = pd.concat([measured.scores, measured.losses], axis=1)
     found: dict[Key, SeedNoise] = {}
-    for label, groups in replicates(variants).items():
+    for label, groups in replicates(measured.variants).items():
         for column in values.columns:
             scored = [values.loc[[v for v in g if v in values.index], column].dropna().to_numpy(float) for g in groups]
             variance, df = stats.pooled_variance(scored)
@@ -67,7 +92,7 @@ def estimate(values: pd.DataFrame, variants: pd.DataFrame) -> dict[Key, SeedNois
     return found
 
 
-def moderated(noise: dict[Key, SeedNoise], kinds: list[list[str]]) -> dict[Key, SeedNoise]:
+def _moderated(noise: dict[Key, SeedNoise], kinds: list[list[str]]) -> dict[Key, SeedNoise]:
     """Each column's variance moderated with the others of its kind at its phase (tasks with tasks,
     categories with categories, domains with domains: stats.moderated_variances). One extra baseline
     seed gives a task one degree of freedom, and a t with one df cannot flag anything over a table;
@@ -81,7 +106,9 @@ def moderated(noise: dict[Key, SeedNoise], kinds: list[list[str]]) -> dict[Key, 
     return out
 
 
-def with_categories(noise: dict[Key, SeedNoise], categories: dict[str, dict], tasks: list[str]) -> dict[Key, SeedNoise]:
+def _with_categories(
+    noise: dict[Key, SeedNoise], categories: dict[str, dict], tasks: list[str]
+) -> dict[Key, SeedNoise]:
     """Each category's seed variance: what its tasks' (moderated) variances give it, as if the tasks'
     seed effects were independent — Σ var_t / (1 − chance_t)² / T² for a gauntlet mean — pooled with
     the category score's own measured variance, so that tasks a seed moves together show up in it.
@@ -101,7 +128,7 @@ def with_categories(noise: dict[Key, SeedNoise], categories: dict[str, dict], ta
     return out
 
 
-def combine(own: dict[Key, SeedNoise], borrowed: dict[Key, SeedNoise]) -> dict[Key, SeedNoise]:
+def _combine(own: dict[Key, SeedNoise], borrowed: dict[Key, SeedNoise]) -> dict[Key, SeedNoise]:
     """This study's estimates pooled with an earlier study's, column by column."""
     return {key: noise.pooled(own.get(key)) for key, noise in borrowed.items()} | {
         key: noise for key, noise in own.items() if key not in borrowed

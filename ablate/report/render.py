@@ -15,11 +15,12 @@ import pandas as pd
 
 from ablate import stats
 from ablate.plan.build import split_phase
-from ablate.report.build import CSV_COLUMNS, ROW_COLUMNS, Report
+from ablate.report.build import Report
 from ablate.report.cells import NORMAL
 from ablate.report.heldout import LOSS_PREFIX, LossCell
 from ablate.report.load import DONE, START
 from ablate.report.noise import SeedNoise
+from ablate.report.rows import CSV_COLUMNS, ROW_COLUMNS
 from ablate.report.trust import STABLE
 
 

@@ -1,0 +1,146 @@
+"""The Δ table's rows (report.csv): one per ablation × task or category, each ablation's state, the
+category cells built from their tasks', and the adjustment that reads the table as one family. Pure."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ablate import stats
+from ablate.report.cells import NO_CI, NORMAL, PAIRED, Cell, delta_cell, with_seed_noise
+from ablate.report.load import DONE
+from ablate.report.noise import SeedNoise
+
+CSV_COLUMNS = [
+    "variant",
+    "task",
+    "metric",
+    "score",
+    "baseline_score",
+    "delta_pp",
+    "ci_low_pp",
+    "ci_high_pp",
+    "n_items",
+    "significant",
+    "p_value",
+    "p_adjusted",
+    "significant_adjusted",
+    "n_clusters",
+    "sign_kept",
+    "seed_sd_pp",
+    "seed_df",
+]
+ROW_COLUMNS = [*CSV_COLUMNS, "state", "method"]  # Report.rows: report.csv plus how each cell reads
+GAUNTLET = "gauntlet"  # the metric name of a category row
+_STATE_ORDER = ("failed", "stale", "no results", "evaluating", "training", "pending")  # how a not-done ablation reads
+
+
+def ablation_states(
+    variants: pd.DataFrame, ablations: list[str], base_done: dict[str, bool], notes: list[str]
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Each ablation's state (done where any seed is done and its baseline is), and ablation → done
+    seeds for those with numbers."""
+    states: dict[str, str] = {}
+    jobs: dict[str, list[str]] = {}
+    for ablation in ablations:
+        members = variants[variants.ablation == ablation]
+        done = list(members[members.state == DONE].variant)
+        states[ablation] = ablation_state(members) if not done else DONE if base_done[ablation] else "no baseline"
+        if done and len(done) < len(members):
+            notes.append(f"{ablation}: {len(done)} of {len(members)} seeds done; its row uses those")
+        if states[ablation] == DONE:
+            jobs[ablation] = done
+    not_done = [f"{a} ({s})" for a, s in states.items() if s not in (DONE, "no baseline")]
+    if not_done:
+        notes.append("not reported, no numbers yet: " + ", ".join(not_done))
+    return states, jobs
+
+
+def ablation_state(members: pd.DataFrame) -> str:
+    """How an ablation none of whose seeds is done reads: its most telling seed's state."""
+    states = set(members.state)
+    return next((s for s in _STATE_ORDER if s in states), "pending")
+
+
+def category_cell(
+    key: str,
+    spec: dict[str, Any],
+    task_cells: list[Cell | None],
+    seed_noise: SeedNoise | None,
+    seeds: tuple[int, int],
+    *,
+    ci: float,
+    seed: int,
+) -> Cell | None:
+    """Gauntlet average of the tasks' cells; its interval combines the tasks' item resamples draw by
+    draw, then adds the category score's own seed term (a seed moves a run's tasks together, so the
+    tasks' seed terms are not independent and are not summed)."""
+    cells = [c for c in task_cells if c is not None]
+    if len(cells) < len(task_cells):
+        return None
+    chance = [spec["random_baseline"].get(t, 0.0) for t in spec["tasks"]]
+    score = stats.gauntlet_score([c["score"] for c in cells], chance)
+    base_score = stats.gauntlet_score([c["baseline_score"] for c in cells], chance)
+    low = high = draws = None
+    if all(c["item_draws"] is not None for c in cells):
+        draws = stats.gauntlet_delta([c["item_draws"] for c in cells], chance)
+        low, high = stats.percentile_interval(draws, ci)
+    n_items = sum(c["n_items"] or 0 for c in cells) or None
+    methods = {c["method"] for c in cells}
+    method = PAIRED if methods == {PAIRED} else NO_CI if low is None else NORMAL
+    cell = delta_cell(score, base_score, low, high, n_items, method, draws)
+    if draws is None or seed_noise is None:
+        return cell
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+    return with_seed_noise(cell, seed_noise, *seeds, ci, rng)
+
+
+def delta_row(variant: str, task: str, metric: str, state: str, cell: Cell | None) -> dict[str, Any]:
+    """An ablation's row for one task or category: its cell in percent, or its state without figures."""
+    if cell is None:
+        return {"variant": variant, "task": task, "metric": metric, "state": state if state != DONE else "missing"}
+    low, high = cell["low"], cell["high"]
+    return {
+        "variant": variant,
+        "task": task,
+        "metric": metric,
+        "score": 100 * cell["score"],
+        "baseline_score": 100 * cell["baseline_score"],
+        "delta_pp": 100 * cell["delta"],
+        "ci_low_pp": None if low is None else 100 * low,
+        "ci_high_pp": None if high is None else 100 * high,
+        "n_items": cell["n_items"],
+        "significant": None if low is None else bool(low > 0 or high < 0),
+        "p_value": cell["p_value"],
+        "n_clusters": cell["n_clusters"],
+        "sign_kept": None if cell["draws"] is None else stats.sign_kept(cell["draws"], cell["delta"]),
+        "seed_sd_pp": None if cell["seed_sd"] is None else 100 * cell["seed_sd"],
+        "seed_df": cell["seed_df"],
+        "state": DONE,
+        "method": cell["method"],
+    }
+
+
+def score_row(variant: str, task: str, metric: str, score: float | None) -> dict[str, Any]:
+    """A baseline's (or the start's) row for one task: its score alone, the level the Δs are read from."""
+    return {
+        "variant": variant,
+        "task": task,
+        "metric": metric,
+        "score": None if score is None else 100 * score,
+        "state": DONE if score is not None else "missing",
+    }
+
+
+def adjusted(table: pd.DataFrame, adjust: str, ci: float) -> pd.DataFrame:
+    """p_adjusted and significant_adjusted over the family of every Δ cell that has a p-value (tasks
+    and categories, every ablation): the table is read as a whole, so it is tested as one."""
+    tested = table.p_value.notna()
+    p_adjusted = stats.adjust_p_values(table.p_value[tested].to_numpy(dtype=float), adjust)
+    table["p_adjusted"] = pd.Series(p_adjusted, index=table.index[tested], dtype=float).reindex(table.index)
+    flags = pd.Series([bool(p < 1 - ci) for p in p_adjusted], index=table.index[tested], dtype=object)
+    table["significant_adjusted"] = flags.reindex(table.index).astype(object)
+    return table

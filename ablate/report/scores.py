@@ -1,0 +1,71 @@
+"""The score table: which metric each task reports, which tasks and categories a report shows, and every
+variant's score on them (percent). Pure; what `ablate fit` and `ablate suggest` read as well."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ablate import stats
+from ablate.errors import AblateError
+from ablate.report.load import START, StudyResults
+
+
+def score_table(results: StudyResults, metric: str | None = None) -> pd.DataFrame:
+    """The report's score table alone (percent, one row per variant, tasks then categories), without
+    the intervals: what `ablate fit` and `ablate suggest` read."""
+    return scores_by_variant(results, *shown_columns(results, metric, []))
+
+
+def shown_columns(
+    results: StudyResults, metric: str | None, notes: list[str]
+) -> tuple[dict[str, str], list[str], dict[str, dict[str, Any]]]:
+    """The metric of each task, the tasks shown (unmeasured ones too, as "—") and the categories whose
+    tasks are all shown."""
+    metrics = _choose_metrics(results, metric, notes)
+    measured = set(results.scores.task)
+    tasks = [t for t in results.tasks if t in metrics or t not in measured]
+    categories = {name: spec for name, spec in results.categories.items() if set(spec["tasks"]) <= set(tasks)}
+    return metrics, tasks, categories
+
+
+def _choose_metrics(results: StudyResults, wanted: str | None, notes: list[str]) -> dict[str, str]:
+    """Task → metric: `wanted` (or a filtered form of it), else acc_norm, acc, the task's first metric."""
+    chosen: dict[str, str] = {}
+    for task in results.tasks:
+        available = list(dict.fromkeys(results.scores.metric[results.scores.task == task]))
+        if not available:
+            continue
+        if wanted:
+            matches = [m for m in available if m == wanted or m.split(",")[0] == wanted]
+            if matches:
+                chosen[task] = matches[0]
+            else:
+                notes.append(f"{task}: no metric `{wanted}` (it has {', '.join(available)}); left out")
+        else:
+            chosen[task] = next((m for m in ("acc_norm", "acc") if m in available), available[0])
+    if wanted and not chosen and len(results.scores):
+        known = sorted(set(results.scores.metric))
+        raise AblateError(f"--metric {wanted}: no task reports it; available: {', '.join(known)}")
+    return chosen
+
+
+def scores_by_variant(
+    results: StudyResults, metrics: dict[str, str], tasks: list[str], categories: dict[str, dict[str, Any]]
+) -> pd.DataFrame:
+    """Variant × task in percent, lm-eval's aggregate score; NaN where nothing was measured."""
+    variants = results.variants
+    order = ([START] if START in set(variants.variant) else []) + [v for v in variants.variant if v != START]
+    chosen = results.scores[results.scores.task.map(metrics) == results.scores.metric]
+    wide = chosen.drop_duplicates(["variant", "task"], keep="last").pivot(
+        index="variant", columns="task", values="score"
+    )
+    table = (100 * wide.reindex(index=pd.Index(order, name="variant"), columns=tasks)).astype(float)
+    table.columns.name = None
+    table.insert(0, "state", variants.set_index("variant").state.reindex(order))
+    for name, spec in categories.items():
+        chance = [spec["random_baseline"].get(t, 0.0) for t in spec["tasks"]]
+        per_task = table[spec["tasks"]].astype(float) / 100
+        table[name] = 100 * stats.gauntlet_score([per_task[t] for t in spec["tasks"]], chance)
+    return table
