@@ -8,14 +8,19 @@ power, notes) as markdown, CSV, JSON and a heatmap.
     report = build_report(load_study("demo"), Settings(resamples=2000))
     report.rows                            # the long table of report.csv, as a DataFrame
 
-load.py reads results, build.py computes the report (pure; cells.py holds each cell's statistics,
-ablate/stats.py the estimators), render.py turns it into text, write.py is the only writer and
-heatmap.py draws deltas.png (matplotlib, imported only when a plot is drawn).
+load.py reads results; build.py computes the report (pure): scores.py the score table, noise.py the
+seed noise, cells.py each cell's statistics (ablate/stats.py the estimators), rows.py the Δ table's rows,
+trust.py and heldout.py their sections' figures, suggestions.py what `ablate suggest` proposed.
+markdown.py turns it into report.md (sections.py the optional sections, render.py how a figure reads),
+records.py into report.csv and report.json; write.py is the only writer, and heatmap.py and
+phase_plot.py draw the plots (matplotlib, imported only when a plot is drawn).
 """
 
 from ablate.report.build import Report, Settings, build_report
 from ablate.report.load import StudyResults, load_folder, load_study
-from ablate.report.render import delta_text, fmt_pp, footnotes, to_csv, to_json, to_markdown
+from ablate.report.markdown import footnotes, to_markdown
+from ablate.report.records import to_csv, to_json
+from ablate.report.render import delta_text, fmt_pp
 from ablate.report.rows import CSV_COLUMNS
 from ablate.report.write import write_report
 

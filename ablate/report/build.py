@@ -1,7 +1,7 @@
 """The report as data: scores, Δ vs baseline with intervals, power and notes, from loaded results.
 
-`build_report` is pure (seeded randomness, no clock, no I/O): render.py and markdown.py turn its `Report`
-into text and write.py writes the files. Never a number that was not measured: variants that are
+`build_report` is pure (seeded randomness, no clock, no I/O): markdown.py and records.py turn its
+`Report` into text and write.py writes the files. Never a number that was not measured: variants that are
 pending, failed or stale appear with their state and no figures. scores.py makes the score table,
 cells.py each cell's interval, noise.py the seed noise they include, rows.py the Δ table's rows.
 """

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from ablate.report.build import Report
-from ablate.report.render import to_csv, to_json, to_markdown
+from ablate.report.markdown import to_markdown
+from ablate.report.records import to_csv, to_json
 from ablate.store import write_atomic
 
 

@@ -1,0 +1,59 @@
+"""The report as data for other tools: report.csv's rows and report.json's content."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import asdict
+from typing import Any
+
+import pandas as pd
+
+from ablate import stats
+from ablate.report.build import Report
+from ablate.report.rows import CSV_COLUMNS, ROW_COLUMNS
+
+
+def to_csv(report: Report) -> str:
+    frame = report.rows[CSV_COLUMNS].copy()
+    for column in ("n_items", "n_clusters"):
+        frame[column] = frame[column].astype("Int64")
+    for column in ("significant", "significant_adjusted"):
+        frame[column] = frame[column].map({True: "true", False: "false"})
+    return frame.to_csv(index=False, float_format="%.4f", lineterminator="\n")
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    """report.csv's rows plus the settings, scores table, power and notes."""
+    scores = report.scores.reset_index()
+    return {
+        "title": report.title,
+        "settings": {**asdict(report.settings), "seed_method": stats.SEED_METHOD, "interval": "percentile"},
+        "header": report.header,
+        "metrics": report.metrics,
+        "categories": report.categories,
+        "scores": _records(scores, list(scores.columns)),
+        "rows": _records(report.rows, ROW_COLUMNS),
+        "power": report.power,
+        "trust": None if report.trust is None else asdict(report.trust),
+        "phases": report.phases,
+        "phase_agreement": [asdict(a) for a in report.phase_agreement],
+        "suggestions": report.suggestions,
+        "heldout": [asdict(c) for c in report.heldout],
+        "seed_noise": [
+            {"phase": phase, "column": column, "sd": n.sd, "df": n.df}
+            for (phase, column), n in report.seed_noise.items()
+        ],
+        "replicates": report.replicates,
+        "notes": report.notes,
+    }
+
+
+def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[Hashable, Any]]:
+    """Plain dicts for JSON: None (not NaN) where nothing was measured."""
+    records = frame[columns].astype(object).to_dict("records")
+    return [{k: (None if _missing(v) else v) for k, v in r.items()} for r in records]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
