@@ -72,7 +72,7 @@ def timed_study(recipe, options: dict, parallel: int) -> Study:
     """plan, run and report as `ablate plan`, `ablate run --parallel N` and `ablate report` call them."""
     from ablate.report import Settings, build_report, write_report
     from ablate.report.load import load_study
-    from ablate.run.runner import run_study
+    from ablate.run.runner import Launch, run_study
     from ablate.artifacts import read_status
     from ablate.store import study_dir
     from ablate.plan.study import plan_study
@@ -80,7 +80,7 @@ def timed_study(recipe, options: dict, parallel: int) -> Study:
     tick = time.perf_counter()
     plan = plan_study(recipe, **options)
     planned = time.perf_counter()
-    outcomes = run_study(recipe.name, parallel=parallel)
+    outcomes = run_study(recipe.name, how=Launch(parallel=parallel))
     ran = time.perf_counter()
     write_report(build_report(load_study(recipe.name), Settings()), study_dir(recipe.name))
     reported = time.perf_counter()

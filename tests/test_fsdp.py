@@ -51,9 +51,9 @@ def sharded_study(
 def run_sharded(tiny, results: Path, gpus: int = 2) -> list:
     tiny.patch.setenv("ABLATE_RESULTS", str(results))
     try:
-        from ablate.run.runner import run_study
+        from ablate.run.runner import Launch, run_study
 
-        return run_study(variants=["no-g"], launcher="torchrun" if gpus > 1 else "local", gpus=gpus)
+        return run_study(variants=["no-g"], how=Launch("torchrun" if gpus > 1 else "local", gpus=gpus))
     finally:
         tiny.patch.setenv("ABLATE_RESULTS", str(tiny.results))
 

@@ -111,8 +111,9 @@ BAD_ARGS = {
     "unreadable": (["--recipe", "nope.yaml"], "recipe nope.yaml: cannot read it"),
     "unknown-target": (["--remove", "maths"], "--remove maths: unknown target 'maths'; groups: ['code', "),
     "remove-all": (["--remove", "web+math+code+knowledge"], "removes every subset of the upsample mix"),
-    "bad-seeds": (["--seeds", "1,x"], "--seeds 1,x: use comma-separated integers"),
-    "bad-each": (["--each", "task"], "--each task: use 'group' or 'subset'"),
+    "bad-seeds": (["--seeds", "1,x"], "--seeds 1,x: use integers, e.g. 1,2,3"),
+    "bad-each": (["--each", "task"], "--each task: use one of group, subset"),
+    "bad-phase": (["--phases", "ten"], "--phases ten: write a phase as a fraction of the run (0.1), 10% or p10"),
     "bad-renormalize": (["--renormalize", "evenly"], "--renormalize evenly: use 'proportional' or 'into:<subset>'"),
     "into-unknown": (["--remove", "math", "--renormalize", "into:wiki"], "'wiki' is not in the upsample mix"),
 }
@@ -128,6 +129,25 @@ def test_bad_argument_is_one_line_exit_2_and_writes_nothing(tmp_path, case):
     assert expected in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_lists_and_phases_are_written_one_way_in_every_flag(tmp_path):
+    """Repeating a flag and listing its values with commas plan the same study; a phase is the same
+    phase written as a fraction, a percentage or the variants' label."""
+    from ablate.cli.app import phase_fraction
+
+    spark = str(REPO / "recipes" / "spark-joy-7b.yaml")
+    written = []
+    for args in (
+        ["--seeds", "1,2", "--remove", "math,code"],
+        ["--seeds", "1", "--seeds", "2", "--remove", "math", "--remove", "code"],
+    ):
+        result = ablate("plan", "--recipe", spark, "--json", *args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        written.append(json.loads(result.stdout))
+    assert written[0] == written[1]
+    assert written[0]["options"]["seeds"] == [1, 2] and written[0]["options"]["removes"] == ["math", "code"]
+    assert phase_fraction("0.1", "--phase") == phase_fraction("10%", "--phase") == phase_fraction("p10", "--phase")
 
 
 def test_recipe_from_environment(tmp_path):

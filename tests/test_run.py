@@ -178,9 +178,9 @@ def test_parallel_run_overlaps_jobs_and_trains_the_same_weights(tiny):
     results = clone(tiny, "parallel")
     overlap = Overlap()
     with under(tiny, results):
-        from ablate.run.runner import run_study
+        from ablate.run.runner import Launch, run_study
 
-        outcomes = run_study(parallel=2, observer=overlap)
+        outcomes = run_study(how=Launch(parallel=2), observer=overlap)
     assert sorted((o.job, o.state) for o in outcomes) == [("baseline", "done"), ("no-g", "done"), ("start", "done")]
     assert overlap.most == 2
     for variant in ("baseline", "no-g"):
@@ -270,9 +270,9 @@ def test_two_process_gloo_run_matches_one_process(tiny):
 
     results = clone(tiny, "gloo")
     with under(tiny, results):
-        from ablate.run.runner import run_study
+        from ablate.run.runner import Launch, run_study
 
-        outcomes = run_study(variants=["no-g"], launcher="torchrun", gpus=2)
+        outcomes = run_study(variants=["no-g"], how=Launch("torchrun", gpus=2))
     assert [(o.job, o.state) for o in outcomes] == [("start", "done"), ("no-g", "done")], outcomes
     folder = results / STUDY / "no-g"
     assert (folder / "logs" / "rank1.stderr").exists()  # a second process took part
@@ -343,7 +343,7 @@ def test_slurm_dry_run_writes_the_job_array_without_submitting(tiny):
 
 def test_strict_refuses_a_checkpoint_off_the_phase_start(tiny):
     from ablate.errors import AblateError
-    from ablate.run.runner import run_study
+    from ablate.run.runner import Launch, run_study
 
     results = clone(tiny, "strict")
     raw = yaml.safe_load(tiny.recipe.read_text())
@@ -353,7 +353,7 @@ def test_strict_refuses_a_checkpoint_off_the_phase_start(tiny):
     assert ablate("plan", "--recipe", str(off), "--remove", "g", cwd=tiny.root, results=results).returncode == 0
     with under(tiny, results):
         with pytest.raises(AblateError, match="--strict: checkpoint has seen 20,480 tokens but the recipe's phase"):
-            run_study(strict=True)
+            run_study(how=Launch(strict=True))
     assert status(results, "start")["state"] == "failed" and not (results / STUDY / "baseline").exists()
 
 

@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from ablate.choices import MODELS
 from ablate.errors import AblateError
 
-MODELS = ("linear", "loglinear", "law", "power", "gbm", "ensemble")
 LAWS = MODELS[:4]  # the parametric forms: parameters with intervals, smooth in the mixture
 EPS = 1e-3  # loglinear: log(r + ε), so that a removed subset (r = 0) stays finite
 FLOOR = 0.01  # power: D_0, as a share of the phase's tokens

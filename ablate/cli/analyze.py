@@ -18,9 +18,9 @@ from typing import Annotated
 
 import typer
 
-from ablate.cli.app import StudyOpt, app, err, out
+from ablate.choices import MODELS, Model
+from ablate.cli.app import StudyOpt, app, err, listed, out, phase_fraction
 
-MODEL_HELP = "linear, loglinear, law, power, gbm or ensemble"
 FromOpt = Annotated[
     Path | None,
     typer.Option(
@@ -30,6 +30,10 @@ FromOpt = Annotated[
 ]
 SplitOpt = Annotated[
     str | None, typer.Option("--test-split", help="With --from: the column marking each run train or test (held out)")
+]
+PhaseOpt = Annotated[
+    str | None,
+    typer.Option("--phase", help="A phase study's phase to fit: p10, 10% or 0.1", show_default="the longest"),
 ]
 FoldsOpt = Annotated[
     int | None,
@@ -47,11 +51,14 @@ def fit(
         typer.Option("--target", help="A task, category or loss:<domain> to fit. Repeatable.", show_default="all"),
     ] = None,
     model: Annotated[
-        list[str] | None, typer.Option("--model", help=f"{MODEL_HELP}", show_default="those the variants allow")
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help=f"Mixture models to fit: {', '.join(MODELS)}. Repeatable.",
+            show_default="those the variants allow",
+        ),
     ] = None,
-    phase: Annotated[
-        str | None, typer.Option("--phase", help="A phase study's phase to fit, e.g. p10", show_default="the longest")
-    ] = None,
+    phase: PhaseOpt = None,
     folds: FoldsOpt = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Resamples of variants for the intervals")] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fits' starts, the folds and the bootstrap")] = 0,
@@ -74,8 +81,9 @@ def fit(
     else:
         if test_split is not None:
             raise AblateError("--test-split: only with --from RUNS.csv (a study fits all its done variants)")
-        name, _, _, points = load_points(study, phase)
+        name, _, _, points = load_points(study, _phase(phase))
         folder, prefix, test = study_dir(name), "", {}
+    target, model = listed(target), listed(model)
     if target:
         missing = [t for t in target if t not in points]
         if missing:
@@ -86,7 +94,7 @@ def fit(
         points = {t: points[t] for t in target}
     if not points:
         raise AblateError(f"study {name}: no done variants to fit yet; run `ablate run` first")
-    fits = fit_targets(points, models=model, resamples=bootstrap, seed=seed, folds=folds, test=test)
+    fits = fit_targets(points, models=model or None, resamples=bootstrap, seed=seed, folds=folds, test=test)
     if not any(t.fits for t in fits):
         most = max(len(t.variants) for t in fits)
         raise AblateError(
@@ -126,7 +134,7 @@ def suggest(
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help=f"{MODEL_HELP}", show_default="best out of sample")
+        Model | None, typer.Option("--model", help="The mixture model to optimize", show_default="best out of sample")
     ] = None,
     kl: Annotated[float, typer.Option("--kl", help="Trust region: KL(suggested ‖ baseline) at most this (nats)")] = 0.1,
     cap: Annotated[
@@ -137,9 +145,7 @@ def suggest(
         list[str] | None, typer.Option("--min", help="SUBSET=SHARE: at least this share. Repeatable.")
     ] = None,
     name: Annotated[str, typer.Option("--name", help="The variant the suggestion is added as")] = "suggested",
-    phase: Annotated[
-        str | None, typer.Option("--phase", help="A phase study's phase to fit", show_default="the longest")
-    ] = None,
+    phase: PhaseOpt = None,
     folds: FoldsOpt = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Resamples of variants for the interval")] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fits, the optimizer's starts and the bootstrap")] = 0,
@@ -158,7 +164,7 @@ def suggest(
     check_name(name, "--name", fix="pass a plain name, e.g. --name suggested-2")  # before the fits, not after
     bounds: dict[str, dict[str, float]] = {"--max": {}, "--min": {}}
     for flag, given in (("--max", cap), ("--min", floor)):
-        for item in given or []:
+        for item in listed(given):
             subset, _, share = item.partition("=")
             try:
                 bounds[flag][subset] = float(share)
@@ -195,7 +201,7 @@ def suggest(
             caps=bounds["--max"],
             floors=bounds["--min"],
             name=name,
-            phase=phase,
+            phase=_phase(phase),
             resamples=bootstrap,
             seed=seed,
             force=force,
@@ -217,3 +223,10 @@ def suggest(
         highlight=False,
         markup=False,
     )
+
+
+def _phase(given: str | None) -> str | None:
+    """--phase in any of the phase notations → the label a phase study's variants carry (p10)."""
+    from ablate.plan.build import phase_label
+
+    return None if given is None else phase_label(phase_fraction(given, "--phase"))

@@ -2,11 +2,17 @@
 
 Tables go to stdout; progress, warnings and errors to stderr. A known error prints one
 `Error: ...` line and exits 2; ABLATE_DEBUG=1 shows the traceback instead.
+
+One convention for every command: a flag that takes several values is repeated, and each value may
+also be a comma-separated list (`--seeds 1 --seeds 2` = `--seeds 1,2`), except --slurm, whose values
+(Slurm's own fields) may hold commas. A phase is written the same way wherever a flag names one: a
+fraction of the run (0.1), a percentage (10%) or the label its variants carry (p10).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -41,6 +47,34 @@ RecipeOpt = Annotated[
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name", show_default="the last one planned")]
 
 
+def listed(values: list[str] | None) -> list[str]:
+    """A repeatable flag's values with comma-separated lists split: the one list convention."""
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+def parsed(values: list[str] | None, flag: str, kind: type, example: str) -> list | None:
+    """A repeatable flag's values as `kind`; None when not given; one line naming the flag when bad."""
+    if not values:
+        return None
+    try:
+        return [kind(part) for part in listed(values)]
+    except ValueError:
+        raise AblateError(f"{flag} {','.join(values)}: use {example}") from None
+
+
+def phase_fraction(text: str, flag: str) -> float:
+    """'0.1', '10%' or 'p10' → 0.1: the one phase notation; one line naming the flag when bad."""
+    given = text.strip()
+    try:
+        if given.startswith("p"):
+            return float(given[1:]) / 100
+        if given.endswith("%"):
+            return float(given[:-1]) / 100
+        return float(given)
+    except ValueError:
+        raise AblateError(f"{flag} {text}: write a phase as a fraction of the run (0.1), 10% or p10") from None
+
+
 @app.callback()
 def _root() -> None:
     """Keeps `ablate <command>` a command group even while one command exists."""
@@ -64,8 +98,21 @@ def main() -> None:
             sys.exit(0)
         ctx = getattr(exc, "ctx", None)
         where = ctx.command_path if ctx else "ablate"
-        _fail(f"{exc.format_message()}; see '{where} --help'", getattr(exc, "exit_code", 2))
+        _fail(f"{_usage_line(exc.format_message())}; see '{where} --help'", getattr(exc, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+_NOT_A_CHOICE = re.compile(
+    r"Invalid value for '(?P<flag>[^']+)': (Value error, )?'(?P<value>.*)' is not one of (?P<of>.+?)\.?$"
+)
+
+
+def _usage_line(message: str) -> str:
+    """A value outside a flag's choices reads like every other bad value: the flag, the value, the fix."""
+    found = _NOT_A_CHOICE.match(message)
+    if not found:
+        return message
+    return f"{found['flag']} {found['value']}: use one of {found['of'].replace(chr(39), '')}"
 
 
 def _fail(message: str, code: int = 2) -> None:

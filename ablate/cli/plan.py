@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from ablate.cli.app import RecipeOpt, app, err, out
+from ablate.choices import DesignKind, Each
+from ablate.cli.app import RecipeOpt, app, err, listed, out, parsed, phase_fraction
 from ablate.errors import AblateError
 
 # ---- plan ----------------------------------------------------------------------------------
@@ -27,9 +28,9 @@ def plan(
         typer.Option("--remove", help="Group or subset to leave out; 'a+b' removes both in one variant. Repeatable."),
     ] = None,
     each: Annotated[
-        str | None, typer.Option("--each", help="Without --remove: one variant per 'group' or 'subset'")
+        Each | None, typer.Option("--each", help="Without --remove: one variant per group or per subset")
     ] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help="Comma-separated phase seeds, e.g. 1,2,3")] = None,
+    seeds: Annotated[list[str] | None, typer.Option("--seeds", help="Phase seeds, e.g. 1,2,3. Repeatable.")] = None,
     baseline_seeds: Annotated[
         int | None,
         typer.Option(
@@ -40,11 +41,11 @@ def plan(
         ),
     ] = None,
     phases: Annotated[
-        str | None,
-        typer.Option("--phases", help="Phase lengths to ablate, fractions of the run, e.g. 0.05,0.1,0.2"),
+        list[str] | None,
+        typer.Option("--phases", help="Phase lengths to ablate: fractions of the run, 10% or p10, e.g. 0.05,0.1,0.2"),
     ] = None,
     design: Annotated[
-        str | None,
+        DesignKind | None,
         typer.Option("--design", help="Mixtures besides the baseline: loo (removals), swarm or perturb"),
     ] = None,
     n: Annotated[int | None, typer.Option("--n", help="--design swarm: how many mixtures", show_default="16")] = None,
@@ -74,8 +75,6 @@ def plan(
     from ablate.recipe import Design, describe_errors, load_recipe
     from ablate.store import study_dir
 
-    if each not in (None, "group", "subset"):
-        raise AblateError(f"--each {each}: use 'group' or 'subset'")
     loaded = load_recipe(recipe)
     asked = {"kind": design, "n": n, "concentration": concentration, "factor": factor, "seed": design_seed}
     try:
@@ -86,11 +85,11 @@ def plan(
         raise AblateError(f"--design: {describe_errors(exc)}") from None
     result = plan_study(
         loaded,
-        removes=remove or None,
+        removes=listed(remove) or None,
         each=each,
-        seeds=_parse_list(seeds, "--seeds", int, "integers, e.g. 1,2,3"),
+        seeds=parsed(seeds, "--seeds", int, "integers, e.g. 1,2,3"),
         baseline_seeds=baseline_seeds,
-        phases=_parse_list(phases, "--phases", float, "fractions of the run, e.g. 0.05,0.1,0.2"),
+        phases=[phase_fraction(p, "--phases") for p in listed(phases)] or None,
         design=chosen,
         control=control,
         renormalize_rule=renormalize,
@@ -124,13 +123,3 @@ def _recipe_note(given: Path | None) -> str:
         f" from the packaged demo recipe ({used}): no --recipe, $ABLATE_RECIPE or recipes/demo.yaml here; "
         "pass --recipe PATH for a study of your own (`ablate init DIR` writes one)"
     )
-
-
-def _parse_list(text: str | None, flag: str, kind: type, example: str) -> list | None:
-    """'1,2,3' → [1, 2, 3] as `kind`; None when the flag is not given; one line naming the flag when bad."""
-    if text is None:
-        return None
-    try:
-        return [kind(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise AblateError(f"{flag} {text}: use comma-separated {example}") from None

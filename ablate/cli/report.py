@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ablate.choices import Adjustment, ReportFormat
 from ablate.cli.app import StudyOpt, app, err, out
 from ablate.errors import AblateError
 
@@ -49,7 +50,7 @@ def report(
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Paired bootstrap resamples")] = 10_000,
     ci: Annotated[float, typer.Option("--ci", help="Confidence level of the intervals")] = 0.95,
     adjust: Annotated[
-        str,
+        Adjustment,
         typer.Option(
             "--adjust", help="Flag Δs over the whole table: bh (false discovery rate), holm (family-wise), none"
         ),
@@ -65,9 +66,7 @@ def report(
             help="A study on the same start whose replicate runs add to this one's seed-noise estimate",
         ),
     ] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", help="What stdout shows: md, csv or json (all files are written)")
-    ] = "md",
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="What stdout shows (all files are written)")] = "md",
     plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write the deltas.png heatmap")] = True,
 ) -> None:
     """Scores and Δ vs baseline with paired-bootstrap CIs; writes report.md/.csv/.json and deltas.png."""
@@ -75,8 +74,6 @@ def report(
     from ablate.report.load import load_folder, load_study
     from ablate.store import study_dir
 
-    if fmt not in ("md", "csv", "json"):
-        raise AblateError(f"--format {fmt}: use md, csv or json")
     if from_dir is not None and study is not None:
         raise AblateError("--from and --study: give one; --from reads plain lm-eval outputs, --study a planned study")
     results = load_folder(from_dir) if from_dir is not None else load_study(study)
@@ -105,7 +102,7 @@ def report(
     err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)
 
 
-def print_report(built: Report, fmt: str = "md") -> None:
+def print_report(built: Report, fmt: ReportFormat = "md") -> None:
     """Markdown rendered by rich in a terminal, plain markdown (or CSV/JSON) when piped."""
     from ablate.report import to_csv, to_json, to_markdown
 

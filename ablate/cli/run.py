@@ -14,7 +14,8 @@ from typing import Annotated
 
 import typer
 
-from ablate.cli.app import RecipeOpt, StudyOpt, app, err, out
+from ablate.choices import Launcher
+from ablate.cli.app import RecipeOpt, StudyOpt, app, err, listed, out
 
 # ---- status --------------------------------------------------------------------------------
 
@@ -65,7 +66,7 @@ def run(
         str | None, typer.Option("--checkpoint", help="Start checkpoint (name or path); re-plans if it differs")
     ] = None,
     variant: Annotated[list[str] | None, typer.Option("--variant", help="Run only this variant. Repeatable.")] = None,
-    launcher: Annotated[str, typer.Option("--launcher", help="local, torchrun or slurm")] = "local",
+    launcher: Annotated[Launcher, typer.Option("--launcher", help="How each job gets its processes")] = "local",
     gpus: Annotated[
         int, typer.Option("--gpus", help="GPUs (processes) per node and variant; 0: CPUs only, one process")
     ] = 1,
@@ -90,6 +91,7 @@ def run(
     from ablate.job import WORK
     from ablate.run.runner import Launch, prepare, run_study, slurm_script
 
+    variant = listed(variant) or None
     how = Launch(launcher, gpus, nodes, parallel, strict, tuple(slurm or ()))
     how.check()
     if dry_run:
@@ -106,10 +108,7 @@ def run(
     from ablate.run.view import RunDisplay
 
     with RunDisplay(err) as display:
-        outcomes = run_study(
-            study, checkpoint=checkpoint, variants=variant, launcher=launcher, gpus=gpus, nodes=nodes,
-            parallel=parallel, strict=strict, slurm_options=how.slurm, observer=display,
-        )  # fmt: skip
+        outcomes = run_study(study, checkpoint=checkpoint, variants=variant, how=how, observer=display)
     states = [outcome.state for outcome in outcomes]
     submitted = [outcome for outcome in outcomes if outcome.state == "submitted"]
     if submitted:
@@ -140,7 +139,7 @@ def cancel(
     name = current_study(study)
     live = {job: job_id for job, (job_id, state) in scheduler.scheduler_states(name).items() if state in scheduler.LIVE}
     if variant:
-        live = {job: job_id for job, job_id in live.items() if job in variant}
+        live = {job: job_id for job, job_id in live.items() if job in listed(variant)}
     cancelled = scheduler.cancel(live)
     if not cancelled:
         err.print(f"nothing to cancel: no Slurm task of study '{name}' is queued or running")

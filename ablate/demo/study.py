@@ -101,7 +101,7 @@ def run_demo(
     from ablate.report.load import load_study
     from ablate.run.launch import available_cores
     from ablate.run.pretrain import pretrain
-    from ablate.run.runner import run_study
+    from ablate.run.runner import Launch, run_study
     from ablate.store import study_dir, write_json
 
     recipe = demo_recipe(fast, trust=trust, suggest=suggest)
@@ -122,6 +122,7 @@ def run_demo(
         with stage("data"):
             write_demo(Path("."))
             build_subsets(recipe)
+        how = Launch(parallel=parallel or available_cores())
         with stage("pretrain"):
             pretrain(recipe, on_progress=on_pretrain_progress)
         with stage("plan"):
@@ -129,7 +130,7 @@ def run_demo(
             # was added) is evaluated again; trained weights are never thrown away.
             plan_study(recipe, reevaluate=True)
         with stage("run"):
-            outcomes = run_study(recipe.name, parallel=parallel or available_cores(), observer=run_observer)
+            outcomes = run_study(recipe.name, how=how, observer=run_observer)
         unsuggested = None  # why no mixture was suggested, when the fits could not choose one
         if suggest and not [o for o in outcomes if o.state != "done"]:
             from ablate.analyze.fit import suggest_study
@@ -155,7 +156,7 @@ def run_demo(
                         unsuggested = f"no mixture suggested: {str(exc).removeprefix('suggest: ')}"
             if unsuggested is None:
                 with stage("validate"):
-                    outcomes = run_study(recipe.name, parallel=parallel or available_cores(), observer=run_observer)
+                    outcomes = run_study(recipe.name, how=how, observer=run_observer)
         with stage("report"):
             report = build_report(load_study(recipe.name), Settings())
             report.notes += [unsuggested] if unsuggested else []

@@ -3,10 +3,11 @@ how a removal renormalizes, and the seeds and phase lengths every variant runs a
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
+from ablate.choices import DesignKind, Each
 from ablate.recipe.section import Section
 
 Renormalize = str  # "proportional" or "into:<subset>"
@@ -16,7 +17,7 @@ class Design(Section):
     """Which mixtures a study tries besides the baseline: leave-one-out removals, or a swarm of mixtures
     around the baseline mix, or each subset weighted up and down (the perturbed runs mixing laws fit)."""
 
-    kind: Literal["loo", "swarm", "perturb"] = Field("loo", description="loo | swarm | perturb")
+    kind: DesignKind = Field("loo", description="loo | swarm | perturb")
     n: Annotated[int, Field(gt=0)] = Field(16, description="swarm: how many mixtures")
     concentration: Annotated[float, Field(gt=0)] = Field(
         20.0, description="swarm: Dirichlet concentration around the baseline mix (larger: closer to it)"
@@ -26,7 +27,7 @@ class Design(Section):
 
 
 class Ablations(Section):
-    each: Literal["group", "subset"] = Field("group", description="default leave-one-out granularity")
+    each: Each = Field("group", description="default leave-one-out granularity")
     renormalize: Renormalize = Field(
         "proportional", description="'proportional', or 'into:<subset>' to give all freed mass to one subset"
     )

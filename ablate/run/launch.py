@@ -34,7 +34,6 @@ PRELOAD = [
     "lm_eval.evaluator",
     "lm_eval.models.huggingface",
 ]
-LAUNCHERS = ("local", "torchrun", "slurm")
 
 
 class Running(Protocol):

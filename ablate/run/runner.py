@@ -9,8 +9,8 @@
     ablate run --parallel 2                      # two variants at once, each on half the cores (or its own GPU)
     ablate run --dry-run                         # what would run, and why; nothing is trained
 
-    from ablate.run.runner import run_study
-    outcomes = run_study("demo")                 # the same from Python; returns one Outcome per job
+    from ablate.run.runner import Launch, run_study
+    outcomes = run_study("demo", how=Launch(parallel=2))  # the same from Python; one Outcome per job
 
 This module decides and watches; it imports no torch, unless a folder's latest checkpoint must
 be read to tell a finished training from an interrupted one (ablate.run.folder). Every job
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ablate.artifacts import State, Status, read_status, write_status
+from ablate.choices import LAUNCHERS
 from ablate.data.manifest import check_shards, is_remote
 from ablate.errors import AblateError, StudyError
 from ablate.job import START, WORK, Do, Exit, lock_holder
@@ -94,8 +95,8 @@ class Launch:
 
     def check(self) -> None:
         """One line naming the flag for every combination that cannot work."""
-        if self.launcher not in launch.LAUNCHERS:
-            raise AblateError(f"--launcher {self.launcher}: use one of {', '.join(launch.LAUNCHERS)}")
+        if self.launcher not in LAUNCHERS:
+            raise AblateError(f"--launcher {self.launcher}: use one of {', '.join(LAUNCHERS)}")
         if self.gpus < 0:
             raise AblateError(f"--gpus {self.gpus}: use 0 (CPUs only) or more")
         if self.gpus > 1 and self.launcher == "local":
@@ -283,22 +284,17 @@ def run_study(
     *,
     checkpoint: str | None = None,
     variants: list[str] | None = None,
-    launcher: str = "local",
-    gpus: int = 1,
-    nodes: int = 1,
-    parallel: int = 1,
-    strict: bool = False,
-    slurm_options: tuple[str, ...] = (),
+    how: Launch | None = None,
     observer: Observer | None = None,
 ) -> list[Outcome]:
-    """Run every job that needs work, `parallel` at a time; a failed variant does not stop the rest.
+    """Run every job that needs work, `how.parallel` at a time; a failed variant does not stop the rest.
 
     Returns one Outcome per job that ran, was submitted, or found its folder locked (or queued), in
     the order they finished. Raises AblateError for bad input, and when the start checkpoint cannot
     be loaded (every variant would fail the same way: the running jobs are stopped, and resume on the
     next run). With torchrun over several nodes, node 0 runs the study and the others follow it.
     """
-    how = Launch(launcher, gpus, nodes, parallel, strict, slurm_options)
+    how = how or Launch()
     how.check()
     study, plan, actions = prepare(study, checkpoint=checkpoint, variants=variants, how=how)
     todo = [a for a in actions if a.do in WORK and not (how.node_rank > 0 and a.job == START)]

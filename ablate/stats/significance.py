@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ADJUSTMENTS = ("bh", "holm", "none")
+from ablate.choices import ADJUSTMENTS
 
 
 def bootstrap_p_value(draws: np.ndarray) -> float:

@@ -1,0 +1,19 @@
+"""The closed sets of names that a recipe field or a flag takes, typed once: the recipe's schema, the
+CLI (which shows them as choices and refuses others before any work) and the code that acts on them
+all read these, so a name is added in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Each = Literal["group", "subset"]  # leave-one-out granularity
+DesignKind = Literal["loo", "swarm", "perturb"]  # which mixtures a plan adds besides the baseline
+Launcher = Literal["local", "torchrun", "slurm"]
+Adjustment = Literal["bh", "holm", "none"]  # the report's multiple-comparison adjustment
+ReportFormat = Literal["md", "csv", "json"]  # what `ablate report` prints (all are written)
+Model = Literal["linear", "loglinear", "law", "power", "gbm", "ensemble"]  # mixture models of `fit`/`suggest`
+
+LAUNCHERS: tuple[str, ...] = get_args(Launcher)
+ADJUSTMENTS: tuple[str, ...] = get_args(Adjustment)
+MODELS: tuple[str, ...] = get_args(Model)
