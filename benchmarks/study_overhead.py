@@ -68,7 +68,7 @@ class Study:
     status: dict[str, dict]
 
 
-def timed_study(recipe, options: dict, parallel: int) -> Study:
+def timed_study(recipe, request, parallel: int) -> Study:
     """plan, run and report as `ablate plan`, `ablate run --parallel N` and `ablate report` call them."""
     from ablate.report import Settings, build_report, write_report
     from ablate.report.load import load_study
@@ -78,7 +78,7 @@ def timed_study(recipe, options: dict, parallel: int) -> Study:
     from ablate.plan.study import plan_study
 
     tick = time.perf_counter()
-    plan = plan_study(recipe, **options)
+    plan = plan_study(recipe, request)
     planned = time.perf_counter()
     outcomes = run_study(recipe.name, how=Launch(parallel=parallel))
     ran = time.perf_counter()
@@ -131,7 +131,10 @@ def main() -> None:
     parser.add_argument("--phase-steps", type=int, default=240, help="batches each variant trains")
     parser.add_argument("--parallel", type=int, default=None, help="jobs at once in the second pass [default: cores]")
     args = parser.parse_args()
-    options = {} if args.remove == "all" else {"removes": [r for r in args.remove.split(",") if r], "control": False}
+    from ablate.plan.build import PlanRequest
+
+    removes = [r for r in args.remove.split(",") if r]
+    request = PlanRequest() if args.remove == "all" else PlanRequest(removes=removes, control=False)
 
     with demo_workspace(study_recipe(args.phase_steps)) as recipe:
         from ablate.run.pretrain import pretrain
@@ -139,8 +142,8 @@ def main() -> None:
 
         parallel = args.parallel or available_cores()
         pretrain(recipe)  # the shared checkpoint: not part of the study
-        sequential = timed_study(recipe, options, 1)
-        overlapped = timed_study(recipe, options, parallel)
+        sequential = timed_study(recipe, request, 1)
+        overlapped = timed_study(recipe, request, parallel)
 
     variants = [v.name for v in sequential.plan.variants]
     trained = sum(sequential.status[v].train_seconds for v in variants)

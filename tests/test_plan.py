@@ -6,6 +6,7 @@ import pytest
 from ablate.errors import AblateError, RecipeError
 from ablate.plan.build import (
     PlanOptions,
+    PlanRequest,
     build_plan,
     count_params,
     normalize,
@@ -89,8 +90,8 @@ def test_default_variants_are_one_per_group_plus_baseline():
 
 
 def test_baseline_replicates_come_by_default_and_leave_every_other_variant_as_it_was():
-    one = build_plan(make_recipe(), removes=["math"])
-    two = build_plan(make_recipe(ablations={"control": False}), removes=["math"])  # the default: 2
+    one = build_plan(make_recipe(), PlanRequest(removes=["math"]))
+    two = build_plan(make_recipe(ablations={"control": False}), PlanRequest(removes=["math"]))  # the default: 2
     assert [v.name for v in two.variants] == ["baseline", "baseline.s1", "no-math"]
     replicate = two.variant("baseline.s1")
     assert replicate.ablation == "baseline" and replicate.seed == 1 and replicate.mixture == one.variants[0].mixture
@@ -99,15 +100,15 @@ def test_baseline_replicates_come_by_default_and_leave_every_other_variant_as_it
     ]
     assert two.options.baseline_seeds == 2 and two.study_tokens == 3 * one.variants[0].tokens
     # Seeds the study already runs count: --seeds 3,7 gives the baseline two; --baseline-seeds 3 one more, after 7.
-    assert [v.name for v in build_plan(make_recipe(), removes=["math"], seeds=[3, 7], baseline_seeds=2).variants] == [
+    assert [v.name for v in build_plan(make_recipe(), PlanRequest(removes=["math"], seeds=[3, 7], baseline_seeds=2)).variants] == [
         "baseline.s3", "baseline.s7", "no-math.s3", "no-math.s7"]  # fmt: skip
-    three = build_plan(make_recipe(), removes=["math"], seeds=[3, 7], baseline_seeds=3)
+    three = build_plan(make_recipe(), PlanRequest(removes=["math"], seeds=[3, 7], baseline_seeds=3))
     assert [v.name for v in three.variants][:3] == ["baseline.s3", "baseline.s7", "baseline.s8"]
     # A phase study replicates each phase's baseline; 0 plans none.
-    phased = build_plan(make_recipe(ablations={"control": False, "phases": [0.1, 0.2]}), removes=["math"])
+    phased = build_plan(make_recipe(ablations={"control": False, "phases": [0.1, 0.2]}), PlanRequest(removes=["math"]))
     assert [v.name for v in phased.variants if v.ablation.startswith("baseline")] == [
         "baseline@p10", "baseline@p10.s1", "baseline@p20", "baseline@p20.s1"]  # fmt: skip
-    assert [v.name for v in build_plan(make_recipe(), removes=["math"], baseline_seeds=0).variants] == [
+    assert [v.name for v in build_plan(make_recipe(), PlanRequest(removes=["math"], baseline_seeds=0)).variants] == [
         "baseline", "no-math"]  # fmt: skip
     # Re-planning keeps what was asked; a plan written before replicates existed re-plans without one.
     assert [v.name for v in replan(two, make_recipe()).variants] == [v.name for v in two.variants]
@@ -118,13 +119,13 @@ def test_baseline_replicates_come_by_default_and_leave_every_other_variant_as_it
 
 
 def test_each_subset_and_control():
-    plan = build_plan(make_recipe(), each="subset", control=True)
+    plan = build_plan(make_recipe(), PlanRequest(each="subset", control=True))
     assert [v.name for v in plan.variants] == ["baseline", "no-web", "no-gsm", "no-proofs", "no-py", "control"]
     assert plan.variant("control").mixture == pytest.approx({"web": 0.9, "py": 0.1})
 
 
 def test_epochs_tokens_and_cost_by_hand():
-    plan = build_plan(make_recipe(), removes=["math"])
+    plan = build_plan(make_recipe(), PlanRequest(removes=["math"]))
     baseline, no_math = plan.variants
     # phase = 10% of 10,000 tokens = 1,000; baseline mix 0.4/0.2/0.2/0.2
     assert baseline.tokens == 1000 and baseline.start_tokens == 9000
@@ -141,25 +142,25 @@ def test_epochs_tokens_and_cost_by_hand():
 
 
 def test_manifest_sizes_fill_gaps_and_warn_on_repeats():
-    plan = build_plan(make_recipe(), removes=["math"], subset_tokens={"py": 40, "web": 1})
+    plan = build_plan(make_recipe(), PlanRequest(removes=["math"]), subset_tokens={"py": 40, "web": 1})
     baseline = plan.variants[0]
     assert baseline.epochs["py"] == 5.0  # 200 / 40, above the warning line
     assert baseline.epochs["web"] == 0.04  # the recipe's own size wins over the manifest's
     assert any("'py' repeats 5.0× (> 4)" in w for w in plan.warnings)
-    plan = build_plan(make_recipe(), removes=["math"], subset_tokens={"py": 10})
+    plan = build_plan(make_recipe(), PlanRequest(removes=["math"]), subset_tokens={"py": 10})
     assert any("'py' repeats 20.0× (> 16); lower its weight" in w for w in plan.warnings)
 
 
 def test_seeds_replicate_every_variant():
-    plan = build_plan(make_recipe(), removes=["code"], seeds=[1, 2])
+    plan = build_plan(make_recipe(), PlanRequest(removes=["code"], seeds=[1, 2]))
     assert [v.name for v in plan.variants] == ["baseline.s1", "baseline.s2", "no-code.s1", "no-code.s2"]
     assert [v.ablation for v in plan.variants] == ["baseline", "baseline", "no-code", "no-code"]
     assert len({v.hash for v in plan.variants}) == 4
 
 
 def test_hash_is_stable_and_tracks_everything_that_changes_a_result():
-    base = build_plan(make_recipe(), removes=["math"]).variants[1].hash
-    assert build_plan(make_recipe(), removes=["math"]).variants[1].hash == base
+    base = build_plan(make_recipe(), PlanRequest(removes=["math"])).variants[1].hash
+    assert build_plan(make_recipe(), PlanRequest(removes=["math"])).variants[1].hash == base
     changed = [
         make_recipe(training={"total_tokens": 10_000, "phase": 0.2, "batch_size": 4}),
         make_recipe(training={"total_tokens": 10_000, "phase": 0.1, "batch_size": 8}),
@@ -169,36 +170,36 @@ def test_hash_is_stable_and_tracks_everything_that_changes_a_result():
         make_recipe(mixes={"base": {"web": 1}, "upsample": {"web": 5, "gsm": 2, "proofs": 2, "py": 2}}),
     ]
     for recipe in changed:
-        assert build_plan(recipe, removes=["math"]).variants[1].hash != base
-    assert build_plan(make_recipe(), removes=["math"], seeds=[3]).variants[1].hash != base
-    assert build_plan(make_recipe(), removes=["math"], checkpoint="ckpt/b.pt").variants[1].hash != base
+        assert build_plan(recipe, PlanRequest(removes=["math"])).variants[1].hash != base
+    assert build_plan(make_recipe(), PlanRequest(removes=["math"], seeds=[3])).variants[1].hash != base
+    assert build_plan(make_recipe(), PlanRequest(removes=["math"], checkpoint="ckpt/b.pt")).variants[1].hash != base
 
 
 def test_hash_ignores_what_cannot_change_a_result():
-    base = build_plan(make_recipe(), removes=["math"]).variants[1]
+    base = build_plan(make_recipe(), PlanRequest(removes=["math"])).variants[1]
     # a subset the variant does not train on moves: its result cannot change
     subsets = make_recipe().model_dump()["subsets"]
     subsets["gsm"]["location"] = "elsewhere/gsm"
-    moved = build_plan(make_recipe(subsets=subsets), removes=["math"]).variants[1]
+    moved = build_plan(make_recipe(subsets=subsets), PlanRequest(removes=["math"])).variants[1]
     assert moved.hash == base.hash
     # eval settings change the result's hash but not the trained weights'
-    other_eval = build_plan(make_recipe(eval={"tasks": ["u"]}), removes=["math"]).variants[1]
+    other_eval = build_plan(make_recipe(eval={"tasks": ["u"]}), PlanRequest(removes=["math"])).variants[1]
     assert other_eval.train_hash == base.train_hash and other_eval.hash != base.hash
 
 
 def test_sharding_and_the_eval_backend_change_the_hashes_only_when_set():
-    plain = build_plan(make_recipe(), removes=["math"]).variants[1]
+    plain = build_plan(make_recipe(), PlanRequest(removes=["math"])).variants[1]
     assert (plain.train_hash, plain.hash) == ("0320f4c07c2f62bd", "f04de572b3eab834")  # as before fsdp existed
 
     def sharded(**fsdp):
         training = {"total_tokens": 10_000, "phase": 0.1, "batch_size": 4, "fsdp": fsdp}
-        return build_plan(make_recipe(training=training), removes=["math"]).variants[1].train_hash
+        return build_plan(make_recipe(training=training), PlanRequest(removes=["math"])).variants[1].train_hash
 
     layout = sharded(state_dict_type="full", activation_checkpointing=True, reshard_after_forward=False)
     assert layout == sharded() != plain.train_hash  # the block's presence records its mixed precision
     assert sharded(mixed_precision="PURE") != sharded()
     for evaluation in ({"tasks": ["t"], "backend": "vllm"}, {"tasks": ["t"], "model_args": {"dtype": "bfloat16"}}):
-        other = build_plan(make_recipe(eval=evaluation), removes=["math"]).variants[1]
+        other = build_plan(make_recipe(eval=evaluation), PlanRequest(removes=["math"])).variants[1]
         assert other.train_hash == plain.train_hash and other.hash != plain.hash  # evaluated again, not retrained
 
 
@@ -209,7 +210,7 @@ def test_a_phase_warm_up_must_end_inside_the_phase():
     with pytest.raises(RecipeError, match=r"training\.schedule\.warmup_tokens: 1,000 is not shorter than the phase"):
         make_recipe(training=training)
     training["schedule"] = {"warmup_tokens": 100, "peak": "checkpoint"}
-    assert build_plan(make_recipe(training=training), removes=["math"]).variants[1].train_hash != "0320f4c07c2f62bd"
+    assert build_plan(make_recipe(training=training), PlanRequest(removes=["math"])).variants[1].train_hash != "0320f4c07c2f62bd"
 
 
 def test_fsdp_block_is_validated():
@@ -224,7 +225,7 @@ def test_fsdp_block_is_validated():
 
 def test_replan_moves_the_start_or_adds_a_mixture():
     recipe = make_recipe()
-    plan = build_plan(recipe, removes=["math", "code"], seeds=[4], control=True, renormalize_rule="into:web")
+    plan = build_plan(recipe, PlanRequest(removes=["math", "code"], seeds=[4], control=True, renormalize="into:web"))
     moved = replan(plan, recipe, checkpoint="ckpt/other.pt")
     assert [v.name for v in moved.variants] == [v.name for v in plan.variants]
     assert all(v.checkpoint == "ckpt/other.pt" for v in moved.variants)
@@ -240,7 +241,7 @@ def test_replan_moves_the_start_or_adds_a_mixture():
 
 def test_duplicate_targets_are_an_error():
     with pytest.raises(AblateError, match="given twice"):
-        build_plan(make_recipe(), removes=["math", "math"])
+        build_plan(make_recipe(), PlanRequest(removes=["math", "math"]))
 
 
 def test_llama_parameter_count_by_hand():
@@ -258,13 +259,13 @@ def test_llama_parameter_count_by_hand():
 
 
 def test_power_per_task_from_sizes():
-    plan = build_plan(make_recipe(), removes=["math"], task_sizes={"t": 1000})
+    plan = build_plan(make_recipe(), PlanRequest(removes=["math"]), task_sizes={"t": 1000})
     # (1.96 + 0.84) · sqrt(2 · 0.25 / 1000) ≈ 6.26 points
     assert plan.power["t"].mde_pp == pytest.approx(6.26, abs=0.01)
 
 
 def test_phases_plan_every_variant_at_every_phase_from_its_own_start():
-    plan = build_plan(make_recipe(), removes=["code"], phases=[0.2, 0.05], checkpoint="ckpt")
+    plan = build_plan(make_recipe(), PlanRequest(removes=["code"], phases=[0.2, 0.05], checkpoint="ckpt"))
     assert [v.name for v in plan.variants] == ["baseline@p5", "no-code@p5", "baseline@p20", "no-code@p20"]
     by_name = {v.name: v for v in plan.variants}
     short, long = by_name["no-code@p5"], by_name["no-code@p20"]
@@ -274,10 +275,10 @@ def test_phases_plan_every_variant_at_every_phase_from_its_own_start():
     assert len({v.train_hash for v in plan.variants}) == 4
     assert plan.options.phases == [0.05, 0.2]
     assert plan.study_tokens == 2 * 500 + 2 * 2_000
-    seeded = build_plan(make_recipe(), removes=["code"], phases=[0.1], seeds=[1, 2], checkpoint="ckpt")
+    seeded = build_plan(make_recipe(), PlanRequest(removes=["code"], phases=[0.1], seeds=[1, 2], checkpoint="ckpt"))
     assert [v.name for v in seeded.variants][:2] == ["baseline@p10.s1", "baseline@p10.s2"]
     # The recipe's own phase as a one-phase study trains the same weights, under a phase name.
-    plain = build_plan(make_recipe(), removes=["code"], checkpoint="ckpt").variants[1]
+    plain = build_plan(make_recipe(), PlanRequest(removes=["code"], checkpoint="ckpt")).variants[1]
     assert seeded.variants[2].tokens == plain.tokens
     replanned = replan(plan, make_recipe(), checkpoint="other")
     assert [v.checkpoint for v in replanned.variants] == ["other@p5", "other@p5", "other@p20", "other@p20"]
@@ -306,7 +307,7 @@ def test_phase_names_split_back_and_bad_phases_are_refused():
     assert phase_label(0.05) == "p5" and phase_label(0.025) == "p2.5" and phase_label(0.07) == "p7"
     for phases in ([0.1, 0.1], [0.0], [1.0]):
         with pytest.raises(AblateError, match="--phases"):
-            build_plan(make_recipe(), phases=phases)
+            build_plan(make_recipe(), PlanRequest(phases=phases))
     with pytest.raises(AblateError, match="ablations.phases.0: Input should be less than 1"):
         make_recipe(ablations={"control": False, "phases": [1.5]})
 
@@ -318,7 +319,7 @@ def test_pretraining_stops_at_the_latest_phase_start_and_keeps_the_others():
 
 
 def test_a_swarm_draws_seeded_mixtures_around_the_baseline_mix():
-    plan = build_plan(make_recipe(), design=Design(kind="swarm", n=5, concentration=50, seed=3))
+    plan = build_plan(make_recipe(), PlanRequest(design=Design(kind="swarm", n=5, concentration=50, seed=3)))
     names = [v.name for v in plan.variants]
     assert names == ["baseline", "swarm-1", "swarm-2", "swarm-3", "swarm-4", "swarm-5"]
     for variant in plan.variants:
@@ -328,9 +329,9 @@ def test_a_swarm_draws_seeded_mixtures_around_the_baseline_mix():
             "proofs",
             "py",
         }
-    again = build_plan(make_recipe(), design=Design(kind="swarm", n=5, concentration=50, seed=3))
+    again = build_plan(make_recipe(), PlanRequest(design=Design(kind="swarm", n=5, concentration=50, seed=3)))
     assert [v.mixture for v in again.variants] == [v.mixture for v in plan.variants]
-    other = build_plan(make_recipe(), design=Design(kind="swarm", n=5, concentration=50, seed=4))
+    other = build_plan(make_recipe(), PlanRequest(design=Design(kind="swarm", n=5, concentration=50, seed=4)))
     assert [v.hash for v in other.variants][1:] != [v.hash for v in plan.variants][1:]
     center = normalize({"web": 4, "gsm": 2, "proofs": 2, "py": 2})
     many = swarm(center, Design(kind="swarm", n=4_000, concentration=20, seed=0), {})
@@ -339,11 +340,11 @@ def test_a_swarm_draws_seeded_mixtures_around_the_baseline_mix():
         assert draws.mean() == pytest.approx(share, abs=0.01)
         assert draws.var() == pytest.approx(share * (1 - share) / 21, rel=0.1)
     with pytest.raises(AblateError, match="--remove and --design swarm"):
-        build_plan(make_recipe(), removes=["math"], design=Design(kind="swarm"))
+        build_plan(make_recipe(), PlanRequest(removes=["math"], design=Design(kind="swarm")))
 
 
 def test_perturbed_mixtures_weight_each_subset_up_and_down():
-    plan = build_plan(make_recipe(), design=Design(kind="perturb", factor=2))
+    plan = build_plan(make_recipe(), PlanRequest(design=Design(kind="perturb", factor=2)))
     by_name = {v.name: v.mixture for v in plan.variants}
     assert list(by_name) == ["baseline", *[f"{d}-{s}" for s in ("web", "gsm", "proofs", "py") for d in ("up", "down")]]
     up, down = by_name["up-gsm"], by_name["down-gsm"]
@@ -361,12 +362,12 @@ def test_repetition_caps_hold_in_every_design_and_warn_in_leave_one_out():
             "py": {"location": "mds/py", "tokens": 1_000, "groups": ["code"]},
         }
     )
-    swarmed = build_plan(capped_recipe, design=Design(kind="swarm", n=20, seed=1))
+    swarmed = build_plan(capped_recipe, PlanRequest(design=Design(kind="swarm", n=20, seed=1)))
     assert all(v.epochs["gsm"] <= 1 + 1e-9 for v in swarmed.variants if v.name != "baseline")
-    perturbed_plan = build_plan(capped_recipe, design=Design(kind="perturb"))
+    perturbed_plan = build_plan(capped_recipe, PlanRequest(design=Design(kind="perturb")))
     up = {v.name: v for v in perturbed_plan.variants}["up-gsm"]
     assert up.mixture["gsm"] == pytest.approx(0.1) and sum(up.mixture.values()) == pytest.approx(1.0)
-    loo = build_plan(capped_recipe, removes=["code"])
+    loo = build_plan(capped_recipe, PlanRequest(removes=["code"]))
     assert any("'gsm' repeats 2.0×, above its max_passes 1" in w for w in loo.warnings)
     assert capped({"a": 0.5, "b": 0.3, "c": 0.2}, {"a": 0.2}, "x") == pytest.approx({"a": 0.2, "b": 0.48, "c": 0.32})
     with pytest.raises(AblateError, match="max_passes caps hold the mixture below 100%"):
@@ -387,7 +388,7 @@ def test_a_phase_shorter_than_one_batch_is_refused_by_hand():
     assert recipe.phase_too_short(0.1) is None and recipe.phase_too_short(0.0032) is None  # 32 tokens: one step
     assert "is more than the 0.003 phase's 30 tokens" in recipe.phase_too_short(0.003)
     with pytest.raises(AblateError, match=r"--phases 0\.003: one batch \(training\.batch_size × seq_len = 32 tokens\)"):
-        build_plan(recipe, phases=[0.1, 0.003])
+        build_plan(recipe, PlanRequest(phases=[0.1, 0.003]))
     with pytest.raises(RecipeError, match=r"training\.phase: one batch .* is more than the 0\.1 phase's 1,000 tokens"):
         make_recipe(training={"total_tokens": 10_000, "phase": 0.1, "batch_size": 200})
 
@@ -399,10 +400,10 @@ def test_every_variant_name_is_checked_to_stay_inside_the_study_folder():
     }
     mixes = {"base": {"web": 1}, "upsample": {"web": 1, "a/b": 1}}
     with pytest.raises(AblateError, match=r"variant 'no-a/b': holds a path separator; rename the recipe's subset"):
-        build_plan(make_recipe(subsets=subsets, mixes=mixes), each="subset")
+        build_plan(make_recipe(subsets=subsets, mixes=mixes), PlanRequest(each="subset"))
     with pytest.raises(AblateError, match=r"variant 'up-a/b': holds a path separator"):
-        build_plan(make_recipe(subsets=subsets, mixes=mixes), design=Design(kind="perturb"))
+        build_plan(make_recipe(subsets=subsets, mixes=mixes), PlanRequest(design=Design(kind="perturb")))
     with pytest.raises(AblateError, match=r"variant 'start': is one of the study folder's own entries"):
-        build_plan(make_recipe(), mixtures={"start": {"web": 1.0}})
-    plan = build_plan(make_recipe(), mixtures={"suggested@p10": {"web": 1.0}}, phases=[0.1])
+        build_plan(make_recipe(), PlanRequest(mixtures={"start": {"web": 1.0}}))
+    plan = build_plan(make_recipe(), PlanRequest(mixtures={"suggested@p10": {"web": 1.0}}, phases=[0.1]))
     assert "suggested@p10" in [v.name for v in plan.variants]  # the plan's own phase mark is not the user's

@@ -234,6 +234,7 @@ def test_reevaluate_allows_only_evaluation_changes_and_heldout_leaves_the_start_
     on variants only); plan_study(reevaluate=True), as the demo re-plans, lets that through and still
     refuses a change of training."""
     from ablate.errors import StudyError
+    from ablate.plan.build import PlanRequest
     from ablate.plan.study import plan_study
     from ablate.recipe import load_recipe
 
@@ -248,12 +249,12 @@ def test_reevaluate_allows_only_evaluation_changes_and_heldout_leaves_the_start_
     monkeypatch.setenv("ABLATE_RESULTS", str(tmp_path / "results"))
     recipe = load_recipe(tmp_path / "recipes" / "demo.yaml")
     first = str(tmp_path / "first.pt")
-    plan = plan_study(recipe, reevaluate=True, removes=["math"], checkpoint=first)
+    plan = plan_study(recipe, PlanRequest(removes=["math"], checkpoint=first), reevaluate=True)
     assert json.loads((study / "plan.json").read_text())["variants"][0]["hash"] == plan.variants[0].hash
     (study / "baseline" / "status.json").write_text(json.dumps(
         {"state": "done", "hash": "old", "train_hash": "another training", "trained": True}))  # fmt: skip
     with pytest.raises(StudyError, match=r"baseline \(done, training changed\)"):
-        plan_study(recipe, reevaluate=True, removes=["math"], checkpoint=first)
+        plan_study(recipe, PlanRequest(removes=["math"], checkpoint=first), reevaluate=True)
 
 
 # ---- what a newcomer's study runs into (#26) -------------------------------------------------

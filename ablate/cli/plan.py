@@ -71,6 +71,7 @@ def plan(
     """Expand the recipe's upsample mix into variants (leave-one-out, a swarm, perturbations); write plan.json."""
     from pydantic import ValidationError
 
+    from ablate.plan.build import PlanRequest
     from ablate.plan.study import plan_study
     from ablate.recipe import Design, describe_errors, load_recipe
     from ablate.store import study_dir
@@ -83,8 +84,7 @@ def plan(
         )
     except ValidationError as exc:
         raise AblateError(f"--design: {describe_errors(exc)}") from None
-    result = plan_study(
-        loaded,
+    request = PlanRequest(
         removes=listed(remove) or None,
         each=each,
         seeds=parsed(seeds, "--seeds", int, "integers, e.g. 1,2,3"),
@@ -92,10 +92,10 @@ def plan(
         phases=[phase_fraction(p, "--phases") for p in listed(phases)] or None,
         design=chosen,
         control=control,
-        renormalize_rule=renormalize,
+        renormalize=renormalize,
         checkpoint=checkpoint,
-        force=force,
     )
+    result = plan_study(loaded, request, force=force)
     payload = result.model_dump(mode="json")
     wrote = f"wrote {study_dir(result.study) / 'plan.json'}{_recipe_note(recipe)}"
     if as_json:

@@ -15,10 +15,11 @@ cost, and `build_plan`, which puts them together; the mixtures themselves come f
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
+from ablate.choices import Each
 from ablate.errors import AblateError
 from ablate.plan.designs import perturbed, share_caps, swarm
 from ablate.plan.identity import PHASE_MARK, check_name, result_hash, start_hash, train_hash
@@ -55,6 +56,24 @@ class Variant(BaseModel):
 class TaskPower(BaseModel):
     items: int
     mde_pp: float  # smallest Δ detected with 80% power at p = 0.5, the worst case
+
+
+class PlanRequest(BaseModel):
+    """What `ablate plan` asks for, built whole where it is asked (the CLI, `replan` from plan.json) and
+    passed whole: a field left None takes the recipe's `ablations` default. The names are PlanOptions'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    removes: list[str] | None = None  # leave-one-out targets; 'a+b' removes both in one variant
+    each: Each | None = None  # without removes: one variant per group or per subset
+    seeds: list[int] | None = None
+    baseline_seeds: int | None = Field(None, ge=0)
+    phases: list[float] | None = None
+    design: Design | None = None
+    mixtures: dict[str, dict[str, float]] | None = None
+    control: bool | None = None
+    renormalize: str | None = None  # 'proportional' or 'into:<subset>'
+    checkpoint: str | None = None
 
 
 class PlanOptions(BaseModel):
@@ -174,37 +193,30 @@ def count_params(config: dict[str, Any]) -> int:
 
 def build_plan(
     recipe: Recipe,
+    request: PlanRequest | None = None,
     *,
-    removes: list[str] | None = None,
-    each: Literal["group", "subset"] | None = None,
-    seeds: list[int] | None = None,
-    baseline_seeds: int | None = None,
-    phases: list[float] | None = None,
-    design: Design | None = None,
-    mixtures: dict[str, dict[str, float]] | None = None,
-    control: bool | None = None,
-    renormalize_rule: str | None = None,
-    checkpoint: str | None = None,
     subset_tokens: dict[str, int] | None = None,
     task_sizes: dict[str, int] | None = None,
 ) -> Plan:
-    """The study's variants with mixtures, epochs, cost and hashes. Arguments override the recipe.
+    """The study's variants with mixtures, epochs, cost and hashes; the request overrides the recipe.
 
     `subset_tokens` fills sizes the recipe omits; `task_sizes` (items per eval task) gives the
     minimum detectable effect per task.
     """
-    ablations = recipe.ablations
-    each = each or ablations.each
-    seeds = seeds or ablations.seeds
-    baseline_seeds = max(len(seeds), ablations.baseline_seeds if baseline_seeds is None else baseline_seeds)
+    ablations, asked = recipe.ablations, request or PlanRequest()
+    removes, checkpoint = asked.removes, asked.checkpoint
+    each = asked.each or ablations.each
+    seeds = asked.seeds or ablations.seeds
+    given = asked.baseline_seeds
+    baseline_seeds = max(len(seeds), ablations.baseline_seeds if given is None else given)
     # The baseline's replicates: the next seeds after the study's, so every other variant keeps its hash.
     replicate_seeds = [*seeds, *(max(seeds) + 1 + i for i in range(baseline_seeds - len(seeds)))]
-    phases = sorted(ablations.phases if phases is None else phases)
-    design = design or ablations.design
+    phases = sorted(ablations.phases if asked.phases is None else asked.phases)
+    design = asked.design or ablations.design
     if design.kind != "loo" and removes:
         raise AblateError(f"--remove and --design {design.kind}: give one; --remove names leave-one-out variants")
-    control = ablations.control if control is None else control
-    rule = renormalize_rule or ablations.renormalize
+    control = ablations.control if asked.control is None else asked.control
+    rule = asked.renormalize or ablations.renormalize
     checkpoint = checkpoint if checkpoint is not None else recipe.start
     if len(set(seeds)) != len(seeds):
         raise AblateError(f"--seeds {','.join(map(str, seeds))}: seeds must be distinct")
@@ -240,7 +252,7 @@ def build_plan(
         arms.append((f"no-{target}", target.split("+"), removed, renormalize(upsample, set(removed), rule)))
     if control:
         arms.append(("control", [], [], normalize(recipe.mixes.base)))
-    mixtures = mixtures or {}  # last: adding one leaves every other variant where it was
+    mixtures = asked.mixtures or {}  # last: adding one leaves every other variant where it was
     only: dict[int, str] = {}  # arm → its phase: an added mixture named `name@p25` is planned there alone
     for name, mixture in mixtures.items():
         unknown = sorted(set(mixture) - set(recipe.subsets))
@@ -345,17 +357,9 @@ def replan(
     """The same study with another start checkpoint (every hash changes, no result is reused) or
     with `mixtures` added (the other variants keep their hashes and results)."""
     options = plan.options
-    return build_plan(
-        recipe,
-        removes=options.removes,
-        seeds=options.seeds,
-        baseline_seeds=options.baseline_seeds,
-        phases=options.phases,
-        design=options.design,
+    request = PlanRequest(
+        **options.model_dump(exclude={"mixtures", "checkpoint"}),
         mixtures={**options.mixtures, **(mixtures or {})},
-        control=options.control,
-        renormalize_rule=options.renormalize,
         checkpoint=options.checkpoint if checkpoint is None else checkpoint,
-        subset_tokens=plan.subset_sizes,
-        task_sizes=plan.task_sizes,
     )
+    return build_plan(recipe, request, subset_tokens=plan.subset_sizes, task_sizes=plan.task_sizes)

@@ -2,7 +2,7 @@
 
     from ablate.recipe import load_recipe
     from ablate.plan.study import plan_study
-    plan = plan_study(load_recipe("recipes/demo.yaml"), removes=["math"])
+    plan = plan_study(load_recipe("recipes/demo.yaml"), PlanRequest(removes=["math"]))
 
 The I/O edge around the pure `ablate.plan.build.build_plan`; `ablate plan`, `ablate run --checkpoint`
 and `ablate demo` all go through here. A plan is written only after every check passed: its start
@@ -23,7 +23,7 @@ from ablate.artifacts import PLAN, State, Status, read_status, registered_checkp
 from ablate.data.manifest import is_remote, manifest_tokens
 from ablate.errors import AblateError, StudyError
 from ablate.job import LATEST, PRETRAINED, START
-from ablate.plan.build import PLAN_VERSION, Plan, build_plan, split_phase
+from ablate.plan.build import PLAN_VERSION, Plan, PlanRequest, build_plan, split_phase
 from ablate.plan.tasks import check_tasks, task_sizes
 from ablate.recipe import Recipe
 from ablate.store import (
@@ -38,7 +38,9 @@ from ablate.store import (
 REPLAN = "rerun `ablate plan` (with --force if it asks)"
 
 
-def plan_study(recipe: Recipe, *, force: bool = False, reevaluate: bool = False, **options: Any) -> Plan:
+def plan_study(
+    recipe: Recipe, request: PlanRequest | None = None, *, force: bool = False, reevaluate: bool = False
+) -> Plan:
     """Build the plan with sizes from shard manifests and local task files; check it; write plan.json.
 
     Refuses (AblateError, nothing written) a start checkpoint that is a local path and does not exist,
@@ -46,19 +48,21 @@ def plan_study(recipe: Recipe, *, force: bool = False, reevaluate: bool = False,
     `reevaluate`, only those whose training would change: the rest are evaluated again). Mixtures
     `ablate suggest` added to the study's current plan are kept: re-planning does not drop them.
     """
+    request = request or PlanRequest()
     previous = study_dir(recipe.name) / PLAN
-    if "mixtures" not in options and previous.exists():
+    if request.mixtures is None and previous.exists():
         with contextlib.suppress(StudyError):  # a plan from another ablate version: nothing to carry over
             kept = load_plan(recipe.name).options.mixtures
-            options["mixtures"] = {n: m for n, m in kept.items() if set(m) <= set(recipe.subsets)}
+            kept = {n: m for n, m in kept.items() if set(m) <= set(recipe.subsets)}
+            request = request.model_copy(update={"mixtures": kept})
     plan = build_plan(
         recipe,
+        request,
         subset_tokens=manifest_tokens(recipe),
         task_sizes=task_sizes(recipe.eval.tasks, recipe.eval.include),
-        **options,
     )
     plan.warnings.extend(check_tasks(recipe.eval))
-    source = "--checkpoint" if options.get("checkpoint") is not None else "start"
+    source = "--checkpoint" if request.checkpoint is not None else "start"
     start_checkpoint(plan.study, recipe, plan.options.checkpoint, planning=True, source=source)
     for ref, variant in {v.checkpoint: v for v in plan.variants if v.phase is not None}.items():
         try:
