@@ -14,7 +14,7 @@ import pytest
 
 from ablate.analyze.fit import fit_targets
 from ablate.analyze.laws import Points, bootstrap, cross_validate, fit, take
-from ablate.analyze.suggest import Bounds, kl_divergence, maximize, propose
+from ablate.analyze.suggest import Bounds, SuggestRequest, kl_divergence, maximize, propose
 from ablate.errors import AblateError
 from ablate.plan.build import swarm
 from ablate.recipe import Design
@@ -213,8 +213,8 @@ def test_suggest_lands_near_the_true_constrained_optimum_of_a_known_law():
     truth = maximize(lambda rows: law(rows, rows * PHASE), base, bounds)
     points = Points([*points.names, "baseline"], points.subsets, np.vstack([points.shares, base]),
                     np.vstack([points.tokens, base * PHASE]), np.r_[points.target, law(base[None, :], None)])  # fmt: skip
-    found = propose({"t": points}, {"t": 1.0}, baseline="baseline", model="law", caps={"code": 0.35}, floors={},
-                    radius=0.15, name="suggested", ablation="suggested", resamples=100, seed=0)  # fmt: skip
+    asked = SuggestRequest({"t": 1.0}, model="law", caps={"code": 0.35}, radius=0.15, resamples=100)
+    found = propose({"t": points}, asked, baseline="baseline", ablation="suggested")
     shares = np.array([found.mixture.get(s, 0.0) for s in CENTER])
     assert np.abs(shares - truth).sum() < 0.03, (shares, truth)
     assert shares[2] <= 0.35 + 1e-6 and found.kl <= 0.15 + 1e-6

@@ -32,7 +32,7 @@ from ablate.analyze.laws import (
     score,
     validate,
 )
-from ablate.analyze.suggest import Suggestion, check_request, check_targets
+from ablate.analyze.suggest import Suggestion, SuggestRequest, check_targets
 from ablate.errors import AblateError
 from ablate.plan.build import Plan, replan, share_caps, split_phase, with_phase
 from ablate.recipe import Recipe
@@ -219,55 +219,32 @@ def _one(
 
 
 def suggest_study(
-    study: str | None,
-    *,
-    objective: dict[str, float],
-    model: str | None,
-    radius: float,
-    caps: dict[str, float],
-    floors: dict[str, float],
-    name: str,
-    phase: str | None,
-    resamples: int,
-    seed: int,
-    force: bool,
-    folds: int | None = None,
+    study: str | None, request: SuggestRequest, *, phase: str | None = None, force: bool = False
 ) -> tuple[Suggestion, Points, list[str]]:
-    """`ablate suggest`: propose a mixture for `objective` (target → signed weight, see
-    objective_weights) and add it to the study's plan as `name` (suggested.json keeps the prediction
-    for the report). `caps` tighten the subsets' max_passes caps; refuses, unless `force`, to replace
-    a suggestion of that name that has results. Returns the suggestion, the objective's first target's
+    """`ablate suggest`: propose a mixture for the request's objective and add it to the study's plan
+    under the request's name (suggested.json keeps the prediction for the report). Its caps tighten
+    the subsets' max_passes caps; refuses, unless `force`, to replace a suggestion of that name that
+    has results. Returns the suggestion, the objective's first target's
     points and the variants that measure it (one per seed, at the phase it was fitted on)."""
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from ablate.analyze.suggest import propose
     from ablate.artifacts import SUGGESTED, add_suggestion
     from ablate.plan.study import refuse_stale, save_plan
     from ablate.store import study_dir
 
-    check_request(radius, resamples)
+    objective, name = request.objective, request.name
     study_name, plan, recipe, points = load_points(study, phase)
     if not points:
         raise AblateError(f"study {study_name}: no done variants to fit yet; run `ablate run` first")
-    data = check_targets(points, objective, caps, floors)
+    data = check_targets(points, objective, request.caps, request.floors)
     label = next((split_phase(n)[1] for n in data.names if split_phase(n)[1]), None)
     phase_tokens = next(v.tokens for v in plan.variants if split_phase(v.ablation)[1] == label)
     held = share_caps(recipe, plan.subset_sizes, phase_tokens)
-    for subset, share in caps.items():
+    for subset, share in request.caps.items():
         held[subset] = min(share, held.get(subset, 1.0))
     found = propose(
-        points,
-        objective,
-        baseline=with_phase("baseline", label),
-        model=model,
-        caps=held,
-        floors=floors,
-        radius=radius,
-        name=name,
-        ablation=with_phase(name, label),
-        resamples=resamples,
-        seed=seed,
-        folds=folds,
+        points, replace(request, caps=held), baseline=with_phase("baseline", label), ablation=with_phase(name, label)
     )
     if found.kl < 1e-6:  # training the baseline's own mix again would measure nothing new
         raise AblateError(

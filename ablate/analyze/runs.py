@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.analyze.laws import Points, requirement
-from ablate.analyze.suggest import Suggestion
+from ablate.analyze.suggest import Suggestion, SuggestRequest
 from ablate.errors import AblateError
 
 SHARE = "share:"
@@ -136,32 +136,19 @@ def baseline_mixture(spec: str, subsets: list[str]) -> dict[str, float]:
 
 
 def suggest_runs(
-    path: Path,
-    *,
-    objective: dict[str, float],
-    model: str | None,
-    radius: float,
-    caps: dict[str, float],
-    floors: dict[str, float],
-    baseline: str | None,
-    name: str,
-    resamples: int,
-    seed: int,
-    folds: int | None,
-    split: str | None,
+    path: Path, request: SuggestRequest, *, baseline: str | None = None, split: str | None = None
 ) -> tuple[Suggestion, Points, Path]:
-    """`ablate suggest --from RUNS.csv`: propose a mixture for `objective` from the table's runs (its
-    train runs with a `split` column, the models `ablate fit --from` scored), around the run named
-    `baseline` or the `baseline` mixture spec (--baseline-mix). Written to RUNS.suggested.json under
-    `name`; returns the suggestion, the objective's first target's points and that file."""
+    """`ablate suggest --from RUNS.csv`: propose a mixture for the request's objective from the table's
+    runs (its train runs with a `split` column, the models `ablate fit --from` scored), around the run
+    named `baseline` or the `baseline` mixture spec (--baseline-mix). Written to RUNS.suggested.json
+    under the request's name; returns the suggestion, the objective's first target's points and that file."""
     from dataclasses import asdict
 
-    from ablate.analyze.suggest import check_request, check_targets, propose
+    from ablate.analyze.suggest import check_targets, propose
     from ablate.artifacts import add_suggestion
 
-    check_request(radius, resamples)
     points, _ = read_runs(path, split=split)
-    data = check_targets(points, objective, caps, floors)
+    data = check_targets(points, request.objective, request.caps, request.floors)
     mixture = None if baseline is None else baseline_mixture(baseline, data.subsets)
     if mixture is None and "baseline" not in data.names:
         raise AblateError(
@@ -170,19 +157,11 @@ def suggest_runs(
         )
     found = propose(
         points,
-        objective,
+        request,
         baseline="baseline" if mixture is None else "--baseline-mix",
         baseline_mixture=mixture,
-        model=model,
-        caps=caps,
-        floors=floors,
-        radius=radius,
-        name=name,
-        ablation=name,
-        resamples=resamples,
-        seed=seed,
-        folds=folds,
+        ablation=request.name,
     )
     registry = path.with_name(f"{path.stem}.suggested.json")
-    add_suggestion(registry, name, asdict(found))
+    add_suggestion(registry, request.name, asdict(found))
     return found, data, registry

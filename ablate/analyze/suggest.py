@@ -20,7 +20,7 @@ prediction's interval comes from the bootstrap refits: the same mixture predicte
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -133,6 +133,28 @@ def maximize(
 # ---- the objective, its models and the proposal ----------------------------------------------
 
 
+@dataclass(frozen=True)
+class SuggestRequest:
+    """What `ablate suggest` asks for, built whole by the CLI and passed whole, on a study or --from runs."""
+
+    objective: dict[str, float]  # target → signed weight (objective_weights), maximized
+    model: str | None = None  # None: per target, the usable model with the lowest cross-validated error
+    radius: float = 0.1  # the trust region: KL(suggested ‖ baseline) at most this, nats
+    caps: dict[str, float] = field(default_factory=dict)  # subset → at most this share
+    floors: dict[str, float] = field(default_factory=dict)  # subset → at least this share
+    name: str = "suggested"  # the variant it is added as
+    resamples: int = 200  # bootstrap refits for the interval
+    seed: int = 0
+    folds: int | None = None  # k-fold cross-validation (None: see laws.scheme)
+
+    def __post_init__(self) -> None:
+        """The flags that need no data, checked before any is read."""
+        if not self.radius > 0:
+            raise AblateError(f"--kl {self.radius}: use a positive radius in nats, e.g. 0.1")
+        if self.resamples < 10:
+            raise AblateError(f"--bootstrap {self.resamples}: use at least 10 resamples (200 for a final answer)")
+
+
 @dataclass
 class Suggestion:
     """The mixture `ablate suggest` proposes for an objective, and what its models predict for it."""
@@ -183,14 +205,6 @@ def objective_label(weights: dict[str, float]) -> str:
         sign = ("−" if weight < 0 else "") if i == 0 else (" − " if weight < 0 else " + ")
         text += sign + ("" if abs(weight) == 1 else f"{abs(weight):g}·") + target
     return text
-
-
-def check_request(radius: float, resamples: int) -> None:
-    """suggest's flags that need no data, checked before any is read."""
-    if not radius > 0:
-        raise AblateError(f"--kl {radius}: use a positive radius in nats, e.g. 0.1")
-    if resamples < 10:
-        raise AblateError(f"--bootstrap {resamples}: use at least 10 resamples (200 for a final answer)")
 
 
 def check_targets(
@@ -248,26 +262,19 @@ def _choose_model(
 
 def propose(
     points: dict[str, Points],
-    weights: dict[str, float],
+    request: SuggestRequest,
     *,
     baseline: str,
-    model: str | None,
-    caps: dict[str, float],
-    floors: dict[str, float],
-    radius: float,
-    name: str,
     ablation: str,
-    resamples: int,
-    seed: int,
     ci: float = 0.95,
-    folds: int | None = None,
     baseline_mixture: dict[str, float] | None = None,
 ) -> Suggestion:
-    """Fit each target of the objective Σ weight · target (with `model`, default: per target the usable
-    one with the lowest cross-validated error), maximize it within the caps, floors and KL radius
-    around the baseline (the variant `baseline`, or `baseline_mixture` where no variant is it), and
-    predict it with an interval from joint bootstrap refits (every target refitted on the same draws
-    of variants)."""
+    """Fit each target of the objective Σ weight · target (with the request's model, default: per target
+    the usable one with the lowest cross-validated error), maximize it within the caps, floors and KL
+    radius around the baseline (the variant `baseline`, or `baseline_mixture` where no variant is it),
+    and predict it with an interval from joint bootstrap refits (every target refitted on the same
+    draws of variants). `ablation`: the name that measures it (the request's name, at its phase)."""
+    weights, caps, floors, radius, seed = request.objective, request.caps, request.floors, request.radius, request.seed
     terms = _aligned({t: points[t] for t in weights})
     first = next(iter(terms.values()))
     subsets = first.subsets
@@ -279,7 +286,7 @@ def propose(
         phase_tokens = float(first.tokens[first.names.index(baseline)].sum())
     else:
         raise AblateError(f"suggest: the baseline `{baseline}` has no measured {', '.join(weights)}; run it first")
-    chosen = {t: _choose_model(data, model, t, folds=folds, seed=seed) for t, data in terms.items()}
+    chosen = {t: _choose_model(data, request.model, t, folds=request.folds, seed=seed) for t, data in terms.items()}
     bounds = Bounds(
         low=np.array([floors.get(s, 0.0) for s in subsets]),
         high=np.array([caps.get(s, 1.0) for s in subsets]),
@@ -296,7 +303,9 @@ def propose(
     best = maximize(objective, base, bounds, seed=seed, smooth=smooth)
     distinct = max(max(len(f.names), 2) for f, _ in chosen.values())
     draws = {
-        t: bootstrap(data, chosen[t][0].model, resamples=resamples, seed=seed, distinct=distinct, whole=chosen[t][0])
+        t: bootstrap(
+            data, chosen[t][0].model, resamples=request.resamples, seed=seed, distinct=distinct, whole=chosen[t][0]
+        )
         for t, data in terms.items()
     }
     refits = [{t: d[i] for t, d in draws.items()} for i in range(min(len(d) for d in draws.values()))]
@@ -310,7 +319,7 @@ def propose(
 
     predicted, predicted_base = float(objective(best)[0]), float(objective(base)[0])
     return Suggestion(
-        name=name,
+        name=request.name,
         ablation=ablation,
         target=objective_label(weights),
         objective=weights,

@@ -156,7 +156,7 @@ def suggest(
     With --from, propose it from a CSV of runs and write it to RUNS.suggested.json."""
     from ablate.analyze.fit import suggest_study
     from ablate.analyze.runs import suggest_runs
-    from ablate.analyze.suggest import objective_weights
+    from ablate.analyze.suggest import SuggestRequest, objective_weights
     from ablate.errors import AblateError
     from ablate.plan.identity import check_name
     from ablate.report.render import models_text
@@ -170,43 +170,27 @@ def suggest(
                 bounds[flag][subset] = float(share)
             except ValueError:
                 raise AblateError(f"{flag} {item}: use SUBSET=SHARE, e.g. code=0.3") from None
-    weights = objective_weights(objective)
+    request = SuggestRequest(
+        objective=objective_weights(objective),
+        model=model,
+        radius=kl,
+        caps=bounds["--max"],
+        floors=bounds["--min"],
+        name=name,
+        resamples=bootstrap,
+        seed=seed,
+        folds=folds,
+    )
     if runs is not None:
         if study is not None or phase is not None or force:
             raise AblateError("--from: suggests from the runs of a CSV, not a study; drop --study, --phase and --force")
-        found, data, written = suggest_runs(
-            runs,
-            objective=weights,
-            model=model,
-            radius=kl,
-            caps=bounds["--max"],
-            floors=bounds["--min"],
-            baseline=baseline_mix,
-            name=name,
-            resamples=bootstrap,
-            seed=seed,
-            folds=folds,
-            split=test_split,
-        )
+        found, data, written = suggest_runs(runs, request, baseline=baseline_mix, split=test_split)
         then = f"Written to {written}."
     else:
         if baseline_mix is not None or test_split is not None:
             flag = "--baseline-mix" if baseline_mix is not None else "--test-split"
             raise AblateError(f"{flag}: only with --from RUNS.csv (a study fits its done variants around its baseline)")
-        found, data, variants = suggest_study(
-            study,
-            objective=weights,
-            model=model,
-            radius=kl,
-            caps=bounds["--max"],
-            floors=bounds["--min"],
-            name=name,
-            phase=_phase(phase),
-            resamples=bootstrap,
-            seed=seed,
-            force=force,
-            folds=folds,
-        )
+        found, data, variants = suggest_study(study, request, phase=_phase(phase), force=force)
         then = f"Added to the plan: `ablate run {' '.join(f'--variant {v}' for v in variants)}` measures it."
     shares = ", ".join(
         f"{s} {100 * found.baseline_mixture.get(s, 0):.1f}% → {100 * found.mixture.get(s, 0):.1f}%"

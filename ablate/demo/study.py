@@ -134,24 +134,13 @@ def run_demo(
         unsuggested = None  # why no mixture was suggested, when the fits could not choose one
         if suggest and not [o for o in outcomes if o.state != "done"]:
             from ablate.analyze.fit import suggest_study
+            from ablate.analyze.suggest import SuggestRequest
             from ablate.plan.study import load_plan
 
             with stage("suggest"):  # once: a rerun would fit the suggestion's own result too
                 if "suggested" not in load_plan(recipe.name).options.mixtures:
                     try:
-                        suggest_study(
-                            recipe.name,
-                            objective=SUGGEST_OBJECTIVE,
-                            model=None,
-                            radius=SUGGEST_RADIUS,
-                            caps={},
-                            floors={},
-                            name="suggested",
-                            phase=None,
-                            resamples=200,
-                            seed=0,
-                            force=False,
-                        )
+                        suggest_study(recipe.name, SuggestRequest(SUGGEST_OBJECTIVE, radius=SUGGEST_RADIUS))
                     except AblateError as exc:  # an honest outcome of a swarm, not a failure of the demo
                         unsuggested = f"no mixture suggested: {str(exc).removeprefix('suggest: ')}"
             if unsuggested is None:
