@@ -9,7 +9,7 @@ power, notes) as markdown, CSV, JSON and a heatmap.
     report.rows                            # the long table of report.csv, as a DataFrame
 
 load.py reads results; build.py computes the report (pure): scores.py the score table, noise.py the
-seed noise, cells.py each cell's statistics (ablate/stats.py the estimators), rows.py the Δ table's rows,
+seed noise, cells.py each cell's statistics (ablate/stats/ the estimators), rows.py the Δ table's rows,
 trust.py and heldout.py their sections' figures, suggestions.py what `ablate suggest` proposed.
 markdown.py turns it into report.md (sections.py the optional sections, render.py how a figure reads),
 records.py into report.csv and report.json; write.py is the only writer, and heatmap.py and

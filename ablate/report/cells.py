@@ -3,7 +3,7 @@
 `Cells` turns the items table into one variants × items matrix per task, once, then pairs a variant's
 items with the baseline's: a paired bootstrap where every seed has item logs, else a normal interval
 from lm-eval's stderr; either way plus the seed term of the study's replicates (ablate.report.noise)
-where it has any. The estimators themselves are in ablate/stats.py; this module decides which one
+where it has any. The estimators themselves are in ablate/stats/; this module decides which one
 applies and feeds it aligned items.
 """
 

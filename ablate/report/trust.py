@@ -3,7 +3,7 @@ given size needs, and whether two halves of the seeds order the variants alike.
 
 Pure, like build.py: from the loaded results, the report's score table and the cells' item matrices.
 Needs two or more seeds per ablation; with one seed there is no seed noise to measure and `trust`
-returns None (the report then says so in one footnote). The estimators are in ablate/stats.py:
+returns None (the report then says so in one footnote). The estimators are in ablate/stats/:
 `seed_noise` (pooled seed SD, spread of ablation means, SNR, the F-test), `detectable_effect`,
 `seeds_needed`, `items_needed` and `decision_consistency`.
 """
