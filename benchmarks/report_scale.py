@@ -95,7 +95,7 @@ def main() -> None:
     plot_deltas(report, io.BytesIO())
     plotted = time.perf_counter()
     total = rendered - start
-    significant = int(report.rows.significant.fillna(False).astype(bool).sum())
+    significant = sum(flag is True for flag in report.rows.significant)  # an object column: True, False or NaN
     print(f"build (pairing, bootstrap, categories, power): {built - start:.2f} s")
     print(f"render markdown + CSV + JSON:                  {rendered - built:.2f} s")
     print(f"heatmap PNG (not in the target):              {plotted - rendered:.2f} s")

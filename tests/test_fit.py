@@ -86,7 +86,7 @@ def test_leave_one_out_prefers_the_true_form():
 
 
 def test_too_few_variants_are_refused_in_one_line():
-    """The README's rule: a model with as many parameters as the variants minus one is not fitted."""
+    """docs/fit-suggest.md's rule: a model with as many parameters as the variants minus one is not fitted."""
     few = swarm_points(law, n=6)  # law has 5 parameters: 6 variants fit it with one degree of freedom
     with pytest.raises(AblateError, match="law: 5 parameters but 4 variants"):
         fit(Points(few.names[:4], few.subsets, few.shares[:4], few.tokens[:4], few.target[:4]), "law")

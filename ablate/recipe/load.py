@@ -102,7 +102,7 @@ def describe_errors(exc: ValidationError) -> str:
         elif error["type"] != "missing":
             message = str(error["msg"]).removeprefix("Value error, ")
             clauses.append(f"{loc}: {message}" if loc else message)
-    return "; ".join(clauses) + " (README: Recipe format)"
+    return "; ".join(clauses) + " (docs/recipe.md)"
 
 
 def _loc(error: Any) -> str:
