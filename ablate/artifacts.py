@@ -95,9 +95,9 @@ def write_status(folder: Path, state: State, **fields: Any) -> Status:
     unknown = sorted(set(fields) - set(Status.model_fields))
     if unknown:
         raise TypeError(f"status.json has no field {', '.join(unknown)}")
-    merged = read_status(folder).model_dump(mode="json", exclude_none=True) | fields
+    merged = read_status(folder).model_dump(mode="json", exclude_unset=True) | fields
     status = Status.model_validate({**merged, "state": state, "updated": time.time()})
-    write_json(folder / STATUS, status.model_dump(mode="json", exclude_none=True))
+    write_json(folder / STATUS, status.model_dump(mode="json", exclude_unset=True))  # what was said, nulls too
     return status
 
 
