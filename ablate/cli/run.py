@@ -139,7 +139,8 @@ def cancel(
     name = current_study(study)
     live = {job: job_id for job, (job_id, state) in scheduler.scheduler_states(name).items() if state in scheduler.LIVE}
     if variant:
-        live = {job: job_id for job, job_id in live.items() if job in listed(variant)}
+        chosen = set(listed(variant))
+        live = {job: job_id for job, job_id in live.items() if job in chosen}
     cancelled = scheduler.cancel(live)
     if not cancelled:
         err.print(f"nothing to cancel: no Slurm task of study '{name}' is queued or running")
