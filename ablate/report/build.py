@@ -97,8 +97,15 @@ def build_report(
     metrics, tasks, categories = shown_columns(results, settings.metric, notes)
     scores = scores_by_variant(results, metrics, tasks, categories)
     borrowed = None if noise_from is None else _measured(noise_from, score_table(noise_from, settings.metric))
-    seed_noise = noise.seed_noise(_measured(results, scores), tasks, categories, borrowed)
-    cells = Cells(results, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed, noise=seed_noise)
+    cells = Cells(results, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed)
+    floors = {
+        (label, task): floor
+        for label, groups in noise.replicates(variants).items()
+        for task in tasks
+        if (floor := cells.flip_variance(task, groups)) is not None
+    }
+    seed_noise = noise.seed_noise(_measured(results, scores), tasks, categories, borrowed, floors)
+    cells.noise = seed_noise  # the items did not need it; every Δ from here on adds it
 
     named = [a for a in dict.fromkeys(variants.ablation) if a != START]
     phases = sorted({label for a in named if (label := split_phase(a)[1])}, key=lambda label: float(label[1:]))

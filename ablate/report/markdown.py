@@ -120,13 +120,16 @@ def _seed_footnote(report: Report) -> str:
     return (
         f"Training-seed noise is in every interval and p-value: {stats.SEED_METHOD}. Seed SD (degrees of freedom) "
         f"from {report.replicates} replicate run{'s' if report.replicates != 1 else ''}{borrowed}: {figures}. "
-        "With few degrees of freedom the t term is wide on purpose: the SD itself is uncertain."
+        "With few degrees of freedom the t term is wide on purpose: the SD itself is uncertain. A task's SD is "
+        "never below what its items' own flips between the replicates show (its items' floor), which "
+        "two runs that agree by chance cannot hide."
     )
 
 
 def _noise_text(noise: SeedNoise, column: str) -> str:
     value = f"{noise.sd:.4f} nats" if column.startswith("loss:") else f"{100 * noise.sd:.1f} pp"
-    return f"{value} ({noise.df:.3g} df)"
+    floored = ", its items' floor" if 0 < noise.floor >= noise.variance else ""
+    return f"{value} ({noise.df:.3g} df{floored})"
 
 
 def _flag_footnote(report: Report) -> str:

@@ -14,8 +14,10 @@ How an attribution interval is computed (`ablate report` prints the same in its 
   the pooled seed-to-seed SD of the score from replicate runs (by default a second baseline seed) and
   T_df Student's t with the estimate's degrees of freedom, so that an SD estimated from one or two
   replicates widens the interval as much as its own uncertainty asks (a t interval where seed noise
-  dominates, the item bootstrap where items do). Resampling two or three seeds themselves would
-  understate their spread by half or more. Without any replicate there is no seed term, and the
+  dominates, the item bootstrap where items do). The sd is never below what the replicates' items'
+  own flips add up to (Σ across-seed variance of each item, or cluster sum, / n²): one replicate's
+  whole-run scores can agree by chance, its hundreds of items cannot. Resampling two or three seeds
+  themselves would understate their spread by half or more. Without any replicate there is no seed term, and the
   interval covers item sampling only: the report says its flags are conditional on one run.
 - Clusters: items that ask the same underlying fact are not independent (a model that knows the fact
   gets all of them right), and resampling them one by one gives too narrow an interval. When every
@@ -50,6 +52,7 @@ from ablate.stats.intervals import (
     paired_bootstrap,
     percentile_interval,
     pooled_variance,
+    resample_units,
     seed_term,
     unpaired_stderr,
 )
@@ -75,5 +78,5 @@ __all__ = [
     "decision_consistency", "design_effect", "detectable_effect", "gauntlet_delta", "gauntlet_score",
     "item_patterns", "items_needed", "minimum_detectable_effect", "moderated_variances", "normal_draws",
     "normal_interval", "pair_agreement", "paired_bootstrap", "percentile_interval", "pooled_variance",
-    "seed_noise", "seed_term", "seeds_needed", "sign_kept", "unpaired_stderr",
+    "resample_units", "seed_noise", "seed_term", "seeds_needed", "sign_kept", "unpaired_stderr",
 ]  # fmt: skip
