@@ -254,6 +254,29 @@ def test_seeds_average_item_by_item_and_their_spread_widens_every_interval(tmp_p
     assert rows_by_key(again)[("no-x", "t")]["ci_low_pp"] == row["ci_low_pp"]
 
 
+def test_seed_noise_from_an_earlier_study_brings_its_replicates_and_their_items_floor(tmp_path):
+    # The earlier study ran the baseline three times, and each run flipped 60 items of its own, as
+    # many up as down: three equal scores (no spread between whole runs) from runs that disagree on
+    # 180 items. The study reported has no replicate: alone, its interval covers items only;
+    # borrowing, it adds the earlier study's seed SD, which is those items' floor (2 df), not 0.
+    base = np.arange(300) % 2.0
+    for seed in (1, 2, 3):
+        flips = (np.arange(300) // 60) == seed - 1
+        write_lm_eval(tmp_path / "earlier" / f"baseline.s{seed}", {"t": {"acc": np.where(flips, 1 - base, base)}})
+    write_lm_eval(tmp_path / "now" / "baseline", {"t": {"acc": base}})
+    variant = np.where(np.random.default_rng(5).random(300) < 0.2, 1.0, base)
+    write_lm_eval(tmp_path / "now" / "no-x", {"t": {"acc": variant}})
+    earlier, now = load_folder(tmp_path / "earlier"), load_folder(tmp_path / "now")
+    alone = rows_by_key(build_report(now))[("no-x", "t")]
+    assert alone["seed_sd_pp"] is None and alone["seed_df"] is None
+    report = build_report(now, Settings(seed_noise_from="earlier"), noise_from=earlier)
+    row = rows_by_key(report)[("no-x", "t")]
+    # Each flipped item has one run of three apart: variance 1/3; 180 of them over 300² items.
+    assert row["seed_sd_pp"] == pytest.approx(100 * np.sqrt(180 / 3 / 300**2)) and row["seed_df"] == 2
+    assert row["ci_high_pp"] - row["ci_low_pp"] > alone["ci_high_pp"] - alone["ci_low_pp"]
+    assert "its items' floor" in to_markdown(report)
+
+
 def test_items_that_share_a_cluster_are_resampled_together(tmp_path):
     # 60 items asking 12 facts, 5 items each; a model knows a fact or not, so a cluster's items agree.
     # The variant knows 3 facts more than the baseline: Δ = 15/60 = +25 pp either way, but only 12

@@ -96,15 +96,12 @@ def build_report(
     notes = list(results.notes)
     metrics, tasks, categories = shown_columns(results, settings.metric, notes)
     scores = scores_by_variant(results, metrics, tasks, categories)
-    borrowed = None if noise_from is None else _measured(noise_from, score_table(noise_from, settings.metric))
     cells = Cells(results, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed)
-    floors = {
-        (label, task): floor
-        for label, groups in noise.replicates(variants).items()
-        for task in tasks
-        if (floor := cells.flip_variance(task, groups)) is not None
-    }
-    seed_noise = noise.seed_noise(_measured(results, scores), tasks, categories, borrowed, floors)
+    borrowed = None
+    if noise_from is not None:
+        their_items = Cells(noise_from, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed)
+        borrowed = _measured(noise_from, score_table(noise_from, settings.metric), their_items, tasks)
+    seed_noise = noise.seed_noise(_measured(results, scores, cells, tasks), tasks, categories, borrowed)
     cells.noise = seed_noise  # the items did not need it; every Δ from here on adds it
 
     named = [a for a in dict.fromkeys(variants.ablation) if a != START]
@@ -200,11 +197,18 @@ def build_report(
     )
 
 
-def _measured(results: StudyResults, scores: pd.DataFrame) -> noise.Measured:
-    """Every task's, category's and held-out domain's figure per variant: what seed noise is read from."""
+def _measured(results: StudyResults, scores: pd.DataFrame, cells: Cells, tasks: list[str]) -> noise.Measured:
+    """Every task's, category's and held-out domain's figure per variant, and each task's floor from
+    its replicates' items (Cells.flip_variance): what seed noise is read from."""
     columns = [c for c in scores.columns if c != "state"]
     losses = pd.DataFrame.from_dict(loss_table(results.heldout, list(results.heldout)), orient="index")
-    return noise.Measured(scores[columns].astype(float) / 100, losses, results.variants)
+    floors = {
+        (label, task): noise.SeedNoise(*floor)
+        for label, groups in noise.replicates(results.variants).items()
+        for task in tasks
+        if (floor := cells.flip_variance(task, groups)) is not None
+    }
+    return noise.Measured(scores[columns].astype(float) / 100, losses, results.variants, floors)
 
 
 def _power(tasks: list[str], cells: Cells, base_done: list[str], ci: float) -> dict[str, dict[str, float]]:

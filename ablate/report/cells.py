@@ -152,13 +152,14 @@ class Cells:
         means = np.stack([values[[rows[v] for v in group]][:, both].mean(axis=0) for group in groups])
         return means, _cluster_labels(clusters, index, both)
 
-    def flip_variance(self, task: str, groups: list[list[str]]) -> float | None:
-        """What a run's score on `task` varies by from its items' own flips between seeds alone: over
-        each group's seeds (one ablation's replicates), the variance of every item's value (a cluster's
-        sum, for a clustered task), summed over them / n², pooled over the groups. As long as a seed
-        does not move one item up where it moves another down, the whole-run variance is at least this
-        (a shift of the whole task adds to it), and it is read off every item, not a run or two: a
-        floor that one replicate can trust. None without item logs for two seeds of a group."""
+    def flip_variance(self, task: str, groups: list[list[str]]) -> tuple[float, int] | None:
+        """What a run's score on `task` varies by from its items' own flips between seeds alone, and its
+        degrees of freedom: over each group's seeds (one ablation's replicates), the variance of every
+        item's value (a cluster's sum, for a clustered task), summed over them / n², pooled over the
+        groups. As long as a seed does not move one item up where it moves another down, the whole-run
+        variance is at least this (a shift of the whole task adds to it), and it is read off every
+        item, not a run or two: a floor that one replicate can trust. None without item logs for two
+        seeds of a group."""
         if task not in self._items:
             return None
         rows, values, _, scored, clusters = self._items[task]
@@ -171,7 +172,7 @@ class Cells:
             units, _ = stats.resample_units(values[index][:, both], _cluster_labels(clusters, index, both))
             total += (len(index) - 1) * float(units.var(axis=0, ddof=1).sum()) / int(both.sum()) ** 2
             df += len(index) - 1
-        return total / df if df else None
+        return (total / df, df) if df else None
 
     def design_effect(self, base: list[str], task: str) -> tuple[int, float] | None:
         """(clusters, design effect) of a clustered task, from the baseline's items (mean over its

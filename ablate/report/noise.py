@@ -60,32 +60,29 @@ class Measured:
     scores: pd.DataFrame  # variant × task and category, fractions
     losses: pd.DataFrame  # variant × loss:<domain>, nats per token
     variants: pd.DataFrame  # StudyResults.variants: each variant's ablation and state
+    floors: dict[Key, SeedNoise]  # (phase, task) → what its replicates' items' own flips add up to, with df
 
 
 def seed_noise(
-    own: Measured,
-    tasks: list[str],
-    categories: dict[str, dict],
-    borrowed: Measured | None = None,
-    floors: dict[Key, float] | None = None,
+    own: Measured, tasks: list[str], categories: dict[str, dict], borrowed: Measured | None = None
 ) -> dict[Key, SeedNoise]:
     """The seed noise every Δ of a report adds, per phase and column: each column's variance pooled over
     this study's replicates (and `borrowed`'s, an earlier study on the same start), moderated with the
-    others of its kind, raised to its `floor` (what the items' own flips between replicates show,
-    Cells.flip_variance) where that is larger, then each category's from its tasks' and its own.
+    others of its kind, raised to its floor (what the replicates' items' own flips add up to, pooled
+    over both studies alike) where that is larger, then each category's from its tasks' and its own.
 
     The floor is there because one replicate gives a task one degree of freedom: two runs that agree
     by chance read as no seed noise at all, and a table read off them flags what the next seed undoes.
     The items' flips cannot agree by chance over hundreds of items."""
-    found = _estimate(own)
+    found, floors = _estimate(own), own.floors
     losses = set(own.losses.columns)
     if borrowed is not None:
-        found = _combine(found, _estimate(borrowed))
+        found, floors = _combine(found, _estimate(borrowed)), _combine(floors, borrowed.floors)
         losses |= set(borrowed.losses.columns)
     found = _moderated(found, [tasks, sorted({column for _, column in found if column in losses})])
-    for key, floor in (floors or {}).items():
+    for key, floor in floors.items():
         if key in found:
-            found[key] = SeedNoise(max(found[key].variance, floor), found[key].df, floor)
+            found[key] = SeedNoise(max(found[key].variance, floor.variance), found[key].df, floor.variance)
     return _with_categories(found, categories, tasks)
 
 
