@@ -14,8 +14,8 @@ One replicate gives a task one degree of freedom, and two runs can agree on a ta
 while their items flip by the dozen: read off whole-run scores alone, such a task looks noiseless and
 its Δs are flagged where the next seed undoes them (the demo, seed 0: three freed-share cells of
 +9.5 to +16.4 that seed 10 did not flag). So a task's variance is never below its floor, what the
-items' own flips between replicates add up to (Cells.flip_variance): that is read off every item (or
-cluster), not off one pair of runs.
+items' own flips between replicates add up to (Cells.flip_variance): that is read off hundreds of
+items (or dozens of clusters), not off one pair of scores.
 """
 
 from __future__ import annotations
@@ -69,11 +69,8 @@ def seed_noise(
     """The seed noise every Δ of a report adds, per phase and column: each column's variance pooled over
     this study's replicates (and `borrowed`'s, an earlier study on the same start), moderated with the
     others of its kind, raised to its floor (what the replicates' items' own flips add up to, pooled
-    over both studies alike) where that is larger, then each category's from its tasks' and its own.
-
-    The floor is there because one replicate gives a task one degree of freedom: two runs that agree
-    by chance read as no seed noise at all, and a table read off them flags what the next seed undoes.
-    The items' flips cannot agree by chance over hundreds of items."""
+    over both studies alike) where that is larger (why: the module docstring), then each category's
+    from its tasks' and its own."""
     found, floors = _estimate(own), own.floors
     losses = set(own.losses.columns)
     if borrowed is not None:
