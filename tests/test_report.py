@@ -186,6 +186,26 @@ def test_a_freshly_planned_study_reports_every_variant_pending(in_tmp):
     assert (in_tmp / "results" / "demo" / "report.csv").exists()
 
 
+def test_seed_noise_is_borrowed_from_a_study_on_the_same_start_however_its_path_names_it(tmp_path):
+    # Composer's latest-rank0.pt is a link to the checkpoint file: one study may name the link, the
+    # next the file. They continue from one checkpoint, so seed noise may be borrowed between them;
+    # from another file it may not (one line, exit 2). Nothing needs to be trained for the check.
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "ep0.pt").write_text("a")
+    (tmp_path / "ck" / "latest.pt").symlink_to("ep0.pt")
+    (tmp_path / "ck" / "other.pt").write_text("b")
+    recipe = (REPO / "ablate" / "demo" / "recipe.yaml").read_text().replace("name: demo\n", "name: again\n")
+    (tmp_path / "again.yaml").write_text(recipe)
+    assert ablate("plan", "--checkpoint", "ck/latest.pt", cwd=tmp_path).returncode == 0
+    assert ablate("plan", "--recipe", "again.yaml", "--checkpoint", "ck/ep0.pt", cwd=tmp_path).returncode == 0
+    borrowed = ablate("report", "--study", "again", "--seed-noise-from", "demo", "--no-plot", cwd=tmp_path)
+    assert borrowed.returncode == 0, borrowed.stderr
+    assert ablate("plan", "--recipe", "again.yaml", "--checkpoint", "ck/other.pt", "--force", cwd=tmp_path).returncode == 0
+    refused = ablate("report", "--study", "again", "--seed-noise-from", "demo", "--no-plot", cwd=tmp_path)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "--seed-noise-from demo: it continues from ck/latest.pt, this study from ck/other.pt" in refused.stderr
+
+
 def test_bad_flags_fail_with_one_line_naming_the_flag(fixed):
     cwd = fixed.parent.parent
     for args, flag in [

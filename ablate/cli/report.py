@@ -7,6 +7,7 @@ ablate report --from runs/ --format csv
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -82,7 +83,7 @@ def report(
         noise_from = load_study(seed_noise_from)
         if noise_from.name == results.name:
             raise AblateError(f"--seed-noise-from {seed_noise_from}: that is the study reported; name another one")
-        if None not in (noise_from.start, results.start) and noise_from.start != results.start:
+        if noise_from.start and results.start and not _same_checkpoint(noise_from.start, results.start):
             raise AblateError(
                 f"--seed-noise-from {seed_noise_from}: it continues from {noise_from.start}, this study from "
                 f"{results.start}; seed noise is borrowed only from a study on the same start"
@@ -100,6 +101,14 @@ def report(
     written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
     print_report(built, fmt)
     err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)
+
+
+def _same_checkpoint(a: str, b: str) -> bool:
+    """Two plans' start checkpoints are one: URIs as written, local paths once links and relative parts
+    are resolved (Composer's `latest-rank0.pt` is a link to the file another plan may name)."""
+    if "://" in a or "://" in b:
+        return a == b
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def print_report(built: Report, fmt: ReportFormat = "md") -> None:
