@@ -16,9 +16,10 @@ How an attribution interval is computed (`ablate report` prints the same in its 
   replicates widens the interval as much as its own uncertainty asks (a t interval where seed noise
   dominates, the item bootstrap where items do). The sd is never below what the replicates' items'
   own flips add up to (Σ across-seed variance of each item, or cluster sum, / n²): one replicate's
-  whole-run scores can agree by chance, its hundreds of items cannot. Resampling two or three seeds
-  themselves would understate their spread by half or more. Without any replicate there is no seed term, and the
-  interval covers item sampling only: the report says its flags are conditional on one run.
+  two whole-run scores can agree by chance, and that floor is read off hundreds of items instead.
+  Resampling two or three seeds themselves would understate their spread by half or more. Without
+  any replicate there is no seed term, and the interval covers item sampling only: the report says
+  its flags are conditional on one run.
 - Clusters: items that ask the same underlying fact are not independent (a model that knows the fact
   gets all of them right), and resampling them one by one gives too narrow an interval. When every
   item of a task carries a `cluster` label in its lm-eval doc (on both sides; else items are drawn one
