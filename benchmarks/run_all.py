@@ -18,13 +18,16 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["cli_latency.py", "report_scale.py", "eval_overhead.py", "train_overhead.py", "study_overhead.py"]
+ORDER = ["cli_latency.py", "report_scale.py", "eval_overhead.py", "train_overhead.py", "study_overhead.py",
+         "rerun_agreement.py"]
 QUICK = {  # the smallest sizes at which each script still runs every path it compares
     "cli_latency.py": ["--repeat", "1"],
     "report_scale.py": ["--variants", "5", "--tasks", "3", "--items", "200", "--resamples", "500"],
     "eval_overhead.py": ["--repeat", "1", "--limit", "20"],
     "train_overhead.py": ["--steps", "8", "--repeat", "1"],
     "study_overhead.py": ["--remove", "math", "--phase-steps", "8"],
+    "rerun_agreement.py": ["--kernels", "avx2", "--seeds", "0,10", "--remove", "math", "--pretrain-steps", "16",
+                           "--phase-steps", "8", "--limit", "20"],
 }
 
 

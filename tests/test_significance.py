@@ -136,9 +136,7 @@ def seed_noise_study(
 def flagged_cells(results) -> set[tuple[str, str, bool]]:
     from ablate.report import Settings, build_report
 
-    rows = build_report(results, Settings(resamples=1000)).rows
-    hits = rows[rows.significant_adjusted.eq(True)]
-    return {(r.variant, r.task, r.delta_pp > 0) for r in hits.itertuples()}
+    return build_report(results, Settings(resamples=1000)).flagged
 
 
 @pytest.mark.slow

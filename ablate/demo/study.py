@@ -76,6 +76,18 @@ def demo_recipe(fast: bool = False, *, trust: bool = False, suggest: bool = Fals
     )
 
 
+def rerun_recipe(recipe: Recipe, name: str, seed: int, start: str) -> Recipe:
+    """`recipe` as its own study `name`, continued from the checkpoint at `start` with phase seed `seed`
+    (and its baseline replicates after it): how far a study's flags survive a rerun is measured so."""
+    return recipe.model_copy(
+        update={
+            "name": name,
+            "ablations": recipe.ablations.model_copy(update={"seeds": [seed]}),
+            "checkpoints": {"pretrained": start},
+        }
+    )
+
+
 def run_demo(
     out: Path,
     *,

@@ -75,6 +75,12 @@ class Report:
     def columns(self) -> list[str]:
         return self.tasks + list(self.categories)
 
+    @property
+    def flagged(self) -> set[tuple[str, str, bool]]:
+        """The table's `*` cells, significant after the adjustment: (ablation, task or category, Δ > 0)."""
+        hits = self.rows[self.rows.significant_adjusted.eq(True)]
+        return {(str(v), str(t), bool(d > 0)) for v, t, d in zip(hits.variant, hits.task, hits.delta_pp, strict=True)}
+
 
 def build_report(
     results: StudyResults, settings: Settings = Settings(), noise_from: StudyResults | None = None
