@@ -27,12 +27,12 @@ from ablate.demo.corpus import SPECIAL, SPECIAL_TOKENS, task_yaml
 from ablate.errors import AblateError
 from ablate.plan.identity import check_name
 from ablate.recipe import Subset, load_recipe
+from ablate.recipe.schema import STUDY_NAME
 from ablate.store import write_atomic
 
 RECIPE = "recipe.yaml"
 TOKENIZER, TASKS = "tokenizer", "tasks"
 MIN_VOCAB = 256 + len(SPECIAL_TOKENS)  # every byte, and the special tokens
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # the recipe's own pattern for a study name
 
 EXAMPLE_ITEMS = [  # four choices each; `answer` is the index of the right one
     {"context": "The sun rises in the", "choices": ["east", "west", "north", "south"], "answer": 0, "cluster": "sun"},
@@ -126,7 +126,7 @@ def init_study(
     """Write the recipe, the task template and (unless `tokenizer` names one) a tokenizer trained on
     `texts` into `folder`; returns what was written. Refuses an existing recipe unless `force`."""
     name = name or folder.resolve().name
-    if not NAME.match(name):
+    if not re.match(STUDY_NAME, name):
         raise AblateError(f"--name {name!r}: a study name is letters, digits, '_', '.', '-'; pass --name NAME")
     recipe = folder / RECIPE
     if recipe.exists() and not force:

@@ -95,20 +95,23 @@ def write_json(path: Path, payload: Any) -> None:
     write_atomic(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, fix: str = "delete it and rerun") -> Any:
+    """`path`'s JSON; a file that is not UTF-8 JSON is one StudyError line naming it and the `fix`."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StudyError(f"{path}: missing") from None
+    except UnicodeDecodeError as exc:  # ablate writes UTF-8: this is another file, or a damaged one
+        raise StudyError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); {fix}") from None
     except json.JSONDecodeError as exc:
-        raise StudyError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); delete it and rerun") from None
+        raise StudyError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); {fix}") from None
 
 
 def read_shaped(path: Path, shape: Any, fix: str = "delete it and rerun") -> Any:
     """`path`'s JSON as read, checked to have `shape` (what pydantic validates: a model, dict[str, str],
     ...) strictly, as JSON (no text for a number). A file that is valid JSON of the wrong shape (a list
     for an object, a key missing) is one StudyError line naming it and the `fix`, not a later traceback."""
-    payload = read_json(path)
+    payload = read_json(path, fix)
     try:
         TypeAdapter(shape).validate_json(json.dumps(payload), strict=True)
     except ValidationError as exc:
@@ -120,7 +123,8 @@ def shape_error(path: Path, exc: ValidationError, fix: str) -> StudyError:
     """pydantic's first complaint about a study file's content as one line naming the file and the fix."""
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"]) or "top level"
-    return StudyError(f"{path}: not what ablate writes there ({where}: {error['msg']}); {fix}")
+    message = str(error["msg"]).removeprefix("Value error, ")  # a validator's own words
+    return StudyError(f"{path}: not what ablate writes there ({where}: {message}); {fix}")
 
 
 # ---- the current study ---------------------------------------------------------------------

@@ -407,3 +407,40 @@ def test_every_variant_name_is_checked_to_stay_inside_the_study_folder():
         build_plan(make_recipe(), PlanRequest(mixtures={"start": {"web": 1.0}}))
     plan = build_plan(make_recipe(), PlanRequest(mixtures={"suggested@p10": {"web": 1.0}}, phases=[0.1]))
     assert "suggested@p10" in [v.name for v in plan.variants]  # the plan's own phase mark is not the user's
+
+
+def test_every_plan_the_planner_writes_reads_back():
+    """plan.json is validated on read (names, mixtures, tokens, seeds): whatever the planner itself writes
+    passes, phase marks, seed suffixes, removals of several targets and every design's names included."""
+    from ablate.plan.build import Plan
+
+    mix = {"web": 0.5, "gsm": 0.1, "proofs": 0.1, "py": 0.3}
+    requests = [
+        PlanRequest(removes=["math+code", "py"], seeds=[0, 4_294_967_294], baseline_seeds=3, control=True),
+        PlanRequest(each="subset", phases=[0.05, 0.125], seeds=[1, 2], mixtures={"suggested@p5": mix, "mix.v2": mix}),
+        PlanRequest(design=Design(kind="swarm", n=12, seed=4_294_967_295)),
+        PlanRequest(design=Design(kind="perturb"), renormalize="into:web"),
+    ]
+    for request in requests:
+        plan = build_plan(make_recipe(), request, subset_tokens={"py": 1_000})
+        assert Plan.model_validate(plan.model_dump(mode="json")) == plan
+    assert {"no-math+code.s0", "baseline.s4294967295", "suggested@p5.s1", "mix.v2@p12.5.s2"} <= {
+        v.name for request in requests[:2] for v in build_plan(make_recipe(), request).variants
+    }
+
+
+def test_the_plan_table_gives_the_start_as_the_recipes_figure_not_the_checkpoints():
+    """Planning does not open the checkpoint, so the table does not claim what it has seen."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from ablate.plan.view import render_plan
+
+    for request, expected in [
+        (PlanRequest(checkpoint="ck"), "from ck (at 9k tokens per the recipe)"),
+        (PlanRequest(checkpoint="ck", phases=[0.2]), "@p20: 2k tokens from ck@p20 (at 8k tokens per the recipe)"),
+    ]:
+        out = StringIO()
+        render_plan(build_plan(make_recipe(), request), Console(file=out, width=400), Console(file=StringIO()))
+        assert expected in out.getvalue() and "seen" not in out.getvalue()

@@ -103,6 +103,29 @@ BAD_RECIPES = {
         {"{control: false}": "{control: false, phases: [0.1, 0.002]}"},
         "ablations.phases: one batch (training.batch_size × seq_len = 32 tokens) is more than the 0.002 phase's 20",
     ),
+    # Composer's seed_all refuses a seed outside 0 … 2**32 - 1 when the job starts: refused while planning.
+    "seed past 2**32 - 1": (
+        {"batch_size: 4": "batch_size: 4\n  seed: 4294967296"},
+        "training.seed: 4294967296 is not a seed; use an integer from 0 to 4294967295",
+    ),
+    "negative phase seed": ({"{control: false}": "{control: false, seeds: [1, -1]}"}, "ablations.seeds.1: -1 is not"),
+    "negative swarm seed": (
+        {"{control: false}": "{control: false, design: {kind: swarm, seed: -2}}"},
+        "ablations.design.seed: -2 is not",
+    ),
+    # Token counts past 2**53 plan today and fail (or miscount) later; as a float or an integer alike.
+    "total tokens 1e36": (
+        {"total_tokens: 10000": "total_tokens: 1.0e+36"},
+        "training.total_tokens: 1e+36 tokens is more than ablate counts exactly (2**53, about 9.0e15); lower it",
+    ),
+    "total tokens 10**36": (
+        {"total_tokens: 10000": f"total_tokens: {10**36}"},
+        "training.total_tokens: 1e+36 tokens is more than",
+    ),
+    "a subset of 2**53 tokens": (
+        {"tokens: 100000,": f"tokens: {2**53},"},
+        "subsets.web.tokens: 9.01e+15 tokens is more than ablate counts",
+    ),
 }
 
 
@@ -130,6 +153,35 @@ def test_a_merge_key_may_be_overridden_without_a_repeat(in_tmp, monkeypatch, cap
     assert code == 0, stderr
     plan = json.loads((in_tmp / "results" / "faults" / "plan.json").read_text())
     assert plan["variants"][0]["mixture"] == pytest.approx({"web": 1 / 3, "math": 2 / 3})
+
+
+@pytest.mark.parametrize(
+    ("seeds", "expected"),
+    [
+        ("1e23", "--seeds 1e23: use integers"),
+        (
+            "99999999999999999999999",
+            "--seeds: 99999999999999999999999 is not a seed; use an integer from 0 to 4294967295",
+        ),
+        ("-1", "--seeds: -1 is not a seed"),
+        # the baseline's replicate takes the next seed, past the last one Composer takes
+        ("4294967295", "--seeds 4294967295: the baseline's replicates reach seed 4294967296, past 4294967295"),
+    ],
+)
+def test_seeds_on_the_command_line_out_of_range_are_refused(in_tmp, monkeypatch, capsys, seeds, expected):
+    recipe = write_recipe(in_tmp)
+    assert_one_line(*ablate(monkeypatch, capsys, "plan", "--recipe", str(recipe), f"--seeds={seeds}"), expected)
+    assert not (in_tmp / "results").exists()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "binary"])
+def test_a_recipe_that_is_not_utf8_text_is_one_line(in_tmp, monkeypatch, capsys, encoding):
+    recipe = write_recipe(in_tmp)
+    text = recipe.read_text()
+    recipe.write_bytes(text.encode("utf-16") if encoding == "utf-16" else b"\x93\xff\x00" + text.encode())
+    code, stderr = ablate(monkeypatch, capsys, "plan", "--recipe", str(recipe))
+    assert_one_line(code, stderr, f"recipe {recipe}: not UTF-8 text (invalid start byte at byte 0); save it as UTF-8")
+    assert not (in_tmp / "results").exists()
 
 
 def test_phases_on_the_command_line_shorter_than_a_batch_are_refused(in_tmp, monkeypatch, capsys):
@@ -275,6 +327,73 @@ def test_a_study_file_of_the_wrong_shape_is_one_line_naming_it(study, monkeypatc
     if not command.startswith("plan"):  # nothing else written; `plan` may replace what it refuses
         assert sorted(p for p in study.rglob("*") if p.is_file()) == before
         assert target.read_text() == content
+
+
+# ---- plan.json edited by hand -----------------------------------------------------------------
+
+
+def _variant(index, **fields):
+    """An edit of plan.json: variant `index` with `fields` changed."""
+
+    def edit(plan):
+        plan["variants"][index].update(fields)
+        return json.dumps(plan).encode()
+
+    return edit
+
+
+# case → (the edit: plan.json's payload → the file's new bytes, what the one line says)
+PLAN_EDITS = {
+    "a name out of the study": (
+        _variant(1, name="../evil", ablation="../evil"),
+        "variants.1: ablation '../evil': holds",
+    ),
+    "a name that is not its ablation's": (
+        _variant(1, name="../evil"),
+        "variants.1: name '../evil' is not its ablation",
+    ),
+    "a duplicate name": (_variant(1, name="no-maths", ablation="no-maths"), "variants ['no-maths'] are named twice"),
+    "a NaN share": (_variant(0, mixture={"web": float("nan"), "math": 0.5}), "variants.0: mixture: shares of ['web']"),
+    "a negative share": (
+        _variant(0, mixture={"web": 1.5, "math": -0.5}),
+        "mixture: shares of ['math', 'web'] are not numbers from 0 to 1",
+    ),
+    "shares not summing to 1": (_variant(0, mixture={"web": 0.7, "math": 0.5}), "mixture: shares sum to 1.2, not 1"),
+    "negative tokens": (_variant(0, tokens=-1000), "variants.0.tokens: Input should be greater than 0"),
+    "negative start tokens": (_variant(0, start_tokens=-1), "variants.0.start_tokens: Input should be greater than"),
+    "a huge seed": (_variant(0, seed=10**23), "variants.0.seed: 100000000000000000000000 is not a seed"),
+    "a study out of the results": (
+        lambda plan: json.dumps({**plan, "study": "../evil"}).encode(),
+        "(study: String should match pattern",
+    ),
+    "binary": (lambda plan: b"\x93\xff\x00" + json.dumps(plan).encode(), "plan.json: not UTF-8 text (invalid start"),
+    "UTF-16": (
+        lambda plan: json.dumps(plan).encode("utf-16"),
+        "plan.json: not UTF-8 text (invalid start byte at byte 0)",
+    ),
+}
+
+
+def _plan_cases():
+    for case in sorted(PLAN_EDITS):  # every edit for the dry run,
+        yield pytest.param(case, "run --dry-run", id=f"{case}-run")
+    for command in ("status", "report"):  # the names out of the study for every reader that does not train
+        yield pytest.param("a name out of the study", command, id=f"a name out of the study-{command}")
+        yield pytest.param("a duplicate name", command, id=f"a duplicate name-{command}")
+
+
+@pytest.mark.parametrize(("case", "command"), list(_plan_cases()))
+def test_a_hand_edited_plan_is_refused_on_read_in_one_line(study, monkeypatch, capsys, case, command):
+    """What the planner would never write, read back from plan.json: refused before anything runs,
+    is reported or is written (inside the study or, for a name with '..', outside it)."""
+    edit, expected = PLAN_EDITS[case]
+    target = study / "results/faults/plan.json"
+    target.write_bytes(edit(json.loads(target.read_text())))
+    before = sorted(p for p in study.rglob("*") if p.is_file())
+    code, stderr = ablate(monkeypatch, capsys, *command.split())
+    assert_one_line(code, stderr, f"{target.relative_to(study)}: ", expected, "; rerun `ablate plan`")
+    assert sorted(p for p in study.rglob("*") if p.is_file()) == before
+    assert not (study / "results" / "evil").exists() and not (study / "evil").exists()
 
 
 # ---- the recipe's model against the start checkpoint's ----------------------------------------

@@ -84,17 +84,22 @@ def plan(
         )
     except ValidationError as exc:
         raise AblateError(f"--design: {describe_errors(exc)}") from None
-    request = PlanRequest(
-        removes=listed(remove) or None,
-        each=each,
-        seeds=parsed(seeds, "--seeds", int, "integers, e.g. 1,2,3"),
-        baseline_seeds=baseline_seeds,
-        phases=[phase_fraction(p, "--phases") for p in listed(phases)] or None,
-        design=chosen,
-        control=control,
-        renormalize=renormalize,
-        checkpoint=checkpoint,
-    )
+    try:
+        request = PlanRequest(
+            removes=listed(remove) or None,
+            each=each,
+            seeds=parsed(seeds, "--seeds", int, "integers, e.g. 1,2,3"),
+            baseline_seeds=baseline_seeds,
+            phases=[phase_fraction(p, "--phases") for p in listed(phases)] or None,
+            design=chosen,
+            control=control,
+            renormalize=renormalize,
+            checkpoint=checkpoint,
+        )
+    except ValidationError as exc:  # a value the request's fields refuse: a seed out of range
+        error = exc.errors()[0]
+        flag = "--" + str(error["loc"][0]).replace("_", "-")
+        raise AblateError(f"{flag}: {str(error['msg']).removeprefix('Value error, ')}") from None
     result = plan_study(loaded, request, force=force)
     payload = result.model_dump(mode="json")
     wrote = f"wrote {study_dir(result.study) / 'plan.json'}{_recipe_note(recipe)}"

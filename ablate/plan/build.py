@@ -15,9 +15,9 @@ cost, and `build_plan`, which puts them together; the mixtures themselves come f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ablate.choices import Each
 from ablate.errors import AblateError
@@ -25,12 +25,22 @@ from ablate.plan.designs import perturbed, share_caps, swarm
 from ablate.plan.identity import PHASE_MARK, check_name, result_hash, start_hash, train_hash
 from ablate.plan.mixtures import default_targets, normalize, renormalize, resolve_target
 from ablate.recipe import Design, Recipe
+from ablate.recipe.schema import STUDY_NAME
+from ablate.recipe.training import MAX_SEED, Seed, Tokens
 from ablate.stats import minimum_detectable_effect
 
 EPOCH_WARN = 4.0  # above this many passes over a subset, returns diminish (Muennighoff et al., 2023)
 EPOCH_STRONG = 16.0  # above this, repeated data mostly stops helping and risks memorisation
 PLAN_VERSION = 2  # 2: start_hash, the start checkpoint evaluation's identity
 BASELINE = "baseline"  # the unablated upsample mix every Δ is taken against (with its replicate seeds)
+
+
+def mixture_problem(mixture: dict[str, float]) -> str | None:
+    """Why `mixture` is not one (a share not between 0 and 1, NaN included, or shares not summing to 1)."""
+    if bad := sorted(s for s, p in mixture.items() if not 0 <= p <= 1):
+        return f"shares of {bad} are not numbers from 0 to 1"
+    total = sum(mixture.values())
+    return None if abs(total - 1) <= 1e-6 else f"shares sum to {total:g}, not 1"  # 1e-6: float rounding
 
 
 class Variant(BaseModel):
@@ -42,15 +52,28 @@ class Variant(BaseModel):
     removed: list[str]  # targets as given (groups or subsets)
     removed_subsets: list[str]
     mixture: dict[str, float]  # subset → proportion of the phase, sums to 1
-    tokens: int  # tokens trained in the phase
-    start_tokens: int  # tokens the start checkpoint has seen
-    seed: int  # data-order seed of the phase; equal across variants of one replicate
+    tokens: Annotated[Tokens, Field(gt=0)]  # tokens trained in the phase
+    start_tokens: Annotated[Tokens, Field(ge=0)]  # the phase's start in the run, per the recipe (not the checkpoint)
+    seed: Seed  # data-order seed of the phase; equal across variants of one replicate
     checkpoint: str | None
     subset_tokens: dict[str, int]  # tokens drawn from each subset in the phase
     epochs: dict[str, float | None]  # passes over each subset in the phase; None where its size is unknown
     flops: float
     train_hash: str
     hash: str
+
+    @model_validator(mode="after")
+    def _readable(self) -> Variant:
+        """What a hand edit could break: the folder inside the study (the planner's own check_name), the name."""
+        try:
+            check_name(split_phase(self.ablation)[0], "ablation", fix="name a folder inside the study")
+        except AblateError as exc:
+            raise ValueError(str(exc)) from None
+        if self.name not in (self.ablation, f"{self.ablation}.s{self.seed}"):  # as build_plan names it
+            raise ValueError(f"name {self.name!r} is not its ablation {self.ablation!r}, bare or with its seed suffix")
+        if problem := mixture_problem(self.mixture):
+            raise ValueError(f"mixture: {problem}")
+        return self
 
 
 class TaskPower(BaseModel):
@@ -66,7 +89,7 @@ class PlanRequest(BaseModel):
 
     removes: list[str] | None = None  # leave-one-out targets; 'a+b' removes both in one variant
     each: Each | None = None  # without removes: one variant per group or per subset
-    seeds: list[int] | None = None
+    seeds: list[Seed] | None = None
     baseline_seeds: int | None = Field(None, ge=0)
     phases: list[float] | None = None
     design: Design | None = None
@@ -80,7 +103,7 @@ class PlanOptions(BaseModel):
     """What `ablate plan` was asked for, after recipe defaults: enough to re-plan exactly."""
 
     removes: list[str]
-    seeds: list[int]
+    seeds: list[Seed]
     baseline_seeds: int = 1  # seeds the baseline runs, at least len(seeds) (plans from before it: no replicate)
     control: bool
     renormalize: str
@@ -93,7 +116,7 @@ class PlanOptions(BaseModel):
 
 class Plan(BaseModel):
     version: int = PLAN_VERSION
-    study: str
+    study: str = Field(pattern=STUDY_NAME)
     recipe: dict[str, Any]
     options: PlanOptions
     subset_sizes: dict[str, int]  # tokens per subset, where known
@@ -107,6 +130,14 @@ class Plan(BaseModel):
     study_fraction: float  # study compute / full pretraining run compute
     power: dict[str, TaskPower]
     warnings: list[str]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Plan:
+        """One folder per variant: two variants of one name would share it, and the report's tables."""
+        names = [v.name for v in self.variants]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"variants {twice} are named twice; each variant names its own folder")
+        return self
 
     def replicates(self) -> list[str]:
         """The baseline's replicate runs (baseline_seeds beyond the study's seeds): what measures seed noise."""
@@ -211,6 +242,9 @@ def build_plan(
     baseline_seeds = max(len(seeds), ablations.baseline_seeds if given is None else given)
     # The baseline's replicates: the next seeds after the study's, so every other variant keeps its hash.
     replicate_seeds = [*seeds, *(max(seeds) + 1 + i for i in range(baseline_seeds - len(seeds)))]
+    if (top := max(replicate_seeds)) > MAX_SEED:
+        flag = f"{'--seeds' if asked.seeds else 'ablations.seeds'} {','.join(map(str, seeds))}"
+        raise AblateError(f"{flag}: the baseline's replicates reach seed {top}, past {MAX_SEED}; use smaller seeds")
     phases = sorted(ablations.phases if asked.phases is None else asked.phases)
     design = asked.design or ablations.design
     if design.kind != "loo" and removes:
@@ -256,7 +290,7 @@ def build_plan(
     only: dict[int, str] = {}  # arm → its phase: an added mixture named `name@p25` is planned there alone
     for name, mixture in mixtures.items():
         unknown = sorted(set(mixture) - set(recipe.subsets))
-        if unknown or abs(sum(mixture.values()) - 1) > 1e-6 or min(mixture.values(), default=0) < 0:
+        if unknown or mixture_problem(mixture):
             raise AblateError(f"mixture {name}: {unknown or mixture} is not a mixture of the recipe's subsets")
         arm, label = split_phase(name)
         if label is not None:

@@ -42,9 +42,11 @@ def render_plan(plan: Plan, out: Console, err: Console) -> None:
     out.print(table)
     first = plan.variants[0]
     phases = {v.phase: v for v in plan.variants if v.phase is not None}
+    # Where a phase starts is the recipe's figure: planning does not open the checkpoint to read its own.
     if phases:  # each phase trains its own length from its own start
         each = "; ".join(
-            f"@{phase_label(p)}: {human(v.tokens)} tokens from {v.checkpoint} (seen {human(v.start_tokens)})"
+            f"@{phase_label(p)}: {human(v.tokens)} tokens from {v.checkpoint} "
+            f"(at {human(v.start_tokens)} tokens per the recipe)"
             for p, v in phases.items()
         )
         trains = f"Each variant trains, by phase, {each}. "
@@ -52,7 +54,7 @@ def render_plan(plan: Plan, out: Console, err: Console) -> None:
         start = first.checkpoint or "the start checkpoint (set with --checkpoint)"
         trains = (
             f"Each variant trains {human(first.tokens)} tokens ({human(first.flops)} FLOPs) from {start} "
-            f"(seen {human(first.start_tokens)}). "
+            f"(at {human(first.start_tokens)} tokens per the recipe). "
         )
     options = plan.options
     replicates = plan.replicates()

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from ablate.choices import DesignKind, Each
 from ablate.recipe.section import Section
+from ablate.recipe.training import Seed
 
 Renormalize = str  # "proportional" or "into:<subset>"
 
@@ -23,7 +24,7 @@ class Design(Section):
         20.0, description="swarm: Dirichlet concentration around the baseline mix (larger: closer to it)"
     )
     factor: Annotated[float, Field(gt=1)] = Field(2.0, description="perturb: each subset's weight × and ÷ this")
-    seed: int = Field(0, description="swarm: the draw's seed")
+    seed: Seed = Field(0, description="swarm: the draw's seed")
 
 
 class Ablations(Section):
@@ -33,7 +34,7 @@ class Ablations(Section):
     )
     control: bool = Field(True, description="add a `control` variant that continues on the base mix")
     design: Design = Field(default_factory=Design, description="the mixtures tried besides the baseline")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="replicates per variant")
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, description="replicates per variant")
     baseline_seeds: Annotated[int, Field(ge=0)] = Field(
         2,
         description="seeds the baseline runs (at least `seeds`): the replicates whose spread puts training-seed "

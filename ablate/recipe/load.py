@@ -68,10 +68,14 @@ def load_recipe(path: str | os.PathLike[str] | None = None) -> Recipe:
     """Read and validate a recipe; every problem becomes one `RecipeError` line naming the field."""
     source = recipe_path(path)
     try:
-        text = source.read_text()
+        text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise RecipeError(
             f"recipe {source}: cannot read it ({exc.strerror}); pass --recipe PATH to an existing file"
+        ) from None
+    except UnicodeDecodeError as exc:  # a binary file, or text saved as UTF-16 (a Windows editor's "Unicode")
+        raise RecipeError(
+            f"recipe {source}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
         ) from None
     raw = read_yaml(text, f"recipe {source}")
     if not isinstance(raw, dict):

@@ -12,7 +12,9 @@ from ablate.recipe.ablations import Ablations
 from ablate.recipe.evaluation import Eval
 from ablate.recipe.section import Section
 from ablate.recipe.services import Loggers, Slurm
-from ablate.recipe.training import Training
+from ablate.recipe.training import Tokens, Training
+
+STUDY_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a study names its folder, results/<name>/: one plain folder name
 
 
 class Subset(Section):
@@ -21,7 +23,7 @@ class Subset(Section):
     location: str = Field(description="MDS folder: a local path or a remote URI (s3://, gs://, ...)")
     source: str | None = Field(None, description="raw JSONL or text file(s), path or glob, for `data build`")
     text_field: str = Field("text", description="JSONL field that holds the document text")
-    tokens: Annotated[int, Field(gt=0)] | None = Field(
+    tokens: Annotated[Tokens, Field(gt=0)] | None = Field(
         None, description="tokens in the subset; read from the shard manifest when omitted"
     )
     groups: list[str] = Field(default_factory=list, description="groups this subset belongs to")
@@ -47,7 +49,7 @@ class Mixes(Section):
 
 
 class Recipe(Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="study name: results/<name>/")
+    name: str = Field(pattern=STUDY_NAME, description="study name: results/<name>/")
     seq_len: Annotated[int, Field(gt=0)]
     tokenizer: str = Field(description="local Hugging Face tokenizer folder")
     model: ModelSpec = ModelSpec()

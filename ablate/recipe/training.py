@@ -5,9 +5,35 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from ablate.recipe.section import Section
+
+# The seeds every consumer takes: Composer's seed_all (composer.utils.reproducibility.MAX_SEED) and
+# numpy's legacy RandomState accept 0 ≤ seed ≤ 2**32 - 1 and refuse the rest only when a job starts.
+MAX_SEED = 2**32 - 1
+# Token counts stay below 2**53 (about 9.0e15, hundreds of times any real run): the phase's share is
+# round(total_tokens × phase), float arithmetic that counts every token exactly only below 2**53, and
+# every count then fits the int64 that numpy and Composer's Time hold it in.
+MAX_TOKENS = 2**53
+
+
+def _seed(value: Any) -> Any:
+    """A number outside the seeds Composer and numpy take is refused while planning, not in a job."""
+    if isinstance(value, int | float) and not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{value} is not a seed; use an integer from 0 to {MAX_SEED} (what Composer and numpy take)")
+    return value
+
+
+def _countable(value: Any) -> Any:
+    """A number of tokens at or above MAX_TOKENS is refused before it becomes an int (1e36 as well)."""
+    if isinstance(value, int | float) and value >= MAX_TOKENS:
+        raise ValueError(f"{value:.3g} tokens is more than ablate counts exactly (2**53, about 9.0e15); lower it")
+    return value
+
+
+Seed = Annotated[int, BeforeValidator(_seed)]  # a data-order or initialisation seed
+Tokens = Annotated[int, BeforeValidator(_countable)]  # a number of tokens
 
 # The optimizers a recipe can name (ablate.run.train builds them): torch's adamw and sgd, Composer's
 # two (decoupled_sgdw is what a bare Composer Trainer defaults to), and llm-foundry 0.22's registry,
@@ -76,7 +102,7 @@ class Schedule(Section):
         description="the phase's starting LR: training.optimizer.lr, or the LR the start checkpoint's "
         "optimizer was at when it was saved (a Composer checkpoint)",
     )
-    warmup_tokens: Annotated[int, Field(ge=0)] = Field(
+    warmup_tokens: Annotated[Tokens, Field(ge=0)] = Field(
         0, description="rise linearly from 0 to the peak over the phase's first tokens, then decay"
     )
 
@@ -112,19 +138,19 @@ class Fsdp(Section):
 
 
 class Training(Section):
-    total_tokens: Annotated[int, Field(gt=0)] = Field(description="tokens of the full pretraining run")
+    total_tokens: Annotated[Tokens, Field(gt=0)] = Field(description="tokens of the full pretraining run")
     phase: Annotated[float, Field(gt=0, lt=1)] = Field(description="fraction of the run in the final phase")
     batch_size: Annotated[int, Field(gt=0)] = Field(description="global batch, in sequences")
     microbatch_size: Annotated[int, Field(gt=0)] | None = Field(None, description="per device; None = batch")
     optimizer: Optimizer = Optimizer()
-    warmup_tokens: Annotated[int, Field(ge=0)] = Field(0, description="linear warm-up at the start of pretraining")
+    warmup_tokens: Annotated[Tokens, Field(ge=0)] = Field(0, description="linear warm-up at the start of pretraining")
     schedule: Schedule = Schedule()
     grad_clip_norm: Annotated[float, Field(gt=0)] | None = Field(
         None, description="clip the global gradient norm to this before each step; None = no clipping"
     )
-    seed: int = 17
+    seed: Seed = 17
     precision: Literal["fp32", "amp_bf16", "amp_fp16"] = "fp32"
-    checkpoint_every_tokens: Annotated[int, Field(gt=0)] | None = Field(
+    checkpoint_every_tokens: Annotated[Tokens, Field(gt=0)] | None = Field(
         None, description="save a resumable checkpoint this often; None = only at the end"
     )
     fsdp: Fsdp | None = Field(
