@@ -179,21 +179,141 @@ def test_export_force_replaces_only_an_earlier_export(tiny):
     out = tiny.root / "export-force"
     shutil.rmtree(out, ignore_errors=True)
     export_variant(STUDY, "baseline", out)
-    assert (out / ".ablate-export").is_file()
-    (out / "stray.txt").write_text("from an earlier export: replaced with it")
+    record = json.loads((out / ".ablate-export").read_text())  # what wrote it, and every file as written
+    [planned] = [
+        v for v in json.loads((tiny.results / STUDY / "plan.json").read_text())["variants"] if v["name"] == "baseline"
+    ]
+    assert (record["study"], record["variant"]) == (STUDY, "baseline")
+    assert (record["hash"], record["train_hash"]) == (planned["hash"], planned["train_hash"])
+    written = sorted(
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".ablate-export"
+    )
+    assert sorted(record["files"]) == written and "model.safetensors" in written
+    weights = out / "model.safetensors"
+    assert record["files"]["model.safetensors"] == {"bytes": weights.stat().st_size, "sha256": sha256(weights)}
+    (out / "stray.txt").write_text("beside an untouched export: replaced with it")
     export_variant(STUDY, "baseline", out, force=True)
     assert not (out / "stray.txt").exists() and sha256(out / "model.safetensors") == sha256(
         tiny.results / STUDY / "baseline" / WEIGHTS
     )
 
+    # Nothing under the results is a target, --force or not: another variant's model/ (no-math's weights
+    # becoming baseline's), a variant's own folder, the results themselves, or a folder holding them.
+    other = next(p.parent for p in sorted((tiny.results / STUDY).glob("*/model")) if p.parent.name != "baseline")
+    kept = sha256(other / WEIGHTS)
     before = sorted(str(p) for p in tiny.results.rglob("*"))
-    folder = tiny.results / STUDY / "baseline"
-    with pytest.raises(AblateError, match="not a folder ablate exported"):
-        export_variant(STUDY, "baseline", folder, force=True)  # its checkpoints, eval and status
-    refused = ablate("export", "baseline", str(tiny.results), "--force", cwd=tiny.root, results=tiny.results)
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr  # every study
-    assert f"{tiny.results}: not a folder ablate exported (no .ablate-export in it)" in refused.stderr
-    assert sorted(str(p) for p in tiny.results.rglob("*")) == before  # nothing deleted
+    root = tiny.results.resolve()
+    for target in (other / "model", tiny.results / STUDY / "baseline", tiny.results / STUDY / "new"):
+        with pytest.raises(AblateError, match=f"in the results folder {re.escape(str(root))}"):
+            export_variant(STUDY, "baseline", target, force=True)
+    for target, line in (
+        (other / "model", f"{other / 'model'}: in the results folder {root}, which `ablate run` writes"),
+        (tiny.results, f"{tiny.results}: in the results folder {root}, which `ablate run` writes"),
+        (tiny.root, f"{tiny.root}: holds the results folder {root}; export to a folder that does not contain it"),
+    ):
+        refused = ablate("export", "baseline", str(target), "--force", cwd=tiny.root, results=tiny.results)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert line in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert sorted(str(p) for p in tiny.results.rglob("*")) == before  # nothing deleted, nothing added
+    assert sha256(other / WEIGHTS) == kept
+    assert "done" in ablate("status", cwd=tiny.root, results=tiny.results).stdout
+
+    # Another results root's study folder is refused too (its plan.json says it is one).
+    elsewhere = clone(tiny, "export-other-results") / STUDY
+    with pytest.raises(AblateError, match=f"in the study folder {re.escape(str(elsewhere.resolve()))}"):
+        export_variant(STUDY, "baseline", elsewhere / "baseline" / "model")
+    assert not (elsewhere / "baseline").exists()
+
+
+def test_export_force_refuses_a_folder_whose_marker_is_not_an_untouched_export(tiny):
+    from ablate.errors import AblateError
+    from ablate.run.export import export_variant
+
+    hand = tiny.root / "export-hand-marker"
+    shutil.rmtree(hand, ignore_errors=True)
+    hand.mkdir()
+    (hand / "notes.txt").write_text("mine")
+    for marker, why in (
+        ("", "not the record an export writes"),  # an empty, hand-made marker
+        ("written by ablate's export\n", "not the record an export writes"),  # a model/ folder's from before
+        (json.dumps({"study": STUDY, "variant": "baseline"}), "not the record an export writes"),
+        (
+            json.dumps({"study": STUDY, "variant": "baseline", "hash": "h", "train_hash": "t", "files": {}}),
+            "records no files of it",
+        ),
+    ):
+        (hand / ".ablate-export").write_text(marker)
+        with pytest.raises(AblateError, match=f"^{re.escape(str(hand))}: not a folder ablate exported .*{why}"):
+            export_variant(STUDY, "baseline", hand, force=True)
+        assert (hand / "notes.txt").read_text() == "mine" and (hand / ".ablate-export").read_text() == marker
+
+    edited = tiny.root / "export-edited"
+    shutil.rmtree(edited, ignore_errors=True)
+    export_variant(STUDY, "baseline", edited)
+
+    def refused(problem: str) -> None:
+        contents = {p: p.read_bytes() for p in edited.rglob("*") if p.is_file()}
+        with pytest.raises(AblateError, match=rf"an export changed since ablate wrote it \(.*{problem}"):
+            export_variant(STUDY, "baseline", edited, force=True)
+        assert {p: p.read_bytes() for p in edited.rglob("*") if p.is_file()} == contents  # nothing deleted
+
+    config, weights = edited / "config.json", edited / "model.safetensors"
+    original = config.read_text()
+    config.write_text(original + " ")  # one byte longer
+    refused(r"config\.json: [0-9,]+ bytes, [0-9,]+ when written")
+    config.write_text(original)
+    changed = bytearray(weights.read_bytes())
+    changed[-1] ^= 1  # same size, another sha256
+    weights.write_bytes(bytes(changed))
+    refused(r"model\.safetensors: changed since it was written \(sha256 differs\)")
+    cli = ablate("export", "baseline", str(edited), "--force", cwd=tiny.root, results=tiny.results)
+    assert cli.returncode == 2 and cli.stderr.count("\n") == 1, cli.stderr
+    assert f"{edited}: an export changed since ablate wrote it (model.safetensors: changed since" in cli.stderr
+    assert "so --force leaves it alone; name another folder, or remove it yourself" in cli.stderr
+    assert "Traceback" not in cli.stderr
+    weights.unlink()
+    with pytest.raises(AblateError, match=r"model\.safetensors: missing"):
+        export_variant(STUDY, "baseline", edited, force=True)
+    assert not list(tiny.root.glob("*.partial"))
+
+
+def test_export_to_a_symlink_replaces_the_export_it_points_to_and_refuses_one_into_the_results(tiny):
+    """Decided: a link is followed. Its target is checked like any folder; an earlier export there is
+    replaced (the link kept), one into the results is one line; never a traceback or a *.partial."""
+    from ablate.errors import AblateError
+    from ablate.run.export import export_variant
+
+    linked, link = tiny.root / "export-linked", tiny.root / "export-link"
+    shutil.rmtree(linked, ignore_errors=True)
+    link.unlink(missing_ok=True)
+    export_variant(STUDY, "baseline", linked)
+    (linked / "stray.txt").write_text("beside an untouched export")
+    link.symlink_to(linked, target_is_directory=True)
+    assert export_variant(STUDY, "baseline", link, force=True) == link
+    assert link.is_symlink() and not (linked / "stray.txt").exists()
+    assert sha256(link / "model.safetensors") == sha256(tiny.results / STUDY / "baseline" / WEIGHTS)
+
+    plain = tiny.root / "export-plain"
+    shutil.rmtree(plain, ignore_errors=True)
+    plain.mkdir()
+    (plain / "notes.txt").write_text("mine")
+    link.unlink()
+    link.symlink_to(plain, target_is_directory=True)
+    with pytest.raises(AblateError, match=r"no \.ablate-export in it"):
+        export_variant(STUDY, "baseline", link, force=True)
+    assert (plain / "notes.txt").read_text() == "mine"
+
+    model = tiny.results / STUDY / "baseline" / "model"
+    kept = sha256(model / "model.safetensors")
+    link.unlink()
+    link.symlink_to(model, target_is_directory=True)
+    refused = ablate("export", "baseline", str(link), "--force", cwd=tiny.root, results=tiny.results)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert f"{link} (→ {model.resolve()}): in the results folder" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert sha256(model / "model.safetensors") == kept
+    assert not list(tiny.root.glob("*.partial")) and not list(tiny.results.rglob("*.partial"))
+    link.unlink()
 
 
 def test_a_full_disk_is_one_line_naming_the_folder_and_the_run_resumes_once_there_is_room(tiny, tmp_path):
@@ -223,3 +343,4 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_the_run_resumes_once_ther
         same_results(tiny, results)
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+

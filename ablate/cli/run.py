@@ -160,10 +160,13 @@ def export(
     variant: Annotated[str, typer.Argument(help="A trained variant of the study")],
     folder: Annotated[Path, typer.Argument(help="Where to write the Hugging Face folder")],
     study: StudyOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace FOLDER if it exists")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace FOLDER if it is an earlier export, unchanged since (nothing else)")
+    ] = False,
 ) -> None:
     """Write a trained variant's final model as a Hugging Face folder (safetensors + tokenizer) for
-    lm-eval, vLLM or transformers: the folder the study evaluated, gathered from shards if need be."""
+    lm-eval, vLLM or transformers: the folder the study evaluated, gathered from shards if need be.
+    FOLDER is never inside the results (symlinks followed); a refusal is one line, nothing deleted."""
     from ablate.run.export import export_variant
     from ablate.store import current_study
 

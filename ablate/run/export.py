@@ -12,22 +12,30 @@ only the same sharding) reads back. The folder written here is what every other 
 vLLM. Under FSDP every process holds a shard; `gather_weights` collects the whole model on
 rank 0 (in CPU memory, so a 7B never needs one device to hold it). Weights keep the dtype they
 were trained in (fp32 master weights under amp), so evaluating the folder gives exactly the
-scores of the trained model. A folder is written beside its place and swapped in whole, with a
-MARKER file in it, so `ablate export --force` replaces only a folder ablate exported, never another.
+scores of the trained model. A folder is written beside its place and swapped in whole.
 A variant's model/ is checked against the sizes and hashes its status.json recorded, and exported
 again from the final checkpoint when it is missing, cut short or changed.
+
+`ablate export` writes only where it may. Its folder holds a MARKER (ExportRecord: the study, the
+variant, its hashes, and each file with its size and sha256), and `--force` replaces only a folder
+whose MARKER is such a record and whose recorded files are all still there as written; anything else
+is refused, nothing deleted. A folder inside the results (or any study folder), or one that holds the
+results or the variant's folder, is never a target, symlinks resolved. A variant's own model/ carries
+no MARKER: status.json records its files, and it is no export's place.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 import transformers
+from pydantic import BaseModel, ValidationError
 
-from ablate.artifacts import read_status, write_status
+from ablate.artifacts import PLAN, Output, Status, read_status, write_status
 from ablate.errors import AblateError, StudyError
 from ablate.job import (
     HASH_LIMIT,
@@ -38,9 +46,10 @@ from ablate.job import (
     record_outputs,
 )
 from ablate.run.dist import rank
-from ablate.store import replacing_folder, write_atomic
+from ablate.store import replacing_folder, results_root, write_json
 
-MARKER = ".ablate-export"  # in every folder ablate exports: what `ablate export --force` may replace
+MARKER = ".ablate-export"  # in every folder `ablate export` writes: its ExportRecord, what --force checks
+LEAVE_IT = "so --force leaves it alone; name another folder, or remove it yourself"
 
 if TYPE_CHECKING:
     from ablate.run.start import Start
@@ -76,11 +85,17 @@ def write_model(
     with replacing_folder(out) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        _mark(staging)
 
 
-def _mark(folder: Path) -> None:
-    write_atomic(folder / MARKER, "written by ablate's export; `ablate export --force` may replace this folder\n")
+class ExportRecord(BaseModel):
+    """An export's MARKER: what wrote the folder, and each of its files (path in it → size, sha256)
+    as written, so `--force` can tell an untouched export from a folder someone filled or changed."""
+
+    study: str
+    variant: str
+    hash: str
+    train_hash: str
+    files: dict[str, Output]
 
 
 def write_start(start: Start, out: Path) -> None:
@@ -110,13 +125,16 @@ def ensure_exported(folder: Path, *, hash_limit: int | None = HASH_LIMIT) -> Pat
 def export_variant(study: str, name: str, out: Path, *, force: bool = False) -> Path:
     """Copy a trained variant's model folder to `out` (exporting it first if needed). The model
     folder is read whole and checked against its recorded hashes first: a cut one is exported
-    again from the final checkpoint, never handed on. `force` replaces only an earlier export."""
+    again from the final checkpoint, never handed on. `out` is checked first (check_target), and
+    `force` replaces only an untouched earlier export (check_replaceable); a symlink is followed,
+    its target replaced and the link kept. A failed copy is one line; the old folder stays, no copy beside it."""
     from ablate.plan.study import load_study_plan
     from ablate.store import variant_dir
 
     plan, _ = load_study_plan(study)
     variant = plan.variant(name)
     folder = variant_dir(study, name)
+    real = check_target(out, folder)
     status = read_status(folder)
     trained_for = status.train_hash
     if trained_for not in (None, variant.train_hash):
@@ -126,15 +144,81 @@ def export_variant(study: str, name: str, out: Path, *, force: bool = False) -> 
         )
     if not status.trained:
         raise StudyError(f"variant {name}: not trained yet; run `ablate run --variant {name}` first")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if real.exists() and (not real.is_dir() or any(real.iterdir())):
         if not force:
             raise AblateError(f"{out}: exists and is not empty; pass --force to replace it, or name another folder")
-        if not (out / MARKER).is_file():
-            raise AblateError(
-                f"{out}: not a folder ablate exported (no {MARKER} in it), so --force leaves it alone; "
-                "name another folder, or remove it yourself"
+        check_replaceable(out, real)
+    staging: Path | None = None
+    try:
+        with folder_lock(folder), replacing_folder(real) as staging:  # no runner writes the folder meanwhile
+            shutil.copytree(ensure_exported(folder, hash_limit=None), staging)
+            (staging / MARKER).unlink(missing_ok=True)  # a model/ from before records carried a plain one
+            files = record_outputs(staging, Status(), *sorted(path.name for path in staging.iterdir()))
+            record = ExportRecord(
+                study=study, variant=name, hash=variant.hash, train_hash=variant.train_hash, files=files
             )
-    with folder_lock(folder), replacing_folder(out) as staging:  # no runner writes the folder meanwhile
-        shutil.copytree(ensure_exported(folder, hash_limit=None), staging)
-        _mark(staging)
+            write_json(staging / MARKER, record.model_dump(mode="json"))
+    except BaseException as exc:
+        if staging is not None:  # replacing_folder frees it on errors in the block, not in the swap itself
+            shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise AblateError(
+                f"{out}: cannot write the export: {exc.strerror or exc}{where}; make room, fix permissions, "
+                "or name another folder"
+            ) from None
+        raise
     return out
+
+
+def check_target(out: Path, variant_folder: Path) -> Path:
+    """`out` with symlinks resolved, refused in one line when it is inside the results or any study
+    folder (a variant's model/ included), or holds the results or `variant_folder`: export never
+    writes where `ablate run` keeps its outputs, and never deletes them by replacing a folder above."""
+    real = out.resolve()
+    shown = str(out) if real == out.absolute() else f"{out} (→ {real})"
+    root = results_root().resolve()
+    if real == root or root in real.parents:
+        raise AblateError(f"{shown}: in the results folder {root}, which `ablate run` writes; export outside it")
+    for above in (real, *real.parents):  # a study under another results folder (ABLATE_RESULTS set elsewhere)
+        if _is_study_folder(above):
+            raise AblateError(f"{shown}: in the study folder {above}, which `ablate run` writes; export outside it")
+    for inside, what in ((root, "the results folder"), (variant_folder.resolve(), "the variant's folder")):
+        if real in inside.parents:
+            raise AblateError(f"{shown}: holds {what} {inside}; export to a folder that does not contain it")
+    return real
+
+
+def _is_study_folder(folder: Path) -> bool:
+    """Whether `folder` holds a study's plan.json (one under another results folder than this one's too)."""
+    path = folder / PLAN
+    if not path.is_file():
+        return False
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(plan, dict) and {"study", "variants", "start_hash"} <= plan.keys()
+
+
+def check_replaceable(out: Path, real: Path) -> ExportRecord:
+    """The record of the export at `real` (`out` as the user named it), refused in one line unless its
+    MARKER is an ExportRecord whose files are all there as written (sha256 up to HASH_LIMIT, size above)."""
+    marker = real / MARKER
+    if not marker.is_file():
+        raise AblateError(f"{out}: not a folder ablate exported (no {MARKER} in it), {LEAVE_IT}")
+    try:
+        record = ExportRecord.model_validate_json(marker.read_bytes(), strict=True)
+    except (OSError, ValidationError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not the record an export writes"
+        raise AblateError(f"{out}: not a folder ablate exported ({MARKER}: {why}), {LEAVE_IT}") from None
+    unsafe = [path for path in record.files if Path(path).is_absolute() or ".." in Path(path).parts]
+    if not record.files or unsafe:
+        raise AblateError(f"{out}: not a folder ablate exported ({MARKER} records no files of it), {LEAVE_IT}")
+    parts = tuple(sorted({path.split("/", 1)[0] for path in record.files}))
+    damaged = damaged_outputs(real, Status(outputs=record.files), parts, trust_unrecorded=False)
+    if damaged:
+        raise AblateError(
+            f"{out}: an export changed since ablate wrote it ({next(iter(damaged.values()))}), {LEAVE_IT}"
+        )
+    return record
