@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from pathlib import Path
 
-from ablate.artifacts import STATUS, Output, State, Status
+from ablate.artifacts import HELDOUT, STATUS, Output, State, Status
 from ablate.errors import StudyError
 
 START = "start"  # the folder and job name of the start checkpoint's evaluation
@@ -50,6 +50,7 @@ HASH_LIMIT = 1 << 30  # larger files (a 7B's weight shards) are checked by size 
 
 
 STALE = "stale"  # never written: what readers call a folder whose recorded hash is not the plan's
+DAMAGED = "damaged"  # never written: what readers call a done folder whose outputs are not as recorded
 
 
 class Exit(IntEnum):
@@ -138,14 +139,39 @@ def next_action(
     return Next(Do.RESUME, f"interrupted at {int(at or 0):,} of {tokens:,} tokens")
 
 
-def results_state(status: Status, hash: str) -> str:
-    """A folder's state as a reader of its results sees it: STALE when they belong to another hash."""
+def results_state(status: Status, hash: str, damaged: Mapping[str, str] | None = None) -> str:
+    """A folder's state as a reader of its results sees it: STALE when they belong to another hash,
+    DAMAGED when done but `damaged` (ablate.job.damaged_outputs) names an output not as recorded."""
     if status.state != State.PENDING and status.hash != hash:
         return STALE
+    if status.state == State.DONE and damaged:
+        return DAMAGED
     return status.state.value
 
 
 # ---- outputs -------------------------------------------------------------------------------
+
+
+def result_outputs(heldout: bool) -> tuple[str, ...]:
+    """What a variant's results are read from: lm-eval's outputs and, with eval.heldout, its held-out loss.
+    `report` and `status` check these; model/ only `run` and `export`, which use it (a model folder
+    deleted to save space leaves the results as they were)."""
+    return (EVAL, *([HELDOUT] if heldout else []))
+
+
+def variant_outputs(heldout: bool) -> tuple[str, ...]:
+    """A variant's outputs: its model folder, then its results."""
+    return (MODEL, *result_outputs(heldout))
+
+
+def result_files(folder: Path) -> list[Path]:
+    """lm-eval's results_<stamp>.json files anywhere under `folder`, oldest first (by the stamp in the name)."""
+    return sorted(folder.glob("**/results_*.json"), key=lambda p: (lm_eval_stamp(p), p.stat().st_mtime))
+
+
+def lm_eval_stamp(path: Path) -> str:
+    """lm-eval's file time stamp (ISO, sortable): the part after the last underscore."""
+    return path.stem.rsplit("_", 1)[-1]
 
 
 def _part(path: str) -> str:

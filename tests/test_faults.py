@@ -344,3 +344,69 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_the_run_resumes_once_ther
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
+
+def test_a_full_disk_during_an_evaluation_fails_before_its_results_are_swapped_in(tiny, tmp_path):
+    # lm-eval's tracker logs "Could not save sample results" and goes on: before #34 the start job then
+    # swapped in an eval/ holding cut per-item logs, and the report read them as results.
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # Room for the plan and lm-eval's results file (~10 kB), not for its per-item logs (~25 kB a task).
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        results = disk / "results"
+        (results / STUDY).mkdir(parents=True)
+        shutil.copy(tiny.results / STUDY / "plan.json", results / STUDY / "plan.json")
+        (results / ".current").write_text(STUDY + "\n")
+        full = ablate("run", "--variant", "baseline", cwd=tiny.root, results=results, timeout=300)
+        start = results / STUDY / "start"
+        assert full.returncode == 2 and full.stderr.count("\n") == 1 and "Traceback" not in full.stderr, full.stderr
+        assert f"Error: {start / 'eval'}: lm-eval " in full.stderr and "the disk is full" in full.stderr, full.stderr
+        assert not (start / "eval").exists() and not (start / "eval.partial").exists()
+
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        assert run(tiny, results, ["baseline"]) == {"start": "done", "baseline": "done"}
+        same_results(tiny, results)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_edited_results_are_shown_damaged_left_out_of_the_report_and_recomputed(tiny):
+    """An edited score in lm-eval's results file, edited per-item logs, an edited heldout.json and an
+    edited `scores` copy in status.json: before #34, report printed each as current."""
+    results = clone(tiny, "edited", variants=True)
+    study = results / STUDY
+    [aggregate] = (study / "baseline").glob("eval/**/results_*.json")
+    payload = json.loads(aggregate.read_text())
+    payload["results"]["tiny_alpha"]["acc,none"] = 0.99
+    aggregate.write_text(json.dumps(payload))
+    [samples] = (study / "start").glob("eval/**/samples_tiny_alpha_*.jsonl")
+    flipped = samples.read_text().replace('"acc": 1.0}', '"acc": 2.0}').replace('"acc": 0.0}', '"acc": 1.0}')
+    samples.write_text(flipped.replace('"acc": 2.0}', '"acc": 0.0}'))
+    heldout = study / "no-g" / "heldout.json"
+    heldout.write_text(heldout.read_text().replace('"loss": ', '"loss": 1', 1))
+    edited = {**status(results, "no-g"), "scores": {"tiny_alpha": 0.77, "tiny_gamma": 0.77}}
+    (study / "no-g" / "status.json").write_text(json.dumps(edited))
+
+    shown = ablate("status", cwd=tiny.root, results=results)
+    assert shown.returncode == 0 and shown.stdout.count("damaged") >= 3, shown.stdout
+    strict = ablate("report", "--strict", "--no-plot", cwd=tiny.root, results=results)
+    assert strict.returncode == 2 and strict.stderr.count("\n") == 1, strict.stderr
+    assert "--strict: start is damaged (and 2 more" in strict.stderr and "sha256 differs" in strict.stderr
+    report = ablate("report", "--no-plot", cwd=tiny.root, results=results)
+    assert report.returncode == 0, report.stderr
+    said = [line for line in report.stderr.splitlines() if "damaged, left out of the report" in line]
+    assert [line.split(":")[0] for line in said] == ["start", "baseline", "no-g"], report.stderr
+    assert "99.0" not in report.stdout and "| baseline | damaged | — | — |" in report.stdout, report.stdout
+    assert "no-g: damaged, left out of the report: heldout.json: 1," in report.stderr  # a digit more: its size
+
+    dry = dry_run(tiny, results)
+    assert all(f"evaluate  {job}  " in dry for job in ("start", "baseline", "no-g")), dry
+    assert run(tiny, results) == {"start": "done", "baseline": "done", "no-g": "done"}
+    same_results(tiny, results, "baseline")
+    same_results(tiny, results, "no-g")  # its scores read back from lm-eval's files, not the edited copy
+    assert status(results, "start")["scores"] == status(tiny.results, "start")["scores"]
+    assert "damaged" not in ablate("status", cwd=tiny.root, results=results).stdout

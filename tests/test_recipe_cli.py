@@ -179,9 +179,17 @@ def _planned_study(tmp_path):
         "baseline": {"state": "done", "hash": baseline["hash"], "train_hash": baseline["train_hash"], "trained": True},
         "start": {"state": "done", "hash": plan["start_hash"]},
     }.items():
-        (study / job).mkdir()
-        (study / job / "status.json").write_text(json.dumps(status))
+        _done(study / job, status)
     return study
+
+
+def _done(folder: Path, status: dict) -> None:
+    """A job folder marked done, its results (unrecorded in the status, so they only have to be there)
+    stand-ins for lm-eval's results and the held-out loss: these tests are about what a plan stales."""
+    (folder / "eval").mkdir(parents=True)
+    (folder / "eval" / "results_2026-01-01T00-00-00.json").write_text("{}")
+    (folder / "heldout.json").write_text("{}")
+    (folder / "status.json").write_text(json.dumps(status))
 
 
 def test_plan_with_a_missing_checkpoint_is_one_line_and_writes_nothing(tmp_path):
@@ -329,9 +337,8 @@ def test_a_replan_that_drops_a_finished_variant_is_refused_and_forced_keeps_it_r
     study = _planned_study(tmp_path)
     first = str(tmp_path / "first.pt")
     no_math = next(v for v in json.loads((study / "plan.json").read_text())["variants"] if v["name"] == "no-math")
-    (study / "no-math").mkdir()
-    (study / "no-math" / "status.json").write_text(json.dumps(
-        {"state": "done", "hash": no_math["hash"], "train_hash": no_math["train_hash"], "trained": True}))  # fmt: skip
+    _done(study / "no-math", {"state": "done", "hash": no_math["hash"], "train_hash": no_math["train_hash"],
+                              "trained": True})  # fmt: skip
     before = (study / "plan.json").read_text()
     swarm = ("plan", "--design", "swarm", "--n", "4", "--checkpoint", first)
     refused = ablate(*swarm, cwd=tmp_path)

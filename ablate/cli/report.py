@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from ablate.choices import Adjustment, ReportFormat
 from ablate.cli.app import StudyOpt, app, err, out
-from ablate.errors import AblateError
+from ablate.errors import AblateError, StudyError
 
 if TYPE_CHECKING:
     from ablate.report import Report
@@ -69,15 +70,23 @@ def report(
     ] = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", help="What stdout shows (all files are written)")] = "md",
     plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write the deltas.png heatmap")] = True,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse to report while a variant's results are damaged or stale")
+    ] = False,
 ) -> None:
     """Scores and Δ vs baseline with paired-bootstrap CIs; writes report.md/.csv/.json and deltas.png."""
     from ablate.report import Settings, build_report, write_report
-    from ablate.report.load import load_folder, load_study
+    from ablate.report.load import REFUSED, load_folder, load_study
     from ablate.store import study_dir
 
     if from_dir is not None and study is not None:
         raise AblateError("--from and --study: give one; --from reads plain lm-eval outputs, --study a planned study")
     results = load_folder(from_dir) if from_dir is not None else load_study(study)
+    refused = results.variants[results.variants.state.isin(REFUSED)]
+    if strict and not refused.empty:
+        first = refused.iloc[0]
+        others = f" (and {len(refused) - 1} more: see `ablate status`)" if len(refused) > 1 else ""
+        raise StudyError(f"--strict: {first.variant} is {first.state}{others}: {first.error}")
     noise_from = None
     if seed_noise_from is not None:
         noise_from = load_study(seed_noise_from)
@@ -100,6 +109,9 @@ def report(
     built = build_report(results, settings, noise_from)
     written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
     print_report(built, fmt)
+    for row in refused.itertuples():  # one line each, on stderr: the tables on stdout stay clean
+        line = escape(f"{row.variant}: {row.state}, left out of the report: {row.error}")
+        err.print(f"[yellow]{line}[/yellow]", highlight=False, soft_wrap=True)
     err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)
 
 

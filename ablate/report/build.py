@@ -2,7 +2,7 @@
 
 `build_report` is pure (seeded randomness, no clock, no I/O): markdown.py and records.py turn its
 `Report` into text and write.py writes the files. Never a number that was not measured: variants that are
-pending, failed or stale appear with their state and no figures. scores.py makes the score table,
+pending, failed, stale or damaged appear with their state and no figures. scores.py makes the score table,
 cells.py each cell's interval, noise.py the seed noise they include, rows.py the Δ table's rows.
 """
 

@@ -10,7 +10,9 @@
     res.heldout                     # variant → its held-out loss per domain (heldout.json), with eval.heldout
 
 Only variants whose state is `done` and whose recorded hash matches the plan contribute numbers; a
-variant trained or evaluated under another plan is marked `stale` and refused, never reported.
+variant trained or evaluated under another plan is marked `stale`, and one whose outputs are not as
+its status.json recorded them (an edited score, a cut samples file) `damaged`: both are refused,
+never reported.
 lm-eval writes `results_<stamp>.json` and `samples_<task>_<stamp>.jsonl` (per-item logs) anywhere
 under the output folder; for each task the newest results file that has it wins, with the samples
 file of the same stamp (else the newest one for that task).
@@ -29,7 +31,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ablate.artifacts import SUGGESTED, State, Status, read_heldout, read_status, read_suggested, resolve_checkpoint
 from ablate.errors import StudyError
-from ablate.job import STALE, START, results_state
+from ablate.job import (
+    DAMAGED,
+    EVAL,
+    STALE,
+    START,
+    damaged_outputs,
+    lm_eval_stamp,
+    result_files,
+    result_outputs,
+    results_state,
+)
 from ablate.plan.build import phase_label
 from ablate.plan.study import load_plan
 from ablate.store import current_study, read_shaped, study_dir, variant_dir
@@ -38,6 +50,7 @@ if TYPE_CHECKING:
     from ablate.plan.build import Plan
 
 DONE = State.DONE.value  # only done variants whose hash matches the plan contribute numbers
+REFUSED = (STALE, DAMAGED)  # states whose results are left out of every table, each with a note saying why
 NO_RESULTS = "no results"  # marked done, but no lm-eval results file found
 _SEED_SUFFIX = re.compile(r"^(?P<ablation>.+)\.s(?P<seed>\d+)$")
 VARIANT_COLUMNS = ["variant", "ablation", "seed", "state", "hash_ok", "tokens_done", "tokens", "error", "folder"]
@@ -77,26 +90,36 @@ def variant_states(study: str, plan: Plan | None = None) -> pd.DataFrame:
     start_folder = study_dir(study) / START
     if start_folder.exists():
         status = read_status(start_folder)
-        if status.state == State.PENDING and _result_files(start_folder / "eval"):
+        if status.state == State.PENDING and result_files(start_folder / EVAL):
             # evaluated without a status file (e.g. by hand): its results are what they are
             status = status.model_copy(update={"state": State.DONE, "hash": plan.start_hash})
-        rows.append(_checked(START, START, None, status, plan.start_hash, start_folder))
+        rows.append(_checked(START, START, None, status, plan.start_hash, start_folder, (EVAL,)))
+    outputs = result_outputs(bool((plan.recipe.get("eval") or {}).get("heldout")))
     for variant in plan.variants:
         folder = variant_dir(study, variant.name)
         status = read_status(folder)
         if status.tokens is None:  # the planned count where no status says it yet
             status = status.model_copy(update={"tokens": variant.tokens})
-        rows.append(_checked(variant.name, variant.ablation, variant.seed, status, variant.hash, folder))
+        rows.append(_checked(variant.name, variant.ablation, variant.seed, status, variant.hash, folder, outputs))
     return pd.DataFrame(rows, columns=VARIANT_COLUMNS)
 
 
-def _checked(name: str, ablation: str, seed: int | None, status: Status, expected: str, folder: Path) -> dict[str, Any]:
-    """A job's row, marked stale (with the reason as its error) when its results are for another hash."""
-    state = results_state(status, expected)
+def _checked(
+    name: str, ablation: str, seed: int | None, status: Status, expected: str, folder: Path, outputs: tuple[str, ...]
+) -> dict[str, Any]:
+    """A job's row, marked stale when its results are for another hash, or damaged when a done job's
+    outputs are not as its status.json recorded them (sizes, and hashes up to ablate.job.HASH_LIMIT);
+    the reason is its error."""
+    done = status.state == State.DONE and status.hash == expected
+    damaged = damaged_outputs(folder, status, outputs) if done else {}
+    state = results_state(status, expected, damaged)
     hash_ok = None if status.hash is None else status.hash == expected
     if state == STALE:
         error = f"hash {status.hash or 'none'} ≠ plan {expected}: results belong to another plan; "
         status, hash_ok = status.model_copy(update={"error": error + "rerun `ablate run` to refresh them"}), False
+    elif state == DAMAGED:
+        error = f"{'; '.join(damaged.values())}; rerun `ablate run` to recompute it from what is intact"
+        status = status.model_copy(update={"error": error})
     return _row(name, ablation, seed, state, hash_ok, status, folder)
 
 
@@ -149,7 +172,7 @@ def load_study(study: str | None = None) -> StudyResults:
         "study_fraction": plan.study_fraction,
     }
     for row in variants.itertuples():
-        if row.state == STALE:
+        if row.state in REFUSED:
             result.notes.append(f"{row.variant}: refused, {row.error}")
     return result
 
@@ -194,7 +217,7 @@ def load_folder(path: str | Path) -> StudyResults:
         raise StudyError(f"--from {root}: not a folder; pass the folder given to lm_eval as --output_path's parent")
     rows = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not _result_files(folder):
+        if not result_files(folder):
             continue
         match = _SEED_SUFFIX.match(folder.name)
         ablation, seed = (match["ablation"], int(match["seed"])) if match else (folder.name, None)
@@ -249,21 +272,12 @@ def _categorical(items: pd.DataFrame) -> pd.DataFrame:
     return items.astype({"doc_id": "int64", "value": "float64"})
 
 
-def _stamp(path: Path) -> str:
-    """lm-eval's file time stamp (ISO, sortable): the part after the last underscore."""
-    return path.stem.rsplit("_", 1)[-1]
-
-
-def _result_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("**/results_*.json"), key=lambda p: (_stamp(p), p.stat().st_mtime))
-
-
 def read_eval(folder: Path, variant: str) -> tuple[pd.DataFrame, pd.DataFrame, set[str]] | None:
     """One variant's scores and per-item values from lm-eval's files under `folder`; None if there are none.
 
     Returns (scores, items, the subtasks of lm-eval groups found).
     """
-    files = _result_files(folder)
+    files = result_files(folder)
     if not files:
         return None
     newest: dict[str, tuple[Path, dict]] = {}
@@ -309,11 +323,11 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
 
 def _samples_file(results: Path, task: str) -> Path | None:
     """The per-item log written with `results`, else the newest one for the task."""
-    same = results.parent / f"samples_{task}_{_stamp(results)}.jsonl"
+    same = results.parent / f"samples_{task}_{lm_eval_stamp(results)}.jsonl"
     if same.exists():
         return same
-    others = sorted(results.parent.glob(f"samples_{task}_*.jsonl"), key=_stamp)
-    others = [p for p in others if p.name == f"samples_{task}_{_stamp(p)}.jsonl"]  # not task_other's
+    others = sorted(results.parent.glob(f"samples_{task}_*.jsonl"), key=lm_eval_stamp)
+    others = [p for p in others if p.name == f"samples_{task}_{lm_eval_stamp(p)}.jsonl"]  # not task_other's
     return others[-1] if others else None
 
 

@@ -35,7 +35,7 @@ CSV_COLUMNS = [
 ]
 ROW_COLUMNS = [*CSV_COLUMNS, "state", "method"]  # Report.rows: report.csv plus how each cell reads
 GAUNTLET = "gauntlet"  # the metric name of a category row
-_STATE_ORDER = ("failed", "stale", "no results", "evaluating", "training", "pending")  # how a not-done ablation reads
+_STATE_ORDER = ("failed", "stale", "damaged", "no results", "evaluating", "training", "pending")  # a not-done ablation
 
 
 def ablation_states(

@@ -18,11 +18,14 @@ folder first and swapped in whole, so <out> never holds half an evaluation.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, StudyError
+from ablate.job import result_files
 from ablate.recipe import Eval
 from ablate.run.dist import local_device
 from ablate.store import replacing_folder
@@ -98,9 +101,39 @@ def evaluate(
         tracker.save_results_aggregated(results=results, samples=samples)
         for task_name in results["configs"]:
             tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
-        if not list(staging.glob("**/results_*.json")):
-            raise RuntimeError(f"lm-eval wrote no results file under {staging}")
+        _check_written(staging, out, {task: len(samples[task]) for task in results["configs"]})
     return headline_scores(results)
+
+
+def recorded_scores(out: Path) -> dict[str, float]:
+    """Headline scores read back from lm-eval's results files under `out` (the newest file per task wins):
+    what a kept evaluation reports, never a copy in status.json that nothing checks."""
+    merged: dict[str, Any] = {}
+    for path in result_files(out):
+        merged.update(json.loads(path.read_text()).get("results", {}))
+    return headline_scores({"results": merged})
+
+
+def _check_written(staging: Path, out: Path, items: dict[str, int]) -> None:
+    """Every file lm-eval's tracker was to write is whole: it logs a failed write ("Could not save sample
+    results") and goes on, so a full disk would leave an empty or cut file to be swapped in as results."""
+    written = result_files(staging)
+    problem = None if written else "lm-eval could not write its results file"
+    for path in written:
+        try:
+            json.loads(path.read_text())
+        except ValueError:
+            problem = "lm-eval's results file was written cut short"
+    for task, count in items.items():
+        found = list(staging.glob(f"**/samples_{task}_*.jsonl"))
+        lines = found[0].read_bytes().count(b"\n") if found else 0
+        if lines != count:
+            problem = f"lm-eval wrote {lines} of the {count} per-item results of {task}"
+    if problem:
+        free = shutil.disk_usage(staging if staging.exists() else out.parent).free
+        full = free < 1 << 20
+        why = f"the disk is full ({free:,} bytes free): make room" if full else "check that the folder is writable"
+        raise StudyError(f"{out}: {problem}; {why}, then rerun")
 
 
 def _language_model(model: Any, tokenizer: Any, spec: Eval, folder: Path | None) -> Any:

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from ablate.artifacts import HELDOUT, State, Status, read_status
+from ablate.artifacts import State, Status, read_status
 from ablate.errors import AblateError, StudyError
-from ablate.job import EVAL, LATEST, MODEL, Next, damaged_outputs, next_action
+from ablate.job import EVAL, LATEST, Next, damaged_outputs, next_action, variant_outputs
 from ablate.plan.build import Variant
 from ablate.plan.study import start_checkpoint
 from ablate.recipe import Recipe
@@ -40,11 +40,6 @@ class Seen(NamedTuple):
     status: Status
     checkpoint_at: int | None  # tokens of the phase the latest checkpoint holds, where it was read
     damaged: dict[str, str]  # a done folder's outputs that are missing or changed → why
-
-
-def variant_outputs(recipe: Recipe) -> tuple[str, ...]:
-    """A variant's outputs: its model folder, lm-eval's outputs and, with eval.heldout, its held-out loss."""
-    return (MODEL, EVAL, *([HELDOUT] if recipe.eval.heldout else []))
 
 
 def checkpoint_at(folder: Path, status: Status, train_hash: str, start_tokens: Callable[[], int]) -> int | None:
@@ -79,7 +74,7 @@ def look(study: str, recipe: Recipe, variant: Variant, folder: Path) -> Seen:
 
     status = read_status(folder)
     done = status.state == State.DONE and status.hash == variant.hash
-    damaged = damaged_outputs(folder, status, variant_outputs(recipe)) if done else {}
+    damaged = damaged_outputs(folder, status, variant_outputs(bool(recipe.eval.heldout))) if done else {}
 
     def start_tokens() -> int:
         return load_start(str(start_checkpoint(study, recipe, variant.checkpoint)), weights=False).tokens

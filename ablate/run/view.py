@@ -27,7 +27,7 @@ from ablate.run.runner import Action, Outcome
 if TYPE_CHECKING:
     import pandas as pd
 
-_STYLE = {"done": "green", "failed": "red", "busy": "yellow", "submitted": "cyan", "stale": "red"}
+_STYLE = {"done": "green", "failed": "red", "busy": "yellow", "submitted": "cyan", "stale": "red", "damaged": "red"}
 _STATE_STYLE = {"training": "yellow", "evaluating": "yellow", **_STYLE}
 
 
@@ -137,7 +137,7 @@ def print_status(
         )
         hash_check = {True: "ok", False: "[red]mismatch[/red]"}.get(row["hash_ok"], "—")
         error = ""
-        if row["state"] in ("failed", "stale") and row["error"]:
+        if row["state"] in ("failed", "stale", "damaged") and row["error"]:
             error = f"{escape(str(row['error']).splitlines()[0])} [dim]({escape(str(row['folder']))}/status.json)[/dim]"
         state = f"[{style}]{row['state']}[/{style}]"
         cells = [escape(str(row["variant"])), state, f"{done} / {planned}", hash_check]

@@ -190,7 +190,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
     measures the same model's loss on each held-out domain into heldout.json. Each output's size
     and hash go into status.json as it is written; a done variant keeps the outputs still intact."""
     from ablate.run import train
-    from ablate.run.evaluate import evaluate
+    from ablate.run.evaluate import evaluate, recorded_scores
     from ablate.run.export import ensure_exported
     from ablate.run.heldout import heldout_loss
     from ablate.run.start import load_start
@@ -274,8 +274,9 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             if recipe.eval.heldout and HELDOUT not in keep:  # first: vLLM's engine, if used, holds the GPU until exit
                 write_heldout(folder, heldout_loss(final.model, final.tokenizer, recipe.eval, recipe.seq_len))
                 write_status(folder, State.EVALUATING, outputs=record_outputs(folder, read_status(folder), HELDOUT))
-            scores = seen.status.scores
-            if EVAL not in keep:
+            if EVAL in keep:  # checked intact: its scores are read back from lm-eval's own files
+                scores = recorded_scores(folder / EVAL)
+            else:
                 scores = evaluate(
                     final.model, final.tokenizer, recipe.eval, folder / EVAL, name=f"{study}/{name}", folder=exported
                 )
