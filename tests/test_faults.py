@@ -100,6 +100,8 @@ def test_a_kill_at_every_stage_resumes_to_the_results_of_an_uninterrupted_run(ti
     same_results(tiny, results)
     logs = [folder / "train_log.jsonl", tiny.results / STUDY / "baseline" / "train_log.jsonl"]
     assert logs[0].read_text() == logs[1].read_text()  # no step lost, none twice
+    kept = sorted(path.name for path in latest.parent.iterdir())  # not the one the resumed run started from
+    assert kept == sorted(["latest-rank0.pt", Path(os.readlink(latest)).name]), kept
 
 
 def test_a_lost_status_and_damaged_outputs_are_recomputed_from_what_is_intact(tiny):

@@ -226,6 +226,29 @@ def test_a_stuck_prefix_lock_holder_is_waited_for_only_so_long(tmp_path):
         assert _flock_within(waiter, 0.3)
 
 
+def test_shared_memory_a_killed_dataset_left_is_freed_and_a_live_ones_kept(tmp_path):
+    # streaming's files of one dataset share a prefix; a live process maps at least one of them.
+    import subprocess
+    import sys
+
+    from ablate.run.stream import free_dead_shared_memory
+
+    names = ["000001_locals", "000001_barrier", "000002_locals", "000002_next_epoch", "000003", "other.lock"]
+    for name in names:
+        (tmp_path / name).write_bytes(bytes(4096))
+    holds = "import mmap, sys, time; f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 0); print(1, flush=True)"
+    live = subprocess.Popen([sys.executable, "-c", holds + "; time.sleep(60)", str(tmp_path / "000001_locals")],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert live.stdout and live.stdout.readline().strip() == "1"
+        assert sorted(free_dead_shared_memory(tmp_path)) == ["000002_locals", "000002_next_epoch"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["000001_barrier", "000001_locals", "000003", "other.lock"]
+    finally:
+        live.kill()
+        live.wait()
+    assert sorted(free_dead_shared_memory(tmp_path)) == ["000001_barrier", "000001_locals"]  # its process ended
+
+
 # ---- optimizers as users bring them ---------------------------------------------------------
 
 

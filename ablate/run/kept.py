@@ -1,8 +1,10 @@
 """Checkpoints kept for good at given token counts (the pretraining's phase starts), beside the
-run's own latest one, and finding them again."""
+run's own latest one, and finding them again; checkpoints no longer needed, deleted."""
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 from composer import Callback, Logger, State
@@ -44,3 +46,25 @@ def kept_checkpoint(folder: Path, tokens: int, batch_tokens: int) -> Path | None
         if path.stem.removeprefix("tok").isdigit()
     )
     return next((path for count, path in found if tokens <= count < tokens + batch_tokens), None)
+
+
+_COMPOSER_CHECKPOINT = re.compile(r"ep\d+-ba\d+(-rank\d+\.pt)?")  # a file, or a sharded checkpoint's folder
+
+
+def drop_superseded(latest: Path) -> list[str]:
+    """Delete the checkpoints beside Composer's `latest` link other than the one it points to; returns
+    their names. Composer's saver keeps one, but counts only those its own process wrote: the one a
+    resumed run started from stayed on disk, a whole model's state each time."""
+    if not latest.exists():
+        return []
+    keep = latest.resolve()
+    dropped = []
+    for path in latest.parent.iterdir():
+        if path.is_symlink() or path.resolve() == keep or not _COMPOSER_CHECKPOINT.fullmatch(path.name):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        dropped.append(path.name)
+    return dropped

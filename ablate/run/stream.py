@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -51,7 +52,8 @@ def _one_dataset_at_a_time() -> Iterator[None]:
     PREFIX_LOCK_SECONDS (a hung job) is passed by: the lock only narrows a race, it must not stop
     every job on the node.
     The lock file lives in /dev/shm itself (else the temp folder): the race is over that folder, so
-    whoever shares it, and only they, share the lock.
+    whoever shares it, and only they, share the lock. Holding it, a job first frees what the datasets
+    of killed runs left there (`free_dead_shared_memory`).
     """
     if int(os.environ.get("LOCAL_RANK", "0")) != 0:
         yield
@@ -62,10 +64,34 @@ def _one_dataset_at_a_time() -> Iterator[None]:
     with (folder / f"ablate-streaming-prefix-{os.getuid()}.lock").open("a") as handle:
         locked = _flock_within(handle, PREFIX_LOCK_SECONDS)
         try:
+            if folder == shm:
+                free_dead_shared_memory(shm)
             yield
         finally:
             if locked:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_STREAMING_SHM = re.compile(r"(\d{6})_\w+")  # streaming's names: a six-digit prefix per dataset, then the part
+
+
+def free_dead_shared_memory(shm: Path) -> list[str]:
+    """Unlink streaming's files in `shm` whose prefix no live process maps: what killed runs left there.
+    Returns their names. streaming's own clean_stale_shared_memory unlinks every prefix, a live
+    dataset's too; which are live is read off /proc/*/maps. A file another user owns stays (the
+    folder is sticky), so a process this user cannot see is never harmed."""
+    mapped = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        with suppress(OSError):  # a process that ended meanwhile, or another user's
+            mapped |= set(re.findall(rf"{re.escape(str(shm))}/(\d{{6}})_", maps.read_text()))
+    freed = []
+    for path in shm.iterdir():
+        match = _STREAMING_SHM.fullmatch(path.name)
+        if match and match[1] not in mapped:
+            with suppress(OSError):
+                path.unlink()
+                freed.append(path.name)
+    return freed
 
 
 def _flock_within(handle: IO[str], seconds: float) -> bool:
@@ -115,8 +141,6 @@ def build_dataloader(
     Returns the loader and the samples each subset contributes to the epoch, so a subset repeated
     past its size (which streaming does silently) shows up in the run's summary.
     """
-    from streaming.base.util import clean_stale_shared_memory
-
     owners: dict[str, str] = {}
     for name in mixture:
         location = recipe.subsets[name].location
@@ -132,11 +156,6 @@ def build_dataloader(
         remote = remote or is_remote(location)
         where = {"remote": location, "local": str(cache / name)} if is_remote(location) else {"local": location}
         streams.append(Stream(**where, proportion=proportion))
-    if remote:
-        # A killed run leaves shared memory that still claims its download cache, and a rerun would
-        # refuse the cache. Cleaning is global to the node (it would break another live dataset), so
-        # only runs that download pay it; local shards have no cache to claim.
-        clean_stale_shared_memory()
     batch = per_device_batch(recipe)
     with _one_dataset_at_a_time():
         dataset = (StreamingDataset if remote else _LocalShards)(

@@ -41,10 +41,10 @@ from composer.utils import dist as composer_dist
 from ablate.errors import AblateError
 from ablate.job import LATEST, STARTS
 from ablate.recipe import BUILT_OPTIMIZERS, Optimizer, Recipe
-from ablate.run.dist import join_process_group
+from ablate.run.dist import join_process_group, rank
 from ablate.run.export import gather_weights, write_model
 from ablate.run.fsdp import GlooShardAverage, parallelism
-from ablate.run.kept import KEPT, KeepAt, kept_checkpoint
+from ablate.run.kept import KEPT, KeepAt, drop_superseded, kept_checkpoint
 from ablate.run.schedule import Schedule, TokenLR, phase_schedule, pretrain_schedule
 from ablate.run.start import Start, in_form, resume_problem
 from ablate.run.stream import build_dataloader, per_device_batch
@@ -290,4 +290,6 @@ def fit(
         if weights is not None:
             write_model(model_class, start.model.config, weights, start.tokenizer, export)
     trainer.close()
+    if rank() == 0:
+        drop_superseded(folder / LATEST)
     return FitResult(began, tokens, tick - began_setup, seconds, log.last_loss, drawn)

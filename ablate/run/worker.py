@@ -35,6 +35,7 @@ from ablate.artifacts import HELDOUT, State, Status, read_status, write_heldout,
 from ablate.errors import AblateError, StudyError
 from ablate.job import (
     EVAL,
+    LATEST,
     MODEL,
     START,
     VARIANT,
@@ -193,6 +194,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
     from ablate.run.evaluate import evaluate, recorded_scores
     from ablate.run.export import ensure_exported
     from ablate.run.heldout import heldout_loss
+    from ablate.run.kept import drop_superseded
     from ablate.run.start import load_start
 
     began = time.perf_counter()
@@ -268,6 +270,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
                 return
             tick = time.perf_counter()
             exported = ensure_exported(folder)  # again from the final checkpoint if missing or damaged
+            drop_superseded(folder / LATEST)  # where a kill came between the end of training and fit's own drop
             final = load_start(str(exported))  # evaluated as any other tool would open it
             if HELDOUT not in keep:
                 (folder / HELDOUT).unlink(missing_ok=True)  # never one from an earlier evaluation
