@@ -4,9 +4,9 @@ other phase seeds, on this CPU's default kernels and on PyTorch's AVX2 kernels.
     .venv/bin/python benchmarks/rerun_agreement.py                       # seeds 0, 10, 20 × default, avx2
     .venv/bin/python benchmarks/rerun_agreement.py --kernels default,avx2,scalar --seeds 0,10
 
-The fast demo's study (`ablate demo --fast`: four removals, the baseline and its replicate) runs once
-per kernel set and phase seed, every run from one pretrained start trained here on the default kernels.
-Each run is `ablate run` in its own process, with the kernel set's variables (`avx2`:
+Per kernel set, as a machine with only those kernels would: `ablate pretrain` of the fast demo's start
+(`ablate demo --fast`), then its study (four removals, the baseline and its replicate) once per phase
+seed from that start. Each command runs in its own process with the kernel set's variables (`avx2`:
 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2; `scalar`: ATEN_CPU_CAPABILITY=default), so torch
 picks those kernels in every job; the table names the capability torch reported under them.
 
@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 
+import yaml
 from workspace import SCRATCH, demo_workspace, machine
 
 KERNELS = {  # kernel set → what torch and oneDNN read when they load
@@ -41,18 +42,32 @@ def capability(env: dict[str, str]) -> str:
                           check=True).stdout.strip()  # fmt: skip
 
 
+def ablate(*args: str, env: dict[str, str]) -> None:
+    """An `ablate` command in its own process with `env`, in the scratch folder."""
+    ran = subprocess.run([sys.executable, "-m", "ablate.cli", *args], cwd=SCRATCH, env=env, stdout=subprocess.PIPE)
+    if ran.returncode != 0:
+        raise SystemExit(f"rerun_agreement: `ablate {' '.join(args)}` failed (exit {ran.returncode})")
+
+
+def pretrained(recipe, env: dict[str, str]) -> str:
+    """`ablate pretrain` of `recipe` in a process with `env`; the checkpoint it registered, absolute."""
+    from ablate.store import read_json, study_dir
+
+    path = SCRATCH / f"{recipe.name}.yaml"
+    path.write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+    ablate("pretrain", "--recipe", str(path), env=env)
+    return str((SCRATCH / read_json(study_dir(recipe.name) / "checkpoints.json")["pretrained"]).resolve())
+
+
 def study(recipe, name: str, seed: int, start: str, env: dict[str, str], parallel: int, request) -> set[Flag]:
-    """Plan the rerun here, run it as `ablate run` does in a process with `env`, return its report's flags."""
+    """Plan the rerun here, run it as `ablate run` in a process with `env`, return its report's flags."""
     from ablate.demo.study import rerun_recipe
     from ablate.plan.study import plan_study
     from ablate.report import Settings, build_report
     from ablate.report.load import load_study
 
     plan_study(rerun_recipe(recipe, name, seed, start), request)
-    command = [sys.executable, "-m", "ablate.cli", "run", "--study", name, "--parallel", str(parallel)]
-    ran = subprocess.run(command, cwd=SCRATCH, env=env, stdout=subprocess.PIPE, text=True)
-    if ran.returncode != 0:
-        raise SystemExit(f"rerun_agreement: `ablate run --study {name}` failed (exit {ran.returncode})")
+    ablate("run", "--study", name, "--parallel", str(parallel), env=env)
     return build_report(load_study(name), Settings()).flagged
 
 
@@ -93,12 +108,10 @@ def main() -> None:
     flags: dict[tuple[str, int], set[Flag]] = {}
     seen: dict[str, str] = {}
     with demo_workspace(recipe):
-        from ablate.run.pretrain import pretrain
-
-        start = str((SCRATCH / pretrain(recipe)).resolve())  # one start for every run, default kernels
         for kernel in kernels:
             env = {**os.environ, **KERNELS[kernel]}
             seen[kernel] = capability(env)
+            start = pretrained(recipe.model_copy(update={"name": f"{recipe.name}-{kernel}"}), env)
             for seed in seeds:
                 name = f"{recipe.name}-{kernel}-s{seed}"
                 flags[kernel, seed] = study(recipe, name, seed, start, env, args.parallel, request)
@@ -129,11 +142,16 @@ def summarize(flags: dict[tuple[str, int], set[Flag]], seen: dict[str, str], pla
     cells = set().union(*flags.values())
     flipped = sorted({(variant, task) for variant, task, up in cells if (variant, task, not up) in cells})
     every = all(planted <= run for run in flags.values())
-    print(f"planted drops flagged in every run: {'yes' if every else 'no'}; cells flagged with both signs over "
-          f"all {len(flags)} runs: {len(flipped)}{' ' + str(flipped) if flipped else ''}")
+    print(
+        f"planted drops flagged in every run: {'yes' if every else 'no'}; cells flagged with both signs over "
+        f"all {len(flags)} runs: {len(flipped)}{' ' + str(flipped) if flipped else ''}"
+    )
     ratio = f"{min(worst):.2f}" if worst else "n/a (one run per kernel set)"
-    print(f"rerun_agreement: flags flagged again with the same sign by a rerun on the same kernels, worst of "
-          f"{len(worst)} directions; ratio = {ratio}")
+    print(
+        f"rerun_agreement: flags flagged again with the same sign by a rerun on the same kernels, worst of "
+        f"{len(worst)} directions; ratio = {ratio}"
+    )
+
 
 if __name__ == "__main__":
     main()
