@@ -139,6 +139,9 @@ def summarize(flags: dict[tuple[str, int], set[Flag]], seen: dict[str, str], pla
             worst += [len(one & other) / len(one) if one else 1.0, len(one & other) / len(other) if other else 1.0]
             both, mutual = both + len(one) + len(other), mutual + 2 * len(one & other)
         print(f"  {kernel}, every direction: {mutual} of {both}")
+        cells = [flagged for _, flagged in runs]
+        if wobbling := sorted(set().union(*cells) - set.intersection(*cells)):
+            print(f"  {kernel}, flagged by some runs, not all: " + ", ".join(f"{v} on {t}" for v, t, _ in wobbling))
     cells = set().union(*flags.values())
     flipped = sorted({(variant, task) for variant, task, up in cells if (variant, task, not up) in cells})
     every = all(planted <= run for run in flags.values())

@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in this folder, one after another, then the final ratio lines together.
 
     python benchmarks/run_all.py            # the figures benchmarks/README.md reports (~6 min on 2 cores)
-    python benchmarks/run_all.py --quick    # each script at a few steps: proves it still runs (CI, ~2 min)
+    python benchmarks/run_all.py --quick    # each script at a few steps, rerun_agreement too (CI, ~3 min)
 
 Each script measures its comparison side by side in one run (machines here are shared and noisy) and
 ends with one line `<name>: ... ratio ... = X`. Figures of the latest run go into benchmarks/README.md.
@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["cli_latency.py", "report_scale.py", "eval_overhead.py", "train_overhead.py", "study_overhead.py",
-         "rerun_agreement.py"]
+ORDER = ["cli_latency.py", "report_scale.py", "eval_overhead.py", "train_overhead.py", "study_overhead.py"]
+# Measurements too long for `make bench` (rerun_agreement: ~16 min on 2 cores), run alone; --quick runs them
+# too, at a few steps, so none rots unseen.
+ALONE = ["rerun_agreement.py"]
 QUICK = {  # the smallest sizes at which each script still runs every path it compares
     "cli_latency.py": ["--repeat", "1"],
     "report_scale.py": ["--variants", "5", "--tasks", "3", "--items", "200", "--resamples", "500"],
@@ -38,7 +40,7 @@ def main() -> int:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     finals: list[str] = []
     failed = 0
-    for script in ORDER:
+    for script in (ORDER + ALONE) if quick else ORDER:
         print(f"\n=== {script}", flush=True)
         start = time.perf_counter()
         options = QUICK[script] if quick else []
