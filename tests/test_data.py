@@ -12,7 +12,8 @@ import pytest
 from ablate.data.build import build_subsets
 from ablate.demo.corpus import write_tokenizer
 from ablate.errors import AblateError
-from ablate.data.manifest import MANIFEST, manifest_tokens, read_manifest
+from ablate.data.manifest import MANIFEST, read_manifest
+from ablate.data.shards import plan_data
 from ablate.recipe import parse_recipe
 
 SEQ = 8
@@ -79,7 +80,7 @@ def test_shards_hold_exactly_the_tokens_written(in_tmp, tokenizer_dir):
     assert manifest["samples"] == len(expected)
     assert manifest["tokens"] == full and manifest["dropped_tokens"] == len(stream) - full
     assert manifest["columns"] == {"tokens": "ndarray:int32"}
-    assert manifest_tokens(recipe_for(tokenizer_dir, a={"source": "raw/a.jsonl"})) == {"a": full}
+    assert plan_data(recipe_for(tokenizer_dir, a={"source": "raw/a.jsonl"}))[0] == {"a": full}
 
 
 def test_plain_text_files_by_glob_are_one_document_each(in_tmp, tokenizer_dir):
@@ -127,7 +128,7 @@ def test_failed_build_leaves_nothing_that_counts_as_built(in_tmp, tokenizer_dir)
         build_subsets(recipe)
     assert not (in_tmp / "mds" / "a").exists()
     assert list((in_tmp / "mds").iterdir()) == []
-    assert manifest_tokens(recipe) == {}
+    assert plan_data(recipe)[0] == {}
 
 
 def test_interrupt_keeps_the_previous_build(in_tmp, tokenizer_dir, monkeypatch):
@@ -157,7 +158,7 @@ def test_leftover_of_a_killed_build_is_ignored_and_cleared(in_tmp, tokenizer_dir
     (leftover / "shard.00000.mds").write_bytes(b"partial")
     write_jsonl(in_tmp / "raw" / "a.jsonl", DOCS)
     recipe = recipe_for(tokenizer_dir, a={"source": "raw/a.jsonl"})
-    assert manifest_tokens(recipe) == {}
+    assert plan_data(recipe)[0] == {}
     build_subsets(recipe)
     assert not leftover.exists() and (in_tmp / "mds" / "a" / MANIFEST).exists()
 

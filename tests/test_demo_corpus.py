@@ -13,7 +13,7 @@ import pytest
 
 from ablate.demo import corpus as dc
 from ablate.demo import world as dw
-from ablate.data.manifest import manifest_tokens
+from ablate.data.shards import plan_data
 from ablate.recipe import load_recipe
 from ablate.plan.tasks import task_sizes
 from conftest import REPO
@@ -182,5 +182,5 @@ def test_cli_demo_builds_every_subset_and_plan_reads_the_sizes(in_tmp):
     assert planned.returncode == 0, planned.stderr
     sizes = json.loads(planned.stdout)["subset_sizes"]
     os.chdir(in_tmp / "out")
-    assert sizes == manifest_tokens(DEMO_RECIPE) and set(sizes) == set(DEMO_RECIPE.subsets)
+    assert sizes == plan_data(DEMO_RECIPE)[0] and set(sizes) == set(DEMO_RECIPE.subsets)
     assert all(n > 100_000 for n in sizes.values())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from tiny_study import ablate
@@ -175,9 +176,11 @@ def test_repeat_and_choose_weigh_streams_by_the_samples_they_contribute(tmp_path
     }
     raw = yaml.safe_load(STREAMS.format(tokenizer=tmp_path))
     raw["train_loader"]["dataset"] = {"streams": streams}
-    recipe, _ = from_foundry(raw, name="x", samples={"/d/a": 100, "/d/b": 300, "/d/c": 200}.get)
+    tokens = {"/d/a": 100 * 512, "/d/b": 300 * 1024}.get  # a's samples are shorter than max_seq_len
+    recipe, _ = from_foundry(raw, name="x", samples={"/d/a": 100, "/d/b": 300, "/d/c": 200}.get, tokens=tokens)
     assert recipe["mixes"]["base"] == {"a": 0.4, "b": 0.2, "c": 0.4}
-    assert recipe["subsets"]["a"]["tokens"] == 100 * 1024
+    assert recipe["subsets"]["a"]["tokens"] == 100 * 512 and recipe["subsets"]["b"]["tokens"] == 300 * 1024
+    assert "tokens" not in recipe["subsets"]["c"]  # samples known, their length not: no size guessed
 
 
 @pytest.mark.parametrize(
@@ -204,9 +207,14 @@ def test_proportions_on_some_streams_only_are_refused(tmp_path):
 
 
 def test_the_command_writes_a_recipe_once_and_reads_sizes_from_the_shards(tmp_path):
-    shards = tmp_path / "web" / "train"
-    shards.mkdir(parents=True)
-    (shards / "index.json").write_text(json.dumps({"shards": [{"samples": 30}, {"samples": 10}]}))
+    from streaming import MDSWriter
+
+    shards = tmp_path / "web" / "train"  # 40 samples of 512 tokens (--concat_tokens 512), zstd as foundry writes
+    with MDSWriter(out=str(shards), columns={"tokens": "ndarray:int32"}, compression="zstd", size_limit=20_000,
+                   progress_bar=False) as writer:  # fmt: skip
+        for i in range(40):
+            writer.write({"tokens": np.arange(i, i + 512, dtype=np.int32)})
+    assert len(json.loads((shards / "index.json").read_text())["shards"]) > 1
     raw = yaml.safe_load(PRETRAIN)
     raw["train_loader"]["dataset"] = {"split": "train", "streams": {"web": {"local": str(tmp_path / "web")}}}
     source = tmp_path / "train.yaml"
@@ -215,7 +223,8 @@ def test_the_command_writes_a_recipe_once_and_reads_sizes_from_the_shards(tmp_pa
     done = cli("recipe", "from-foundry", str(source), "--out", str(target), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     written = yaml.safe_load(target.read_text())
-    assert written["subsets"]["web"]["tokens"] == 40 * 2048
+    assert written["subsets"]["web"]["tokens"] == 40 * 512  # the samples' length, not max_seq_len (2048)
+    assert not list(shards.glob("*.mds")), "read in place: no shard decompressed beside the source"
     assert target.read_text().startswith("# Written by `ablate recipe from-foundry")
     again = cli("recipe", "from-foundry", str(source), "--out", str(target), cwd=tmp_path)
     assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr

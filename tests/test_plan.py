@@ -264,6 +264,14 @@ def test_power_per_task_from_sizes():
     assert plan.power["t"].mde_pp == pytest.approx(6.26, abs=0.01)
 
 
+def test_power_counts_only_the_items_eval_limit_scores():
+    limited = make_recipe(eval={"tasks": ["t", "u"], "limit": 250})
+    plan = build_plan(limited, PlanRequest(removes=["math"]), task_sizes={"t": 1000, "u": 100})
+    assert (plan.power["t"].items, plan.power["u"].items) == (250, 100)
+    # (1.96 + 0.84) · sqrt(2 · 0.25 / 250) ≈ 12.53 points: a quarter of the items, twice the detectable Δ
+    assert plan.power["t"].mde_pp == pytest.approx(12.53, abs=0.01)
+
+
 def test_phases_plan_every_variant_at_every_phase_from_its_own_start():
     plan = build_plan(make_recipe(), PlanRequest(removes=["code"], phases=[0.2, 0.05], checkpoint="ckpt"))
     assert [v.name for v in plan.variants] == ["baseline@p5", "no-code@p5", "baseline@p20", "no-code@p20"]

@@ -445,4 +445,4 @@ def test_heldout_loss_is_measured_once_per_variant_and_reported_with_intervals(t
     assert ablate("plan", "--recipe", str(broken), "--remove", "g", cwd=tiny.root, results=results).returncode == 0
     missing = ablate("run", cwd=tiny.root, results=results, timeout=60)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
-    assert "eval.heldout.gamma: no MDS shards at" in missing.stderr
+    assert "eval.heldout.gamma.location: no MDS shards at" in missing.stderr

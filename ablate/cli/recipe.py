@@ -29,6 +29,7 @@ def from_foundry_command(
     """Translate what the YAML says (streams, model, tokenizer, optimizer, schedule, batch, duration,
     save folder); what has no counterpart is listed in comments. Then set the upsample mix and eval tasks."""
     from ablate.data.manifest import index_samples
+    from ablate.data.shards import folder_tokens
     from ablate.foundry import from_foundry, render
     from ablate.recipe import parse_recipe, read_yaml
 
@@ -40,7 +41,9 @@ def from_foundry_command(
     if not isinstance(raw, dict):
         raise RecipeError(f"{train_yaml}: expected llm-foundry's mapping of fields at the top level")
     # llm-foundry (through Composer) names a run with a blank run_name by $RUN_NAME, as mcli sets it.
-    recipe, notes = from_foundry(raw, name=train_yaml.stem, samples=index_samples, run_name=os.environ.get("RUN_NAME"))
+    recipe, notes = from_foundry(
+        raw, name=train_yaml.stem, samples=index_samples, tokens=folder_tokens, run_name=os.environ.get("RUN_NAME")
+    )
     parse_recipe(recipe, source=str(train_yaml))  # what is written must load
     text = render(recipe, notes, source=str(train_yaml))
     if out_path is None:

@@ -6,7 +6,8 @@
 
 `tokens` counts the tokens in the shards (samples × seq_len, EOS included); `dropped_tokens` the
 final remainder too short for a sample. The manifest is written last into the build folder, which
-is renamed into place whole: a location with a manifest is a finished build.
+is renamed into place whole: a location with a manifest is a finished build. A folder without one
+(llm-foundry's, say) is sized and checked from its shards by ablate.data.shards.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ablate.errors import AblateError
-from ablate.recipe import Recipe
 from ablate.store import write_json
 
 MANIFEST = "ablate-manifest.json"
@@ -40,16 +39,6 @@ def write_manifest(folder: Path, manifest: dict) -> None:
     write_json(folder / MANIFEST, manifest)
 
 
-def manifest_tokens(recipe: Recipe) -> dict[str, int]:
-    """Tokens per subset from the manifests that exist."""
-    sizes: dict[str, int] = {}
-    for name, subset in recipe.subsets.items():
-        manifest = read_manifest(subset.location)
-        if manifest and manifest.get("tokens"):
-            sizes[name] = int(manifest["tokens"])
-    return sizes
-
-
 def read_index(location: str) -> dict | None:
     """streaming's index.json of a local MDS folder; None where there is none or it cannot be read."""
     if is_remote(location):
@@ -67,21 +56,3 @@ def index_samples(location: str) -> int | None:
         return sum(int(shard["samples"]) for shard in (read_index(location) or {})["shards"])
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def check_shards(field: str, location: str, seq_len: int) -> dict:
-    """A local MDS folder's index, once it is known to be there and (by its manifest, where it has one)
-    to hold `seq_len`-token samples; otherwise one line naming `field` and the fix."""
-    index = read_index(location)
-    if index is None:
-        raise AblateError(
-            f"{field}: no MDS shards at {location} (index.json missing or unreadable); run `ablate data build` "
-            "or fix the location"
-        )
-    built = (read_manifest(location) or {}).get("seq_len")
-    if built not in (None, seq_len):
-        raise AblateError(
-            f"{field}: the shards at {location} hold {built}-token samples, the recipe's seq_len is {seq_len}; "
-            "rebuild them with `ablate data build --force` or fix seq_len"
-        )
-    return index

@@ -47,17 +47,24 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_foundry(
-    raw: dict[str, Any], *, name: str, samples: Callable[[str], int | None], run_name: str | None = None
+    raw: dict[str, Any],
+    *,
+    name: str,
+    samples: Callable[[str], int | None],
+    tokens: Callable[[str], int | None] | None = None,
+    run_name: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The recipe (a plain mapping that `parse_recipe` accepts) and the notes on what was not translated.
-    `run_name`: $RUN_NAME, which llm-foundry (through Composer) uses where the YAML's run_name is blank."""
+    `samples` and `tokens`: what a local MDS folder holds (None where unknown), for streaming's weights
+    and the subsets' `tokens` (none written without it). `run_name`: $RUN_NAME, which llm-foundry
+    (through Composer) uses where the YAML's run_name is blank."""
     notes: list[str] = []
     raw, platform_name = _unwrapped(raw, notes)
     cfg = resolve(raw)
     _pretraining(cfg)
     seq_len = get(cfg, "max_seq_len", kind=INT, required=True)
     batch = get(cfg, "global_train_batch_size", kind=INT, required=True)
-    subsets, base = _subsets(cfg, seq_len, samples, notes)
+    subsets, base = _subsets(cfg, samples, tokens or (lambda _: None), notes)
     model, tokenizer = _model(cfg, notes)
     training = translate_training(cfg, seq_len, batch, notes)
     run = get(cfg, "run_name", kind=STR) or run_name
@@ -141,7 +148,7 @@ def _study_name(name: str) -> str:
 
 
 def _subsets(
-    cfg: dict[str, Any], seq_len: int, samples: Callable[[str], int | None], notes: list[str]
+    cfg: dict[str, Any], samples: Callable[[str], int | None], tokens: Callable[[str], int | None], notes: list[str]
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """train_loader.dataset's streams (or the one dataset) → subsets and base-mix weights."""
     at = ("train_loader", "dataset")
@@ -173,9 +180,10 @@ def _subsets(
         choose = get(cfg, *stream, "choose", kind=INT)
         if min(proportion or 0, choose or 0, repeat or 0) < 0:
             raise RecipeError(f"llm-foundry YAML: stream {key} has a negative proportion, choose or repeat; fix it")
-        size = None if proportion is not None else samples(_join(local or folder, split))
-        if size is not None:
-            subsets[key]["tokens"] = size * seq_len
+        readable = _join(local or folder, split)  # a remote stream's local cache, where it has one
+        size = None if proportion is not None else samples(readable)
+        if (count := tokens(readable)) is not None:  # what the folder holds, whatever its samples' length
+            subsets[key]["tokens"] = count
         if size is None and proportion is None and choose is None:
             notes.append(f"mixes.base.{key}: its size is unknown (no readable index.json); the weight 1 is a guess")
         # streaming's rule: a proportion, else the samples a stream gives: choose, repeat × size, or its size

@@ -7,7 +7,7 @@
     ablate plan --phases 0.05,0.1,0.2   # every variant at every phase length: no-math@p5, no-math@p10, ...
 
 Every figure here is arithmetic over the recipe and the subset sizes the caller passes in
-(read from shard manifests at the CLI edge), so the same inputs always give the same plan.
+(read from the shard folders at the CLI edge), so the same inputs always give the same plan.
 This module holds the plan's schema (plan.json: `Plan`, `Variant`), the phase study's names, the
 cost, and `build_plan`, which puts them together; the mixtures themselves come from `mixtures`
 (leave-one-out) and `designs` (swarm, perturb).
@@ -232,7 +232,7 @@ def build_plan(
     """The study's variants with mixtures, epochs, cost and hashes; the request overrides the recipe.
 
     `subset_tokens` fills sizes the recipe omits; `task_sizes` (items per eval task) gives the
-    minimum detectable effect per task.
+    minimum detectable effect per task, at the items lm-eval scores (at most `eval.limit` of them).
     """
     ablations, asked = recipe.ablations, request or PlanRequest()
     removes, checkpoint = asked.removes, asked.checkpoint
@@ -354,6 +354,7 @@ def build_plan(
 
     study_flops = sum(v.flops for v in variants)
     full_run_flops = 6.0 * params * recipe.training.total_tokens
+    scored = {task: min(n, recipe.eval.limit or n) for task, n in (task_sizes or {}).items()}  # what lm-eval scores
     return Plan(
         study=recipe.name,
         recipe=recipe.model_dump(mode="json"),
@@ -379,7 +380,7 @@ def build_plan(
         study_fraction=study_flops / full_run_flops,
         power={
             task: TaskPower(items=n, mde_pp=100 * minimum_detectable_effect(n, 0.5))
-            for task, n in sorted((task_sizes or {}).items())
+            for task, n in sorted(scored.items())
         },
         warnings=warnings,
     )

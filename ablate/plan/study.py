@@ -6,7 +6,8 @@
 
 The I/O edge around the pure `ablate.plan.build.build_plan`; `ablate plan`, `ablate run --checkpoint`
 and `ablate demo` all go through here. A plan is written only after every check passed: its start
-checkpoint exists (where it is a local path), and it turns no finished result stale unless forced.
+checkpoint exists (where it is a local path), every local data folder there holds seq_len-token
+samples, and it turns no finished result stale unless forced.
 Reading a job folder's status is ablate.job's contract, which this edge uses
 only to refuse a plan that would orphan results.
 """
@@ -20,7 +21,8 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 
 from ablate.artifacts import PLAN, State, Status, read_status, registered_checkpoints, resolve_checkpoint
-from ablate.data.manifest import is_remote, manifest_tokens
+from ablate.data.manifest import is_remote
+from ablate.data.shards import plan_data
 from ablate.errors import AblateError, StudyError
 from ablate.job import LATEST, PRETRAINED, START
 from ablate.plan.build import PLAN_VERSION, Plan, PlanRequest, build_plan, split_phase
@@ -41,12 +43,14 @@ REPLAN = "rerun `ablate plan` (with --force if it asks)"
 def plan_study(
     recipe: Recipe, request: PlanRequest | None = None, *, force: bool = False, reevaluate: bool = False
 ) -> Plan:
-    """Build the plan with sizes from shard manifests and local task files; check it; write plan.json.
+    """Build the plan with sizes from local shard folders and task files; check it; write plan.json.
 
-    Refuses (AblateError, nothing written) a start checkpoint that is a local path and does not exist,
-    and, unless `force`, a plan that would turn finished results of the same study stale (with
-    `reevaluate`, only those whose training would change: the rest are evaluated again). Mixtures
-    `ablate suggest` added to the study's current plan are kept: re-planning does not drop them.
+    Refuses (AblateError, nothing written) a local data folder that does not hold `seq_len`-token samples
+    or is missing with nothing to build or size it from (ablate.data.shards.plan_data), a start
+    checkpoint that is a local path and does not exist, and, unless `force`, a plan that would turn
+    finished results of the same study stale (with `reevaluate`, only those whose training would change:
+    the rest are evaluated again). Mixtures `ablate suggest` added to the study's current plan are
+    kept: re-planning does not drop them.
     """
     request = request or PlanRequest()
     previous = study_dir(recipe.name) / PLAN
@@ -55,13 +59,11 @@ def plan_study(
             kept = load_plan(recipe.name).options.mixtures
             kept = {n: m for n, m in kept.items() if set(m) <= set(recipe.subsets)}
             request = request.model_copy(update={"mixtures": kept})
+    sizes, data_warnings = plan_data(recipe)
     plan = build_plan(
-        recipe,
-        request,
-        subset_tokens=manifest_tokens(recipe),
-        task_sizes=task_sizes(recipe.eval.tasks, recipe.eval.include),
+        recipe, request, subset_tokens=sizes, task_sizes=task_sizes(recipe.eval.tasks, recipe.eval.include)
     )
-    plan.warnings.extend(check_tasks(recipe.eval))
+    plan.warnings.extend([*data_warnings, *check_tasks(recipe.eval)])
     source = "--checkpoint" if request.checkpoint is not None else "start"
     start_checkpoint(plan.study, recipe, plan.options.checkpoint, planning=True, source=source)
     for ref, variant in {v.checkpoint: v for v in plan.variants if v.phase is not None}.items():

@@ -24,7 +24,7 @@ class Subset(Section):
     source: str | None = Field(None, description="raw JSONL or text file(s), path or glob, for `data build`")
     text_field: str = Field("text", description="JSONL field that holds the document text")
     tokens: Annotated[Tokens, Field(gt=0)] | None = Field(
-        None, description="tokens in the subset; read from the shard manifest when omitted"
+        None, description="tokens in the subset; read from a local folder's shards when omitted"
     )
     groups: list[str] = Field(default_factory=list, description="groups this subset belongs to")
     max_passes: Annotated[float, Field(gt=0)] | None = Field(

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ablate.data.manifest import check_shards
+from ablate.data.shards import check_heldout_folder
 from ablate.errors import AblateError
 from ablate.recipe import Eval, Recipe
 from ablate.run.dist import local_device
@@ -42,19 +42,7 @@ def check_heldout(recipe: Recipe) -> None:
 
 
 def _index(domain: str, location: str, seq_len: int) -> dict[str, Any]:
-    """The held-out folder's index: checked like training shards, and uncompressed MDS with `tokens`."""
-    field = f"eval.heldout.{domain}"
-    index = check_shards(field, location, seq_len)
-    for shard in index.get("shards", []):
-        if shard.get("format") != "mds" or "tokens" not in shard.get("column_names", []):
-            raise AblateError(
-                f"{field}: {location} is not MDS with a `tokens` column; build it with `ablate data build`"
-            )
-        if shard.get("compression"):
-            raise AblateError(f"{field}: {location} is compressed ({shard['compression']}); write it uncompressed")
-    if not index.get("shards"):
-        raise AblateError(f"{field}: {location} holds no samples; add held-out text")
-    return index
+    return check_heldout_folder(f"eval.heldout.{domain}.location", location, seq_len)
 
 
 def read_sequences(domain: str, location: str, seq_len: int, limit: int | None) -> np.ndarray:
@@ -69,7 +57,9 @@ def read_sequences(domain: str, location: str, seq_len: int, limit: int | None) 
         rows += [np.asarray(shard.get_item(i)["tokens"], dtype=np.int64) for i in range(wanted)]
     lengths = {len(r) for r in rows}
     if lengths != {seq_len}:
-        raise AblateError(f"eval.heldout.{domain}: samples of {sorted(lengths)} tokens, seq_len is {seq_len}; rebuild")
+        raise AblateError(
+            f"eval.heldout.{domain}.location: samples of {sorted(lengths)} tokens, seq_len is {seq_len}; rebuild"
+        )
     return np.stack(rows)
 
 

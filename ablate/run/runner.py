@@ -31,7 +31,8 @@ from typing import Any, Protocol
 
 from ablate.artifacts import State, Status, read_status, write_status
 from ablate.choices import LAUNCHERS
-from ablate.data.manifest import check_shards, is_remote
+from ablate.data.manifest import is_remote
+from ablate.data.shards import check_shards
 from ablate.errors import AblateError, StudyError
 from ablate.job import START, WORK, Do, Exit, lock_holder
 from ablate.plan.build import Plan, Variant, replan
