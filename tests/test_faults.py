@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -318,13 +320,15 @@ def test_export_to_a_symlink_replaces_the_export_it_points_to_and_refuses_one_in
     link.unlink()
 
 
-def test_a_full_disk_is_one_line_naming_the_folder_and_the_run_resumes_once_there_is_room(tiny, tmp_path):
+@contextmanager
+def small_disk(tiny, tmp_path: Path, size: str) -> Iterator[tuple[Path, Callable[[], None]]]:
+    """A tmpfs of `size` holding the study's plan as its results folder, and how to give it room
+    (64 MB); unmounted afterwards. Skips where a tmpfs cannot be mounted (it needs root)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
     disk = tmp_path / "disk"
     disk.mkdir()
-    # Room for the study's plan, the start's evaluation and one checkpoint (~350 kB), not for two.
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
@@ -332,48 +336,41 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_the_run_resumes_once_ther
         (results / STUDY).mkdir(parents=True)
         shutil.copy(tiny.results / STUDY / "plan.json", results / STUDY / "plan.json")
         (results / ".current").write_text(STUDY + "\n")
+        yield results, lambda: subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_the_run_resumes_once_there_is_room(tiny, tmp_path):
+    # Room for the study's plan, the start's evaluation and one checkpoint (~350 kB), not for two.
+    with small_disk(tiny, tmp_path, "600k") as (results, make_room):
         full = ablate("run", "--variant", "baseline", cwd=tiny.root, results=results, timeout=300)
         assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
         [line] = [line for line in full.stderr.splitlines() if line.startswith("baseline: failed")]
         assert "No space left on device" in line and str(results / STUDY / "baseline") in line, line
         assert status(results, "baseline")["state"] in ("training", "failed")  # never done, never lost
 
-        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        make_room()
         assert "resume  baseline" in dry_run(tiny, results)
         assert run(tiny, results, ["baseline"]) == {"baseline": "done"}
         assert status(results, "baseline")["resumed_at"] > 0
         same_results(tiny, results)
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_a_full_disk_during_an_evaluation_fails_before_its_results_are_swapped_in(tiny, tmp_path):
     # lm-eval's tracker logs "Could not save sample results" and goes on: before #34 the start job then
     # swapped in an eval/ holding cut per-item logs, and the report read them as results.
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    disk = tmp_path / "disk"
-    disk.mkdir()
     # Room for the plan and lm-eval's results file (~10 kB), not for its per-item logs (~25 kB a task).
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        results = disk / "results"
-        (results / STUDY).mkdir(parents=True)
-        shutil.copy(tiny.results / STUDY / "plan.json", results / STUDY / "plan.json")
-        (results / ".current").write_text(STUDY + "\n")
+    with small_disk(tiny, tmp_path, "40k") as (results, make_room):
         full = ablate("run", "--variant", "baseline", cwd=tiny.root, results=results, timeout=300)
         start = results / STUDY / "start"
         assert full.returncode == 2 and full.stderr.count("\n") == 1 and "Traceback" not in full.stderr, full.stderr
         assert f"Error: {start / 'eval'}: lm-eval " in full.stderr and "the disk is full" in full.stderr, full.stderr
         assert not (start / "eval").exists() and not (start / "eval.partial").exists()
 
-        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        make_room()
         assert run(tiny, results, ["baseline"]) == {"start": "done", "baseline": "done"}
         same_results(tiny, results)
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_edited_results_are_shown_damaged_left_out_of_the_report_and_recomputed(tiny):
