@@ -51,20 +51,21 @@ def kept_checkpoint(folder: Path, tokens: int, batch_tokens: int) -> Path | None
 _COMPOSER_CHECKPOINT = re.compile(r"ep\d+-ba\d+(-rank\d+\.pt)?")  # a file, or a sharded checkpoint's folder
 
 
-def drop_superseded(latest: Path) -> list[str]:
-    """Delete the checkpoints beside Composer's `latest` link other than the one it points to; returns
-    their names. Composer's saver keeps one, but counts only those its own process wrote: the one a
-    resumed run started from stayed on disk, a whole model's state each time."""
+def drop_superseded(latest: Path) -> None:
+    """Delete the checkpoints beside Composer's `latest` link other than the one it points to. Composer's
+    saver keeps one, but counts only those its own process wrote: the one a resumed run started from
+    stayed on disk, a whole model's state each time. Nothing that holds the target, or is held by it
+    (a sharded checkpoint's folder), is touched."""
     if not latest.exists():
-        return []
+        return
     keep = latest.resolve()
-    dropped = []
     for path in latest.parent.iterdir():
-        if path.is_symlink() or path.resolve() == keep or not _COMPOSER_CHECKPOINT.fullmatch(path.name):
+        real = path.resolve()
+        if path.is_symlink() or not _COMPOSER_CHECKPOINT.fullmatch(path.name):
+            continue
+        if real == keep or real in keep.parents or keep in real.parents:
             continue
         if path.is_dir():
             shutil.rmtree(path)
         else:
             path.unlink()
-        dropped.append(path.name)
-    return dropped
