@@ -72,3 +72,15 @@ def tiny(tmp_path_factory):
         outcomes=outcomes, seconds=seconds, patch=patch,
     )  # fmt: skip
     patch.undo()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A real S3-compatible server (moto's, tests/s3_server.py) on 127.0.0.1 for the whole session, with
+    credentials, region and S3_ENDPOINT_URL in os.environ while it runs: what `ablate run` and the
+    processes it starts read. A local job forked from a server started before this fixture keeps that
+    server's environment (ablate.run.launch): run such studies through the CLI, a process of their own."""
+    from s3_server import S3Server
+
+    with S3Server.start(tmp_path_factory.mktemp("s3") / "moto.log") as server:
+        yield server
