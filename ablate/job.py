@@ -44,6 +44,7 @@ LOCK = "lock"
 VARIANT = "variant.json"  # the variant's entry of plan.json, copied when its job starts
 LATEST = "checkpoints/latest-rank0.pt"  # Composer's link to a run's newest checkpoint, within its folder
 STARTS = "starts"  # in the study folder: start checkpoints converted to the form the recipe trains in
+CACHE = "cache"  # in the study folder: copies the study owns of what it reads (shards made ready, fetched checkpoints)
 MODEL = "model"  # a trained variant's final model as a Hugging Face folder (ablate.run.export)
 EVAL = "eval"  # lm-eval's outputs (ablate.run.evaluate)
 HASH_LIMIT = 1 << 30  # larger files (a 7B's weight shards) are checked by size only, not read whole each run

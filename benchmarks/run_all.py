@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["cli_latency.py", "report_scale.py", "eval_overhead.py", "train_overhead.py", "study_overhead.py"]
+ORDER = ["cli_latency.py", "report_scale.py", "eval_overhead.py", "train_overhead.py", "study_overhead.py",
+         "text_shards.py"]
 # Measurements too long for `make bench` (rerun_agreement: ~16 min on 2 cores), run alone; --quick runs them
 # too, at a few steps, so none rots unseen.
 ALONE = ["rerun_agreement.py"]
@@ -28,6 +29,7 @@ QUICK = {  # the smallest sizes at which each script still runs every path it co
     "eval_overhead.py": ["--repeat", "1", "--limit", "20"],
     "train_overhead.py": ["--steps", "8", "--repeat", "1"],
     "study_overhead.py": ["--remove", "math", "--phase-steps", "8"],
+    "text_shards.py": ["--phase-steps", "8", "--repeat", "1"],
     "rerun_agreement.py": ["--kernels", "avx2", "--seeds", "0,10", "--remove", "math", "--pretrain-steps", "16",
                            "--phase-steps", "8", "--limit", "20"],
 }

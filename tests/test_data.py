@@ -13,7 +13,7 @@ from ablate.data.build import build_subsets
 from ablate.demo.corpus import write_tokenizer
 from ablate.errors import AblateError
 from ablate.data.manifest import MANIFEST, read_manifest
-from ablate.data.shards import plan_data
+from ablate.data.check import plan_data
 from ablate.recipe import parse_recipe
 
 SEQ = 8

@@ -13,7 +13,7 @@ import pytest
 
 from ablate.demo import corpus as dc
 from ablate.demo import world as dw
-from ablate.data.shards import plan_data
+from ablate.data.check import plan_data
 from ablate.recipe import load_recipe
 from ablate.plan.tasks import task_sizes
 from conftest import REPO

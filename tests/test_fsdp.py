@@ -151,10 +151,14 @@ def test_a_sharded_checkpoint_from_a_plain_composer_run_continues_sharded_or_not
     start = save / "latest-rank0.pt"
     assert (start / ".metadata").is_file()
 
-    mismatch = sharded_study(tiny, "composer-optimizer", start=str(start))  # the recipe's decoupled_adamw
-    [failed] = [o for o in run_sharded(tiny, mismatch.results, gpus=1) if o.job == "no-g"]
-    assert failed.state == "failed" and "holds AdamW state" in failed.status.error, failed
-    assert "set training.optimizer.name: adamw" in failed.status.error
+    # The recipe's decoupled_adamw cannot take over AdamW's state: plan reads the class off the sharded
+    # checkpoint and refuses it, before the start's evaluation (#33).
+    raw = recipe_dict(tiny.root) | {"start": str(start)}
+    (tiny.root / "composer-optimizer.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    refused = ablate("plan", "--recipe", str(tiny.root / "composer-optimizer.yaml"), "--remove", "g", cwd=tiny.root,
+                     results=tiny.root / "composer-optimizer")  # fmt: skip
+    assert refused.returncode == 2 and "holds AdamW state" in refused.stderr, refused.stderr
+    assert "set training.optimizer.name: adamw" in refused.stderr
 
     # Sharded on the two processes that wrote it, sharded on one (torch.distributed.checkpoint reshards
     # on load), and unsharded on one (converted once to a file).

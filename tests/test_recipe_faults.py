@@ -16,8 +16,8 @@ from ablate.cli import main
 from ablate.errors import AblateError
 from ablate.plan.identity import check_name
 
-# A study that plans without shards or a model: subsets on a bucket (their sizes given), a start
-# that is a save_pretrained folder holding only its config.
+# A study that plans without a model: two small shard folders (their sizes given), a start that is a
+# save_pretrained folder holding only its config.
 RECIPE = """\
 name: faults
 seq_len: 8
@@ -26,8 +26,8 @@ model:
   config: {model_type: llama, hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 2,
            vocab_size: 32, max_position_embeddings: 8}
 subsets:
-  web: {location: "s3://bucket/web", tokens: 100000, groups: [general]}
-  math: {location: "s3://bucket/math", tokens: 10000, groups: [maths]}
+  web: {location: "{data}/web", tokens: 100000, groups: [general]}
+  math: {location: "{data}/math", tokens: 10000, groups: [maths]}
 mixes:
   base: {web: 9, math: 1}
   upsample: {web: 1, math: 1}
@@ -65,6 +65,16 @@ def assert_one_line(code, stderr, *expected):
         assert text in stderr, stderr
 
 
+def write_shards(folder: Path) -> None:
+    """A few 8-token samples, as `ablate data build` lays them out: what `run --dry-run` checks."""
+    import numpy as np
+    from streaming import MDSWriter
+
+    with MDSWriter(out=str(folder), columns={"tokens": "ndarray:int32"}, progress_bar=False) as writer:
+        for i in range(4):
+            writer.write({"tokens": np.arange(i, i + 8, dtype=np.int32)})
+
+
 def write_recipe(folder: Path, **replace: str) -> Path:
     """The recipe, its start folder, and `replace` as (old → new) edits of the text."""
     start = folder / "ck"
@@ -72,7 +82,10 @@ def write_recipe(folder: Path, **replace: str) -> Path:
     (start / "config.json").write_text(json.dumps(START_CONFIG))
     (folder / "tasks").mkdir(exist_ok=True)
     (folder / "tasks" / "t.yaml").write_text("task: t\n")  # plan checks that lm-eval would register it
-    text = RECIPE.replace("{start}", str(start)).replace("{tasks}", str(folder / "tasks"))
+    for subset in ("web", "math"):
+        if not (folder / "data" / subset).exists():
+            write_shards(folder / "data" / subset)
+    text = RECIPE.replace("{start}", str(start)).replace("{tasks}", str(folder / "tasks")).replace("{data}", str(folder / "data"))
     for old, new in replace.items():
         assert old in text, old
         text = text.replace(old, new)
@@ -401,15 +414,17 @@ def test_a_hand_edited_plan_is_refused_on_read_in_one_line(study, monkeypatch, c
 
 @pytest.mark.slow
 def test_model_fields_that_contradict_the_start_checkpoint_are_refused_before_any_job(tmp_path, monkeypatch, capsys):
-    """On a real Composer checkpoint of the tiny model (one step): the runner's checks refuse a recipe
-    whose heads or sequence length the checkpoint contradicts, reading its config alone, before any
-    job starts; the start checkpoint's evaluation job refuses it too. The recipe as trained runs."""
+    """On a real Composer checkpoint of the tiny model (one step): plan refuses a recipe whose heads or
+    sequence length the checkpoint contradicts, reading its config alone (#33); so do the runner's checks,
+    before any job starts, and the start checkpoint's evaluation job, for a plan.json that says so. The
+    recipe as trained runs."""
     import yaml
     from tiny_study import BATCH, SEQ_LEN, write_tiny_study
 
     from ablate.plan.build import normalize
+    from ablate.plan.model import check_start, read_start
     from ablate.recipe import load_recipe
-    from ablate.run.start import check_start_model, new_model
+    from ablate.run.start import new_model
     from ablate.run.train import fit, pretrain_schedule
     from ablate.run.worker import run_start
 
@@ -431,19 +446,26 @@ def test_model_fields_that_contradict_the_start_checkpoint_are_refused_before_an
         return tmp_path / "edited.yaml"
 
     def planned(edit):
-        code, stderr = ablate(monkeypatch, capsys, "plan", "--recipe", str(edited(edit)), "--force")
-        assert code == 0, stderr  # planning does not open the checkpoint
+        return ablate(monkeypatch, capsys, "plan", "--recipe", str(edited(edit)), "--force")
 
-    planned(lambda raw: None)
+    code, stderr = planned(lambda raw: None)
+    assert code == 0, stderr
     code, stderr = ablate(monkeypatch, capsys, "run", "--dry-run")
     assert code == 0, stderr
 
-    planned(lambda raw: raw["model"]["config"].update(num_attention_heads=4))
+    plan_path = tmp_path / "results" / "tiny" / "plan.json"
+    before = plan_path.read_bytes()
+    said = (
+        f"model.config.num_attention_heads: the recipe says 4, start checkpoint `ck` at {checkpoint} has 2; set it to "
+        "the checkpoint's value"
+    )
+    assert_one_line(*planned(lambda raw: raw["model"]["config"].update(num_attention_heads=4)), said)
+    assert plan_path.read_bytes() == before  # nothing written
+    plan = json.loads(before)  # a plan.json that says 4 all the same (by hand): run checks it again
+    plan["recipe"]["model"]["config"]["num_attention_heads"] = 4
+    plan_path.write_text(json.dumps(plan))
     code, stderr = ablate(monkeypatch, capsys, "run", "--dry-run")
-    assert_one_line(
-        code, stderr, f"model.config.num_attention_heads: the recipe says 4, start checkpoint `ck` at {checkpoint} "
-        "has 2; set it to the checkpoint's value"
-    )  # fmt: skip
+    assert_one_line(code, stderr, said)
     code, stderr = ablate(monkeypatch, capsys, "run")
     assert_one_line(code, stderr, "model.config.num_attention_heads: the recipe says 4")
     assert (
@@ -453,13 +475,13 @@ def test_model_fields_that_contradict_the_start_checkpoint_are_refused_before_an
     with pytest.raises(AblateError, match=r"model\.config\.num_attention_heads: the recipe says 4"):
         run_start("tiny")
 
-    # A longer seq_len is refused by plan already, since the shards hold SEQ_LEN-token samples (#33); the
-    # checkpoint's positions are checked as the runner checks them, from its config alone.
+    # A longer seq_len is refused by plan, past the checkpoint's positions (the shards, holding SEQ_LEN-token
+    # samples, would refuse it too); the runner checks the positions as plan does, from its config alone.
     longer = edited(lambda raw: raw.update(seq_len=2 * SEQ_LEN))
     code, stderr = ablate(monkeypatch, capsys, "plan", "--recipe", str(longer), "--force")
-    assert_one_line(code, stderr, f"hold {SEQ_LEN}-token samples, the recipe's seq_len is {2 * SEQ_LEN}")
+    assert_one_line(code, stderr, f"seq_len: the recipe says {2 * SEQ_LEN}, start checkpoint `ck` at {checkpoint}")
     with pytest.raises(AblateError) as refused:
-        check_start_model(load_recipe(longer), str(checkpoint), "start checkpoint `ck`")
+        check_start(load_recipe(longer), read_start(str(checkpoint)), "start checkpoint `ck`")
     assert str(refused.value).startswith(
         f"seq_len: the recipe says {2 * SEQ_LEN}, start checkpoint `ck` at {checkpoint} takes at most {SEQ_LEN} positions"
     )

@@ -1,6 +1,7 @@
 """Shard folders that llm-foundry's converter writes (no ablate manifest): read for their column, dtype and
-sample length without touching the folder; planned and sized where their samples are seq_len tokens, and
-refused in one line at `plan` (exit 2, nothing written) and before `run` where they are not."""
+sample length without touching the folder; planned and sized, with a line saying how `run` reads those it
+cannot read in place; refused in one line at `plan` (exit 2, nothing written) where they hold no token ids
+or text."""
 
 import json
 import subprocess
@@ -13,10 +14,10 @@ import yaml
 from tiny_study import ablate
 
 from ablate.data.manifest import read_index
-from ablate.data.shards import check_shards, folder_tokens, read_shape
+from ablate.data.check import check_shards
+from ablate.data.shards import folder_tokens, index_shape, read_shape
 from ablate.errors import AblateError
 from ablate.recipe import parse_recipe
-from ablate.run.heldout import check_heldout
 
 SEQ = 64
 SAMPLES = 12
@@ -54,18 +55,23 @@ SHAPES = {
     "text-zstd": ("text", "str", None, None, None),
     "bytes": ("tokens", "bytes", "int64", SEQ, SAMPLES * SEQ),
 }
-REFUSED = {
-    "double-zstd": f"holds foundry-style shards of {2 * SEQ}-token samples (tokens: ndarray:int32), the recipe's "
-    f"seq_len is {SEQ}; rebuild them with `llmfoundry data_prep convert_dataset_json ... --concat_tokens {SEQ}` or "
-    f"`ablate data build` (from a `source:` of raw text), or set seq_len: {2 * SEQ}",
-    "half": f"holds foundry-style shards of {SEQ // 2}-token samples (tokens: ndarray:int32), the recipe's seq_len "
-    f"is {SEQ}; rebuild them with `llmfoundry data_prep convert_dataset_json ... --concat_tokens {SEQ}`",
-    "text-zstd": "holds a text column (foundry's converter without --concat_tokens), not token ids; tokenize it "
-    f"with `llmfoundry data_prep convert_dataset_json ... --concat_tokens {SEQ}` or `ablate data build`",
-    "bytes": "holds tokens stored as bytes (tokens: bytes, llm-foundry before 0.8: 512 bytes a sample, 64 tokens "
-    "if int64, its default); rebuild them with llm-foundry 0.8 or later (`llmfoundry data_prep "
-    f"convert_dataset_json ... --concat_tokens {SEQ}`) or `ablate data build`",
+# name → what `plan` says `run` does to the folder (None: read in place)
+COPIES = {
+    "fits": None,
+    "fits-zstd": "decompresses (zstd) it once, into the study's cache",
+    "double-zstd": f"decompresses (zstd), re-chunks into {SEQ}-token sequences (samples joined in order, only the "
+    "final remainder dropped; llm-foundry would cut or pad each sample) it once, into the study's cache",
+    "half": f"re-chunks into {SEQ}-token sequences",
+    "text-zstd": f"decompresses (zstd), tokenizes (the recipe's tokenizer, EOS after each document) into {SEQ}-token "
+    "sequences it once",
+    "bytes": "decodes as int64 it once, into the study's cache",
 }
+# name → (columns, rows): folders that hold no token ids or text, and what the refusal says of them
+REFUSED = {
+    "floats": ({"tokens": "ndarray:float32"}, [{"tokens": np.ones(SEQ, "float32")}] * 3, "float32 values rather than token ids"),
+    "matrix": ({"tokens": "ndarray:int32"}, [{"tokens": np.ones((2, SEQ), "int32")}] * 3, "`tokens` arrays of 2 dimensions"),
+    "ids": ({"id": "int"}, [{"id": 1}] * 3, "no `tokens` or `text` column: ['id']"),
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +100,23 @@ def test_the_reader_tells_column_dtype_length_and_tokens_and_leaves_the_folder_a
         assert not list(folder.glob("*.mds")), "a compressed shard is decompressed in memory only"
 
 
+@pytest.mark.parametrize("name", sorted(FOLDERS))
+def test_a_folders_index_alone_gives_the_tokens_its_shards_do(folders, name):
+    """What `plan` knows of a bucket's folder from one request: its index.json."""
+    index = read_index(str(folders[name]))
+    local, remote = read_shape(str(folders[name]), index), index_shape(index)
+    assert (remote.column, remote.dtype, remote.length, remote.tokens) == (local.column, local.dtype, local.length, local.tokens)
+
+
+@pytest.mark.parametrize("lengths", [(SEQ, SEQ, 5), (300, 2, 70_000), (1,)])
+def test_a_folders_index_counts_tokens_of_samples_of_any_lengths(tmp_path, lengths):
+    rows = [{"tokens": np.arange(n, dtype="int32")} for n in lengths]
+    shape = index_shape(read_index(str(write_mds(tmp_path / "ragged", {"tokens": "ndarray:int32"}, rows, "zstd"))))
+    if max(lengths) < 256 or min(lengths) >= 256:  # one width for every sample's length
+        assert shape.tokens == sum(lengths)
+    assert shape.shortest is None and shape.longest is None, "one length or several: the index cannot tell"
+
+
 def test_reading_a_compressed_folder_imports_no_heavy_library(folders):
     probe = (
         "import sys\nfrom ablate.data.shards import folder_tokens\n"
@@ -110,12 +133,9 @@ def test_samples_of_varying_length_are_found_from_the_offsets_table(tmp_path):
     shape = read_shape(str(folder), read_index(str(folder)))
     assert (shape.length, shape.shortest, shape.longest, shape.varies) == (SEQ, SEQ - 5, 70_000, True)
     assert shape.tokens is None, "one sample's length is not every sample's"
-    with pytest.raises(AblateError) as info:
-        check_shards("subsets.r.location", str(folder), SEQ)
-    assert f"holds foundry-style shards of samples from {SEQ - 5} to 70,000 tokens (tokens: ndarray:int32)" in str(
-        info.value
-    )
-    assert "set seq_len" not in str(info.value)
+    assert shape.describe() == f"samples from {SEQ - 5} to 70,000 tokens (tokens: ndarray:int32)"
+    shards = check_shards("subsets.r.location", str(folder), SEQ)
+    assert shards.tokens is None and f"re-chunks into {SEQ}-token sequences" in (shards.copy or "")
 
 
 def test_other_columns_and_a_dynamic_dtype_are_read_too(tmp_path):
@@ -126,20 +146,26 @@ def test_other_columns_and_a_dynamic_dtype_are_read_too(tmp_path):
     assert check_shards("subsets.m.location", str(folder), SEQ).tokens == 3 * SEQ
 
 
+@pytest.mark.parametrize("name", sorted(COPIES))
+def test_every_shape_foundry_writes_is_sized_and_says_how_run_reads_it(folders, name):
+    shards = check_shards(f"subsets.{name}.location", str(folders[name]), SEQ)
+    expected = SHAPES[name][4]
+    assert shards.tokens == (expected // SEQ * SEQ if expected else None)
+    if COPIES[name] is None:
+        assert shards.copy is None
+    else:
+        assert COPIES[name] in (shards.copy or ""), shards.copy
+
+
 @pytest.mark.parametrize("name", sorted(REFUSED))
-def test_run_refuses_a_folder_not_of_seq_len_samples_in_one_line(folders, name):
+def test_a_folder_without_token_ids_or_text_is_refused_in_one_line(tmp_path, name):
+    columns, rows, found = REFUSED[name]
+    folder = write_mds(tmp_path / name, columns, rows)
     with pytest.raises(AblateError) as info:
-        check_shards(f"subsets.{name}.location", str(folders[name]), SEQ)
+        check_shards(f"subsets.{name}.location", str(folder), SEQ)
     message = str(info.value)
-    assert message.startswith(f"subsets.{name}.location: {folders[name]} {REFUSED[name]}") and "\n" not in message
-
-
-def test_the_heldout_check_refuses_a_foundry_folder_of_another_length(folders, tmp_path):
-    recipe = parse_recipe(recipe_raw(tmp_path, folders["fits"]) | {"eval": {"tasks": ["t"], "heldout": {
-        "web": str(folders["fits"]), "math": str(folders["half"])}}})  # fmt: skip
-    with pytest.raises(AblateError) as info:
-        check_heldout(recipe)
-    assert str(info.value).startswith(f"eval.heldout.math.location: {folders['half']} {REFUSED['half']}")
+    assert message.startswith(f"subsets.{name}.location: ") and found in message and "\n" not in message
+    assert "llmfoundry data_prep convert_dataset_json ... --concat_tokens" in message
 
 
 # ---- through `ablate plan` ----------------------------------------------------------------
@@ -172,12 +198,27 @@ def plan_with(tmp_path: Path, raw: dict):
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
-def test_plan_refuses_a_folder_not_of_seq_len_samples_and_writes_nothing(folders, tmp_path, name):
+def test_plan_refuses_a_folder_without_token_ids_or_text_and_writes_nothing(tmp_path, name):
+    columns, rows, found = REFUSED[name]
+    folder = write_mds(tmp_path / name, columns, rows)
+    before = listing(folder)
+    result = plan_with(tmp_path, recipe_raw(tmp_path, folder))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"subsets.web.location: " in result.stderr and found in result.stderr, result.stderr
+    assert not (tmp_path / "results").exists()
+    assert listing(folder) == before
+
+
+@pytest.mark.parametrize("name", ["double-zstd", "text-zstd", "bytes"])
+def test_plan_says_how_run_reads_a_folder_of_another_shape_and_sizes_it(folders, tmp_path, name):
     before = listing(folders[name])
     result = plan_with(tmp_path, recipe_raw(tmp_path, folders[name]))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert f"subsets.web.location: {folders[name]} {REFUSED[name]}" in result.stderr, result.stderr
-    assert not (tmp_path / "results").exists()
+    assert result.returncode == 0, result.stderr
+    assert f"warning: subsets.web.location: `ablate run` {COPIES[name]}" in " ".join(result.stderr.split())
+    plan = json.loads((tmp_path / "results" / "foundry" / "plan.json").read_text())
+    sized = SHAPES[name][4]
+    assert plan["subset_sizes"].get("web") == (sized // SEQ * SEQ if sized else None)
+    assert ("sizes unknown for ['web']" in result.stderr) == (sized is None)
     assert listing(folders[name]) == before
 
 
@@ -209,14 +250,47 @@ def test_plan_refuses_a_missing_folder_with_nothing_to_build_or_size_it_from(tmp
     assert sized.returncode == 0 and f"subsets.web.location: no MDS shards at {missing} here" in sized.stderr
 
 
-def test_plan_refuses_a_heldout_folder_of_another_length_and_warns_of_a_missing_one(folders, tmp_path):
+def test_plan_takes_a_heldout_folder_of_another_length_and_warns_of_a_missing_one(folders, tmp_path):
     raw = recipe_raw(tmp_path, folders["fits"])
     raw["eval"]["heldout"] = {"web": str(folders["fits"]), "math": str(folders["double-zstd"])}
     result = plan_with(tmp_path, raw)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert f"eval.heldout.math.location: {folders['double-zstd']} {REFUSED['double-zstd']}" in result.stderr
-    assert not (tmp_path / "results").exists()
+    assert result.returncode == 0, result.stderr
+    assert f"eval.heldout.math.location: `ablate run` decompresses (zstd), re-chunks" in result.stderr
     raw["eval"]["heldout"]["math"] = str(tmp_path / "not-yet")
     warned = plan_with(tmp_path, raw)
     assert warned.returncode == 0, warned.stderr
     assert f"eval.heldout.math.location: no MDS shards at {tmp_path / 'not-yet'} here" in warned.stderr
+    raw["eval"]["heldout"]["math"] = write_mds(tmp_path / "floats", *REFUSED["floats"][:2]).as_posix()
+    refused = plan_with(tmp_path, raw)
+    assert refused.returncode == 2 and "eval.heldout.math.location: " in refused.stderr, refused.stderr
+
+
+# ---- folders in a bucket (the S3 test server) -----------------------------------------------
+
+
+def test_plan_sizes_a_bucket_folder_from_its_index_in_one_request(folders, s3, tmp_path):
+    uri = s3.upload(folders["double-zstd"], "plan-sizes", "mds/web")
+    raw = recipe_raw(tmp_path, uri)
+    raw["subsets"]["code"] = {"location": str(folders["fits"])}
+    result = plan_with(tmp_path, raw)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads((tmp_path / "results" / "foundry" / "plan.json").read_text())
+    assert plan["subset_sizes"] == {"web": SAMPLES * 2 * SEQ, "code": SAMPLES * SEQ}
+    assert s3.requests("GET", "/plan-sizes/mds/web/index.json") == 1
+    assert s3.requests("GET", "/plan-sizes/mds/web/shard.00000.mds.zstd") == 0, "no shard is read at plan time"
+    assert "subsets.web.location: `ablate run` downloads, decompresses (zstd), re-chunks" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("location", "found"),
+    [
+        ("s3://plan-refuses/mds/wbe", "no index.json at s3://plan-refuses/mds/wbe/index.json"),
+        ("s3://no-such-bucket/mds/web", "no bucket no-such-bucket"),
+    ],
+)
+def test_plan_refuses_a_bucket_folder_that_is_not_there_in_one_line(folders, s3, tmp_path, location, found):
+    s3.upload(folders["fits"], "plan-refuses", "mds/web")
+    result = plan_with(tmp_path, recipe_raw(tmp_path, location))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"subsets.web.location: {found}; fix the location" in result.stderr, result.stderr
+    assert not (tmp_path / "results").exists()

@@ -84,6 +84,12 @@ def run(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail when the checkpoint's tokens differ from the recipe's phase start")
     ] = False,
+    keep_fetched: Annotated[
+        bool,
+        typer.Option(
+            "--keep-fetched", help="Keep the study's copy of a start fetched from a URI after every job from it is done"
+        ),
+    ] = False,
 ) -> None:
     """Continue each variant from the shared checkpoint, evaluate it with lm-eval, and summarise."""
     from rich.markup import escape
@@ -92,7 +98,7 @@ def run(
     from ablate.run.runner import Launch, prepare, run_study, slurm_script
 
     variant = listed(variant) or None
-    how = Launch(launcher, gpus, nodes, parallel, strict, tuple(slurm or ()))
+    how = Launch(launcher, gpus, nodes, parallel, strict, tuple(slurm or ()), keep_fetched)
     how.check()
     if dry_run:
         name, plan, actions = prepare(study, checkpoint=checkpoint, variants=variant, dry_run=True, how=how)

@@ -29,7 +29,7 @@ import hashlib
 import json
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from ablate.store import write_atomic, write_json
 
 COLUMNS = {"tokens": "ndarray:int32"}
 BATCH_DOCS = 1024  # documents tokenized per call: the fast tokenizer's batch path
+CHUNK_SAMPLES = 256  # samples cut at once from the joined token ids
 _BUILDING, _OLD = ".building-", ".old-"  # hidden siblings of a location, ours to delete
 
 
@@ -154,34 +155,45 @@ def _jsonl_text(field: str, text_field: str, path: Path, number: int, raw: bytes
 # ---- packing -------------------------------------------------------------------------------
 
 
-def pack(texts: Iterator[str], tokenizer: Any, eos: int, seq_len: int, stats: dict[str, int]) -> Iterator[Any]:
-    """Samples of exactly `seq_len` token ids (int32): documents joined with EOS after each.
-
-    Counts documents and the dropped remainder into `stats`.
-    """
+def tokenize(texts: Iterable[str], tokenizer: Any, eos: int, stats: dict[str, int]) -> Iterator[Any]:
+    """Each document's token ids (int32) with EOS after it, tokenized BATCH_DOCS at a time (the fast
+    tokenizer's batch path); counts documents into `stats`."""
     import numpy as np
 
-    carry = np.zeros(0, dtype=np.int32)
     batch: list[str] = []
+    for text in _ended(texts):
+        if text is not None:
+            batch.append(text)
+        if batch and (text is None or len(batch) == BATCH_DOCS):
+            for document in tokenizer.encode_batch(batch, add_special_tokens=False):
+                yield np.array([*document.ids, eos], dtype=np.int32)
+            stats["documents"] += len(batch)
+            batch.clear()
 
-    def flush() -> Iterator[Any]:
-        nonlocal carry
-        encoded = tokenizer.encode_batch(batch, add_special_tokens=False)
-        stats["documents"] += len(batch)
-        batch.clear()
-        joined = np.fromiter((t for doc in encoded for t in (*doc.ids, eos)), dtype=np.int32)
-        carry = np.concatenate([carry, joined])
-        full = len(carry) // seq_len * seq_len
-        yield from carry[:full].reshape(-1, seq_len)
-        carry = carry[full:]
 
-    for text in texts:
-        batch.append(text)
-        if len(batch) == BATCH_DOCS:
-            yield from flush()
-    if batch:
-        yield from flush()
-    stats["dropped_tokens"] = len(carry)
+def _ended(items: Iterable[Any]) -> Iterator[Any]:
+    """`items`, then None: the end, where a batch still held is flushed."""
+    yield from items
+    yield None
+
+
+def chunk(arrays: Iterable[Any], seq_len: int, stats: dict[str, int]) -> Iterator[Any]:
+    """Token arrays joined in order and cut into samples of exactly `seq_len` ids (int32); the final
+    remainder, too short for a sample, is counted in `stats["dropped_tokens"]`."""
+    import numpy as np
+
+    pending: list[Any] = []
+    held = 0
+    for array in _ended(arrays):
+        if array is not None:
+            pending.append(array)
+            held += len(array)
+        if pending and (held >= CHUNK_SAMPLES * seq_len or array is None):
+            joined = np.concatenate(pending).astype(np.int32, copy=False)
+            full = len(joined) // seq_len * seq_len
+            yield from joined[:full].reshape(-1, seq_len)
+            pending, held = [joined[full:]], len(joined) - full
+    stats["dropped_tokens"] = held
 
 
 # ---- building ------------------------------------------------------------------------------
@@ -244,7 +256,7 @@ def build_subset(
     try:
         texts = documents(field, subset, files, lambda n: progress.advance(task, n))
         with MDSWriter(out=str(building), columns=COLUMNS, progress_bar=False) as writer:
-            for sample in pack(texts, *tokenizer, recipe.seq_len, stats):
+            for sample in chunk(tokenize(texts, *tokenizer, stats), recipe.seq_len, stats):
                 writer.write({"tokens": sample})
                 stats["samples"] += 1
         if stats["documents"] == 0:

@@ -7,7 +7,7 @@
 `tokens` counts the tokens in the shards (samples × seq_len, EOS included); `dropped_tokens` the
 final remainder too short for a sample. The manifest is written last into the build folder, which
 is renamed into place whole: a location with a manifest is a finished build. A folder without one
-(llm-foundry's, say) is sized and checked from its shards by ablate.data.shards.
+(llm-foundry's, say) is sized and checked from its shards by ablate.data.check.
 """
 
 from __future__ import annotations

@@ -1,17 +1,18 @@
-"""What a local MDS folder holds, read without streaming, and the checks `plan` and `run` make with it.
+"""What an MDS folder holds, read without streaming: its column, token dtype, sample length and count.
 
-    from ablate.data.shards import check_shards, plan_data, read_shape
+    from ablate.data.shards import index_shape, read_shape
     shape = read_shape("data/web", read_index("data/web"))   # tokens: ndarray:int32, 2048 a sample, 1,000 samples
-    check_shards("subsets.web.location", "data/web", 2048)   # its index and tokens, or one line naming the fix
-    sizes, warnings = plan_data(recipe)                      # what `plan` takes from every local folder
+    shape = index_shape(index)                               # a bucket's folder, from its index.json alone
 
 llm-foundry's converter (`llmfoundry data_prep convert_dataset_json`) writes folders that look like
 ablate's shards without ablate's manifest: `tokens: ndarray:int32` of its --concat_tokens length,
-zstd-compressed by default; `text: str` without --concat_tokens; `tokens: bytes` before 0.8. Each
-sample trains as one sequence, so a folder of samples longer or shorter than the recipe's seq_len
-would train silently at another batch size in tokens: `plan` and `run` refuse it. Only index.json
-and the first shard are read. A compressed shard is decompressed in memory, never beside the source
-(streaming, given the folder as its `local`, would write the decompressed shard there).
+zstd-compressed by default; `text: str` without --concat_tokens; `tokens: bytes` before 0.8 (int64
+unless `token_encoding_type` said otherwise). Each is trained on as whole seq_len sequences: a local,
+uncompressed folder of seq_len-token samples is read in place; any other (remote, compressed, of
+another length, bytes, text) through a copy made ready once per study (ablate.data.check says
+which, ablate.data.ready makes it), never by writing beside the source (streaming, given a
+compressed folder as its `local`, would). Only index.json and the first shard are read here (a
+remote folder: its index.json alone), a compressed shard decompressed in memory.
 
 MDS layout (streaming.base.format.mds): a shard is a uint32 sample count, uint32 offsets (count + 1),
 then the samples; a sample is a uint32 size per variable-size column, then each column's bytes. An
@@ -21,6 +22,7 @@ then the samples; a sample is a uint32 size per variable-size column, then each 
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,9 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ablate.data.manifest import is_remote, read_index, read_manifest
-from ablate.errors import AblateError
-from ablate.recipe import Recipe
+from ablate.data.manifest import read_index, read_manifest
 
 TOKENS, TEXT = "tokens", "text"
 BYTES_DTYPE = "int64"  # llm-foundry's default token_encoding_type for a `tokens: bytes` column
@@ -56,6 +56,7 @@ class ShardShape:
     longest: int | None
     samples: int  # in the whole folder, from index.json
     compression: str | None
+    total: int | None = None  # tokens in the whole folder, where known apart from the length (index_shape)
 
     @property
     def varies(self) -> bool:
@@ -64,9 +65,12 @@ class ShardShape:
 
     @property
     def tokens(self) -> int | None:
-        """samples × the first sample's length: every sample is taken to be as long as the first, as
-        llm-foundry's --concat_tokens writes them (verified for the first shard where `shortest` is set).
-        None for text, and where the first shard's samples vary in length."""
+        """The folder's tokens: counted from its shards' sizes (index_shape), else samples × the first
+        sample's length, every sample taken to be as long as the first, as llm-foundry's --concat_tokens
+        writes them (verified for the first shard where `shortest` is set). None for text, and where the
+        first shard's samples vary in length."""
+        if self.total is not None:
+            return self.total
         return None if self.length is None or self.varies else self.samples * self.length
 
     def describe(self) -> str:
@@ -75,53 +79,49 @@ class ShardShape:
             return "a text column (foundry's converter without --concat_tokens), not token ids"
         column = f"{self.column}: {self.encoding}"
         if self.encoding == "bytes":
-            size = (self.length or 0) * 8
-            return (
-                f"tokens stored as bytes ({column}, llm-foundry before 0.8: {size:,} bytes a sample, "
-                f"{self.length:,} tokens if {BYTES_DTYPE}, its default)"
-            )
+            return f"tokens stored as bytes ({column}, llm-foundry before 0.8), {self.length or 0:,} {self.dtype} each"
+        if self.length is None:
+            return f"token ids of a length not known before reading them ({column})"
         if self.varies:
-            return f"foundry-style shards of samples from {self.shortest:,} to {self.longest:,} tokens ({column})"
-        return f"foundry-style shards of {self.length:,}-token samples ({column})"
-
-
-@dataclass(frozen=True)
-class Shards:
-    """A checked folder: streaming's index, and its tokens where known (manifest, else index × length)."""
-
-    index: dict
-    tokens: int | None
+            return f"samples from {self.shortest:,} to {self.longest:,} tokens ({column})"
+        return f"{self.length:,}-token samples ({column})"
 
 
 # ---- reading -------------------------------------------------------------------------------
 
 
-def read_shape(location: str, index: dict) -> ShardShape:
-    """The shape of a local MDS folder's samples, from its index and the first sample of its first shard."""
+def _columns(index: dict) -> tuple[str, int, str, list[int | None], int, str | None]:
+    """The column read (`tokens`, else `text`), its position and encoding, every column's fixed size
+    (None: variable), the folder's samples and its compression, from index.json alone."""
+    shards = index["shards"]
+    if not shards:
+        raise Unreadable("its index.json lists no shards")
+    first = shards[0]
+    names = first["column_names"]
+    column = TOKENS if TOKENS in names else TEXT if TEXT in names else None
+    if column is None:
+        raise Unreadable(f"no `tokens` or `text` column: {names}")
+    at = names.index(column)
+    samples = sum(int(shard["samples"]) for shard in shards)
+    return column, at, first["column_encodings"][at], first["column_sizes"], samples, first.get("compression")
+
+
+def read_shape(location: str, index: dict, bytes_dtype: str = BYTES_DTYPE) -> ShardShape:
+    """The shape of a local MDS folder's samples, from its index and the first sample of its first shard.
+    `bytes_dtype`: what a `tokens: bytes` column holds (llm-foundry's token_encoding_type)."""
     try:
-        shards = index["shards"]
-        if not shards:
-            raise Unreadable("its index.json lists no shards")
-        first = shards[0]
-        names, encodings, sizes = first["column_names"], first["column_encodings"], first["column_sizes"]
-        column = TOKENS if TOKENS in names else TEXT if TEXT in names else None
-        if column is None:
-            raise Unreadable(f"no `tokens` or `text` column: {names}")
-        at = names.index(column)
-        encoding = encodings[at]
-        samples = sum(int(shard["samples"]) for shard in shards)
-        compression = first.get("compression")
+        column, at, encoding, sizes, samples, compression = _columns(index)
         if column == TEXT:
             return ShardShape(column, encoding, None, None, None, None, samples, compression)
-        sample_sizes, sample = _first_shard(location, first)
+        sample_sizes, sample = _first_shard(location, index["shards"][0])
         value = _column_value(sample, sizes, at)
-        dtype, length, tokens_in = _decoder(encoding, value)
+        dtype, length, tokens_in = _decoder(encoding, value, bytes_dtype)
         # Where the other columns are fixed-size, the offsets table gives every sample's bytes of this one.
         others = [size for i, size in enumerate(sizes) if i != at]
         shortest: int | None = None
         longest: int | None = None
         if all(others):
-            spans = sample_sizes - 4 * sum(not size for size in sizes) - sum(others)
+            spans = sample_sizes - 4 * sum(not size for size in sizes) - sum(size or 0 for size in others)
             if tokens_in(int(spans[0])) != length:
                 raise Unreadable("its first sample's size and its offsets table disagree")
             shortest, longest = tokens_in(int(spans.min())), tokens_in(int(spans.max()))
@@ -130,6 +130,65 @@ def read_shape(location: str, index: dict) -> ShardShape:
         raise Unreadable(f"not streaming's MDS as this reader knows it: {type(exc).__name__} {exc}") from None
     except OSError as exc:
         raise Unreadable(f"{exc.strerror or exc}: {exc.filename or 'a shard'}") from None
+
+
+def index_shape(index: dict, bytes_dtype: str = BYTES_DTYPE) -> ShardShape:
+    """The shape of a remote folder's samples from its index.json alone (one request, no shard read).
+
+    A shard is a sample count, the offsets, the writer's settings (_shard_config) and the samples, so
+    its size less those, less each sample's fixed part, is its token ids' bytes: the folder's tokens,
+    whatever its samples' lengths (a dynamic ndarray's shape takes 1, 2, 4 or 8 bytes by its length:
+    the width the mean length needs is taken, exact where no sample crosses 255 or 65,535 tokens).
+    Whether the samples share one length cannot be told: `length` is the mean where it is whole,
+    `shortest` and `longest` unknown. None where another column is variable-size or the dtype is
+    written in each value."""
+    try:
+        column, at, encoding, sizes, samples, compression = _columns(index)
+        if column == TEXT:
+            return ShardShape(column, encoding, None, None, None, None, samples, compression)
+        dtype, head = _token_dtype(encoding, bytes_dtype)
+        others = [size for i, size in enumerate(sizes) if i != at]
+        if dtype is None or not all(others) or not samples:
+            return ShardShape(column, encoding, dtype, None, None, None, samples, compression)
+        fixed = 4 * sum(not size for size in sizes) + sum(size or 0 for size in others) + head
+        body = sum(
+            int(s["raw_data"]["bytes"]) - 4 * (int(s["samples"]) + 2) - len(_shard_config(s)) for s in index["shards"]
+        )
+        total = _total_tokens(encoding, body - samples * fixed, samples, np.dtype(dtype).itemsize)
+        length = total // samples if total is not None and total % samples == 0 else None
+        return ShardShape(column, encoding, dtype, length, None, None, samples, compression, total)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise Unreadable(f"not streaming's MDS as this reader knows it: {type(exc).__name__} {exc}") from None
+
+
+def _total_tokens(encoding: str, values: int, samples: int, itemsize: int) -> int | None:
+    """Tokens in `values` bytes of `samples` token values: bare (bytes), of a static shape, or each a
+    dynamic 1-D ndarray with its one-byte ndim and its length in the width its mean needs."""
+    if encoding == "bytes" or encoding.count(":") >= 2:
+        return values // itemsize if values % itemsize == 0 else None
+    floor = 1
+    for width in (1, 2, 4, 8):
+        tokens, rest = divmod(values - samples * (1 + width), itemsize)
+        if not rest and floor <= tokens / samples < 1 << (8 * width):
+            return tokens
+        floor = 1 << (8 * width)
+    return None
+
+
+def _shard_config(shard: dict) -> bytes:
+    """The writer's settings that streaming's MDSWriter puts in every shard after its offsets: its index
+    entry's own fields, as JSON with sorted keys."""
+    keys = (
+        "column_encodings",
+        "column_names",
+        "column_sizes",
+        "compression",
+        "format",
+        "hashes",
+        "size_limit",
+        "version",
+    )
+    return json.dumps({key: shard[key] for key in keys}, sort_keys=True).encode()
 
 
 def _first_shard(location: str, shard: dict) -> tuple[np.ndarray, bytes]:
@@ -177,26 +236,46 @@ def _column_value(sample: bytes, sizes: list[int | None], at: int) -> bytes:
     return sample[start : start + lengths[at]]
 
 
-def _decoder(encoding: str, value: bytes) -> tuple[str, int, Callable[[int], int]]:
-    """The token dtype and the first sample's length, and how a value's byte size gives its length."""
+def _token_dtype(encoding: str, bytes_dtype: str) -> tuple[str | None, int]:
+    """A token column's dtype as its encoding names it (None: written in each value's first byte, the
+    `head`), or an error for an encoding that holds no token ids."""
     if encoding == "bytes":
-        return BYTES_DTYPE, len(value) // 8, lambda size: size // 8
+        return bytes_dtype, 0
     kind, _, rest = encoding.partition(":")
     if kind != "ndarray":
         raise Unreadable(f"a `tokens` column encoded as {encoding}, neither ndarray nor bytes")
-    dtype, _, static = rest.partition(":")
-    head = 0
-    if not dtype:  # the dtype is each value's first byte
-        dtype, head = DTYPE_CODES[value[0]], 1
+    dtype = rest.partition(":")[0]
+    return (dtype, 0) if dtype else (None, 1)
+
+
+def _length_of(encoding: str, size: int, itemsize: int, head: int) -> int:
+    """Tokens in a value of `size` bytes: bytes hold them bare, a static ndarray shape fixes them, a
+    dynamic one is [head][ndim and width][shape][values]."""
+    if encoding == "bytes":
+        if size % itemsize:
+            raise Unreadable(f"{size}-byte samples, not whole {itemsize}-byte token ids")
+        return size // itemsize
+    static = encoding.split(":")[2] if encoding.count(":") >= 2 else ""
+    if static:
+        return math.prod(int(n) for n in static.split(","))
+    return _ndarray_length(size, itemsize, head)
+
+
+def _decoder(encoding: str, value: bytes, bytes_dtype: str) -> tuple[str, int, Callable[[int], int]]:
+    """The token dtype and the first sample's length, and how a value's byte size gives its length."""
+    dtype, head = _token_dtype(encoding, bytes_dtype)
+    if dtype is None:
+        dtype = DTYPE_CODES[value[0]]
     itemsize = np.dtype(dtype).itemsize
-    if static:  # a fixed shape: every sample as long
-        length = math.prod(int(n) for n in static.split(","))
-        return dtype, length, lambda size: length
-    ndim, width = value[head] >> 2, 1 << (value[head] & 3)
-    if ndim != 1:
-        raise Unreadable(f"`tokens` arrays of {ndim} dimensions, not one sequence a sample")
-    length = int(np.frombuffer(value[head + 1 : head + 1 + width], f"<u{width}")[0])
-    return dtype, length, lambda size: _ndarray_length(size, itemsize, head)
+    if encoding.startswith("ndarray") and encoding.count(":") < 2:
+        ndim = value[head] >> 2
+        if ndim != 1:
+            raise Unreadable(f"`tokens` arrays of {ndim} dimensions, not one sequence a sample")
+    return (
+        dtype,
+        _length_of(encoding, len(value), itemsize, head),
+        lambda size: _length_of(encoding, size, itemsize, head),
+    )
 
 
 def _ndarray_length(size: int, itemsize: int, head: int) -> int:
@@ -222,96 +301,3 @@ def folder_tokens(location: str) -> int | None:
         return None if index is None else read_shape(location, index).tokens
     except Unreadable:
         return None
-
-
-# ---- checking ------------------------------------------------------------------------------
-
-
-def check_shards(field: str, location: str, seq_len: int) -> Shards:
-    """A local MDS folder's index and tokens, once it is known to be there and to hold `seq_len`-token
-    samples: by its manifest where ablate built it, else by its first shard. Otherwise one line naming
-    `field`, what was found and the fix."""
-    index = read_index(location)
-    if index is None:
-        raise AblateError(
-            f"{field}: no MDS shards at {location} (index.json missing or unreadable); run `ablate data build` "
-            "or fix the location"
-        )
-    manifest = read_manifest(location)
-    if manifest is not None:
-        built = manifest.get("seq_len")
-        if built not in (None, seq_len):
-            raise AblateError(
-                f"{field}: the shards at {location} hold {built}-token samples, the recipe's seq_len is {seq_len}; "
-                "rebuild them with `ablate data build --force` or fix seq_len"
-            )
-        return Shards(index, int(manifest["tokens"]) if manifest.get("tokens") else None)
-    foundry = f"`llmfoundry data_prep convert_dataset_json ... --concat_tokens {seq_len}`"
-    rebuild = f"{foundry} or `ablate data build` (from a `source:` of raw text)"
-    try:
-        shape = read_shape(location, index)
-    except Unreadable as exc:
-        raise AblateError(
-            f"{field}: cannot read the MDS shards at {location} ({exc}); rebuild them with {rebuild}"
-        ) from None
-    found = f"{field}: {location} holds {shape.describe()}"
-    if shape.column == TEXT:
-        raise AblateError(f"{found}; tokenize it with {rebuild}")
-    if shape.encoding == "bytes":
-        raise AblateError(f"{found}; rebuild them with llm-foundry 0.8 or later ({foundry}) or `ablate data build`")
-    if not np.issubdtype(np.dtype(shape.dtype), np.integer):
-        raise AblateError(f"{found}, {shape.dtype} values rather than token ids; rebuild them with {rebuild}")
-    if shape.varies or shape.length != seq_len:
-        other = "" if shape.varies else f", or set seq_len: {shape.length}"
-        raise AblateError(f"{found}, the recipe's seq_len is {seq_len}; rebuild them with {rebuild}{other}")
-    return Shards(index, shape.tokens)
-
-
-def check_heldout_folder(field: str, location: str, seq_len: int) -> dict:
-    """A held-out folder's index: checked like training shards, and uncompressed MDS with `tokens`
-    (its sequences are read in place, and streaming would decompress a shard beside the source)."""
-    index = check_shards(field, location, seq_len).index
-    for shard in index.get("shards", []):
-        if shard.get("format") != "mds" or TOKENS not in shard.get("column_names", []):
-            raise AblateError(
-                f"{field}: {location} is not MDS with a `tokens` column; build it with `ablate data build`"
-            )
-        if shard.get("compression"):
-            raise AblateError(f"{field}: {location} is compressed ({shard['compression']}); write it uncompressed")
-    if not index.get("shards"):
-        raise AblateError(f"{field}: {location} holds no samples; add held-out text")
-    return index
-
-
-def plan_data(recipe: Recipe) -> tuple[dict[str, int], list[str]]:
-    """What `plan` takes from the recipe's local folders: each subset's tokens, and warnings.
-
-    A folder that is there must hold `seq_len`-token samples (check_shards), or planning stops with
-    one line. One not there yet is planned without: a subset with a `source` (`ablate data build` writes
-    it) or with `tokens` (planned away from its data), a held-out domain always (no figure of the
-    plan depends on it); `run` refuses it before any work. A subset with neither is refused here.
-    """
-    sizes: dict[str, int] = {}
-    warnings: list[str] = []
-    for name, subset in recipe.subsets.items():
-        field = f"subsets.{name}.location"
-        if is_remote(subset.location):
-            continue
-        if read_index(subset.location) is not None:
-            tokens = check_shards(field, subset.location, recipe.seq_len).tokens
-            if tokens:
-                sizes[name] = tokens
-        elif subset.source is None and subset.tokens is None:
-            raise AblateError(
-                f"{field}: no MDS shards at {subset.location} (index.json missing or unreadable) and no `source` to "
-                f"build them from; fix the location, or give subsets.{name}.source for `ablate data build`"
-            )
-        elif subset.source is None:
-            warnings.append(f"{field}: no MDS shards at {subset.location} here; `ablate run` needs them there")
-    for domain, held in recipe.eval.heldout.items():
-        field = f"eval.heldout.{domain}.location"
-        if read_index(held.location) is not None:
-            check_heldout_folder(field, held.location, recipe.seq_len)
-        elif held.source is None:
-            warnings.append(f"{field}: no MDS shards at {held.location} here; `ablate run` needs them there")
-    return sizes, warnings

@@ -7,7 +7,8 @@
     ablate plan --phases 0.05,0.1,0.2   # every variant at every phase length: no-math@p5, no-math@p10, ...
 
 Every figure here is arithmetic over the recipe and the subset sizes the caller passes in
-(read from the shard folders at the CLI edge), so the same inputs always give the same plan.
+(read from the shard folders at the CLI edge, as is the start checkpoint's parameter count), so the
+same inputs always give the same plan.
 This module holds the plan's schema (plan.json: `Plan`, `Variant`), the phase study's names, the
 cost, and `build_plan`, which puts them together; the mixtures themselves come from `mixtures`
 (leave-one-out) and `designs` (swarm, perturb).
@@ -24,6 +25,7 @@ from ablate.errors import AblateError
 from ablate.plan.designs import perturbed, share_caps, swarm
 from ablate.plan.identity import PHASE_MARK, check_name, result_hash, start_hash, train_hash
 from ablate.plan.mixtures import default_targets, normalize, renormalize, resolve_target
+from ablate.plan.model import count_params
 from ablate.recipe import Design, Recipe
 from ablate.recipe.schema import STUDY_NAME
 from ablate.recipe.training import MAX_SEED, Seed, Tokens
@@ -195,30 +197,6 @@ def pretrain_points(recipe: Recipe) -> tuple[int, list[int], dict[float, int]]:
     return end, sorted({t for t in points if t < end}), starts
 
 
-# ---- cost ----------------------------------------------------------------------------------
-
-
-def count_params(config: dict[str, Any]) -> int:
-    """Parameters of a Llama-style decoder from its Hugging Face config, without building it."""
-    try:
-        h = int(config["hidden_size"])
-        layers = int(config["num_hidden_layers"])
-        vocab = int(config["vocab_size"])
-    except KeyError as exc:
-        raise AblateError(
-            f"model.config: needs {exc.args[0]} to count parameters; add it or set model.params"
-        ) from None
-    inter = int(config.get("intermediate_size", 4 * h))
-    heads = int(config.get("num_attention_heads", max(1, h // 64)))
-    kv_heads = int(config.get("num_key_value_heads", heads))
-    kv_dim = h // heads * kv_heads
-    attention = 2 * h * h + 2 * h * kv_dim
-    mlp = 3 * h * inter
-    per_layer = attention + mlp + 2 * h
-    embeddings = vocab * h * (1 if config.get("tie_word_embeddings", False) else 2)
-    return layers * per_layer + embeddings + h
-
-
 # ---- the plan ------------------------------------------------------------------------------
 
 
@@ -228,11 +206,14 @@ def build_plan(
     *,
     subset_tokens: dict[str, int] | None = None,
     task_sizes: dict[str, int] | None = None,
+    params: int | None = None,
 ) -> Plan:
     """The study's variants with mixtures, epochs, cost and hashes; the request overrides the recipe.
 
     `subset_tokens` fills sizes the recipe omits; `task_sizes` (items per eval task) gives the
-    minimum detectable effect per task, at the items lm-eval scores (at most `eval.limit` of them).
+    minimum detectable effect per task, at the items lm-eval scores (at most `eval.limit` of them);
+    `params`, the start checkpoint's parameter count (ablate.plan.model), is the cost's N unless the
+    recipe sets model.params; without either, model.config is counted.
     """
     ablations, asked = recipe.ablations, request or PlanRequest()
     removes, checkpoint = asked.removes, asked.checkpoint
@@ -266,7 +247,7 @@ def build_plan(
 
     sizes = {name: s.tokens for name, s in recipe.subsets.items() if s.tokens is not None}
     sizes = {**(subset_tokens or {}), **sizes}  # the recipe's own figure wins
-    params = recipe.model.params or count_params(recipe.model.config)
+    params = recipe.model.params or params or count_params(recipe.model.config)
     upsample = normalize(recipe.mixes.upsample)
 
     arms: list[tuple[str, list[str], list[str], dict[str, float]]] = [(BASELINE, [], [], upsample)]
@@ -390,11 +371,12 @@ def replan(
     plan: Plan, recipe: Recipe, *, checkpoint: str | None = None, mixtures: dict[str, dict[str, float]] | None = None
 ) -> Plan:
     """The same study with another start checkpoint (every hash changes, no result is reused) or
-    with `mixtures` added (the other variants keep their hashes and results)."""
+    with `mixtures` added (the other variants keep their hashes and results). Its cost keeps the plan's
+    parameter count: `ablate plan --checkpoint` counts another start's."""
     options = plan.options
     request = PlanRequest(
         **options.model_dump(exclude={"mixtures", "checkpoint"}),
         mixtures={**options.mixtures, **(mixtures or {})},
         checkpoint=options.checkpoint if checkpoint is None else checkpoint,
     )
-    return build_plan(recipe, request, subset_tokens=plan.subset_sizes, task_sizes=plan.task_sizes)
+    return build_plan(recipe, request, subset_tokens=plan.subset_sizes, task_sizes=plan.task_sizes, params=plan.params)

@@ -23,13 +23,13 @@ import json
 from typing import Any
 
 from ablate.errors import AblateError
-from ablate.job import PRETRAIN, START, STARTS
+from ablate.job import CACHE, PRETRAIN, START, STARTS
 from ablate.recipe import Eval, Recipe
 
 PHASE_MARK = "@"  # no-math@p10: the no-math variant over the run's last 10% (ablate.plan.build)
 # A variant's name is its folder's name in results/<study>/, beside the study's own entries (ablate.store).
 STUDY_ENTRIES = {
-    START, PRETRAIN, STARTS, "slurm", "plan.json", "checkpoints.json", "suggested.json", "demo_timings.json",
+    START, PRETRAIN, STARTS, CACHE, "slurm", "plan.json", "checkpoints.json", "suggested.json", "demo_timings.json",
     "report.md", "report.csv", "report.json", "deltas.png", "phases.png", "fit.md", "fit.json", "fit.png",
 }  # fmt: skip
 

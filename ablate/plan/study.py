@@ -6,8 +6,9 @@
 
 The I/O edge around the pure `ablate.plan.build.build_plan`; `ablate plan`, `ablate run --checkpoint`
 and `ablate demo` all go through here. A plan is written only after every check passed: its start
-checkpoint exists (where it is a local path), every local data folder there holds seq_len-token
-samples, and it turns no finished result stale unless forced.
+checkpoint exists (where it is a local path) and agrees with the recipe's model and optimizer (read
+without torch, ablate.plan.model), every local data folder there holds seq_len-token samples, and it
+turns no finished result stale unless forced.
 Reading a job folder's status is ablate.job's contract, which this edge uses
 only to refuse a plan that would orphan results.
 """
@@ -15,17 +16,19 @@ only to refuse a plan that would orphan results.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
 from ablate.artifacts import PLAN, State, Status, read_status, registered_checkpoints, resolve_checkpoint
+from ablate.data.check import plan_data
 from ablate.data.manifest import is_remote
-from ablate.data.shards import plan_data
 from ablate.errors import AblateError, StudyError
 from ablate.job import LATEST, PRETRAINED, START
 from ablate.plan.build import PLAN_VERSION, Plan, PlanRequest, build_plan, split_phase
+from ablate.plan.model import check_start, continued, read_start, start_params
 from ablate.plan.tasks import check_tasks, task_sizes
 from ablate.recipe import Recipe
 from ablate.store import (
@@ -43,11 +46,15 @@ REPLAN = "rerun `ablate plan` (with --force if it asks)"
 def plan_study(
     recipe: Recipe, request: PlanRequest | None = None, *, force: bool = False, reevaluate: bool = False
 ) -> Plan:
-    """Build the plan with sizes from local shard folders and task files; check it; write plan.json.
+    """Build the plan with sizes from the data folders (local, or a bucket's index) and task files; check
+    it; write plan.json.
 
-    Refuses (AblateError, nothing written) a local data folder that does not hold `seq_len`-token samples
-    or is missing with nothing to build or size it from (ablate.data.shards.plan_data), a start
-    checkpoint that is a local path and does not exist, and, unless `force`, a plan that would turn
+    Refuses (AblateError, nothing written) a data folder that holds no token ids or text, a bucket folder
+    that cannot be read, or a local one missing with nothing to build or size it from
+    (ablate.data.check.plan_data), a start
+    checkpoint that is a local path and does not exist, or that the recipe's model or optimizer
+    contradicts (ablate.plan.model: a local start brings its architecture, its parameter count for the
+    cost and, where the recipe names none, its optimizer), and, unless `force`, a plan that would turn
     finished results of the same study stale (with `reevaluate`, only those whose training would change:
     the rest are evaluated again). Mixtures `ablate suggest` added to the study's current plan are
     kept: re-planning does not drop them.
@@ -60,12 +67,22 @@ def plan_study(
             kept = {n: m for n, m in kept.items() if set(m) <= set(recipe.subsets)}
             request = request.model_copy(update={"mixtures": kept})
     sizes, data_warnings = plan_data(recipe)
+    ref = request.checkpoint if request.checkpoint is not None else recipe.start
+    path = start_checkpoint(
+        recipe.name, recipe, ref, planning=True, source="--checkpoint" if request.checkpoint is not None else "start"
+    )
+    saved, label = read_start(path) if path is not None else None, f"start checkpoint `{ref}`"
+    recipe = continued(recipe, saved)  # before the checks: a recipe naming no optimizer takes the checkpoint's
+    if saved is not None:
+        check_start(recipe, saved, label)
     plan = build_plan(
-        recipe, request, subset_tokens=sizes, task_sizes=task_sizes(recipe.eval.tasks, recipe.eval.include)
+        recipe,
+        request,
+        subset_tokens=sizes,
+        task_sizes=task_sizes(recipe.eval.tasks, recipe.eval.include),
+        params=start_params(recipe, saved, label),
     )
     plan.warnings.extend([*data_warnings, *check_tasks(recipe.eval)])
-    source = "--checkpoint" if request.checkpoint is not None else "start"
-    start_checkpoint(plan.study, recipe, plan.options.checkpoint, planning=True, source=source)
     for ref, variant in {v.checkpoint: v for v in plan.variants if v.phase is not None}.items():
         try:
             start_checkpoint(plan.study, recipe, ref, planning=True, source="--phases")
@@ -111,13 +128,22 @@ def load_study_plan(study: str) -> tuple[Plan, Recipe]:
 
 
 def start_checkpoint(
-    study: str, recipe: Recipe, ref: str | None, *, planning: bool = False, source: str = "--checkpoint"
+    study: str,
+    recipe: Recipe,
+    ref: str | None,
+    *,
+    planning: bool = False,
+    source: str = "--checkpoint",
+    fetch: bool = True,
+    on_bytes: Callable[[int, int], None] | None = None,
 ) -> str | None:
-    """The start checkpoint `ref` names, as a path or URI, checked to exist where it is local.
+    """The start checkpoint `ref` names, as a path, checked to exist; for a run, the local copy of a URI.
 
     While `planning`, no start yet (None) and `pretrained` before `ablate pretrain` registered it are
-    fine (None is returned); a run needs one, whose architecture the recipe's model fields must not
-    contradict (ablate.run.start.check_start_model). `source` names where `ref` came from in the message.
+    fine (None is returned); a run needs one, which the recipe's model fields and optimizer must not
+    contradict (ablate.plan.model.check_start). `source` names where `ref` came from in the message.
+    A URI stays a URI while planning (plan.json and every hash record it) or without `fetch`; a run gets
+    the study's copy instead (ablate.run.fetch: fetched once, `on_bytes(done, total)` following it).
     """
     known = ref is not None and (ref in recipe.checkpoints or ref in registered_checkpoints(study))
     pretrained = ref is not None and split_phase(ref)[0] == PRETRAINED  # `pretrained` or a phase's `pretrained@p10`
@@ -126,13 +152,17 @@ def start_checkpoint(
     if ref is None:
         raise AblateError("no start checkpoint: pass --checkpoint NAME|PATH, or set `start` in the recipe and re-plan")
     path = resolve_checkpoint(study, recipe.checkpoints, ref)
-    if not is_remote(path) and not Path(path).exists():
+    if is_remote(path):
+        if planning or not fetch:
+            return path
+        from ablate.run.fetch import fetch as fetch_copy
+
+        path = str(fetch_copy(study, path, label=f"{source} {ref}", on_bytes=on_bytes))
+    elif not Path(path).exists():
         hint = "run `ablate pretrain` first" if pretrained else "pass an existing one"
         raise AblateError(f"{source} {ref}: {path} does not exist; {hint}")
-    if not planning:  # a run opens it: the runner's checks and each job (torch, so not while planning)
-        from ablate.run.start import check_start_model
-
-        check_start_model(recipe, path, f"start checkpoint `{ref}`")
+    if not planning:  # the runner's checks and each job's; plan checks the recipe it makes (plan_study)
+        check_start(recipe, read_start(path), f"start checkpoint `{ref}`")
     return path
 
 

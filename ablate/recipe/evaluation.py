@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ablate.recipe.section import Section
 
@@ -20,10 +20,10 @@ class Category(Section):
 
 
 class HeldOut(Section):
-    """One domain's held-out text for per-domain loss: MDS shards of `seq_len`-token samples, as
-    `data build` writes them (from `source`, when given) or any MDS folder with a `tokens` column."""
+    """One domain's held-out text for per-domain loss: MDS shards as `data build` writes them (from
+    `source`, when given), or any folder a subset may be (ablate.data.check), local or remote."""
 
-    location: str = Field(description="local MDS folder of held-out sequences (never trained on)")
+    location: str = Field(description="MDS folder of held-out text (never trained on): a local path or a URI")
     source: str | None = Field(None, description="raw JSONL or text file(s) that `data build` tokenizes there")
     text_field: str = Field("text", description="JSONL field that holds the document text")
 
@@ -32,13 +32,6 @@ class HeldOut(Section):
     def _folder_alone(cls, value: Any) -> Any:
         """`prose: data/heldout/prose` is short for `prose: {location: data/heldout/prose}`."""
         return {"location": value} if isinstance(value, str) else value
-
-    @field_validator("location")
-    @classmethod
-    def _local(cls, location: str) -> str:
-        if "://" in location:
-            raise ValueError(f"{location} is remote; copy the held-out shards to a local folder")
-        return location
 
 
 class Eval(Section):

@@ -4,7 +4,7 @@ ablations, services) and the checks across them."""
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -26,6 +26,9 @@ class Subset(Section):
     tokens: Annotated[Tokens, Field(gt=0)] | None = Field(
         None, description="tokens in the subset; read from a local folder's shards when omitted"
     )
+    token_encoding_type: Literal["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"] = Field(
+        "int64", description="what a `tokens: bytes` column holds (llm-foundry's name and default)"
+    )
     groups: list[str] = Field(default_factory=list, description="groups this subset belongs to")
     max_passes: Annotated[float, Field(gt=0)] | None = Field(
         None,
@@ -35,11 +38,13 @@ class Subset(Section):
 
 
 class ModelSpec(Section):
-    """The architecture, as a Hugging Face config (used by `ablate pretrain` and for FLOPs)."""
+    """The architecture, as a Hugging Face config (used by `ablate pretrain` and for FLOPs). With a start
+    checkpoint plan can read, it may be left out or given in part: the checkpoint brings its own, and a
+    field given must agree with it (ablate.plan.model)."""
 
     config: dict[str, Any] = Field(default_factory=dict, description="Hugging Face config fields")
     params: Annotated[int, Field(gt=0)] | None = Field(
-        None, description="parameter count N for 6·N·D; computed from `config` when omitted"
+        None, description="parameter count N for 6·N·D; omitted: the start checkpoint's, else counted from `config`"
     )
 
 

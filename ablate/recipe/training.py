@@ -42,6 +42,13 @@ Tokens = Annotated[int, BeforeValidator(_countable)]  # a number of tokens
 BUILT_OPTIMIZERS = ("decoupled_adamw", "decoupled_sgdw", "adamw", "sgd")
 FOUNDRY_OPTIMIZERS = ("decoupled_lionw", "clip_lion", "adalr_lion", "no_op")
 FOUNDRY_PLUGINS = "llmfoundry_optimizers"
+# The class each name builds, by the name Composer keys a checkpoint's optimizer state with: what plan
+# matches a start checkpoint's state against without importing torch (a plugin's is known only at run).
+OPTIMIZER_CLASSES = {
+    "decoupled_adamw": "DecoupledAdamW", "decoupled_sgdw": "DecoupledSGDW", "adamw": "AdamW", "sgd": "SGD",
+    "decoupled_lionw": "DecoupledLionW", "clip_lion": "DecoupledClipLion", "adalr_lion": "DecoupledAdaLRLion",
+    "no_op": "NoOp",
+}  # fmt: skip
 OWN_FIELDS = ("params", "lr", "betas", "eps", "weight_decay")  # what `args` must not repeat
 
 

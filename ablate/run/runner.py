@@ -13,11 +13,14 @@
     outcomes = run_study("demo", how=Launch(parallel=2))  # the same from Python; one Outcome per job
 
 This module decides and watches; it imports no torch, unless a folder's latest checkpoint must
-be read to tell a finished training from an interrupted one (ablate.run.folder). Every job
+be read to tell a finished training from an interrupted one (ablate.run.folder), or a start
+checkpoint at a URI fetched (Composer's object stores: once per study, before any job; removed once
+every job that starts from it is done, ablate.run.fetch). Every job
 (the start checkpoint's evaluation, then each variant) runs in its own process (ablate.run.launch)
 and reports only through its folder: status.json for state and progress, logs/run.log for its
 output. Checks that need no model run here, before anything starts: the checkpoint exists, every
-stream has shards, no folder holds results for another hash, a done folder's outputs are intact,
+data folder holds token ids or text (and those a job cannot read in place are copied once, into the
+study's cache: ablate.data.ready), no folder holds results for another hash, a done folder's outputs are intact,
 an interrupted folder's latest checkpoint can be read.
 """
 
@@ -25,22 +28,26 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from ablate.artifacts import State, Status, read_status, write_status
+from rich.filesize import decimal
+
+from ablate.artifacts import State, Status, read_status, resolve_checkpoint, write_status
 from ablate.choices import LAUNCHERS
+from ablate.data.check import check_heldout_folder, check_shards, field_spec
 from ablate.data.manifest import is_remote
-from ablate.data.shards import check_shards
 from ablate.errors import AblateError, StudyError
-from ablate.job import START, WORK, Do, Exit, lock_holder
+from ablate.job import CACHE, START, WORK, Do, Exit, lock_holder
 from ablate.plan.build import Plan, Variant, replan
 from ablate.plan.study import load_study_plan, refuse_stale, save_plan, start_checkpoint
 from ablate.recipe import Recipe
-from ablate.run import launch, slurm
+from ablate.run import fetch, launch, slurm
 from ablate.run.folder import start_next, variant_next
-from ablate.run.heldout import check_heldout
+from ablate.run.heldout import heldout_fields
 from ablate.store import current_study, study_dir, variant_dir
 
 POLL_SECONDS = 0.5
@@ -84,6 +91,7 @@ class Launch:
     parallel: int = 1
     strict: bool = False
     slurm: tuple[str, ...] = ()
+    keep_fetched: bool = False  # keep the study's copy of a start fetched from a URI once its jobs are done
 
     @property
     def processes(self) -> int:
@@ -130,11 +138,23 @@ class Launch:
 # ---- deciding ------------------------------------------------------------------------------
 
 
-def _check_streams(recipe: Recipe, variants: list[Variant]) -> None:
-    for subset in sorted({s for v in variants for s in v.mixture}):
-        location = recipe.subsets[subset].location
-        if not is_remote(location):
-            check_shards(f"subsets.{subset}.location", location, recipe.seq_len)
+def data_fields(recipe: Recipe, variants: list[Variant]) -> list[str]:
+    """The folder fields the variants' jobs read: each subset of their mixtures, each held-out domain."""
+    subsets = sorted({s for v in variants for s in v.mixture})
+    return [*(f"subsets.{s}.location" for s in subsets), *heldout_fields(recipe)]
+
+
+def _check_data(study: str, recipe: Recipe, fields: list[str]) -> None:
+    """Every folder the jobs read holds what ablate can train on: local ones from their shards, remote
+    ones from their index.json (one request each), before any job starts."""
+    from ablate.data.ready import remote_index
+
+    scratch = study_dir(study) / CACHE
+    for where in fields:
+        location, encoding = field_spec(recipe, where)
+        index = remote_index(where, location, scratch) if is_remote(location) else None
+        check = check_heldout_folder if where.startswith("eval.") else check_shards
+        check(where, location, recipe.seq_len, encoding, index)
 
 
 def prepare(
@@ -144,11 +164,13 @@ def prepare(
     variants: list[str] | None = None,
     dry_run: bool = False,
     how: Launch | None = None,
+    observer: Observer | None = None,
 ) -> tuple[str, Plan, list[Action]]:
     """Load (and if --checkpoint differs, re-plan) the study, check it, and decide each job's action.
 
-    `dry_run` re-plans in memory only. With Slurm, a job whose array task is still queued or running
-    is busy, not submitted again. A torchrun node other than node 0 ignores the locks node 0 holds.
+    `dry_run` re-plans in memory only, and fetches nothing. With Slurm, a job whose array task is still
+    queued or running is busy, not submitted again. A torchrun node other than node 0 ignores the locks
+    node 0 holds. A start checkpoint at a URI that a job to run needs is fetched here (`observer` follows).
     """
     how = how or Launch()
     study = current_study(study)
@@ -158,9 +180,9 @@ def prepare(
         plan = replan(plan, recipe, checkpoint=str(checkpoint))
     selected = [plan.variant(name) for name in dict.fromkeys(variants)] if variants else plan.variants
     for ref in dict.fromkeys([plan.options.checkpoint, *(v.checkpoint for v in selected)]):
-        start_checkpoint(study, recipe, ref)  # a phase study's variants start from their phase's checkpoint
-    _check_streams(recipe, selected)
-    check_heldout(recipe)
+        # a phase study's variants start from their phase's checkpoint; one at a URI is fetched below, if needed
+        start_checkpoint(study, recipe, ref, fetch=False)
+    _check_data(study, recipe, data_fields(recipe, selected))
     if replanned:
         refuse_stale(
             plan, f"--checkpoint {checkpoint}", fix=f"`ablate plan --checkpoint {checkpoint} --force` replaces them"
@@ -183,9 +205,53 @@ def prepare(
     if how.launcher == "slurm":
         waiting = slurm.queued(study)
         actions = [replace(a, do=Do.BUSY, why=waiting[a.job]) if a.job in waiting else a for a in actions]
+    if not dry_run:
+        _fetch_starts(study, recipe, plan, [a for a in actions if not (follower and a.job == START)], observer)
     if replanned and not dry_run:  # only a plan that passed every check replaces the old one
         save_plan(plan)
     return study, plan, actions
+
+
+def _fetch_starts(study: str, recipe: Recipe, plan: Plan, actions: list[Action], observer: Observer | None) -> None:
+    """Fetch once, into the study's cache, each start checkpoint at a URI that a job to run starts from
+    (ablate.run.fetch), and check it as a local one: a wrong URI or missing credentials is one line here,
+    before any job starts, and every job reads the copy."""
+    needed = [
+        plan.options.checkpoint if a.job == START else plan.variant(a.job).checkpoint
+        for a in actions
+        if a.do in (Do.TRAIN, Do.RESUME) or (a.job == START and a.do in WORK)
+    ]
+    for ref in dict.fromkeys(needed):
+        uri = resolve_checkpoint(study, recipe.checkpoints, ref) if ref else None
+        if uri is None or not is_remote(uri):
+            continue
+        fresh = not fetch.copy_path(study, uri).exists()
+        on_bytes = partial(observer.fetching, uri) if observer and fresh else None
+        path = Path(str(start_checkpoint(study, recipe, ref, on_bytes=on_bytes)))
+        if observer and fresh:
+            size = decimal(fetch.disk_size(path))
+            observer.note(f"fetched {uri} ({size}) into {path}; kept until every job that starts from it is done")
+
+
+def _make_ready(study: str, variants: list[Variant], observer: Observer | None) -> None:
+    """Copy, once per study and before any job, every folder the jobs read that they cannot read in place
+    (ablate.data.ready); `observer` follows each copy's samples."""
+    from ablate.data.ready import ready_folders
+
+    recipe = load_study_plan(study)[1]
+
+    def progress(label: str, samples: int) -> Callable[[int], None]:
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if observer:
+                observer.copying(label, done, samples)
+
+        return advance
+
+    ready_folders(recipe, data_fields(recipe, variants), cache=study_dir(study) / CACHE, progress=progress)
 
 
 # ---- running -------------------------------------------------------------------------------
@@ -199,6 +265,12 @@ class Observer(Protocol):
     def running(self, action: Action, status: Status) -> None: ...  # twice a second while it runs
 
     def finished(self, outcome: Outcome) -> None: ...
+
+    def fetching(self, uri: str, done: int, total: int) -> None: ...  # bytes of a start checkpoint fetched so far
+
+    def copying(self, label: str, done: int, total: int) -> None: ...  # samples of a data folder made ready so far
+
+    def note(self, line: str) -> None: ...  # the study's cache: a start checkpoint fetched or removed, its size
 
 
 @dataclass
@@ -297,8 +369,10 @@ def run_study(
     """
     how = how or Launch()
     how.check()
-    study, plan, actions = prepare(study, checkpoint=checkpoint, variants=variants, how=how)
+    study, plan, actions = prepare(study, checkpoint=checkpoint, variants=variants, how=how, observer=observer)
     todo = [a for a in actions if a.do in WORK and not (how.node_rank > 0 and a.job == START)]
+    if todo and how.node_rank == 0:
+        _make_ready(study, [plan.variant(a.job) for a in todo if a.job != START], observer)
     if how.launcher == "slurm" and todo:
         jobs = [a.job for a in todo]
         for action in todo:  # so that `ablate status` lists every submitted job from the start
@@ -317,4 +391,8 @@ def run_study(
             outcomes.append(Outcome(action.job, "busy", status=Status(error=action.why)))
             if observer:
                 observer.finished(outcomes[-1])
-    return outcomes + _run_jobs(study, todo, how, observer)
+    outcomes += _run_jobs(study, todo, how, observer)
+    for uri, freed in [] if how.keep_fetched else fetch.release_done(study, plan):
+        if observer:
+            observer.note(f"removed the study's copy of {uri} ({decimal(freed)}): every job starting from it is done")
+    return outcomes

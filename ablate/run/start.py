@@ -8,6 +8,7 @@ A start is a Composer checkpoint carrying Hugging Face metadata (what `HuggingFa
 llm-foundry save) in either of Composer's forms, one file (`state_dict_type: full`, or no FSDP) or
 a sharded folder (torch.distributed.checkpoint: `.metadata` and one `__<rank>_0.distcp` per
 process); a `save_pretrained` folder; or a fresh model from the recipe's config (the pretraining).
+A start at a URI is read from the study's copy, fetched once per study (ablate.run.fetch).
 A sharded checkpoint is read here in one process, only the parts asked for, which is what
 evaluating a start or exporting a variant needs; training loads it sharded, through the Trainer.
 Imports torch and transformers: only the training and evaluation jobs load it.
@@ -28,15 +29,14 @@ import torch
 import transformers
 from composer.models import HuggingFaceModel
 from composer.utils import dist as composer_dist
-from composer.utils import get_file
 
 from ablate.data.manifest import is_remote
 from ablate.errors import AblateError
+from ablate.plan.pickled import DCP_METADATA
 from ablate.recipe import Recipe
 
 LLMFOUNDRY_MPT = "llmfoundry.models.mpt.modeling_mpt"  # where llm-foundry's MPTForCausalLM lives
 FSDP2_MODULE = "torch.distributed.fsdp._fully_shard._fully_shard"  # where FSDP2's wrapper classes live
-SHARDED_METADATA = ".metadata"  # what makes a folder a torch.distributed.checkpoint (Composer's sharded form)
 
 
 @dataclass
@@ -60,6 +60,11 @@ def load_tokenizer(path: str) -> transformers.PreTrainedTokenizerBase:
 def new_model(recipe: Recipe) -> Start:
     """A freshly initialised model from the recipe's Hugging Face config, seeded by training.seed."""
     config = dict(recipe.model.config)
+    if not config:  # a continuation takes its start checkpoint's model; a fresh one is built from the recipe's
+        raise AblateError(
+            "model.config: `ablate pretrain` builds a fresh model from it, and the recipe has none; add one "
+            "(model_type: llama, hidden_size, num_hidden_layers, ...) or start from a checkpoint of your own"
+        )
     if "model_type" not in config:
         raise AblateError("model.config: needs model_type (e.g. llama) to build a model; add it")
     tokenizer = load_tokenizer(recipe.tokenizer)
@@ -75,7 +80,7 @@ def new_model(recipe: Recipe) -> Start:
 
 def is_sharded(path: str | Path) -> bool:
     """A Composer sharded checkpoint: a folder (or Composer's link to one) holding DCP metadata."""
-    return (Path(path) / SHARDED_METADATA).is_file()
+    return (Path(path) / DCP_METADATA).is_file()
 
 
 def sharded_form(recipe: Recipe) -> bool:
@@ -102,7 +107,7 @@ def in_form(path: str, recipe: Recipe, cache: Path) -> str:
     if is_sharded(path) == wants:
         return path
     source = Path(path).resolve()
-    stamp = (source / SHARDED_METADATA if is_sharded(source) else source).stat()
+    stamp = (source / DCP_METADATA if is_sharded(source) else source).stat()
     key = content_hash([str(source), stamp.st_size, stamp.st_mtime_ns])
     target = cache / f"{source.stem}-{key}{'' if wants else '.pt'}"
     join_process_group()
@@ -137,64 +142,21 @@ def resume_problem(path: Path, recipe: Recipe) -> str | None:
     )
 
 
-# Fields of a recipe's model.config that a continuation takes from its start checkpoint instead
-# (Llama-style Hugging Face names, then llm-foundry MPT's); POSITIONS: the longest sequence it takes.
-ARCHITECTURE = (
-    "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-    "num_key_value_heads", "max_position_embeddings", "tie_word_embeddings",
-    "d_model", "n_layers", "n_heads", "expansion_ratio", "max_seq_len",
-)  # fmt: skip
-POSITIONS = ("max_position_embeddings", "max_seq_len")
-
-
-def check_start_model(recipe: Recipe, path: str, source: str) -> None:
-    """Refuse a recipe whose model fields contradict the start checkpoint's own config, which is what
-    trains: a study would otherwise report on another model than its recipe says. Reads the config
-    alone (config.json, or a Composer checkpoint's Hugging Face metadata), never the weights; a remote
-    checkpoint is left for its job, which fetches it."""
-    if is_remote(path):
-        return
-    local = Path(path)
-    try:
-        if local.is_dir() and not is_sharded(local):
-            saved = json.loads((local / "config.json").read_text())
-        else:
-            saved = _read_state(local, weights=False)["integrations"]["huggingface"]["model"]["config"]["content"]
-    except Exception:  # unreadable or without metadata: load_start says so, in the job that opens it
-        return
-    fix = "set it to the checkpoint's value (a continuation keeps the checkpoint's architecture) or start from another"
-    for field in ARCHITECTURE:
-        if field in recipe.model.config and field in saved and recipe.model.config[field] != saved[field]:
-            mine, theirs = recipe.model.config[field], saved[field]
-            raise AblateError(f"model.config.{field}: the recipe says {mine}, {source} at {path} has {theirs}; {fix}")
-    longest = next((saved[field] for field in POSITIONS if isinstance(saved.get(field), int)), None)
-    if longest is not None and recipe.seq_len > longest:
-        raise AblateError(
-            f"seq_len: the recipe says {recipe.seq_len}, {source} at {path} takes at most {longest} positions; "
-            "lower seq_len or start from a model with more positions"
-        )
-
-
 def load_start(path: str, *, weights: bool = True) -> Start:
     """Rebuild model and tokenizer from a checkpoint alone.
 
     Accepts a Composer checkpoint carrying Hugging Face metadata (as `HuggingFaceModel` and
-    llm-foundry write them), one file or a sharded folder (local), or a `save_pretrained` folder.
-    A URI (s3://, gs://, hf://, ...) to a file is fetched once into a temporary folder, which the
-    Trainer then loads from. With `weights=False` the weights are left for the Trainer's
-    `load_path` to fill in.
+    llm-foundry write them), one file or a sharded folder, or a `save_pretrained` folder, all local:
+    a start at a URI is read from the study's copy, fetched once (ablate.plan.study.start_checkpoint,
+    ablate.run.fetch). With `weights=False` the weights are left for the Trainer's `load_path` to fill in.
     """
+    if is_remote(path):  # fetched once per study, never once per job (ablate.run.fetch)
+        raise AblateError(f"checkpoint {path}: a URI; load the study's copy (ablate.plan.study.start_checkpoint)")
     local = Path(path)
-    if is_remote(path):
-        local = Path(tempfile.mkdtemp(prefix="ablate-ckpt-")) / Path(path).name
-        try:
-            get_file(path, str(local))
-        except Exception as exc:
-            raise AblateError(f"checkpoint {path}: cannot fetch it ({exc}); check the URI and credentials") from None
     if local.is_dir() and not is_sharded(local):
         if not (local / "config.json").exists():
             raise AblateError(
-                f"checkpoint {path}: a folder without config.json or {SHARDED_METADATA}; pass a Composer checkpoint "
+                f"checkpoint {path}: a folder without config.json or {DCP_METADATA}; pass a Composer checkpoint "
                 "(a file, or a sharded folder) or a Hugging Face save_pretrained folder"
             )
         return Start(_folder_model(local, path), load_tokenizer(str(local)), None, 0)

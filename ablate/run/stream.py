@@ -3,7 +3,7 @@ samples the run needs, with the counts each subset contributes (streaming repeat
 silently, so the run reports it).
 
     from ablate.run.stream import build_dataloader
-    loader, drawn = build_dataloader(recipe, {"prose": 0.5, "code": 0.5}, seed=0, samples=4096, cache=Path("c"))
+    loader, drawn = build_dataloader(recipe, {"prose": 0.5, "code": 0.5}, seed=0, samples=4096, cache=study / "cache")
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from streaming import Stream, StreamingDataset
 from streaming.base.dataset import _ShardState
 from torch.utils.data import DataLoader
 
-from ablate.data.manifest import is_remote
 from ablate.errors import AblateError
 from ablate.recipe import Recipe
 from ablate.run.dist import world_size
@@ -138,9 +137,13 @@ def build_dataloader(
 ) -> tuple[DataLoader, dict[str, int]]:
     """A loader over one `Stream` per subset, weighted by `mixture`, for exactly `samples` samples.
 
-    Returns the loader and the samples each subset contributes to the epoch, so a subset repeated
-    past its size (which streaming does silently) shows up in the run's summary.
+    Each subset is read from a local folder of seq_len-token samples: its own, or the study's copy
+    in `cache` (ablate.data.ready, made here if the runner has not made it yet). Returns the loader
+    and the samples each subset contributes to the epoch, so a subset repeated past its size (which
+    streaming does silently) shows up in the run's summary.
     """
+    from ablate.data.ready import ready_folders
+
     owners: dict[str, str] = {}
     for name in mixture:
         location = recipe.subsets[name].location
@@ -150,26 +153,24 @@ def build_dataloader(
                 "folder once per dataset, so give each subset its own shards"
             )
         owners[location] = name
-    streams, remote = [], False
-    for name, proportion in mixture.items():
-        location = recipe.subsets[name].location
-        remote = remote or is_remote(location)
-        where = {"remote": location, "local": str(cache / name)} if is_remote(location) else {"local": location}
-        streams.append(Stream(**where, proportion=proportion))
+    folders = ready_folders(recipe, [f"subsets.{name}.location" for name in mixture], cache=cache)
+    streams = [
+        Stream(local=folders[f"subsets.{name}.location"], proportion=proportion) for name, proportion in mixture.items()
+    ]
     batch = per_device_batch(recipe)
     with _one_dataset_at_a_time():
-        dataset = (StreamingDataset if remote else _LocalShards)(
+        dataset = _LocalShards(
             streams=streams,
             shuffle=True,
             shuffle_seed=seed,
             num_canonical_nodes=recipe.training.canonical_nodes,
             batch_size=batch,
             epoch_size=samples,
-            # Local shards need no download, so streaming's two helper threads may walk the whole epoch
-            # at once and exit. Held to the default (8 batches ahead) they wake every 7 ms to check, and
-            # each wake-up makes the training thread wait for the GIL: +20% per step for the demo's model
-            # on a busy 2-core machine (benchmarks/train_overhead.py). Downloads keep the default.
-            predownload=None if remote else samples,
+            # The shards are local, so streaming's two helper threads may walk the whole epoch at once
+            # and exit. Held to the default (8 batches ahead) they wake every 7 ms to check, and each
+            # wake-up makes the training thread wait for the GIL: +20% per step for the demo's model
+            # on a busy 2-core machine (benchmarks/train_overhead.py).
+            predownload=samples,
         )
     drawn = {name: int(stream.choose) for name, stream in zip(mixture, dataset.streams, strict=True)}
     return DataLoader(dataset, batch_size=batch, collate_fn=_collate), drawn

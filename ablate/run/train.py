@@ -39,7 +39,8 @@ from composer.optim import DecoupledAdamW, DecoupledSGDW
 from composer.utils import dist as composer_dist
 
 from ablate.errors import AblateError
-from ablate.job import LATEST, STARTS
+from ablate.job import CACHE, LATEST, STARTS
+from ablate.plan.model import RECIPE_NAMES, optimizer_refusal
 from ablate.recipe import BUILT_OPTIMIZERS, Optimizer, Recipe
 from ablate.run.dist import join_process_group, rank
 from ablate.run.export import gather_weights, write_model
@@ -142,12 +143,12 @@ def _foundry_optimizers() -> dict[str, type[torch.optim.Optimizer]] | None:
 
 
 def recipe_name(class_name: str) -> str | None:
-    """The recipe name that builds the optimizer class a checkpoint's state is keyed by, if any."""
-    names = {optimizer_class(name).__qualname__: name for name in BUILT_OPTIMIZERS}
-    if class_name not in names:
-        registry = _foundry_optimizers() or {}
-        names |= {built.__qualname__: name for name, built in registry.items() if isinstance(built, type)}
-    return names.get(class_name)
+    """The recipe name that builds the optimizer class a checkpoint's state is keyed by, if any: one
+    ablate knows by name (what plan reads too), else one a plugin adds to llm-foundry's registry."""
+    if class_name in RECIPE_NAMES:
+        return RECIPE_NAMES[class_name]
+    registry = _foundry_optimizers() or {}
+    return {built.__qualname__: name for name, built in registry.items() if isinstance(built, type)}.get(class_name)
 
 
 def _optimizer(model: torch.nn.Module, spec: Optimizer) -> torch.optim.Optimizer:
@@ -231,13 +232,9 @@ def fit(
     saved = start.optimizer
     if start.load_path and saved and not fresh and saved != type(optimizer).__qualname__:
         # Composer keys optimizer state by the optimizer's class name: another class cannot take it over.
-        named = recipe_name(saved)
-        fix = f"set training.optimizer.name: {named}" if named else f"ablate builds no {saved}"
-        raise AblateError(
-            f"start checkpoint {start.load_path}: holds {saved} state, but training.optimizer.name "
-            f"{training.optimizer.name} builds {type(optimizer).__name__}; {fix} to continue that state, or set "
-            "training.optimizer.state: fresh to keep the weights and start the optimizer anew"
-        )
+        # Plan refuses it already where it knows both classes by name; here, a plugin's too.
+        built = type(optimizer).__name__
+        raise AblateError(optimizer_refusal(start.load_path, saved, training.optimizer.name, built, recipe_name(saved)))
     join_process_group()  # before streaming's dataset, which would make (and destroy) a group of its own
     load_path = in_form(start.load_path, recipe, folder.parent / STARTS) if start.load_path else None
     batch_tokens = training.batch_size * recipe.seq_len
@@ -245,7 +242,7 @@ def fit(
     if steps <= 0:
         raise AblateError(f"checkpoint has seen {start.tokens:,} tokens, past the end {end_tokens:,}; nothing to train")
     loader, drawn = build_dataloader(
-        recipe, mixture, seed=seed, samples=steps * training.batch_size, cache=folder / "stream-cache"
+        recipe, mixture, seed=seed, samples=steps * training.batch_size, cache=folder.parent / CACHE
     )
     every = training.checkpoint_every_tokens or end_tokens
     log = TrainLog(folder / LOG, every, on_progress)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.filesize import decimal
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -97,12 +98,33 @@ class RunDisplay:
                 self.progress.remove_task(self.bars.pop(outcome.job))
             if self.jobs is not None:
                 self.progress.advance(self.jobs)
-                total = self.progress.tasks[self.jobs].total
+                # rich's `tasks` is a list of those shown, not indexed by TaskID once a bar was removed
+                total = next(task.total for task in self.progress.tasks if task.id == self.jobs)
                 self.progress.update(self.jobs, detail=f"{len(self.outcomes)} of {total:.0f} done")
         style = _STYLE.get(outcome.state, "yellow")
         self.console.print(f"[{style}]{escape(summary_line(outcome))}[/{style}]", highlight=False, soft_wrap=True)
         if outcome.status.warning:
             self.console.print(f"[yellow]warning: {escape(outcome.status.warning)}[/yellow]", soft_wrap=True)
+
+    def fetching(self, uri: str, done: int, total: int) -> None:
+        """A bar over the bytes of a start checkpoint being fetched, gone once all of them are there."""
+        self._transfer(f"fetch {escape(uri)}", done, total, f"{decimal(done)} of {decimal(total)}")
+
+    def copying(self, label: str, done: int, total: int) -> None:
+        """A bar over the samples of a data folder being made ready (ablate.data.ready), gone once done."""
+        self._transfer(f"copy {escape(label)}", done, total, f"{done:,} of {total:,} samples")
+
+    def _transfer(self, key: str, done: int, total: int, detail: str) -> None:
+        if not self.progress:
+            return
+        if key not in self.bars:  # never a job's name: those hold no space
+            self.bars[key] = self.progress.add_task(key, total=total or None, detail="")
+        self.progress.update(self.bars[key], completed=done, detail=detail)
+        if total and done >= total:
+            self.progress.remove_task(self.bars.pop(key))
+
+    def note(self, line: str) -> None:
+        self.console.print(f"[dim]{escape(line)}[/dim]", highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from ablate.artifacts import HELDOUT, State, Status, read_status, write_heldout, write_status
+from ablate.data.manifest import is_remote
 from ablate.errors import AblateError, StudyError
 from ablate.job import (
+    CACHE,
     EVAL,
     LATEST,
     MODEL,
@@ -153,8 +155,9 @@ def run_start(study: str, *, strict: bool = False) -> None:
         if start_next(plan.start_hash, folder).do == Do.SKIP:
             return
         with recording_failure(folder, leader=True):
-            path = start_checkpoint(study, recipe, plan.options.checkpoint)
-            write_status(folder, State.EVALUATING, hash=plan.start_hash, checkpoint=path, error=None)
+            named = start_checkpoint(study, recipe, plan.options.checkpoint, fetch=False)  # a URI stays one
+            path = start_checkpoint(study, recipe, plan.options.checkpoint) if is_remote(str(named)) else named
+            write_status(folder, State.EVALUATING, hash=plan.start_hash, checkpoint=named, error=None)
             start = load_start(str(path))
             warning = token_mismatch(start.tokens, recipe) if start.load_path else None
             if warning and strict:
@@ -193,7 +196,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
     from ablate.run import train
     from ablate.run.evaluate import evaluate, recorded_scores
     from ablate.run.export import ensure_exported
-    from ablate.run.heldout import heldout_loss
+    from ablate.run.heldout import heldout_folders, heldout_loss
     from ablate.run.kept import drop_superseded
     from ablate.run.start import load_start
 
@@ -275,7 +278,8 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             if HELDOUT not in keep:
                 (folder / HELDOUT).unlink(missing_ok=True)  # never one from an earlier evaluation
             if recipe.eval.heldout and HELDOUT not in keep:  # first: vLLM's engine, if used, holds the GPU until exit
-                write_heldout(folder, heldout_loss(final.model, final.tokenizer, recipe.eval, recipe.seq_len))
+                folders = heldout_folders(recipe, folder.parent / CACHE)
+                write_heldout(folder, heldout_loss(final.model, final.tokenizer, recipe.eval, recipe.seq_len, folders))
                 write_status(folder, State.EVALUATING, outputs=record_outputs(folder, read_status(folder), HELDOUT))
             if EVAL in keep:  # checked intact: its scores are read back from lm-eval's own files
                 scores = recorded_scores(folder / EVAL)
