@@ -18,14 +18,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["cli_latency.py", "report_scale.py", "eval_overhead.py", "train_overhead.py", "study_overhead.py",
-         "text_shards.py"]
+ORDER = ["cli_latency.py", "report_scale.py", "scale_fit.py", "eval_overhead.py", "train_overhead.py",
+         "study_overhead.py", "text_shards.py"]
 # Measurements too long for `make bench` (rerun_agreement: ~16 min on 2 cores), run alone; --quick runs them
 # too, at a few steps, so none rots unseen.
 ALONE = ["rerun_agreement.py"]
 QUICK = {  # the smallest sizes at which each script still runs every path it compares
     "cli_latency.py": ["--repeat", "1"],
     "report_scale.py": ["--variants", "5", "--tasks", "3", "--items", "200", "--resamples", "500"],
+    "scale_fit.py": ["--mixtures", "8", "--sizes", "4", "--tokens", "4", "--resamples", "10"],
     "eval_overhead.py": ["--repeat", "1", "--limit", "20"],
     "train_overhead.py": ["--steps", "8", "--repeat", "1"],
     "study_overhead.py": ["--remove", "math", "--phase-steps", "8"],
