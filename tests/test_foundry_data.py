@@ -110,6 +110,8 @@ def test_a_study_on_every_shape_foundry_writes_trains_seq_len_sequences_and_leav
     heldout = json.loads((results / STUDY / "baseline" / "heldout.json").read_text())
     assert {d: heldout["domains"][d]["sequences"] for d in ("alpha", "gamma")} == {"alpha": 12, "gamma": 12}
     assert {name: listing(folder) for name, folder in folders.items()} == before, "no file added or changed"
+    shown = ablate("status", cwd=tiny.root, results=results, env={"COLUMNS": "400"}, timeout=120)
+    assert shown.returncode == 0 and f"{results / STUDY / 'cache'}: " in shown.stdout, shown.stdout
 
 
 def test_the_same_study_from_an_s3_bucket_matches_the_local_one(tiny, foundry, s3, tmp_path):

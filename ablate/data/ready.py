@@ -72,13 +72,14 @@ def ready_folders(recipe: Recipe, fields: list[str], *, cache: Path, progress: P
 
 
 def ready_folder(recipe: Recipe, field: str, *, cache: Path, progress: Progress | None = None) -> str:
+    """One folder field's local folder to read (ready_folders); the cache is made only for a copy."""
     location, encoding = field_spec(recipe, field)
     folder = cache / DATA
-    folder.mkdir(parents=True, exist_ok=True)
     index = remote_index(field, location, folder) if is_remote(location) else None
     shards = check_shards(field, location, recipe.seq_len, encoding, index)
     if shards.copy is None:
         return location
+    folder.mkdir(parents=True, exist_ok=True)
     text = TOKENS not in shards.index["shards"][0]["column_names"]  # check_shards found `text` then
     tokenizer = Path(recipe.tokenizer)
     key = _key(location, shards.index, recipe.seq_len, encoding, tokenizer if text else None)

@@ -22,8 +22,10 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from ablate.artifacts import Status
-from ablate.job import START, WORK, Do
+from ablate.job import CACHE, START, WORK, Do
+from ablate.run.fetch import disk_size
 from ablate.run.runner import Action, Outcome
+from ablate.store import study_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -170,3 +172,11 @@ def print_status(
     console.print(table)
     counts = states[states.variant != START].state.value_counts()
     console.print(", ".join(f"{n} {state}" for state, n in counts.items()), highlight=False)
+    cache = study_dir(study) / CACHE
+    if cache.is_dir():
+        console.print(
+            f"[dim]{escape(str(cache))}: {decimal(disk_size(cache))}, the study's copies of data folders and "
+            "fetched start checkpoints; `ablate run` makes them again if deleted between runs[/dim]",
+            highlight=False,
+            soft_wrap=True,
+        )
