@@ -3,6 +3,7 @@ made ready once per study: the copy holds exactly the token stream ablate's own 
 same documents, cut into seq_len sequences, and nothing is written beside the source."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,21 @@ def test_a_copy_holds_the_same_token_stream_as_ablates_own_build(built, tmp_path
     stamp = (Path(folder) / "index.json").stat().st_mtime_ns
     again = ready_folders(recipe, ["subsets.web.location"], cache=cache)["subsets.web.location"]
     assert again == folder and (Path(folder) / "index.json").stat().st_mtime_ns == stamp, "made once"
+
+
+def test_a_killed_builds_leftovers_are_removed_before_the_copy_is_made_again(built, tmp_path):
+    root, _, stream = built
+    source = write_mds(tmp_path / "src", {"tokens": "bytes"}, [{"tokens": r.astype("int64").tobytes()} for r in stream])
+    recipe = parse_recipe(recipe_raw(root, source))
+    cache = tmp_path / "cache"
+    folder = Path(ready_folders(recipe, ["subsets.web.location"], cache=cache)["subsets.web.location"])
+    shutil.rmtree(folder)  # as if killed mid-build: its partial and scratch folders left behind
+    leftovers = [folder.with_name(f".{folder.name}.{part}-999999") for part in ("partial", "scratch")]
+    for leftover in leftovers:
+        (leftover / "sub").mkdir(parents=True)
+    assert ready_folders(recipe, ["subsets.web.location"], cache=cache)["subsets.web.location"] == str(folder)
+    assert not any(p.exists() for p in leftovers)
+    np.testing.assert_array_equal(read_tokens(str(folder)), stream)
 
 
 def test_a_folder_of_seq_len_samples_is_read_in_place(built, tmp_path):

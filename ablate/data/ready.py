@@ -88,6 +88,9 @@ def ready_folder(recipe: Recipe, field: str, *, cache: Path, progress: Progress 
     with (folder / f".{target.name}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if read_manifest(str(target)) is None:
+            for part in ("partial", "scratch"):  # what a killed build left: the lock says none is running
+                for leftover in folder.glob(f".{target.name}.{part}-*"):
+                    shutil.rmtree(leftover, ignore_errors=True)
             samples = sum(int(shard["samples"]) for shard in shards.index["shards"])
             advance = progress(label, samples) if progress else (lambda n: None)
             _build(target, field, location, shards.index, recipe, encoding, tokenizer if text else None, advance)
