@@ -10,7 +10,8 @@ power, notes) as markdown, CSV, JSON and a heatmap.
 
 load.py reads results; build.py computes the report (pure): scores.py the score table, noise.py the
 seed noise, cells.py each cell's statistics (ablate/stats/ the estimators), rows.py the Δ table's rows,
-trust.py and heldout.py their sections' figures, suggestions.py what `ablate suggest` proposed.
+trust.py and heldout.py their sections' figures, suggestions.py what `ablate suggest` proposed,
+answers.py each multiple-choice task's correct-answer loss (for ablate.analyze.accuracy).
 markdown.py turns it into report.md (sections.py the optional sections, render.py how a figure reads),
 records.py into report.csv and report.json; write.py is the only writer, and heatmap.py and
 phase_plot.py draw the plots (matplotlib, imported only when a plot is drawn).

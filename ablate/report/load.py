@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
@@ -277,18 +278,9 @@ def read_eval(folder: Path, variant: str) -> tuple[pd.DataFrame, pd.DataFrame, s
 
     Returns (scores, items, the subtasks of lm-eval groups found).
     """
-    files = result_files(folder)
-    if not files:
+    if not result_files(folder):
         return None
-    newest: dict[str, tuple[Path, dict]] = {}
-    subtasks: set[str] = set()
-    for path in files:  # oldest first: a newer file overwrites what it also has
-        payload = read_shaped(path, _Results, fix="delete it and re-evaluate")
-        n_samples = payload.get("n-samples") or {}
-        for members in (payload.get("group_subtasks") or {}).values():
-            subtasks |= set(members)
-        for task, entry in (payload.get("results") or {}).items():
-            newest[task] = (path, {**entry, "_n": (n_samples.get(task) or {}).get("effective")})
+    newest, subtasks = newest_results(folder)
     score_rows, item_frames = [], []
     for task, (path, entry) in newest.items():
         for key, value in entry.items():
@@ -305,11 +297,26 @@ def read_eval(folder: Path, variant: str) -> tuple[pd.DataFrame, pd.DataFrame, s
                     "n_items": entry["_n"] if entry["_n"] is not None else entry.get("sample_len"),
                 }
             )
-        samples = _samples_file(path, task)
+        samples = samples_file(path, task)
         if samples is not None:
             item_frames.append(_read_samples(samples, variant, task))
     scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS)
     return scores, _concat(item_frames, ITEM_COLUMNS), subtasks
+
+
+def newest_results(folder: Path) -> tuple[dict[str, tuple[Path, dict[str, Any]]], set[str]]:
+    """Each task's entry in the newest results file under `folder` that has it, with that file (and its
+    effective item count as `_n`), and the subtasks of the lm-eval groups found."""
+    newest: dict[str, tuple[Path, dict[str, Any]]] = {}
+    subtasks: set[str] = set()
+    for path in result_files(folder):  # oldest first: a newer file overwrites what it also has
+        payload = read_shaped(path, _Results, fix="delete it and re-evaluate")
+        n_samples = payload.get("n-samples") or {}
+        for members in (payload.get("group_subtasks") or {}).values():
+            subtasks |= set(members)
+        for task, entry in (payload.get("results") or {}).items():
+            newest[task] = (path, {**entry, "_n": (n_samples.get(task) or {}).get("effective")})
+    return newest, subtasks
 
 
 def _metric_name(key: str) -> str:
@@ -321,7 +328,7 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _samples_file(results: Path, task: str) -> Path | None:
+def samples_file(results: Path, task: str) -> Path | None:
     """The per-item log written with `results`, else the newest one for the task."""
     same = results.parent / f"samples_{task}_{lm_eval_stamp(results)}.jsonl"
     if same.exists():
@@ -335,22 +342,27 @@ def _read_samples(path: Path, variant: str, task: str) -> pd.DataFrame:
     """Per-item numeric metric values of one samples_<task>_<stamp>.jsonl (last line per item wins),
     with the doc's `cluster` label as a string (items sharing one are resampled together; see stats)."""
     values: dict[tuple[str, int], tuple[str, float, str | None]] = {}
-    with path.open() as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            sample = _sample(line, path, number)
-            suffix = "" if sample.get("filter", "none") == "none" else f",{sample['filter']}"
-            cluster = _cluster(sample.get("doc"))
-            for metric in sample.get("metrics", []):
-                value = sample.get(metric)
-                if _is_number(value) or isinstance(value, bool):
-                    logged = (sample.get("doc_hash", ""), float(value), cluster)
-                    values[(metric + suffix, int(sample["doc_id"]))] = logged
+    for sample in samples(path):
+        suffix = "" if sample.get("filter", "none") == "none" else f",{sample['filter']}"
+        cluster = _cluster(sample.get("doc"))
+        for metric in sample.get("metrics", []):
+            value = sample.get(metric)
+            if _is_number(value) or isinstance(value, bool):
+                logged = (sample.get("doc_hash", ""), float(value), cluster)
+                values[(metric + suffix, int(sample["doc_id"]))] = logged
     return pd.DataFrame(
         [(variant, task, metric, doc_id, *logged) for (metric, doc_id), logged in values.items()],
         columns=ITEM_COLUMNS,
     )
+
+
+def samples(path: Path) -> Iterator[dict[str, Any]]:
+    """The samples of one samples_<task>_<stamp>.jsonl in file order (blank lines skipped); a line that
+    is not an lm-eval sample stops it with one line naming the file."""
+    with path.open() as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                yield _sample(line, path, number)
 
 
 def _sample(line: str, path: Path, number: int) -> dict[str, Any]:
