@@ -75,6 +75,20 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def ladder(tmp_path_factory):
+    """The scale ladder (tests/ladder_study.py): one removal study at four model sizes, pretrained and run for
+    real (~1.5 minutes on 2 cores). Built under its own results root, which a test points ABLATE_RESULTS at
+    (`ladder.results`); the process's folder and environment are left as they were."""
+    from ladder_study import build_ladder
+
+    root = tmp_path_factory.mktemp("ladder")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("ABLATE_RESULTS", str(root / "results"))
+        return build_ladder(root)
+
+
+@pytest.fixture(scope="session")
 def s3(tmp_path_factory):
     """A real S3-compatible server (moto's, tests/s3_server.py) on 127.0.0.1 for the whole session, with
     credentials, region and S3_ENDPOINT_URL in os.environ while it runs: what `ablate run` and the

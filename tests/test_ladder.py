@@ -1,0 +1,173 @@
+"""Studies of one removal design at four model sizes pooled into one scale ladder (ablate.analyze.studies), on
+the real ladder of tests/ladder_study.py: the rows, the losses falling with size, the refusals, and a joint
+scale law fitted on the three smaller sizes predicting the fourth.
+
+    pytest tests/test_ladder.py -s     # prints the measured losses per size and the joint law's errors
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ladder_study import STUDIES, SUBSETS
+
+from ablate.analyze.scale import EXPONENT, fit
+from ablate.analyze.studies import Ladder, pooled_points
+from ablate.errors import AblateError
+from ablate.plan.study import load_plan
+
+pytestmark = pytest.mark.slow  # builds the ladder: four pretrainings and four studies, about a minute
+
+LOSSES = [f"loss:{name}" for name in SUBSETS]
+ABLATIONS = ["baseline", *(f"no-{name}" for name in SUBSETS)]
+
+
+@pytest.fixture
+def results(ladder, monkeypatch) -> Path:
+    """The ladder's results root as ABLATE_RESULTS, for this test."""
+    monkeypatch.setenv("ABLATE_RESULTS", str(ladder.results))
+    return ladder.results
+
+
+@pytest.fixture
+def pooled(results) -> Ladder:
+    return pooled_points(list(reversed(STUDIES)))  # any order in: smallest first out
+
+
+def _copy(results: Path, study: str, name: str, edit=None) -> None:
+    """`study`'s plan and results (not its checkpoints or models) as study `name`, its plan.json edited by `edit`."""
+    shutil.copytree(
+        results / study, results / name, ignore=shutil.ignore_patterns("checkpoints", "model", "pretrain", "lock")
+    )
+    plan = json.loads((results / name / "plan.json").read_text())
+    plan["study"] = name
+    if edit:
+        edit(plan)
+    (results / name / "plan.json").write_text(json.dumps(plan))
+
+
+def _per_size(pooled: Ladder, target: str) -> list[float]:
+    points = pooled.points[target]
+    return [float(points.target[points.size == n].mean()) for n in pooled.sizes]
+
+
+def test_pooled_rows_are_every_ablation_at_every_size(pooled):
+    plans = [load_plan(study) for study in STUDIES]
+    assert pooled.studies == list(STUDIES)
+    assert pooled.sizes == [plan.params for plan in plans]
+    assert sorted(set(pooled.sizes)) == pooled.sizes  # four distinct N, smallest first
+    assert pooled.tokens == [plan.variants[0].tokens for plan in plans]
+    assert pooled.dropped == []
+    assert set(LOSSES) <= set(pooled.points)
+    for target, points in pooled.points.items():
+        assert points.subsets == list(SUBSETS)
+        assert sorted(np.unique(points.size).astype(int)) == pooled.sizes
+        assert sorted(zip(points.names, points.size.astype(int), strict=True)) == sorted(
+            (name, n) for name in ABLATIONS for n in pooled.sizes
+        ), target
+        assert np.allclose(points.shares.sum(axis=1), 1)
+        assert set(points.tokens) == set(pooled.tokens)
+        baseline = points.shares[points.names.index("baseline")]
+        assert np.allclose(baseline, 1 / 3)  # the upsample mix: every subset alike
+
+
+def test_losses_fall_with_model_size(ladder, pooled):
+    print(f"\nladder built in {sum(ladder.seconds.values()):.0f} s: {ladder.seconds}")
+    print("\nN:", ", ".join(f"{s} {n:,}" for s, n in zip(pooled.studies, pooled.sizes, strict=True)))
+    for target in LOSSES:
+        points = pooled.points[target]
+        print(f"{target} mean per size: {np.round(_per_size(pooled, target), 3)}")
+        for name in ABLATIONS:
+            print(f"    {name:9s} {np.round(points.target[np.array(points.names) == name], 3)}")
+    for target in LOSSES:  # each domain: the largest model below the smallest, on average over the ablations
+        means = _per_size(pooled, target)
+        assert means[-1] < means[0], (target, means)
+    overall = np.mean([_per_size(pooled, target) for target in LOSSES], axis=0)
+    assert all(np.diff(overall) < 0), overall  # over the domains: every rung below the one before
+
+
+def test_joint_law_from_three_sizes_predicts_the_fourth(pooled):
+    """A physics check, not yet a bound: the measured errors are printed for the scale issue to set one."""
+    print()
+    for target in LOSSES:
+        points = pooled.points[target]
+        largest = points.size == max(pooled.sizes)
+        fitted = fit(points.rows(np.flatnonzero(~largest)), "joint")
+        held = points.rows(np.flatnonzero(largest))
+        predicted = fitted.predict(held.shares, held.size, held.tokens)
+        relative = (predicted - held.target) / held.target
+        print(
+            f"{target}: alpha {fitted.exponent('alpha'):.3g} {fitted.note} | measured {np.round(held.target, 3)} "
+            f"predicted {np.round(predicted, 3)} | relative error mean |{np.abs(relative).mean():.3f}| "
+            f"max |{np.abs(relative).max():.3f}|"
+        )
+        assert list(fitted.sizes.astype(int)) == pooled.sizes[:3]
+        assert np.isnan(fitted.exponent("beta"))  # one phase length: no token term
+        assert EXPONENT[0] <= fitted.exponent("alpha") <= EXPONENT[1]
+        assert np.all(np.isfinite(predicted)) and np.all(predicted > 0)
+
+
+# ---- refusals, each one line ------------------------------------------------------------------
+
+
+def _refused(names: list[str], *, match: str) -> str:
+    with pytest.raises(AblateError, match=match) as caught:
+        pooled_points(names)
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+def test_refuses_fewer_than_two_studies(results):
+    _refused([STUDIES[0]], match=r"--study: a ladder pools two studies or more .* got 1")
+    _refused([], match="got 0")
+
+
+def test_refuses_a_study_named_twice(results):
+    _refused([STUDIES[0], STUDIES[1], STUDIES[0]], match=f"--study {STUDIES[0]}: named twice")
+
+
+def test_refuses_studies_of_other_subsets(results):
+    def rename(plan: dict) -> None:  # gamma called delta: the variants' mixtures name another subset
+        for variant in plan["variants"]:
+            for key in ("mixture", "subset_tokens", "epochs"):
+                variant[key] = {("delta" if s == "gamma" else s): v for s, v in variant[key].items()}
+
+    _copy(results, STUDIES[1], "ladder-renamed", rename)
+    message = _refused([STUDIES[0], "ladder-renamed"], match="--study ladder-renamed: its subsets differ")
+    assert "adds delta" in message and "lacks gamma" in message
+
+
+def test_refuses_two_studies_at_one_size_and_phase(results):
+    _copy(results, STUDIES[1], "ladder-again")
+    _refused(
+        [STUDIES[0], STUDIES[1], "ladder-again"],
+        match="both at N = .* a ladder's studies differ in model size or phase tokens",
+    )
+
+
+def test_refuses_a_study_with_nothing_done(results):
+    (results / "ladder-planned").mkdir()
+    shutil.copy(results / STUDIES[2] / "plan.json", results / "ladder-planned" / "plan.json")
+    _refused([STUDIES[0], "ladder-planned"], match="--study ladder-planned: fewer than two done variants")
+
+
+def test_refuses_a_plan_without_a_parameter_count(results):
+    _copy(results, STUDIES[2], "ladder-uncounted", lambda plan: plan.update(params=0))
+    _refused([STUDIES[0], "ladder-uncounted"], match="--study ladder-uncounted: its plan has no parameter count")
+
+
+def test_a_target_some_study_did_not_measure_is_dropped(results):
+    def unheld(plan: dict) -> None:  # a study without eval.heldout: its task is all it measured
+        del plan["recipe"]["eval"]["heldout"]
+
+    _copy(results, STUDIES[2], "ladder-unheld", unheld)
+    for found in (results / "ladder-unheld").glob("*/heldout.json"):
+        found.unlink()
+    pooled = pooled_points([STUDIES[0], "ladder-unheld"])
+    assert pooled.dropped == LOSSES
+    assert set(pooled.points) == {"ladder_alpha"}
+    assert pooled.studies == [STUDIES[0], "ladder-unheld"]
