@@ -1,15 +1,16 @@
-"""Scale models on a ladder of a few thousand rows, on one core: every model with its intervals and its
-held-out-scale checks. Target: < 60 s.
+"""`ablate fit` across scale on a ladder of a few thousand rows, on one core: every model with its
+intervals, its held-out-scale checks and its target-scale predictions. Target: < 60 s.
 
     .venv/bin/python benchmarks/scale_fit.py                     # 20 mixtures × 4 sizes × 11 token counts = 880 rows
     .venv/bin/python benchmarks/scale_fit.py --mixtures 30 --sizes 5 --tokens 20    # 3,000 rows
 
 A synthetic ladder drawn from the joint law (5 subsets, N from 2e7 to 4e8, D from 2 to 40 tokens per
-parameter, noise 0.3%), built in memory. Timed per model (ablate.analyze.scale, .ladder): the fit on every
-row; `--resamples` bootstrap refits with every mixture predicted at the target scale (2.5× the largest N,
-at 20 tokens per parameter), their intervals and α's and β's, and the extrapolation check; the
-held-out-scale cross-validation (ladder.held_out_scales). The process is pinned to one core and runs BLAS
-on one thread. The machine may be shared: run it twice and read the lower figure.
+parameter, noise 0.3%), built in memory. Timed: what `ablate fit` does on it (ablate.analyze.across
+.fit_across), every scale model and scale-blind mixture model fitted on every row and on the held-out
+scales (ladder.held_out_scales), `--resamples` bootstrap refits per scale model, and every mixture
+predicted at the target scale (2.5× the largest N, at 20 tokens per parameter) with its interval and
+extrapolation check. The process is pinned to one core and runs BLAS on one thread. The machine may be
+shared: run it twice and read the lower figure.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ablate.analyze.ladder import extrapolation, held_out_scales  # noqa: E402
-from ablate.analyze.scale import SCALE_MODELS, ScalePoints, band, bootstrap, exponent_band, fit  # noqa: E402
+from ablate.analyze.across import fit_across  # noqa: E402
+from ablate.analyze.scale import ScalePoints  # noqa: E402
 
 TARGET_S = 60.0
 SUBSETS = ["web", "code", "math", "papers", "books"]
@@ -64,50 +65,39 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
     points = synthetic(args.mixtures, args.sizes, args.tokens)
-    mixtures = np.unique(points.shares, axis=0)
     size = 2.5 * points.size.max()
     tokens = 20 * size
     print(
         f"{args.mixtures} mixtures × {args.sizes} sizes × {args.tokens} token counts = {len(points.target):,} rows, "
         f"{len(SUBSETS)} subsets; {args.resamples} refits; target N = {size:.2g}, D = {tokens:.2g}"
     )
-    print(
-        f"{'model':<8} {'fit s':>7} {'intervals s':>12} {'held-out s':>11} {'total s':>8}   "
-        "alpha [95%]          beta [95%]           held-out largest: mean rel. error, rho"
-    )
-    total = 0.0
     cpu = os.times()
-    for model in SCALE_MODELS:
-        start = time.perf_counter()
-        whole = fit(points, model)
-        fitted = time.perf_counter()
-        draws = bootstrap(points, model, resamples=args.resamples, seed=0, whole=whole)
-        predicted = whole.predict(mixtures, size, tokens)
-        low, high = band(draws, mixtures, size, tokens)
-        exponents = {name: (whole.exponent(name), *exponent_band(draws, name)) for name in ("alpha", "beta")}
-        refused = sum(
-            extrapolation(whole, size, tokens, interval) is not None
-            for interval in zip(predicted, low, high, strict=True)
-        )
-        intervals = time.perf_counter()
-        held = held_out_scales(points, model)[0]
-        done = time.perf_counter()
-        total += done - start
-        shown = "  ".join(f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in exponents.values())
-        print(
-            f"{model:<8} {fitted - start:>7.2f} {intervals - fitted:>12.2f} {done - intervals:>11.2f} "
-            f"{done - start:>8.2f}   {shown}   {held.relative:.2%}, {held.rank_correlation:.2f}"
-            + (f"; {refused} of {len(mixtures)} target predictions refused" if refused else "")
-        )
+    start = time.perf_counter()
+    (found,) = fit_across({"loss": points}, models=None, resamples=args.resamples, seed=0, at=(size, tokens))
+    total = time.perf_counter() - start
     cpu_after = os.times()
+    print(f"{'model':<10} alpha [95%]            beta [95%]             held-out largest size: mean rel. error, rho")
+    for model in found.fits:
+        shown = "  ".join(
+            f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]" if (e := model.exponents.get(name)) else f"{'—':<20}"
+            for name in ("alpha", "beta")
+        )
+        held = model.held_out[0]
+        refused = sum(p.predicted is None for p in found.predictions if p.model == model.model)
+        print(
+            f"{model.model:<10} {shown}   {held.relative:.2%}, {held.rank_correlation:.2f}"
+            + (f"; {refused} target predictions refused" if refused else "")
+            + ("  (chosen)" if model.model == found.chosen else "")
+        )
     cpu_s = (cpu_after.user - cpu.user) + (cpu_after.system - cpu.system)
     print(
         f"CPU time {cpu_s:.1f} s on one core; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
         "(a loaded machine stretches the wall time)"
     )
     print(
-        f"scale_fit: every scale model with intervals and held-out scales on {len(points.target):,} rows "
-        f"in {total:.1f} s; ratio to the {TARGET_S:g} s target = {total / TARGET_S:.2f}"
+        f"scale_fit: every model (scale and scale-blind) with intervals, held-out scales and target-scale "
+        f"predictions on {len(points.target):,} rows in {total:.1f} s; ratio to the {TARGET_S:g} s target = "
+        f"{total / TARGET_S:.2f}"
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from tiny_study import write_task
 
 LETTERS = "abcdefghijklmnop"  # one alphabet: domains differ in their words, as real ones do
 SUBSETS = ("alpha", "beta", "gamma")
@@ -69,19 +70,7 @@ def _task(folder: Path, lexicons: dict[str, list[str]], rng: random.Random) -> N
         order = rng.sample(range(len(choices)), len(choices))
         context = " ".join(rng.choices(lexicons["alpha"], k=4)) + " "
         items.append({"context": context, "choices": [choices[i] for i in order], "answer": order.index(0)})
-    (folder / f"{TASK}.jsonl").write_text("".join(json.dumps(item) + "\n" for item in items))
-    config = {
-        "task": TASK,
-        "dataset_path": "json",
-        "dataset_kwargs": {"data_files": {"test": str(folder / f"{TASK}.jsonl")}},
-        "test_split": "test",
-        "output_type": "multiple_choice",
-        "doc_to_text": "{{context}}",
-        "doc_to_choice": "{{choices}}",
-        "doc_to_target": "answer",
-        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
-    }
-    (folder / f"{TASK}.yaml").write_text(yaml.safe_dump(config))
+    write_task(folder, TASK, items)
 
 
 def recipe_dict(root: Path, study: str, width: int) -> dict:

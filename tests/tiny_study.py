@@ -51,6 +51,11 @@ def _task(folder: Path, name: str, right: str, rng: random.Random) -> None:
             {"context": "".join(rng.choice(right) for _ in range(12)) + " ",
              "choices": [choices[i] for i in order], "answer": order.index(0)}
         )  # fmt: skip
+    write_task(folder, name, items)
+
+
+def write_task(folder: Path, name: str, items: list[dict]) -> None:
+    """A local lm-eval multiple-choice task: items (context, choices, answer) as JSON lines and its YAML."""
     (folder / f"{name}.jsonl").write_text("".join(json.dumps(item) + "\n" for item in items))
     config = {
         "task": name,

@@ -13,7 +13,7 @@ the shares-only models cannot tell a phase's length from its mixture.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from ablate.analyze.laws import (
     score,
     validate,
 )
+from ablate.analyze.linked import Chance
 from ablate.analyze.suggest import Suggestion, SuggestRequest, check_targets
 from ablate.errors import AblateError
 from ablate.plan.build import Plan, replan, share_caps, split_phase, with_phase
@@ -40,10 +41,22 @@ from ablate.report.heldout import loss_table
 from ablate.report.load import DONE, START, StudyResults
 
 
-def load_points(study: str | None, phase: str | None) -> tuple[str, Plan, Recipe, dict[str, Points]]:
+class Loaded(NamedTuple):
+    """A study as `ablate fit` and `ablate suggest` read it."""
+
+    name: str
+    plan: Plan
+    recipe: Recipe
+    points: dict[str, Points]
+    chances: dict[str, Chance]  # multiple-choice task → its chance level and items, for linked.py
+
+
+def load_points(study: str | None, phase: str | None) -> Loaded:
     """The study's name, plan, recipe and its targets' Points (see study_points): every task and
-    category in percent, and with eval.heldout every domain's loss as `loss:<domain>`, in nats per token."""
+    category in percent, with eval.heldout every domain's loss as `loss:<domain>` (nats per token), and
+    every multiple-choice task's correct-answer loss as `answer-loss:<task>` (nats per byte)."""
     from ablate.plan.study import load_study_plan
+    from ablate.report.answers import AnswerLoss, answer_table, study_answers
     from ablate.report.build import score_table
     from ablate.report.load import load_study
     from ablate.store import current_study
@@ -52,8 +65,20 @@ def load_points(study: str | None, phase: str | None) -> tuple[str, Plan, Recipe
     plan, recipe = load_study_plan(name)
     results = load_study(name)
     table = score_table(results)
-    losses = pd.DataFrame.from_dict(loss_table(results.heldout, list(table.index)), orient="index")
-    return name, plan, recipe, study_points(results, plan, table.join(losses), phase=phase)
+    variants = list(table.index)
+    answers = study_answers(results)
+    held, answered = loss_table(results.heldout, variants), answer_table(answers, variants)
+    losses = pd.DataFrame.from_dict({v: {**held.get(v, {}), **answered.get(v, {})} for v in variants}, orient="index")
+    found: dict[str, list[AnswerLoss]] = {}
+    for by_task in answers.values():
+        for task, answer in by_task.items():
+            if isinstance(answer, AnswerLoss):
+                found.setdefault(task, []).append(answer)
+    chances = {
+        task: Chance(float(np.mean([a.chance for a in runs])), float(min(a.items for a in runs)))
+        for task, runs in found.items()
+    }
+    return Loaded(name, plan, recipe, study_points(results, plan, table.join(losses), phase=phase), chances)
 
 
 @dataclass
@@ -72,6 +97,7 @@ class ModelFit:
     test_rmse: float | None = None  # on the held-out test runs
     test_rank_correlation: float | None = None
     test_predicted: dict[str, float] = field(default_factory=dict)
+    test_interval: dict[str, tuple[float, float]] = field(default_factory=dict)  # a law's 95% bootstrap band
 
 
 @dataclass
@@ -179,7 +205,7 @@ def _one(
     seed: int,
     ci: float,
 ) -> ModelFit:
-    parameters = {}
+    parameters, refits = {}, []
     if fitted.model in LAWS:
         refits = bootstrap(data, fitted.model, resamples=resamples, seed=seed, whole=fitted)
         draws = np.array([d.params for d in refits])
@@ -212,6 +238,9 @@ def _one(
         tested = score(fitted.predict(held.shares, held.tokens), held.target)
         found.test_rmse, found.test_rank_correlation = tested.rmse, tested.rank_correlation
         found.test_predicted = dict(zip(held.names, map(float, tested.predicted), strict=True))
+        if refits:
+            band = np.quantile([d.predict(held.shares, held.tokens) for d in refits], [(1 - ci) / 2, (1 + ci) / 2], 0)
+            found.test_interval = {n: (float(lo), float(hi)) for n, lo, hi in zip(held.names, *band, strict=True)}
     return found
 
 
@@ -234,7 +263,7 @@ def suggest_study(
     from ablate.store import study_dir
 
     objective, name = request.objective, request.name
-    study_name, plan, recipe, points = load_points(study, phase)
+    study_name, plan, recipe, points, _ = load_points(study, phase)
     if not points:
         raise AblateError(f"study {study_name}: no done variants to fit yet; run `ablate run` first")
     data = check_targets(points, objective, request.caps, request.floors)

@@ -143,10 +143,13 @@ def _jacobian(model: str, scale: float) -> Callable[[np.ndarray, np.ndarray, np.
     return power
 
 
-def fit(points: Points, model: str, *, seed: int = 0, start: Fitted | None = None) -> Fitted:
+def fit(
+    points: Points, model: str, *, seed: int = 0, start: Fitted | None = None, evaluations: int = MAX_EVALUATIONS
+) -> Fitted:
     """Fit `model`; a law is refused when it has more parameters than there are variants. `start`: a fit
     of the same model on other draws of the variants, whose parameters are the non-linear forms' one
-    starting point (instead of the several a first fit tries) and whose members an ensemble refits."""
+    starting point (instead of the several a first fit tries) and whose members an ensemble refits.
+    `evaluations`: the non-linear forms' cap per start."""
     names = parameter_names(model, points.subsets)
     if len(names) > len(points.target):
         raise AblateError(
@@ -172,13 +175,13 @@ def fit(points: Points, model: str, *, seed: int = 0, start: Fitted | None = Non
     elif model == "loglinear":
         params = np.linalg.lstsq(np.column_stack([np.ones(len(y)), np.log(r + EPS)]), y, rcond=None)[0]
     else:
-        params, note = _least_squares(points, model, scale, seed=seed, start=start)
+        params, note = _least_squares(points, model, scale, seed=seed, start=start, evaluations=evaluations)
     fitted = Fitted(model, names, params, scale, 0.0, note, learned)
     return replace(fitted, rmse=float(np.sqrt(np.mean((fitted.predict(r, d) - y) ** 2))))
 
 
 def _least_squares(
-    points: Points, model: str, scale: float, *, seed: int, start: Fitted | None
+    points: Points, model: str, scale: float, *, seed: int, start: Fitted | None, evaluations: int
 ) -> tuple[np.ndarray, str]:
     """The non-linear forms' parameters from the best of several starts, and a note when the best
     stopped at the evaluation cap or at one of γ's bounds (saying what that means)."""
@@ -205,7 +208,7 @@ def _least_squares(
                 jac=lambda p: jacobian(p, r, d),
                 bounds=(low, high),
                 method="trf",
-                max_nfev=MAX_EVALUATIONS,
+                max_nfev=evaluations,
             )
         if best is None or found.cost < best.cost:
             best = found
@@ -216,7 +219,7 @@ def _least_squares(
             "log-linear in D_j/D + 0.01, where c and β trade off (wide intervals) and γ creeps toward its bound"
         )
     if best.status == 0:
-        return best.x, f"stopped at {MAX_EVALUATIONS} evaluations without converging (a target the form does not fit)"
+        return best.x, f"stopped at {evaluations} evaluations without converging (a target the form does not fit)"
     if model == "power" and best.x[1] >= GAMMA[1] * (1 - 1e-6):
         return best.x, f"γ at its upper bound {GAMMA[1]:g}: returns diminish faster than the form allows"
     return best.x, ""

@@ -1,13 +1,16 @@
 """Runs made elsewhere (a RegMix or Olmix swarm, a team's own sweep) as `ablate fit --from RUNS.csv` and
 `ablate suggest --from RUNS.csv` read them: one row per run.
 
-    run,share:web,share:code,share:math,tokens,split,loss:web,mmlu
-    r1,0.6,0.3,0.1,1e9,train,2.91,41.2
+    run,share:web,share:code,share:math,params,tokens,split,loss:web,mmlu
+    r1,0.6,0.3,0.1,1.2e8,1e9,train,2.91,41.2
 
 - `share:<domain>` columns: the run's mixture, each share in [0, 1], a row summing to 1 within
   SUM_TOLERANCE (published tables round their shares; each row is renormalized);
 - `run` (optional): the run's name, unique; a run named `baseline` is suggest's baseline;
-- `tokens` (optional): the run's tokens, for the power law's D_j (without it every run is one length);
+- `params` (optional): the run's model size N, its parameters (without it every run is one size);
+- `tokens` (optional): the tokens the run trained, D, also the power law's D_j = share × D (without it every
+  run is one length). Rows spanning two values of N or of D are a ladder: `ablate fit` fits across scale
+  (ablate.analyze.across); every row then needs both cells where the column is given;
 - the `--test-split` column (optional): `train` or `test` per run; test runs are held out of every fit;
 - every other column is a target, numeric; an empty cell leaves that run out of that target. As in a
   study, a target named loss:<domain> is lower-is-better for suggest.
@@ -21,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.analyze.laws import Points, requirement
+from ablate.analyze.scale import ScalePoints
 from ablate.analyze.suggest import Suggestion, SuggestRequest
 from ablate.errors import AblateError
 
@@ -29,21 +33,20 @@ SUM_TOLERANCE = 0.01  # RegMix's published shares are rounded to 0.001 and sum t
 SPLITS = ("train", "test")
 
 
-def read_runs(path: Path, *, split: str | None = None) -> tuple[dict[str, Points], dict[str, Points]]:
-    """RUNS.csv → (target → Points of the runs fitted on, target → Points of the held-out test runs;
-    empty without `split`). Refuses, in one line naming the column or row, what would fit quietly wrong."""
-    if not path.is_file():
-        raise AblateError(f"--from {path}: no such file; pass a CSV of runs (see `ablate fit --help`)")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise AblateError(f"--from {path}: not a readable CSV ({str(error).splitlines()[0]})") from None
+def read_runs(path: Path, *, split: str | None = None) -> tuple[dict[str, ScalePoints], dict[str, ScalePoints]]:
+    """RUNS.csv → (target → the runs fitted on, target → the held-out test runs; empty without `split`),
+    each row at its scale (N and D are 1 where the table has no such column; `.mixture_points()` is what
+    the mixture models see). Refuses, in one line naming the column or row, what would fit quietly wrong."""
+    table = _table(path, "--from", "a CSV of runs (see `ablate fit --help`)")
     domains = [c for c in table.columns if c.startswith(SHARE)]
     if len(domains) < 2:
         raise AblateError(f"--from {path}: name two or more mixture columns `share:<domain>`; found {len(domains)}")
     names = _names(path, table)
     shares = _shares(path, table, domains, names)
-    tokens = _numbers(path, table, "tokens", positive=True) if "tokens" in table else np.ones(len(table))
+    size, tokens = (
+        _numbers(path, table, column, positive=True) if column in table else np.ones(len(table))
+        for column in ("params", "tokens")
+    )
     held = np.zeros(len(table), dtype=bool)
     if split is not None:
         if split not in table:
@@ -55,20 +58,21 @@ def read_runs(path: Path, *, split: str | None = None) -> tuple[dict[str, Points
         held = np.array([v == "test" for v in marks])
         if held.all() or not held.any():
             raise AblateError(f"--test-split {split}: mark some runs train and some test; all are {marks[0]}")
-    used = {*domains, "run", "tokens", *([split] if split else [])}
+    used = {*domains, "run", "params", "tokens", *([split] if split else [])}
     subsets = [d.removeprefix(SHARE) for d in domains]
-    fitted: dict[str, Points] = {}
-    tested: dict[str, Points] = {}
+    fitted: dict[str, ScalePoints] = {}
+    tested: dict[str, ScalePoints] = {}
     for column in (c for c in table.columns if c not in used):
         values = _numbers(path, table, column, positive=False)
         for rows, into in ((~held, fitted), (held, tested)):
             keep = rows & ~np.isnan(values)
             if keep.any():
-                index = np.flatnonzero(keep)
-                mix = shares[index]
-                into[column] = Points([names[i] for i in index], subsets, mix, mix * tokens[index, None], values[index])
+                i = np.flatnonzero(keep)
+                into[column] = ScalePoints([names[k] for k in i], subsets, shares[i], size[i], tokens[i], values[i])
     if not fitted:
-        raise AblateError(f"--from {path}: no target column (every column besides share:*, run, tokens, the split)")
+        raise AblateError(
+            f"--from {path}: no target column (every column besides share:*, run, params, tokens, the split)"
+        )
     need = requirement("linear", subsets)[0]
     most = max(len(p.target) for p in fitted.values())
     if most < need:
@@ -77,6 +81,16 @@ def read_runs(path: Path, *, split: str | None = None) -> tuple[dict[str, Points
             f"needs {need}); add runs"
         )
     return fitted, tested
+
+
+def _table(path: Path, flag: str, what: str) -> pd.DataFrame:
+    """The CSV a flag names, or one line saying it is missing or unreadable."""
+    if not path.is_file():
+        raise AblateError(f"{flag} {path}: no such file; pass {what}")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise AblateError(f"{flag} {path}: not a readable CSV ({str(error).splitlines()[0]})") from None
 
 
 def _names(path: Path, table: pd.DataFrame) -> list[str]:
@@ -92,6 +106,11 @@ def _names(path: Path, table: pd.DataFrame) -> list[str]:
 def _numbers(path: Path, table: pd.DataFrame, column: str, *, positive: bool) -> np.ndarray:
     values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero((np.isnan(values) & table[column].notna().to_numpy()) | np.isinf(values))
+    empty = np.flatnonzero(table[column].isna().to_numpy())
+    if positive and len(empty) and (not len(bad) or empty[0] < bad[0]):
+        raise AblateError(
+            f"--from {path}: column {column}, row {empty[0] + 1}: empty; give every run its {column} or drop the column"
+        )
     if positive:
         bad = np.union1d(bad, np.flatnonzero(~(values > 0)))
     if len(bad):
@@ -144,10 +163,17 @@ def suggest_runs(
     under the request's name; returns the suggestion, the objective's first target's points and that file."""
     from dataclasses import asdict
 
+    from ablate.analyze.across import spans
     from ablate.analyze.suggest import check_targets, propose
     from ablate.artifacts import add_suggestion
 
-    points, _ = read_runs(path, split=split)
+    runs, _ = read_runs(path, split=split)
+    if spans(runs):
+        raise AblateError(
+            f"--from {path}: its runs span several model sizes or token counts; suggest fits one scale: "
+            "keep the rows of one params and tokens"
+        )
+    points = {target: p.mixture_points() for target, p in runs.items()}
     data = check_targets(points, request.objective, request.caps, request.floors)
     mixture = None if baseline is None else baseline_mixture(baseline, data.subsets)
     if mixture is None and "baseline" not in data.names:
@@ -165,3 +191,14 @@ def suggest_runs(
     registry = path.with_name(f"{path.stem}.suggested.json")
     add_suggestion(registry, request.name, asdict(found))
     return found, data, registry
+
+
+def read_mixtures(path: Path, subsets: list[str]) -> tuple[list[str], np.ndarray]:
+    """`--mix FILE.csv`: mixtures to predict at a target scale, a `share:<domain>` column per fitted subset
+    (checked and renormalized like a run's) and an optional `run` name column → (names, shares in `subsets`' order)."""
+    table = _table(path, "--mix", "a CSV with a share:<domain> column per subset")
+    given = sorted(c.removeprefix(SHARE) for c in table.columns if c.startswith(SHARE))
+    if given != sorted(subsets):
+        raise AblateError(f"--mix {path}: its share columns are {given}; give one share:<domain> per fitted {subsets}")
+    names = _names(path, table) if "run" in table else [f"mix-{i + 1}" for i in range(len(table))]
+    return names, _shares(path, table, [SHARE + s for s in subsets], names)

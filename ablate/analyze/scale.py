@@ -33,20 +33,23 @@ Pure numpy and scipy, no I/O.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ablate.analyze.laws import Fitted, Points, requirement
 from ablate.analyze.laws import fit as fit_mixing
+from ablate.choices import SCALE_MODELS
 from ablate.errors import AblateError
 
-SCALE_MODELS = ("joint", "nested")
 EXPONENT = (0.01, 2.0)  # α and β: below 0.01 a power is a logarithm over any ladder, above 2 no published fit
 LEAST = 3  # nested: values per run and sizes per mixture; a shared exponent is free with two (E and B absorb it)
 STARTS = 3  # joint: least-squares starts, the best linear fits over a grid of (α, β)
 GRID = (0.15, 0.4, 1.0)  # joint: the exponents tried for those starts
+WARM = 100  # nested: evaluations of a mixing law started from the anchor; on joint-law ladders, where the law
+# does not fit exactly and some scales ran to laws.MAX_EVALUATIONS (1000), capping at 100 moved predictions by 2e-4
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class ScalePoints:
     size: np.ndarray  # N: the model's parameters
     tokens: np.ndarray  # D: the tokens it trained
     target: np.ndarray
+
+    def mixture_points(self) -> Points:
+        """The rows as laws.py's mixture models see them: the tokens drawn from each subset, shares × D."""
+        return Points(self.names, self.subsets, self.shares, self.shares * self.tokens[:, None], self.target)
 
     def rows(self, index: np.ndarray) -> ScalePoints:
         """The points at `index` (in that order; repeats allowed)."""
@@ -292,7 +299,9 @@ class _Runs:
         values = level + slope * (size / self.center[0]) ** -alpha
         names = [f"mixture-{k}" for k in range(len(values))]
         mixed = Points(names, self.subsets, self.shares, self.shares * tokens, values)
-        return fit_mixing(mixed, "law", seed=self.seed, start=start or self.anchor)
+        first = start or self.anchor
+        cap = {} if first is None else {"evaluations": WARM}
+        return fit_mixing(mixed, "law", seed=self.seed, start=first, **cap)
 
 
 def _nested(points: ScalePoints, groups: np.ndarray, center: tuple[float, float], seed: int) -> _Runs:
@@ -350,8 +359,18 @@ def bootstrap(
     return draws
 
 
+class Predicts(Protocol):
+    """Anything that predicts a mixture's target at a scale: a ScaleFit, or ladder.Blind."""
+
+    def predict(self, shares: np.ndarray, size: np.ndarray | float, tokens: np.ndarray | float) -> np.ndarray: ...
+
+
 def band(
-    draws: list[ScaleFit], shares: np.ndarray, size: np.ndarray | float, tokens: np.ndarray | float, ci: float = 0.95
+    draws: Sequence[Predicts],
+    shares: np.ndarray,
+    size: np.ndarray | float,
+    tokens: np.ndarray | float,
+    ci: float = 0.95,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The percentile interval (low, high) of each prediction over the bootstrap refits."""
     predicted = np.array([d.predict(shares, size, tokens) for d in draws])

@@ -20,8 +20,9 @@ from itertools import pairwise
 
 import numpy as np
 
-from ablate.analyze.fit import load_points
+from ablate.analyze.fit import Loaded, load_points
 from ablate.analyze.laws import Points
+from ablate.analyze.linked import Chance
 from ablate.analyze.scale import ScalePoints
 from ablate.errors import AblateError
 from ablate.plan.build import Plan
@@ -38,6 +39,7 @@ class Ladder:
     sizes: list[int]  # each study's N: its plan's parameter count
     tokens: list[int]  # each study's D: its phase's tokens
     dropped: list[str]  # targets measured in some studies only: left out of `points`
+    chances: dict[str, Chance]  # multiple-choice task → chance and items (the fewest items of any study)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class _Study:
     tokens: int
     subsets: list[str]
     points: dict[str, Points]
+    chances: dict[str, Chance]
 
 
 def pooled_points(names: list[str], phase: str | None = None) -> Ladder:
@@ -74,30 +77,47 @@ def pooled_points(names: list[str], phase: str | None = None) -> Ladder:
             "evaluate the same tasks and held-out domains in each"
         )
     pooled = {t: _pool(studies, t, first.subsets) for t in measured if t in common}
-    return Ladder(
-        pooled,
-        [s.name for s in studies],
-        [s.size for s in studies],
-        [s.tokens for s in studies],
-        [t for t in measured if t not in common],
-    )
+    return _ladder(studies, pooled, [t for t in measured if t not in common])
+
+
+def one_study(name: str | None, phase: str | None = None) -> Ladder:
+    """One study at its scale, as `ablate fit --study A` fits it (no points where nothing is done yet)."""
+    loaded = load_points(name, phase)
+    if not loaded.points:
+        return Ladder({}, [loaded.name], [loaded.plan.params], [], [], loaded.chances)
+    study = _study(loaded)
+    return _ladder([study], {t: _pool([study], t, study.subsets) for t in study.points}, [])
+
+
+def _ladder(studies: list[_Study], points: dict[str, ScalePoints], dropped: list[str]) -> Ladder:
+    chances = {}
+    for task in set.intersection(*(set(s.chances) for s in studies)):
+        found = [s.chances[task] for s in studies]
+        chances[task] = Chance(float(np.mean([c.level for c in found])), min(c.items for c in found))
+    names, sizes, tokens = [s.name for s in studies], [s.size for s in studies], [s.tokens for s in studies]
+    return Ladder(points, names, sizes, tokens, dropped, chances)
 
 
 def _load(name: str, phase: str | None) -> _Study:
     """One study's points, N and D; refused without done variants or without a parameter count."""
-    study, plan, _, points = load_points(name, phase)
-    if not points:
+    loaded = load_points(name, phase)
+    if not loaded.points:
         raise AblateError(
-            f"--study {study}: fewer than two done variants{f' at {phase}' if phase else ''}, nothing to pool; "
-            f"run `ablate run --study {study}` first"
+            f"--study {loaded.name}: fewer than two done variants{f' at {phase}' if phase else ''}, nothing to pool; "
+            f"run `ablate run --study {loaded.name}` first"
         )
+    return _study(loaded)
+
+
+def _study(loaded: Loaded) -> _Study:
+    study, plan, points = loaded.name, loaded.plan, loaded.points
     if plan.params <= 0:
         raise AblateError(
             f"--study {study}: its plan has no parameter count (params {plan.params}), the ladder's N; "
             "set model.params in its recipe and run `ablate plan` again"
         )
     rows = next(iter(points.values()))
-    return _Study(study, plan.params, _phase_tokens(plan, rows.names), rows.subsets, points)
+    return _Study(study, plan.params, _phase_tokens(plan, rows.names), rows.subsets, points, loaded.chances)
 
 
 def _phase_tokens(plan: Plan, ablations: list[str]) -> int:

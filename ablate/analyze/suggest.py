@@ -39,6 +39,7 @@ from ablate.analyze.laws import (
 )
 from ablate.errors import AblateError
 from ablate.plan.build import normalize
+from ablate.report.answers import ANSWER_PREFIX
 from ablate.report.heldout import LOSS_PREFIX
 
 SEARCH_DRAWS = 4000  # mixtures drawn per concentration when the objective is a step function
@@ -178,8 +179,8 @@ class Suggestion:
 
 def objective_weights(spec: list[str]) -> dict[str, float]:
     """`--objective` values (`T` or `T=W`, repeated or comma-separated) → target → signed weight.
-    Every objective is maximized, so a loss (loss:<domain>, lower is better) enters with its weight
-    negated: `--objective loss:prose` asks for the lowest prose loss."""
+    Every objective is maximized, so a loss (loss:<domain> or answer-loss:<task>, lower is better) enters
+    with its weight negated: `--objective loss:prose` asks for the lowest prose loss."""
     weights: dict[str, float] = {}
     for item in (part.strip() for given in spec for part in given.split(",")):
         target, has_weight, weight = item.partition("=")
@@ -192,7 +193,7 @@ def objective_weights(spec: list[str]) -> dict[str, float]:
                 f"--objective {item}: use TARGET or TARGET=WEIGHT (a positive weight), each target once, "
                 "e.g. skills or demo_math=1,loss:prose=10"
             )
-        weights[target] = -value if target.startswith(LOSS_PREFIX) else value
+        weights[target] = -value if target.startswith((LOSS_PREFIX, ANSWER_PREFIX)) else value
     if not weights:
         raise AblateError("--objective: name a task, category or loss:<domain> to maximize")
     return weights

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ablate.choices import MODELS, Model
+from ablate.choices import MODELS, SCALE_MODELS, Model
 from ablate.cli.app import StudyOpt, app, err, listed, out, phase_fraction
+
+if TYPE_CHECKING:
+    from ablate.analyze.across import Prediction
+    from ablate.analyze.scale import ScalePoints
+    from ablate.analyze.studies import Ladder
 
 FromOpt = Annotated[
     Path | None,
@@ -35,6 +41,7 @@ PhaseOpt = Annotated[
     str | None,
     typer.Option("--phase", help="A phase study's phase to fit: p10, 10% or 0.1", show_default="the longest"),
 ]
+UNITS = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}  # --at params=7B: SI-style suffixes
 FoldsOpt = Annotated[
     int | None,
     typer.Option("--folds", help="K-fold cross-validation", show_default="leave-one-out up to 100 variants, else 10"),
@@ -43,7 +50,14 @@ FoldsOpt = Annotated[
 
 @app.command()
 def fit(
-    study: StudyOpt = None,
+    study: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--study",
+            help="Study name. Repeat to pool studies of one design at several model sizes into a ladder.",
+            show_default="the last one planned",
+        ),
+    ] = None,
     runs: FromOpt = None,
     test_split: SplitOpt = None,
     target: Annotated[
@@ -54,35 +68,53 @@ def fit(
         list[str] | None,
         typer.Option(
             "--model",
-            help=f"Mixture models to fit: {', '.join(MODELS)}. Repeatable.",
+            help=f"Models to fit: {', '.join(MODELS)}; across scales also {', '.join(SCALE_MODELS)}. Repeatable.",
             show_default="those the variants allow",
         ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="A target scale, params=N,tokens=D (7e9 or 7B): predict the mixtures there"),
+    ] = None,
+    mix: Annotated[
+        Path | None,
+        typer.Option("--mix", help="With --at: a CSV of mixtures to predict (share:<domain> columns, optional run)"),
     ] = None,
     phase: PhaseOpt = None,
     folds: FoldsOpt = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Resamples of variants for the intervals")] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fits' starts, the folds and the bootstrap")] = 0,
 ) -> None:
-    """Fit how each target depends on the mixture over the done variants (or --from runs); writes
-    fit.md/.json/.png (RUNS.fit.md/... beside RUNS.csv)."""
-    from ablate.analyze.fit import fit_targets, load_points
-    from ablate.analyze.render import plot_fits, to_json, to_markdown, unusable
-    from ablate.analyze.runs import read_runs
+    """Fit how each target depends on the mixture over the done variants (or --from runs); across model
+    sizes and token counts where the runs span several (pooled --study, or params/tokens columns), with
+    held-out-scale checks and predictions. Writes fit.md/.json/.png (RUNS.fit.* beside RUNS.csv) and,
+    with predictions, fit.predictions.csv (RUNS.predictions.csv)."""
+    from ablate.analyze.across import fit_across, spans
+    from ablate.analyze.render import plot_scales, scale_json, scale_markdown
+    from ablate.analyze.runs import read_mixtures, read_runs
     from ablate.errors import AblateError
-    from ablate.store import study_dir, write_atomic
+    from ablate.store import study_dir
 
     if bootstrap < 10:
         raise AblateError(f"--bootstrap {bootstrap}: use at least 10 resamples (200 for a final table)")
+    scale = None if at is None else _scale(at)
+    if mix is not None and scale is None:
+        raise AblateError("--mix: the mixtures are predicted at a target scale; give it with --at params=N,tokens=D")
+    studies = listed(study)
     if runs is not None:
-        if study is not None or phase is not None:
+        if studies or phase is not None:
             raise AblateError("--from: fits the runs of a CSV, not a study; drop --study and --phase")
         points, test = read_runs(runs, split=test_split)
-        name, folder, prefix = runs.name, runs.parent, f"{runs.stem}."
+        chances = {}
+        name, folder, prefix, table = runs.name, runs.parent, f"{runs.stem}.", f"{runs.stem}.predictions.csv"
     else:
         if test_split is not None:
             raise AblateError("--test-split: only with --from RUNS.csv (a study fits all its done variants)")
-        name, _, _, points = load_points(study, _phase(phase))
-        folder, prefix, test = study_dir(name), "", {}
+        ladder, home, prefix = _study_points(studies, _phase(phase))
+        name, points, chances = " + ".join(ladder.studies), ladder.points, ladder.chances
+        if ladder.dropped:
+            err.print(f"Not fitted, not measured by every study: {', '.join(ladder.dropped)}", markup=False)
+        test, table, folder = {}, f"{prefix}fit.predictions.csv", study_dir(home)
     target, model = listed(target), listed(model)
     if target:
         missing = [t for t in target if t not in points]
@@ -94,7 +126,62 @@ def fit(
         points = {t: points[t] for t in target}
     if not points:
         raise AblateError(f"study {name}: no done variants to fit yet; run `ablate run` first")
-    fits = fit_targets(points, models=model or None, resamples=bootstrap, seed=seed, folds=folds, test=test)
+    if spans(points):
+        mixtures = None if mix is None else read_mixtures(mix, next(iter(points.values())).subsets)
+        found = fit_across(
+            points,
+            models=model or None,
+            resamples=bootstrap,
+            seed=seed,
+            test=test,
+            at=scale,
+            mix=mixtures,
+            chances=chances,
+        )
+        predictions = [p for t in found for p in t.predictions]
+        title = f"Fits across scale: {name}"
+        buffer = io.BytesIO()
+        plot_scales(title, found, buffer)
+        _write(folder, prefix, scale_markdown(title, found), scale_json(title, found), buffer.getvalue(), [])
+    else:
+        predictions = _fit_one_scale(name, points, test, model, scale, folder, prefix, bootstrap, seed, folds)
+    _write_predictions(folder / table, predictions)
+
+
+def _fit_one_scale(
+    name: str,
+    points: dict[str, ScalePoints],
+    test: dict[str, ScalePoints],
+    model: list[str],
+    scale: tuple[float, float] | None,
+    folder: Path,
+    prefix: str,
+    bootstrap: int,
+    seed: int,
+    folds: int | None,
+) -> list[Prediction]:
+    """The mixture models at the runs' one scale (ablate.analyze.fit): fit.md/.json/.png, and the test runs'
+    predictions."""
+    from ablate.analyze.fit import fit_targets
+    from ablate.analyze.render import plot_fits, test_predictions, to_json, to_markdown, unusable
+    from ablate.errors import AblateError
+
+    first = next(iter(points.values()))
+    size, tokens = float(first.size[0]), float(first.tokens[0])
+    if scale is not None:
+        raise AblateError(
+            f"--at: every run is at one scale (N = {size:.3g}, D = {tokens:.3g}); a prediction at another needs runs "
+            "at two model sizes or token counts or more (pool studies with --study, or params/tokens columns)"
+        )
+    scaled = [m for m in model if m in SCALE_MODELS]
+    if scaled:
+        raise AblateError(
+            f"--model {scaled[0]}: a scale model, and every run is at one scale; fit it on a ladder (several --study, "
+            "or params/tokens columns that vary)"
+        )
+    mixture = {t: p.mixture_points() for t, p in points.items()}
+    held = {t: p.mixture_points() for t, p in test.items()}
+    fits = fit_targets(mixture, models=model or None, resamples=bootstrap, seed=seed, folds=folds, test=held)
     if not any(t.fits for t in fits):
         most = max(len(t.variants) for t in fits)
         raise AblateError(
@@ -102,16 +189,65 @@ def fit(
             "subsets); add variants (`ablate plan --design swarm --n N`)"
         )
     title = f"Mixture fits: {name}"
-    markdown = to_markdown(title, fits)
-    write_atomic(folder / f"{prefix}fit.md", markdown)
-    write_atomic(folder / f"{prefix}fit.json", json.dumps(to_json(title, fits), indent=2) + "\n")
     buffer = io.BytesIO()
     plot_fits(title, fits, buffer)
-    write_atomic(folder / f"{prefix}fit.png", buffer.getvalue())
+    _write(folder, prefix, to_markdown(title, fits), to_json(title, fits), buffer.getvalue(), unusable(fits))
+    return test_predictions(fits, size, tokens)
+
+
+def _write(folder: Path, prefix: str, markdown: str, payload: dict, png: bytes, cautions: list[str]) -> None:
+    """fit.md, fit.json and fit.png (RUNS.fit.* with a prefix), each written atomically; the markdown on
+    stdout, the cautions and the files written on stderr."""
+    from ablate.store import write_atomic
+
+    write_atomic(folder / f"{prefix}fit.md", markdown)
+    write_atomic(folder / f"{prefix}fit.json", json.dumps(payload, indent=2) + "\n")
+    write_atomic(folder / f"{prefix}fit.png", png)
     out.print(markdown, markup=False, highlight=False)
-    for line in unusable(fits):
+    for line in cautions:
         err.print(f"CAUTION {line}", markup=False, highlight=False)
     err.print(f"[dim]wrote {folder / f'{prefix}fit.md'}, {prefix}fit.json, {prefix}fit.png[/dim]")
+
+
+def _write_predictions(path: Path, predictions: list[Prediction]) -> None:
+    """predictions.csv, or no such file where nothing was predicted (an older one would read as current)."""
+    from ablate.analyze.render import predictions_csv
+    from ablate.store import write_atomic
+
+    if predictions:
+        write_atomic(path, predictions_csv(predictions))
+        err.print(f"[dim]wrote {path}[/dim]")
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _study_points(studies: list[str], phase: str | None) -> tuple[Ladder, str, str]:
+    """(the ladder, the study whose folder gets the files, their prefix): one study at its scale, or
+    several pooled (ablate.analyze.studies), written as ladder-fit.* in the first named."""
+    from ablate.analyze.studies import one_study, pooled_points
+
+    if len(studies) > 1:
+        return pooled_points(studies, phase), studies[0], "ladder-"
+    ladder = one_study(studies[0] if studies else None, phase)
+    return ladder, ladder.studies[0], ""
+
+
+def _scale(given: str) -> tuple[float, float]:
+    """`--at params=7e9,tokens=1.4e11` (or 7B, 140B) → (N, D)."""
+    from ablate.errors import AblateError
+
+    found: dict[str, float] = {}
+    for item in (part.strip() for part in given.split(",") if part.strip()):
+        key, _, value = item.partition("=")
+        number = re.fullmatch(r"\s*([0-9.]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*", value.lower())
+        if key not in ("params", "tokens") or key in found or number is None:
+            raise AblateError(f"--at {item}: use params=N,tokens=D, e.g. params=7e9,tokens=1.4e11 (or 7B, 140B)")
+        found[key] = float(number[1]) * UNITS[number[2]]
+        if not found[key] > 0:
+            raise AblateError(f"--at {item}: a scale is a positive number")
+    if len(found) < 2:
+        raise AblateError(f"--at {given}: give both, params=N,tokens=D (the model size and its tokens)")
+    return found["params"], found["tokens"]
 
 
 @app.command()
