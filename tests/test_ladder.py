@@ -8,7 +8,10 @@ scale law fitted on the three smaller sizes predicting the fourth.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -174,10 +177,6 @@ def test_a_target_some_study_did_not_measure_is_dropped(results):
 
 
 def _fit(results: Path, *args: str):
-    import os
-    import subprocess
-    import sys
-
     return subprocess.run(
         [sys.executable, "-m", "ablate.cli", "fit", *args, "--bootstrap", "60"],
         cwd=results.parent, capture_output=True, text=True, env={**os.environ, "ABLATE_RESULTS": str(results)},
@@ -216,3 +215,17 @@ def test_ablate_fit_predicts_the_largest_study_from_the_smaller_ones(results):
         assert found[target]["chosen"] == "joint" and checks["joint"]["value"] == four[-1].params
         assert checks["joint"]["relative"] < 0.06, checks["joint"]
         assert min(c["relative"] for m, c in checks.items() if m != "joint") > 0.15
+    suggest = [sys.executable, "-m", "ablate.cli", "suggest", *(f"--study={s}" for s in STUDIES)]
+    env = {**os.environ, "ABLATE_RESULTS": str(results)}
+    at = f"params=1e6,tokens={four[-1].variants[0].tokens}"
+    args = [*suggest, "--objective", "loss:alpha", "--at", at, "--bootstrap", "20"]
+    run = subprocess.run(args, cwd=results.parent, capture_output=True, text=True, env=env)
+    assert run.returncode == 0 and "(held-out-scale RMSE" in run.stdout, run.stderr[-2000:]
+    saved = json.loads((folder / "ladder-suggested.json").read_text())["suggested"]
+    assert saved["models"] == {"loss:alpha": "joint"} and saved["kl"] <= 0.1 + 1e-6
+    plain = subprocess.run(
+        [*suggest, "--objective", "loss:alpha"], cwd=results.parent, capture_output=True, text=True, env=env
+    )
+    assert (
+        plain.returncode == 2 and "several studies are a ladder; suggest for a target scale with --at" in plain.stderr
+    )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -309,29 +310,62 @@ def propose(
         )
         for t, data in terms.items()
     }
-    refits = [{t: d[i] for t, d in draws.items()} for i in range(min(len(d) for d in draws.values()))]
-    at_best = np.array([objective(best, p)[0] for p in refits])
-    at_base = np.array([objective(base, p)[0] for p in refits])
+    return suggestion(
+        request,
+        Proposed(ablation, baseline, subsets, best, base, len(first.target)),
+        {t: (f.model, e) for t, (f, e) in chosen.items()},
+        objective,
+        [{t: d[i] for t, d in draws.items()} for i in range(min(len(d) for d in draws.values()))],
+        ci,
+    )
+
+
+@dataclass(frozen=True)
+class Proposed:
+    """Where a search ended: what names it, the mixtures compared, and the points fitted."""
+
+    ablation: str
+    baseline: str
+    subsets: list[str]
+    best: np.ndarray
+    base: np.ndarray
+    variants: int
+
+
+def suggestion(
+    request: SuggestRequest,
+    found: Proposed,
+    models: dict[str, tuple[str, float]],
+    objective: Callable[..., np.ndarray],
+    refits: list[dict[str, Any]],
+    ci: float,
+) -> Suggestion:
+    """The Suggestion for a search's result: the objective at the best and the baseline mixtures, each with
+    the percentile interval over `refits` (one model per target, all from the same bootstrap draw).
+    `models`: target → (model, its out-of-sample error); `objective(r, refit=None)`."""
+    at_best = np.array([objective(found.best, p)[0] for p in refits])
+    at_base = np.array([objective(found.base, p)[0] for p in refits])
     edges = [(1 - ci) / 2, (1 + ci) / 2]
 
     def summary(value: float, spread: np.ndarray) -> dict[str, float]:
         low, high = np.quantile(spread, edges) if len(spread) else (np.nan, np.nan)
         return {"value": value, "low": float(low), "high": float(high)}
 
-    predicted, predicted_base = float(objective(best)[0]), float(objective(base)[0])
+    predicted, predicted_base = float(objective(found.best)[0]), float(objective(found.base)[0])
+    pairs = list(zip(found.subsets, found.best, found.base, strict=True))
     return Suggestion(
         name=request.name,
-        ablation=ablation,
-        target=objective_label(weights),
-        objective=weights,
-        models={t: f.model for t, (f, _) in chosen.items()},
-        loo_rmse={t: e for t, (_, e) in chosen.items()},
-        variants=len(first.target),
-        baseline=baseline,
-        mixture=normalize({s: float(p) for s, p in zip(subsets, best, strict=True) if p > 1e-6}),
-        baseline_mixture={s: float(p) for s, p in zip(subsets, base, strict=True) if p > 0},
-        kl=kl_divergence(best, base),
-        radius=radius,
+        ablation=found.ablation,
+        target=objective_label(request.objective),
+        objective=request.objective,
+        models={t: m for t, (m, _) in models.items()},
+        loo_rmse={t: e for t, (_, e) in models.items()},
+        variants=found.variants,
+        baseline=found.baseline,
+        mixture=normalize({s: float(p) for s, p, _ in pairs if p > 1e-6}),
+        baseline_mixture={s: float(b) for s, _, b in pairs if b > 0},
+        kl=kl_divergence(found.best, found.base),
+        radius=request.radius,
         predicted=summary(predicted, at_best),
         baseline_predicted=predicted_base,
         gain=summary(predicted - predicted_base, at_best - at_base),

@@ -1,37 +1,39 @@
 """`ablate fit` and `ablate suggest`: mixing-law models of each task, category and held-out domain loss as
 a function of the phase mixture, and the mixture they predict best; on a study, or on runs made
-elsewhere (one CSV row per run, see ablate/analyze/runs.py).
+elsewhere (one CSV row per run, see ablate/analyze/runs.py); across scale on a ladder of studies or runs.
 
 ablate fit                           # every model the variants allow, on every task, category and loss
 ablate fit --target loss:prose --model law --bootstrap 500
 ablate suggest --objective skills    # or weighted: --objective demo_math=1,loss:prose=10
 ablate fit --from runs.csv --test-split split          # runs.fit.md/.json/.png beside runs.csv
 ablate suggest --from runs.csv --objective loss:pile_cc --baseline-mix web=0.5,code=0.3,math=0.2
+ablate fit --study s-60m --study s-150m --study s-400m --study s-1b --at params=7B,tokens=140B
+ablate suggest --study s-60m --study s-150m --study s-400m --study s-1b --objective loss:web --at params=7B,tokens=140B
 """
 
 from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ablate.choices import MODELS, SCALE_MODELS, Model
-from ablate.cli.app import StudyOpt, app, err, listed, out, phase_fraction
+from ablate.choices import MODELS, SCALE_MODELS
+from ablate.cli.app import app, err, listed, out, phase_fraction
+from ablate.cli.ladder import AtOpt, StudiesOpt, study_ladder, suggest_at, target_scale, write_predictions
 
 if TYPE_CHECKING:
     from ablate.analyze.across import Prediction
     from ablate.analyze.scale import ScalePoints
-    from ablate.analyze.studies import Ladder
 
 FromOpt = Annotated[
     Path | None,
     typer.Option(
         "--from",
-        help="A CSV of runs made elsewhere instead of a study: share:<domain> columns, targets, optional run, tokens",
+        help="A CSV of runs made elsewhere instead of a study: share:<domain> columns, targets, optional run, "
+        "params, tokens",
     ),
 ]
 SplitOpt = Annotated[
@@ -41,7 +43,6 @@ PhaseOpt = Annotated[
     str | None,
     typer.Option("--phase", help="A phase study's phase to fit: p10, 10% or 0.1", show_default="the longest"),
 ]
-UNITS = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}  # --at params=7B: SI-style suffixes
 FoldsOpt = Annotated[
     int | None,
     typer.Option("--folds", help="K-fold cross-validation", show_default="leave-one-out up to 100 variants, else 10"),
@@ -50,14 +51,7 @@ FoldsOpt = Annotated[
 
 @app.command()
 def fit(
-    study: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--study",
-            help="Study name. Repeat to pool studies of one design at several model sizes into a ladder.",
-            show_default="the last one planned",
-        ),
-    ] = None,
+    study: StudiesOpt = None,
     runs: FromOpt = None,
     test_split: SplitOpt = None,
     target: Annotated[
@@ -72,10 +66,7 @@ def fit(
             show_default="those the variants allow",
         ),
     ] = None,
-    at: Annotated[
-        str | None,
-        typer.Option("--at", help="A target scale, params=N,tokens=D (7e9 or 7B): predict the mixtures there"),
-    ] = None,
+    at: AtOpt = None,
     mix: Annotated[
         Path | None,
         typer.Option("--mix", help="With --at: a CSV of mixtures to predict (share:<domain> columns, optional run)"),
@@ -97,7 +88,7 @@ def fit(
 
     if bootstrap < 10:
         raise AblateError(f"--bootstrap {bootstrap}: use at least 10 resamples (200 for a final table)")
-    scale = None if at is None else _scale(at)
+    scale = None if at is None else target_scale(at)
     if mix is not None and scale is None:
         raise AblateError("--mix: the mixtures are predicted at a target scale; give it with --at params=N,tokens=D")
     studies = listed(study)
@@ -110,7 +101,7 @@ def fit(
     else:
         if test_split is not None:
             raise AblateError("--test-split: only with --from RUNS.csv (a study fits all its done variants)")
-        ladder, home, prefix = _study_points(studies, _phase(phase))
+        ladder, home, prefix = study_ladder(studies, _phase(phase))
         name, points, chances = " + ".join(ladder.studies), ladder.points, ladder.chances
         if ladder.dropped:
             err.print(f"Not fitted, not measured by every study: {', '.join(ladder.dropped)}", markup=False)
@@ -145,7 +136,7 @@ def fit(
         _write(folder, prefix, scale_markdown(title, found), scale_json(title, found), buffer.getvalue(), [])
     else:
         predictions = _fit_one_scale(name, points, test, model, scale, folder, prefix, bootstrap, seed, folds)
-    _write_predictions(folder / table, predictions)
+    write_predictions(folder / table, predictions)
 
 
 def _fit_one_scale(
@@ -209,47 +200,6 @@ def _write(folder: Path, prefix: str, markdown: str, payload: dict, png: bytes, 
     err.print(f"[dim]wrote {folder / f'{prefix}fit.md'}, {prefix}fit.json, {prefix}fit.png[/dim]")
 
 
-def _write_predictions(path: Path, predictions: list[Prediction]) -> None:
-    """predictions.csv, or no such file where nothing was predicted (an older one would read as current)."""
-    from ablate.analyze.render import predictions_csv
-    from ablate.store import write_atomic
-
-    if predictions:
-        write_atomic(path, predictions_csv(predictions))
-        err.print(f"[dim]wrote {path}[/dim]")
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _study_points(studies: list[str], phase: str | None) -> tuple[Ladder, str, str]:
-    """(the ladder, the study whose folder gets the files, their prefix): one study at its scale, or
-    several pooled (ablate.analyze.studies), written as ladder-fit.* in the first named."""
-    from ablate.analyze.studies import one_study, pooled_points
-
-    if len(studies) > 1:
-        return pooled_points(studies, phase), studies[0], "ladder-"
-    ladder = one_study(studies[0] if studies else None, phase)
-    return ladder, ladder.studies[0], ""
-
-
-def _scale(given: str) -> tuple[float, float]:
-    """`--at params=7e9,tokens=1.4e11` (or 7B, 140B) → (N, D)."""
-    from ablate.errors import AblateError
-
-    found: dict[str, float] = {}
-    for item in (part.strip() for part in given.split(",") if part.strip()):
-        key, _, value = item.partition("=")
-        number = re.fullmatch(r"\s*([0-9.]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*", value.lower())
-        if key not in ("params", "tokens") or key in found or number is None:
-            raise AblateError(f"--at {item}: use params=N,tokens=D, e.g. params=7e9,tokens=1.4e11 (or 7B, 140B)")
-        found[key] = float(number[1]) * UNITS[number[2]]
-        if not found[key] > 0:
-            raise AblateError(f"--at {item}: a scale is a positive number")
-    if len(found) < 2:
-        raise AblateError(f"--at {given}: give both, params=N,tokens=D (the model size and its tokens)")
-    return found["params"], found["tokens"]
-
-
 @app.command()
 def suggest(
     objective: Annotated[
@@ -260,17 +210,25 @@ def suggest(
             "demo_math=1,loss:prose=10. Repeatable.",
         ),
     ],
-    study: StudyOpt = None,
+    study: StudiesOpt = None,
     runs: FromOpt = None,
     test_split: SplitOpt = None,
+    at: AtOpt = None,
     baseline_mix: Annotated[
         str | None,
         typer.Option(
-            "--baseline-mix", help="With --from: DOMAIN=SHARE,... to stay near", show_default="the run named baseline"
+            "--baseline-mix",
+            help="With --from or --at: DOMAIN=SHARE,... to stay near",
+            show_default="the run named baseline",
         ),
     ] = None,
     model: Annotated[
-        Model | None, typer.Option("--model", help="The mixture model to optimize", show_default="best out of sample")
+        str | None,
+        typer.Option(
+            "--model",
+            help=f"The model to optimize: {', '.join(MODELS)}; with --at {', '.join(SCALE_MODELS)}",
+            show_default="best out of sample",
+        ),
     ] = None,
     kl: Annotated[float, typer.Option("--kl", help="Trust region: KL(suggested ‖ baseline) at most this (nats)")] = 0.1,
     cap: Annotated[
@@ -289,7 +247,8 @@ def suggest(
 ) -> None:
     """Propose the mixture that maximizes a fitted objective within caps and a KL trust region, and add
     it to the study as a variant (`ablate run` then measures it; `ablate report` compares the two).
-    With --from, propose it from a CSV of runs and write it to RUNS.suggested.json."""
+    With --from, propose it from a CSV of runs and write it to RUNS.suggested.json. With --at, propose
+    it for a target scale from a ladder (several --study, or --from with params/tokens)."""
     from ablate.analyze.fit import suggest_study
     from ablate.analyze.runs import suggest_runs
     from ablate.analyze.suggest import SuggestRequest, objective_weights
@@ -317,23 +276,34 @@ def suggest(
         seed=seed,
         folds=folds,
     )
-    if runs is not None:
-        if study is not None or phase is not None or force:
-            raise AblateError("--from: suggests from the runs of a CSV, not a study; drop --study, --phase and --force")
+    if model is not None and model not in (SCALE_MODELS if at else MODELS):
+        kind = "at a target scale use a scale model" if at else "use a mixture model (a scale model needs --at)"
+        raise AblateError(f"--model {model}: {kind}, one of {', '.join(SCALE_MODELS if at else MODELS)}")
+    studies = listed(study)
+    if runs is not None and (studies or phase is not None or force):
+        raise AblateError("--from: suggests from the runs of a CSV, not a study; drop --study, --phase and --force")
+    if at is not None:
+        scale = target_scale(at)
+        found, subsets, written = suggest_at(studies, runs, request, scale, baseline_mix, test_split, _phase(phase))
+        then = f"Written to {written}: train it at N = {scale[0]:.3g}, D = {scale[1]:.3g}."
+    elif runs is not None:
         found, data, written = suggest_runs(runs, request, baseline=baseline_mix, split=test_split)
-        then = f"Written to {written}."
+        subsets, then = data.subsets, f"Written to {written}."
     else:
         if baseline_mix is not None or test_split is not None:
             flag = "--baseline-mix" if baseline_mix is not None else "--test-split"
             raise AblateError(f"{flag}: only with --from RUNS.csv (a study fits its done variants around its baseline)")
-        found, data, variants = suggest_study(study, request, phase=_phase(phase), force=force)
+        if len(studies) > 1:
+            raise AblateError("--study: several studies are a ladder; suggest for a target scale with --at")
+        one = studies[0] if studies else None
+        found, data, variants = suggest_study(one, request, phase=_phase(phase), force=force)
+        subsets = data.subsets
         then = f"Added to the plan: `ablate run {' '.join(f'--variant {v}' for v in variants)}` measures it."
     shares = ", ".join(
-        f"{s} {100 * found.baseline_mixture.get(s, 0):.1f}% → {100 * found.mixture.get(s, 0):.1f}%"
-        for s in data.subsets
+        f"{s} {100 * found.baseline_mixture.get(s, 0):.1f}% → {100 * found.mixture.get(s, 0):.1f}%" for s in subsets
     )
     gain, what = found.gain, found.target
-    models = models_text(found.models, found.loo_rmse)
+    models = models_text(found.models, found.loo_rmse, "leave-one-out" if at is None else "held-out-scale")
     out.print(
         f"Suggested `{name}` for {what} ({models}; fitted on {found.variants} variants): {shares}. KL from the "
         f"baseline {found.kl:.3f} (≤ {kl:g}). Predicted {what} {found.predicted['value']:.4g} "

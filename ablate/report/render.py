@@ -42,6 +42,7 @@ def markdown_table(header: list[str], rows: list[list[str]], align: list[str]) -
     return lines
 
 
-def models_text(models: dict[str, str], loo_rmse: dict[str, float]) -> str:
-    """law for skills (leave-one-out RMSE 5.2), linear for loss:prose (...): what a suggestion fitted."""
-    return ", ".join(f"{m} for {t} (leave-one-out RMSE {loo_rmse[t]:.3g})" for t, m in models.items())
+def models_text(models: dict[str, str], loo_rmse: dict[str, float], checked: str = "leave-one-out") -> str:
+    """law for skills (leave-one-out RMSE 5.2), linear for loss:prose (...): what a suggestion fitted;
+    `checked`: how its error was measured (held-out-scale for `suggest --at`)."""
+    return ", ".join(f"{m} for {t} ({checked} RMSE {loo_rmse[t]:.3g})" for t, m in models.items())
