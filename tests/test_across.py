@@ -159,6 +159,7 @@ def task_ladder(seed=0, floor=0.25, height=0.6, items=400):
     loss = points.target / 3.5
     truth = floor + height / (1 + np.exp(6.0 * (loss - 1.1)))
     accuracy = 100 * rng.binomial(items, truth) / items
+
     def at(target):
         return ScalePoints(points.names, points.subsets, points.shares, points.size, points.tokens, target)
 
@@ -266,3 +267,55 @@ def test_ablate_suggest_at_writes_the_suggestion_and_refuses_what_it_cannot_reac
         refused = cli("suggest", "--objective", "loss:web", "--bootstrap", "10", *args)
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
         assert message in refused.stderr, refused.stderr
+
+
+def phase_law(prose: float, tokens: float) -> float:
+    """The planted prose loss of a phase study's variant: 2 − the prose share, plus a token law in the phase's D."""
+    return 2.0 - prose + 1.5 * (tokens / 1e5) ** -0.3
+
+
+def test_a_phase_study_s_phases_are_a_ladder_in_tokens(tmp_path):
+    """#36's duration question on a swarm of 9 mixtures at phases of 5, 10, 20 and 40% (100k to 800k tokens),
+    its held-out prose loss planted as 2 − prose share + 1.5·(D/1e5)^−0.3 (200 sequences, noise 0.02 each):
+    `--phase all` fits across the phases, holds out the longest, and predicts a phase twice as long.
+    Measured: the longest phase predicted from the three shorter within 0.06%, the 1.6M-token phase within
+    0.10% of the truth."""
+    from fixtures.report_study import fixed_recipe, heldout_domain, write_lm_eval
+
+    from ablate.plan.build import build_plan
+    from ablate.recipe import parse_recipe
+    from ablate.store import write_json
+
+    design = {"kind": "swarm", "n": 8, "seed": 0}
+    raw = {**fixed_recipe(), "ablations": {"control": False, "design": design, "baseline_seeds": 1,
+                                           "phases": [0.05, 0.1, 0.2, 0.4]}}  # fmt: skip
+    plan = build_plan(parse_recipe(raw)).model_dump(mode="json")
+    study = tmp_path / "results" / "fixed"
+    write_json(study / "plan.json", plan)
+    rng = np.random.default_rng(0)
+    for variant in plan["variants"]:
+        folder = study / variant["name"]
+        write_lm_eval(folder / "eval", {"t_web": {"acc": (rng.random(100) < 0.5).astype(float)}})
+        loss = phase_law(variant["mixture"]["prose"], variant["tokens"]) + rng.normal(0, 0.02, 200)
+        write_json(folder / "heldout.json", {"seq_len": 64, "domains": {"prose": heldout_domain(loss * 63, 63, 126)}})
+        write_json(folder / "status.json", {"state": "done", "hash": variant["hash"], "tokens_done": 1, "tokens": 1,
+                                            "error": None, "updated": 0})  # fmt: skip
+    cli = cli_in(tmp_path)
+    args = ["--study", "fixed", "--phase", "all", "--target", "loss:prose", "--bootstrap", "40"]
+    done = cli("fit", *args, "--at", "params=100000,tokens=1.6e6")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (target,) = json.loads((study / "fit.json").read_text())["targets"]
+    assert target["chosen"] == "joint" and target["token_counts"] == [1e5, 2e5, 4e5, 8e5]
+    check = {f["model"]: f["held_out"][0] for f in target["fits"]}["joint"]
+    assert check["dimension"] == "tokens" and check["value"] == 8e5 and check["relative"] < 0.01
+    table = pd.read_csv(study / "fit.predictions.csv")
+    at = table[table.chosen]
+    assert len(at) == 9 and at.predicted.notna().all()
+    truth = np.array([phase_law(points_prose, 1.6e6) for points_prose in at.run.map(_prose_of(plan))])
+    assert (np.abs(at.predicted - truth) / truth).max() < 0.01
+    refused = cli("suggest", "--objective", "loss:prose", "--study", "fixed", "--phase", "all")
+    assert refused.returncode == 2 and "suggest across them with --at" in refused.stderr
+
+
+def _prose_of(plan):
+    return {v["ablation"].split("@")[0]: v["mixture"]["prose"] for v in plan["variants"]}.get

@@ -124,7 +124,7 @@ def fit_across(
             exponents: dict[str, dict[str, float]] = {}
             note = fitted.fitted.note if isinstance(fitted, Blind) else fitted.note
             for name in ("alpha", "beta"):
-                if isinstance(fitted, ScaleFit) and name in fitted.names:
+                if isinstance(fitted, ScaleFit) and name in fitted.names and draws[model]:
                     low, high = exponent_band(draws[model], name, ci)
                     exponents[name] = {"value": fitted.exponent(name), "low": low, "high": high}
             result.fits.append(ScaleModelFit(model, exponents, checks[model], note))

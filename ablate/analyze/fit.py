@@ -81,6 +81,9 @@ def load_points(study: str | None, phase: str | None) -> Loaded:
     return Loaded(name, plan, recipe, study_points(results, plan, table.join(losses), phase=phase), chances)
 
 
+EVERY = "all"  # --phase all: every phase of a phase study, a ladder in the phase's tokens
+
+
 @dataclass
 class ModelFit:
     """One model on one target: parameters with bootstrap intervals (the laws) and its errors on
@@ -115,9 +118,12 @@ class TargetFit:
 def study_points(results: StudyResults, plan: Plan, scores: Any, *, phase: str | None = None) -> dict[str, Points]:
     """target (task, category or loss:<domain>) → Points over the study's done ablations (baseline and control
     included) at `phase` (default: the longest; None for a study without phases). `scores` is the
-    report's score table (ablate.report.build.score_table), with loss columns joined where measured."""
+    report's score table (ablate.report.build.score_table), with loss columns joined where measured.
+    `phase` EVERY: the done ablations of every phase, each its own point (a ladder in D, studies.py)."""
     labels = sorted({label for v in plan.variants if (label := split_phase(v.ablation)[1])}, key=lambda x: float(x[1:]))
-    if phase is not None and phase not in labels:
+    if phase == EVERY and len(labels) < 2:
+        raise AblateError(f"--phase {EVERY}: pools a phase study's phases, and this study has {labels or 'none'}")
+    if phase not in (None, EVERY, *labels):
         raise AblateError(f"--phase {phase}: the study's phases are {labels or 'none'}")
     chosen = phase or (labels[-1] if labels else None)
     done = set(results.variants[results.variants.state == DONE].variant) - {START}
@@ -125,7 +131,7 @@ def study_points(results: StudyResults, plan: Plan, scores: Any, *, phase: str |
     mixture: dict[str, dict[str, float]] = {}
     tokens: dict[str, dict[str, int]] = {}
     for variant in plan.variants:
-        if split_phase(variant.ablation)[1] != chosen or variant.name not in done:
+        if chosen not in (EVERY, split_phase(variant.ablation)[1]) or variant.name not in done:
             continue
         by_ablation.setdefault(variant.ablation, []).append(variant.name)
         mixture[variant.ablation], tokens[variant.ablation] = variant.mixture, variant.subset_tokens

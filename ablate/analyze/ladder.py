@@ -62,17 +62,14 @@ class Blind:
         return self.fitted.predict(r, r * np.broadcast_to(tokens, len(r))[:, None])
 
 
-def fit_any(
-    points: ScalePoints, model: str, *, seed: int = 0, start: ScaleFit | Blind | None = None
-) -> ScaleFit | Blind:
+def fit_any(points: ScalePoints, model: str, *, seed: int = 0) -> ScaleFit | Blind:
     """A scale model (scale.fit) or a mixture model as a Blind baseline; AblateError where the rows are too few."""
     if model in SCALE_MODELS:
-        return fit(points, model, seed=seed, start=start if isinstance(start, ScaleFit) else None)
+        return fit(points, model, seed=seed)
     need, why = requirement(model, points.subsets)
     if len(points.target) < need:
         raise AblateError(f"fit {model}: needs {need} rows ({why}), has {len(points.target)}")
-    first = start.fitted if isinstance(start, Blind) else None
-    fitted = fit_mixture(points.mixture_points(), model, seed=seed, start=first)
+    fitted = fit_mixture(points.mixture_points(), model, seed=seed)
     return Blind(fitted, np.unique(np.column_stack([points.size, points.tokens]), axis=0))
 
 
@@ -175,9 +172,6 @@ def held_out_scales(points: ScalePoints, model: str, *, seed: int = 0, fitter: F
         train = np.flatnonzero(coordinate < value * (1 - 1e-9))
         target = points.target[test]
         nothing = HeldOut(dimension, value, len(test), np.nan, np.nan, np.nan, np.full(len(test), np.nan), target)
-        if len(train) == 0:
-            out.append(replace(nothing, note=f"no smaller {dimension} to fit on"))
-            continue
         try:
             fitted, extrapolating = fitter(train)
         except AblateError as error:

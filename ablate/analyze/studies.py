@@ -20,12 +20,12 @@ from itertools import pairwise
 
 import numpy as np
 
-from ablate.analyze.fit import Loaded, load_points
+from ablate.analyze.fit import EVERY, Loaded, load_points
 from ablate.analyze.laws import Points
 from ablate.analyze.linked import Chance
 from ablate.analyze.scale import ScalePoints
 from ablate.errors import AblateError
-from ablate.plan.build import Plan
+from ablate.plan.build import Plan, split_phase
 
 SAME = "a ladder's studies differ in model size or phase tokens"
 
@@ -37,7 +37,7 @@ class Ladder:
     points: dict[str, ScalePoints]  # target → rows of every study, study after study
     studies: list[str]
     sizes: list[int]  # each study's N: its plan's parameter count
-    tokens: list[int]  # each study's D: its phase's tokens
+    tokens: list[int]  # each study's D, its phase's tokens (a phase ladder's: each phase's)
     dropped: list[str]  # targets measured in some studies only: left out of `points`
     chances: dict[str, Chance]  # multiple-choice task → chance and items (the fewest items of any study)
 
@@ -81,12 +81,34 @@ def pooled_points(names: list[str], phase: str | None = None) -> Ladder:
 
 
 def one_study(name: str | None, phase: str | None = None) -> Ladder:
-    """One study at its scale, as `ablate fit --study A` fits it (no points where nothing is done yet)."""
+    """One study at its scale, as `ablate fit --study A` fits it (no points where nothing is done yet);
+    with `phase` EVERY, its phases pooled as a ladder in D, each row at its own phase's tokens."""
     loaded = load_points(name, phase)
     if not loaded.points:
         return Ladder({}, [loaded.name], [loaded.plan.params], [], [], loaded.chances)
+    if phase == EVERY:
+        return _phases(loaded)
     study = _study(loaded)
     return _ladder([study], {t: _pool([study], t, study.subsets) for t in study.points}, [])
+
+
+def _phases(loaded: Loaded) -> Ladder:
+    """A phase study's done ablations at every phase: rows named by ablation (no@p10 → no), D each phase's tokens."""
+    tokens = {v.ablation: v.tokens for v in loaded.plan.variants}
+    size = float(loaded.plan.params)
+    points = {
+        target: ScalePoints(
+            [split_phase(n)[0] for n in p.names],
+            p.subsets,
+            p.shares,
+            np.full(len(p.names), size),
+            np.array([float(tokens[n]) for n in p.names]),
+            p.target,
+        )
+        for target, p in loaded.points.items()
+    }
+    counts = sorted({int(v) for p in points.values() for v in p.tokens})
+    return Ladder(points, [loaded.name], [loaded.plan.params], counts, [], loaded.chances)
 
 
 def _ladder(studies: list[_Study], points: dict[str, ScalePoints], dropped: list[str]) -> Ladder:

@@ -41,7 +41,11 @@ SplitOpt = Annotated[
 ]
 PhaseOpt = Annotated[
     str | None,
-    typer.Option("--phase", help="A phase study's phase to fit: p10, 10% or 0.1", show_default="the longest"),
+    typer.Option(
+        "--phase",
+        help="A phase study's phase to fit: p10, 10% or 0.1; `all` (fit) pools the phases as a ladder in tokens",
+        show_default="the longest",
+    ),
 ]
 FoldsOpt = Annotated[
     int | None,
@@ -279,6 +283,8 @@ def suggest(
     if model is not None and model not in (SCALE_MODELS if at else MODELS):
         kind = "at a target scale use a scale model" if at else "use a mixture model (a scale model needs --at)"
         raise AblateError(f"--model {model}: {kind}, one of {', '.join(SCALE_MODELS if at else MODELS)}")
+    if phase == "all" and at is None:
+        raise AblateError("--phase all: pools the phases as a ladder in tokens; suggest across them with --at")
     studies = listed(study)
     if runs is not None and (studies or phase is not None or force):
         raise AblateError("--from: suggests from the runs of a CSV, not a study; drop --study, --phase and --force")
@@ -316,7 +322,11 @@ def suggest(
 
 
 def _phase(given: str | None) -> str | None:
-    """--phase in any of the phase notations → the label a phase study's variants carry (p10)."""
+    """--phase in any of the phase notations → the label a phase study's variants carry (p10); `all`
+    (fit only) passes through: every phase, pooled as a ladder in D."""
+    from ablate.analyze.fit import EVERY
     from ablate.plan.build import phase_label
 
+    if given == EVERY:
+        return EVERY
     return None if given is None else phase_label(phase_fraction(given, "--phase"))
