@@ -210,6 +210,8 @@ def test_ablate_fit_predicts_the_largest_study_from_the_smaller_ones(results):
     assert pooled.returncode == 0, pooled.stderr[-3000:]
     assert not (folder / "ladder-fit.predictions.csv").exists()  # nothing predicted: the old file is gone
     found = {t["target"]: t for t in json.loads((folder / "ladder-fit.json").read_text())["targets"]}
+    task = {f["model"]: f for f in found["ladder_alpha"]["fits"]}  # the task through its answer loss
+    assert "linked:joint" in task and np.isfinite(task["linked:joint"]["held_out"][0]["rmse"])
     for target in LOSSES[:2]:
         checks = {f["model"]: f["held_out"][0] for f in found[target]["fits"]}
         assert found[target]["chosen"] == "joint" and checks["joint"]["value"] == four[-1].params

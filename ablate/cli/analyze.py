@@ -88,6 +88,7 @@ def fit(
     from ablate.analyze.render import plot_scales, scale_json, scale_markdown
     from ablate.analyze.runs import read_mixtures, read_runs
     from ablate.errors import AblateError
+    from ablate.report.answers import ANSWER_PREFIX
     from ablate.store import study_dir
 
     if bootstrap < 10:
@@ -118,7 +119,8 @@ def fit(
                 f"--target {missing[0]}: no measured task, category or loss:<domain> of that name; "
                 f"have {sorted(points)}"
             )
-        points = {t: points[t] for t in target}
+        kept = [*target, *(ANSWER_PREFIX + t for t in target if ANSWER_PREFIX + t in points)]  # a task's link
+        points = {t: points[t] for t in dict.fromkeys(kept)}
     if not points:
         raise AblateError(f"study {name}: no done variants to fit yet; run `ablate run` first")
     if spans(points):
