@@ -81,9 +81,9 @@ def suggest_at(
     split: str | None,
     phase: str | None,
 ) -> tuple[Suggestion, list[str], Path]:
-    """`ablate suggest --at` on a ladder (--from a CSV, or pooled studies, whose first recipe's max_passes
-    cap each share at the target's tokens): the suggestion, its subsets and the registry it was added to
-    (RUNS.suggested.json, or ladder-suggested.json in the first study's folder)."""
+    """`ablate suggest --at` on a ladder (--from a CSV, or studies, the largest one's recipe capping each
+    share by its max_passes at the target's tokens): the suggestion, its subsets and the registry it was
+    added to (RUNS.suggested.json, or ladder-suggested.json in the first study's folder)."""
     from dataclasses import asdict, replace
 
     import numpy as np
