@@ -96,7 +96,7 @@ def test_refusals_across_scale_are_one_line_and_write_nothing(tmp_path):
     pd.DataFrame({"share:web": [0.5], "share:code": [0.5]}).to_csv(tmp_path / "short.csv", index=False)
     cli = cli_in(tmp_path)
     for args, message in (
-        (["--from", "flat.csv", "--at", "params=7B,tokens=1T"], "--at: every run is at one scale (N = 1, D = 1)"),
+        (["--from", "flat.csv", "--at", "params=7B,tokens=1T"], "--at: every run is at one scale; a prediction at another needs runs at two"),
         (["--from", "flat.csv", "--model", "joint"], "--model joint: a scale model, and every run is at one scale"),
         (["--from", "ladder.csv", "--at", "params=7B"], "--at params=7B: give both, params=N,tokens=D"),
         (["--from", "ladder.csv", "--at", "size=7B,tokens=1T"], "--at size=7B: use params=N,tokens=D"),
@@ -140,6 +140,7 @@ def test_one_scale_with_a_test_split_writes_the_test_runs_predictions_with_the_l
     assert done.returncode == 0, done.stderr[-2000:]
     table = pd.read_csv(tmp_path / "runs.predictions.csv")
     assert ",".join(table.columns) == COLUMNS and set(table.run) == set(points.names[48:])
+    assert table.params.isna().all() and table.tokens.isna().all()  # the table gives neither: none made up
     chosen = table[table.chosen]
     assert set(chosen.model) == {"law"} and len(chosen) == 12
     assert ((chosen.low <= chosen.predicted) & (chosen.predicted <= chosen.high)).all()

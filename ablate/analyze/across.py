@@ -43,8 +43,8 @@ class Prediction:
     target: str
     model: str
     chosen: bool
-    params: float
-    tokens: float
+    params: float | None  # None: the runs give no model size (a --from table without params)
+    tokens: float | None
     observed: float | None  # measured, for a held-out test run
     predicted: float | None  # None where the model may not predict there (note says why)
     low: float | None

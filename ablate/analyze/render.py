@@ -199,9 +199,9 @@ def _tested(targets: list[ScaleTarget]) -> list[str]:
     for target in targets:
         by_size = len(target.sizes) > 1
         groups: dict[tuple[str, float], list[Prediction]] = {}
-        for p in sorted(target.predictions, key=lambda p: (p.model, p.params if by_size else p.tokens)):
+        for p in sorted(target.predictions, key=lambda p: (p.model, _coordinate(p, by_size))):
             if p.observed is not None:
-                groups.setdefault((p.model, p.params if by_size else p.tokens), []).append(p)
+                groups.setdefault((p.model, _coordinate(p, by_size)), []).append(p)
         for (model, value), found in groups.items():
             scale = f"{'N' if by_size else 'D'} = {value:.3g}"
             made = [p for p in found if p.predicted is not None]
@@ -222,6 +222,13 @@ def _tested(targets: list[ScaleTarget]) -> list[str]:
     head = ["", "Test runs (never fitted on nor used to choose), by scale:", ""]
     head += ["| target | model | scale | predicted | RMSE | mean rel. error | rank ρ |"]
     return [*head, "|---|---|---|---|---:|---:|---:|", *rows]
+
+
+def _coordinate(prediction: Prediction, size: bool) -> float:
+    """A prediction's N (`size`) or D: across scale every row has both."""
+    value = prediction.params if size else prediction.tokens
+    assert value is not None
+    return value
 
 
 def _at(targets: list[ScaleTarget]) -> list[str]:
@@ -270,7 +277,7 @@ def predictions_csv(rows: list[Prediction]) -> str:
     return buffer.getvalue()
 
 
-def test_predictions(fits: list[TargetFit], size: float, tokens: float) -> list[Prediction]:
+def test_predictions(fits: list[TargetFit], size: float | None, tokens: float | None) -> list[Prediction]:
     """One scale's test runs as predictions.csv rows: each model's prediction, `chosen` for the best by
     cross-validation; the laws' 95% bootstrap band (none for the trees and the ensemble, not bootstrapped)."""
     out = []

@@ -141,7 +141,8 @@ def fit(
         plot_scales(title, found, buffer)
         _write(folder, prefix, scale_markdown(title, found), scale_json(title, found), buffer.getvalue(), [])
     else:
-        predictions = _fit_one_scale(name, points, test, model, scale, folder, prefix, bootstrap, seed, folds)
+        given = (True, True) if runs is None else _scale_columns(runs)
+        predictions = _fit_one_scale(name, points, test, model, scale, given, folder, prefix, bootstrap, seed, folds)
     write_predictions(folder / table, predictions)
 
 
@@ -151,6 +152,7 @@ def _fit_one_scale(
     test: dict[str, ScalePoints],
     model: list[str],
     scale: tuple[float, float] | None,
+    given: tuple[bool, bool],
     folder: Path,
     prefix: str,
     bootstrap: int,
@@ -158,17 +160,18 @@ def _fit_one_scale(
     folds: int | None,
 ) -> list[Prediction]:
     """The mixture models at the runs' one scale (ablate.analyze.fit): fit.md/.json/.png, and the test runs'
-    predictions."""
+    predictions, their params and tokens left empty where `given` says the runs did not give them."""
     from ablate.analyze.fit import fit_targets
     from ablate.analyze.render import plot_fits, test_predictions, to_json, to_markdown, unusable
     from ablate.errors import AblateError
 
     first = next(iter(points.values()))
-    size, tokens = float(first.size[0]), float(first.tokens[0])
+    size, tokens = (float(v[0]) if known else None for v, known in zip((first.size, first.tokens), given, strict=True))
     if scale is not None:
+        at = ", ".join(f"{letter} = {v:.3g}" for letter, v in (("N", size), ("D", tokens)) if v is not None)
         raise AblateError(
-            f"--at: every run is at one scale (N = {size:.3g}, D = {tokens:.3g}); a prediction at another needs runs "
-            "at two model sizes or token counts or more (pool studies with --study, or params/tokens columns)"
+            f"--at: every run is at one scale{f' ({at})' if at else ''}; a prediction at another needs runs at two "
+            "model sizes or token counts or more (pool studies with --study, or params/tokens columns)"
         )
     scaled = [m for m in model if m in SCALE_MODELS]
     if scaled:
@@ -190,6 +193,15 @@ def _fit_one_scale(
     plot_fits(title, fits, buffer)
     _write(folder, prefix, to_markdown(title, fits), to_json(title, fits), buffer.getvalue(), unusable(fits))
     return test_predictions(fits, size, tokens)
+
+
+def _scale_columns(runs: Path) -> tuple[bool, bool]:
+    """Whether RUNS.csv gives each run's params and its tokens (read_runs has already checked the file)."""
+    import csv
+
+    with runs.open(newline="") as handle:
+        header = next(csv.reader(handle), [])
+    return "params" in header, "tokens" in header
 
 
 def _write(folder: Path, prefix: str, markdown: str, payload: dict, png: bytes, cautions: list[str]) -> None:
