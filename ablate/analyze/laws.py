@@ -185,8 +185,6 @@ def _least_squares(
 ) -> tuple[np.ndarray, str]:
     """The non-linear forms' parameters from the best of several starts, and a note when the best
     stopped at the evaluation cap or at one of γ's bounds (saying what that means)."""
-    from scipy.optimize import least_squares
-
     r, d, y = points.shares, points.tokens, points.target
     k = len(parameter_names(model, points.subsets))
     rng = np.random.default_rng(seed)
@@ -196,23 +194,7 @@ def _least_squares(
     low, high = np.full(k, -np.inf), np.full(k, np.inf)
     if model == "power":
         low[1], high[1] = GAMMA
-    best = None
-    for first in starts:
-        with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
-            # Exploratory steps of an exponential form overflow on the way (a rejected step, not a result):
-            # said on stderr, scipy's warnings would break the command's one-line output.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            found = least_squares(
-                lambda p: form(p, r, d) - y,
-                np.clip(first, low + 1e-9, high - 1e-9),
-                jac=lambda p: jacobian(p, r, d),
-                bounds=(low, high),
-                method="trf",
-                max_nfev=evaluations,
-            )
-        if best is None or found.cost < best.cost:
-            best = found
-    assert best is not None
+    best = multistart(lambda p: form(p, r, d) - y, lambda p: jacobian(p, r, d), starts, low, high, max_nfev=evaluations)
     if model == "power" and best.x[1] * -np.log(FLOOR) < 0.05:  # x^−γ within 5% of 1 − γ·log x over the range
         return best.x, (
             f"γ {best.x[1]:.2g} ≈ 0 (bound {GAMMA[0]:g}): the data favour the power law's logarithmic limit, "
@@ -223,6 +205,38 @@ def _least_squares(
     if model == "power" and best.x[1] >= GAMMA[1] * (1 - 1e-6):
         return best.x, f"γ at its upper bound {GAMMA[1]:g}: returns diminish faster than the form allows"
     return best.x, ""
+
+
+def multistart(
+    residual: Callable[[np.ndarray], np.ndarray],
+    jacobian: Callable[[np.ndarray], np.ndarray],
+    starts: list[np.ndarray],
+    low: np.ndarray,
+    high: np.ndarray,
+    **options: Any,
+) -> Any:
+    """scipy's bounded least squares (trf, exact Jacobian) from each start, each moved just inside the
+    bounds; the result with the lowest cost. `options` go to least_squares (max_nfev, x_scale)."""
+    from scipy.optimize import least_squares
+
+    best = None
+    for first in starts:
+        with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+            # Exploratory steps of an exponential form overflow on the way (a rejected step, not a result):
+            # said on stderr, scipy's warnings would break the command's one-line output.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            found = least_squares(
+                residual,
+                np.clip(first, low + 1e-9, high - 1e-9),
+                jac=jacobian,
+                bounds=(low, high),
+                method="trf",
+                **options,
+            )
+        if best is None or found.cost < best.cost:
+            best = found
+    assert best is not None
+    return best
 
 
 def _starts(model: str, m: int, y: np.ndarray, spread: float, rng: np.random.Generator) -> list[np.ndarray]:

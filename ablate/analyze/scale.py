@@ -32,14 +32,13 @@ Pure numpy and scipy, no I/O.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
 
-from ablate.analyze.laws import Fitted, Points, requirement
+from ablate.analyze.laws import Fitted, Points, multistart, requirement
 from ablate.analyze.laws import fit as fit_mixing
 from ablate.choices import SCALE_MODELS
 from ablate.errors import AblateError
@@ -184,7 +183,6 @@ def _joint(
     """The joint form's names, parameters and note: the best of least-squares fits from the STARTS best
     linear fits over GRID (or from `start`). Refused on a ladder of one size and one token count (no scale),
     with fewer mixtures than subsets (E, A and B are each a number per subset) or rows than parameters + 2."""
-    from scipy.optimize import least_squares
 
     r, y, m = points.shares, points.target, len(points.subsets)
     logs, terms = [], []
@@ -209,21 +207,9 @@ def _joint(
     low, high = np.full(len(names), -np.inf), np.full(len(names), np.inf)
     for term in terms:
         low[names.index(term)], high[names.index(term)] = EXPONENT
-    best = None
-    for first in starts:
-        with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)  # a rejected exploratory step may overflow
-            found = least_squares(
-                lambda p: _joint_value(p, r, logs) - y,
-                np.clip(first, low + 1e-9, high - 1e-9),
-                jac=lambda p: _joint_jacobian(p, r, logs),
-                bounds=(low, high),
-                method="trf",
-                x_scale="jac",
-            )
-        if best is None or found.cost < best.cost:
-            best = found
-    assert best is not None
+    best = multistart(
+        lambda p: _joint_value(p, r, logs) - y, lambda p: _joint_jacobian(p, r, logs), starts, low, high, x_scale="jac"
+    )
     note = " ".join(bound_note(term, best.x[names.index(term)]) for term in terms).strip()
     return names, best.x, note
 
