@@ -29,7 +29,8 @@ def status(study: StudyOpt = None) -> None:
     from ablate.store import current_study
 
     name = current_study(study)
-    print_status(out, name, variant_states(name), scheduler_states(name))
+    scheduler = scheduler_states(name)  # before the states, as `ablate run` reads them (ablate.run.runner.prepare)
+    print_status(out, name, variant_states(name), scheduler)
 
 
 # ---- pretrain ------------------------------------------------------------------------------

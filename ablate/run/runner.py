@@ -187,6 +187,9 @@ def prepare(
         refuse_stale(
             plan, f"--checkpoint {checkpoint}", fix=f"`ablate plan --checkpoint {checkpoint} --force` replaces them"
         )
+    # the queue is read before the jobs' states: a task that leaves it in between has already written its
+    # state, so it reads as done rather than as a job to submit again
+    waiting = slurm.queued(study) if how.launcher == "slurm" else {}
     start_folder = study_dir(study) / START
     follower = how.node_rank > 0
     start = start_next(plan.start_hash, start_folder, lock_holder(start_folder))
@@ -202,9 +205,7 @@ def prepare(
             f"results for another plan in {study_dir(study)}: {'; '.join(stale)}; "
             "delete those variant folders to rerun them (results are never reused across hashes)"
         )
-    if how.launcher == "slurm":
-        waiting = slurm.queued(study)
-        actions = [replace(a, do=Do.BUSY, why=waiting[a.job]) if a.job in waiting else a for a in actions]
+    actions = [replace(a, do=Do.BUSY, why=waiting[a.job]) if a.job in waiting else a for a in actions]
     if not dry_run:
         _fetch_starts(study, recipe, plan, [a for a in actions if not (follower and a.job == START)], observer)
     if replanned and not dry_run:  # only a plan that passed every check replaces the old one
