@@ -12,9 +12,9 @@ import pytest
 from ablate.analyze.accuracy import (
     LEAST,
     Link,
+    accuracy_draws,
     bootstrap_link,
     link,
-    predict_accuracy,
     through,
 )
 from ablate.errors import AblateError
@@ -59,13 +59,19 @@ def test_intervals_cover_the_truth_in_most_simulated_ladders():
         whole = link(loss, accuracy, CHANCE, items=300)
         assert isinstance(whole, Link)
         draws = bootstrap_link(loss, accuracy, CHANCE, 100, seed, whole=whole)
-        _, low, high = predict_accuracy(whole, draws, HELD)
+        low, high = _interval(draws, np.broadcast_to(HELD, (len(draws), 2)))
         link_hits += (low <= truth) & (truth <= high)
         rng = np.random.default_rng(1000 + seed)
         predicted = HELD + rng.normal(0, 0.03, 2)  # what scale.py would predict, and its bootstrap draws
-        _, low, high = predict_accuracy(whole, draws, predicted, predicted + rng.normal(0, 0.03, (400, 2)))
+        low, high = _interval(draws, predicted + rng.normal(0, 0.03, (400, 2)))
         composed_hits += (low <= truth) & (truth <= high)
     assert (link_hits >= 42).all() and (composed_hits >= 42).all(), (link_hits, composed_hits)
+
+
+def _interval(links: list[Link], loss_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% interval of loss draws carried through link draws, paired as ablate.analyze.linked pairs them."""
+    low, high = np.quantile(accuracy_draws(links, loss_draws), [0.025, 0.975], axis=0)
+    return low, high
 
 
 def test_a_bootstrap_of_200_refits_on_80_runs_is_fast():
@@ -92,8 +98,7 @@ def test_a_loss_interval_is_carried_through_the_link():
     )
     assert (low < predicted).all() and (predicted < high).all()
     # one link, no loss draws: no width; the whole fit without refits is the same link repeated
-    point, low, high = predict_accuracy(found, [found], 1.0)
-    assert point == low == high == pytest.approx(found.predict(1.0))
+    assert accuracy_draws([found], np.ones((1, 1)))[0, 0] == pytest.approx(found.predict(1.0))
 
 
 def test_near_chance_runs_are_refused_with_the_reason():

@@ -16,7 +16,7 @@ loss standardized, so one set of bounds and starts serves any unit).
 run within NEAR_CHANCE binomial standard errors of chance (given the items per run); no fall of
 accuracy with loss beyond noise (TREND); or a fitted slope that is not negative. `bootstrap_link`
 refits on draws of runs, so an interval holds the link's own uncertainty; `through` carries draws of a
-predicted loss through one link; `predict_accuracy` pairs loss draws with link draws for both.
+predicted loss through one link; `accuracy_draws` pairs loss draws with link draws for both.
 Pure numpy and scipy, no I/O.
 """
 
@@ -212,16 +212,10 @@ def through(
     return found.predict(centre), low, high
 
 
-def predict_accuracy(
-    whole: Link, links: list[Link], loss: np.ndarray | float, loss_draws: np.ndarray | None = None, ci: float = 0.95
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Accuracy at a predicted `loss`, with the percentile interval of draws that pair the i-th loss draw
-    (axis 0; e.g. scale.py's bootstrap predictions) with the i-th link draw (cycled when fewer): both the
-    loss's and the link's uncertainty. Without loss draws, the link draws alone at `loss`."""
-    point = np.asarray(loss, dtype=float)
-    draws = np.broadcast_to(point, (len(links), *point.shape)) if loss_draws is None else np.asarray(loss_draws, float)
-    which = np.arange(len(draws)) % len(links)
-    shape = (len(draws),) + (1,) * (draws.ndim - 1)
+def accuracy_draws(links: list[Link], loss_draws: np.ndarray) -> np.ndarray:
+    """The i-th loss draw (axis 0) through the i-th link draw (cycled when fewer): accuracy draws that
+    carry both uncertainties, paired across the rows of a draw (a Δ between rows keeps the pairing)."""
+    which = np.arange(len(loss_draws)) % len(links)
+    shape = (len(loss_draws),) + (1,) * (loss_draws.ndim - 1)
     a, b, k, l0 = (np.array([getattr(links[i], f) for i in which]).reshape(shape) for f in ("a", "b", "k", "l0"))
-    low, high = np.quantile(_sigmoid(draws, a, b, k, l0), [(1 - ci) / 2, (1 + ci) / 2], axis=0)
-    return whole.predict(point), low, high
+    return _sigmoid(loss_draws, a, b, k, l0)

@@ -23,8 +23,8 @@ import numpy as np
 
 from ablate.analyze.ladder import Blind, HeldOut, choose, extrapolation, fit_any, pick, scale_folds, unchecked
 from ablate.analyze.linked import PREFIX, Chance, linked
-from ablate.analyze.linked import predict as predict_linked
-from ablate.analyze.scale import SCALE_MODELS, ScaleFit, ScalePoints, band, bootstrap, exponent_band
+from ablate.analyze.linked import draws as linked_draws
+from ablate.analyze.scale import SCALE_MODELS, ScaleFit, ScalePoints, bootstrap, exponent_band
 from ablate.choices import MODELS
 from ablate.errors import AblateError
 from ablate.report.answers import ANSWER_PREFIX
@@ -73,6 +73,7 @@ class ScaleTarget:
     left_out: list[str] = field(default_factory=list)  # "nested: needs every mixture at 3 sizes ..."
     unchecked: str = ""  # why no held-out scale could be checked (ladder.unchecked), so nothing is chosen
     predictions: list[Prediction] = field(default_factory=list)
+    deltas: list[Prediction] = field(default_factory=list)  # at `at`: each mixture minus the baseline, paired
 
 
 def spans(points: dict[str, ScalePoints]) -> bool:
@@ -91,12 +92,15 @@ def fit_across(
     mix: tuple[list[str], np.ndarray] | None = None,
     chances: dict[str, Chance] | None = None,
     ci: float = 0.95,
+    baseline: str | None = None,
 ) -> list[ScaleTarget]:
     """Every model on every target: held-out-scale checks, the chosen model, and predictions of the test
     runs (at their own scale) and, with `at` (N, D), of every training mixture or the `mix` ones (names,
     shares in the targets' subset order). A task in `chances` whose `answer-loss:<task>` is a target too
     also gets the linked models (linked.py). Asked-for `models` that cannot fit a target are refused in
-    one line; by default the others are named in `left_out`."""
+    one line; by default the others are named in `left_out`. With `at` and a `baseline` among the
+    mixtures, `deltas` holds each other mixture's predicted Δ against it, its interval from the same
+    refits predicting both (a refit that errs alike on both errs little on their Δ)."""
     asked = models or [*SCALE_MODELS, *BLIND]
     unknown = [m for m in asked if m not in (*SCALE_MODELS, *BLIND)]
     if unknown:
@@ -129,10 +133,14 @@ def fit_across(
                     exponents[name] = {"value": fitted.exponent(name), "low": low, "high": high}
             result.fits.append(ScaleModelFit(model, exponents, checks[model], note))
         wanted = _wanted(data, (test or {}).get(target), at, mix)
+        targeted = _wanted(data, None, at, mix)
         for model, refits in draws.items():
             fitted = whole[model]
             assert isinstance(fitted, ScaleFit)
-            result.predictions += _predict(target, model, fitted, refits, wanted, ci)
+            drawn = _scale_draws(fitted, refits, wanted, ci)
+            result.predictions += _rows(target, model, wanted, *_quantiles(*drawn, ci))
+            drawn = _scale_draws(fitted, refits, targeted, ci, wide=False)
+            result.deltas += _deltas(target, model, targeted, baseline, *drawn, ci)
         loss = points.get(ANSWER_PREFIX + target)
         if chances and target in chances and loss is not None:
             _link(
@@ -141,13 +149,14 @@ def fit_across(
                 loss,
                 chances[target],
                 [m for m in whole if m in SCALE_MODELS],
-                wanted,
+                (wanted, targeted, baseline),
                 resamples,
                 seed,
                 ci,
             )
             result.chosen = pick({f.model: f.held_out for f in result.fits})
         result.predictions = [replace(p, chosen=p.model == result.chosen) for p in result.predictions]
+        result.deltas = [replace(p, chosen=p.model == result.chosen) for p in result.deltas]
         out.append(result)
     return out
 
@@ -158,13 +167,15 @@ def _link(
     loss: ScalePoints,
     chance: Chance,
     models: list[str],
-    wanted: _Wanted,
+    rows: tuple[_Wanted, _Wanted, str | None],
     resamples: int,
     seed: int,
     ci: float,
 ) -> None:
     """The task's linked models (each scale model of its loss, then the link) added to `result`: their
-    held-out scales, their predictions of the wanted rows, or why not."""
+    held-out scales, their predictions of the wanted rows and Δ at the target (`rows`: the wanted, the
+    target's and the baseline's name), or why not."""
+    wanted, targeted, baseline = rows
     for model in models:
         try:
             found = linked(task, loss, chance, model=model, seed=seed, resamples=resamples)
@@ -173,8 +184,10 @@ def _link(
             continue
         result.fits.append(ScaleModelFit(found.model, {}, found.held_out, "through answer-loss, then the link"))
         if wanted.names:
-            value, low, high, reasons = predict_linked(found, wanted.shares, wanted.size, wanted.tokens, ci)
-            result.predictions += _rows(result.target, found.model, wanted, value, low, high, reasons)
+            drawn = linked_draws(found, wanted.shares, wanted.size, wanted.tokens, ci)
+            result.predictions += _rows(result.target, found.model, wanted, *_quantiles(*drawn, ci))
+            drawn = linked_draws(found, targeted.shares, targeted.size, targeted.tokens, ci, wide=False)
+            result.deltas += _deltas(result.target, found.model, targeted, baseline, *drawn, ci)
 
 
 def _values(values: np.ndarray) -> list[float]:
@@ -222,21 +235,57 @@ def _wanted(
     )
 
 
-def _predict(
-    target: str, model: str, fitted: ScaleFit, draws: list[ScaleFit], wanted: _Wanted, ci: float
-) -> list[Prediction]:
-    """Each wanted row predicted by `fitted` with its interval over `draws`, or refused with the reason."""
-    if not wanted.names:
-        return []
+def _scale_draws(
+    fitted: ScaleFit, refits: list[ScaleFit], wanted: _Wanted, ci: float, wide: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, list[str | None]]:
+    """Each wanted row predicted by `fitted`, by every refit (axis 0; None without refits), and the reason
+    the model may not predict there (ladder.extrapolation; with `wide`, on its interval too), or None."""
     predicted = fitted.predict(wanted.shares, wanted.size, wanted.tokens)
-    low, high = band(draws, wanted.shares, wanted.size, wanted.tokens, ci) if draws else (predicted, predicted)
+    if not refits:
+        return predicted, None, ["no bootstrap refit succeeded: no interval"] * len(predicted)
+    drawn = np.array([d.predict(wanted.shares, wanted.size, wanted.tokens) for d in refits])
+    low, high = np.quantile(drawn, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
     reasons = [
-        extrapolation(fitted, float(n), float(d), (float(p), float(lo), float(hi)))
-        if draws
-        else "no bootstrap refit succeeded: no interval"
+        extrapolation(fitted, float(n), float(d), (float(p), float(lo), float(hi)) if wide else None)
         for n, d, p, lo, hi in zip(wanted.size, wanted.tokens, predicted, low, high, strict=True)
     ]
-    return _rows(target, model, wanted, predicted, low, high, reasons)
+    return predicted, drawn, reasons
+
+
+def _quantiles(
+    predicted: np.ndarray, drawn: np.ndarray | None, reasons: list[str | None], ci: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str | None]]:
+    """(predicted, low, high, reasons): the draws' percentile interval (the point itself without draws)."""
+    if drawn is None or not len(drawn):
+        return predicted, predicted, predicted, reasons
+    low, high = np.quantile(drawn, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+    return predicted, low, high, reasons
+
+
+def _deltas(
+    target: str,
+    model: str,
+    wanted: _Wanted,
+    baseline: str | None,
+    predicted: np.ndarray,
+    drawn: np.ndarray | None,
+    reasons: list[str | None],
+    ci: float,
+) -> list[Prediction]:
+    """Each wanted row's Δ against the `baseline` row, its interval over the same draws for both; no number
+    where the model may not extrapolate to either row. A level's interval over ladder.WIDE refuses the
+    level, not its Δ: refits that miss the level alike still pin their Δ, and its interval says how well.
+    Empty without a baseline among the rows or without draws."""
+    if baseline not in wanted.names or drawn is None or not len(drawn):
+        return []
+    b = wanted.names.index(baseline)
+    others = [i for i in range(len(wanted.names)) if i != b]
+    delta = predicted[others] - predicted[b]
+    low, high = np.quantile(drawn[:, others] - drawn[:, [b]], [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+    index = np.array(others, dtype=int)
+    rows = _Wanted([wanted.names[i] for i in others], wanted.shares[index], wanted.size[index], wanted.tokens[index],
+                   [None] * len(others))  # fmt: skip
+    return _rows(target, model, rows, delta, low, high, [reasons[i] or reasons[b] for i in others])
 
 
 def _rows(

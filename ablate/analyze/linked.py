@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ablate.analyze.accuracy import Link, bootstrap_link, link, predict_accuracy
+from ablate.analyze.accuracy import Link, accuracy_draws, bootstrap_link, link
 from ablate.analyze.ladder import HeldOut, extrapolation, held_out_scales
 from ablate.analyze.scale import ScaleFit, ScalePoints, bootstrap, fit
 from ablate.errors import AblateError
@@ -90,18 +90,19 @@ def linked(task: ScalePoints, loss: ScalePoints, chance: Chance, *, model: str, 
     return LinkedFit(PREFIX + model, whole, draws, links, checks)
 
 
-def predict(
-    found: LinkedFit, shares: np.ndarray, size: np.ndarray, tokens: np.ndarray, ci: float = 0.95
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str | None]]:
-    """Accuracy (percent) at each row with its interval, and per row the reason the loss model may not
-    extrapolate there (ladder.extrapolation on the loss's own interval), or None."""
+def draws(
+    found: LinkedFit, shares: np.ndarray, size: np.ndarray, tokens: np.ndarray, ci: float = 0.95, wide: bool = True
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """Accuracy (percent) at each row, its draws (axis 0: each loss refit through a link refit; without
+    loss refits, the link's refits alone at the predicted loss), and per row the reason the loss model
+    may not extrapolate there (ladder.extrapolation; with `wide`, on the loss's own interval too), or None."""
     loss = found.whole.loss.predict(shares, size, tokens)
-    draws = np.array([d.predict(shares, size, tokens) for d in found.draws]) if found.draws else None
+    losses = np.array([d.predict(shares, size, tokens) for d in found.draws]) if found.draws else None
     reasons: list[str | None] = []
     for i in range(len(loss)):
-        band = None if draws is None else np.quantile(draws[:, i], [(1 - ci) / 2, (1 + ci) / 2])
-        interval = None if band is None else (float(loss[i]), float(band[0]), float(band[1]))
+        band = None if losses is None else np.quantile(losses[:, i], [(1 - ci) / 2, (1 + ci) / 2])
+        interval = None if band is None or not wide else (float(loss[i]), float(band[0]), float(band[1]))
         reason = extrapolation(found.whole.loss, float(size[i]), float(tokens[i]), interval)
         reasons.append(None if reason is None else f"its correct-answer loss: {reason}")
-    value, low, high = predict_accuracy(found.whole.link, found.links, loss, draws, ci)
-    return PERCENT * value, PERCENT * low, PERCENT * high, reasons
+    paired = np.broadcast_to(loss, (len(found.links), len(loss))) if losses is None else losses
+    return PERCENT * found.whole.link.predict(loss), PERCENT * accuracy_draws(found.links, paired), reasons

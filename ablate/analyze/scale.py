@@ -32,7 +32,6 @@ Pure numpy and scipy, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -349,19 +348,6 @@ class Predicts(Protocol):
     """Anything that predicts a mixture's target at a scale: a ScaleFit, or ladder.Blind."""
 
     def predict(self, shares: np.ndarray, size: np.ndarray | float, tokens: np.ndarray | float) -> np.ndarray: ...
-
-
-def band(
-    draws: Sequence[Predicts],
-    shares: np.ndarray,
-    size: np.ndarray | float,
-    tokens: np.ndarray | float,
-    ci: float = 0.95,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The percentile interval (low, high) of each prediction over the bootstrap refits."""
-    predicted = np.array([d.predict(shares, size, tokens) for d in draws])
-    low, high = np.quantile(predicted, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
-    return low, high
 
 
 def exponent_band(draws: list[ScaleFit], name: str, ci: float = 0.95) -> tuple[float, float]:

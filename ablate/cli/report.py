@@ -2,6 +2,7 @@
 
 ablate report                        # the current study: markdown on stdout, files in results/<study>/
 ablate report --from runs/ --format csv
+ablate report --study s1 --study s2 --study s3 --at params=7B,tokens=140B   # a ladder, across scale
 """
 
 from __future__ import annotations
@@ -16,18 +17,22 @@ import typer
 from rich.markup import escape
 
 from ablate.choices import Adjustment, ReportFormat
-from ablate.cli.app import StudyOpt, app, err, out
+from ablate.cli.app import app, err, out
+from ablate.cli.ladder import AtOpt, StudiesOpt, target_scale
 from ablate.errors import AblateError, StudyError
 
 if TYPE_CHECKING:
-    from ablate.report import Report
+    from ablate.report import Report, Settings
+
+SCALE_RESAMPLES = 200  # refits for a ladder's predicted Δ: `ablate fit`'s --bootstrap default
 
 # ---- report --------------------------------------------------------------------------------
 
 
 @app.command()
 def report(
-    study: StudyOpt = None,
+    study: StudiesOpt = None,
+    at: AtOpt = None,
     baseline: Annotated[
         str, typer.Option("--baseline", help="Variant (ablation) the deltas are taken against")
     ] = "baseline",
@@ -74,14 +79,27 @@ def report(
         bool, typer.Option("--strict", help="Refuse to report while a variant's results are damaged or stale")
     ] = False,
 ) -> None:
-    """Scores and Δ vs baseline with paired-bootstrap CIs; writes report.md/.csv/.json and deltas.png."""
+    """Scores and Δ vs baseline with paired-bootstrap CIs; writes report.md/.csv/.json and deltas.png.
+    Several --study (one per model size): the ladder's Δ at every size and, with --at, at the target."""
     from ablate.report import Settings, build_report, write_report
     from ablate.report.load import REFUSED, load_folder, load_study
     from ablate.store import study_dir
 
-    if from_dir is not None and study is not None:
+    if from_dir is not None and study:
         raise AblateError("--from and --study: give one; --from reads plain lm-eval outputs, --study a planned study")
-    results = load_folder(from_dir) if from_dir is not None else load_study(study)
+    if at is not None and len(study or []) < 2:
+        raise AblateError("--at: a target scale needs a ladder; pass --study once per model size (two or more)")
+    if study and len(study) > 1:
+        if seed_noise_from is not None:
+            raise AblateError("--seed-noise-from: one study's option; a ladder's rungs each use their own replicates")
+        ladder_settings = Settings(baseline=baseline, metric=metric, ci=ci, resamples=bootstrap, adjust=adjust,
+                                   detect_pp=detect)  # fmt: skip
+        built, home = ladder_report(study, ladder_settings, None if at is None else target_scale(at))
+        written = write_report(built, out_dir or study_dir(home), plot=plot, prefix="ladder-")
+        print_report(built, fmt)
+        err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)
+        return
+    results = load_folder(from_dir) if from_dir is not None else load_study(study[0] if study else None)
     refused = results.variants[results.variants.state.isin(REFUSED)]
     if strict and not refused.empty:
         first = refused.iloc[0]
@@ -113,6 +131,38 @@ def report(
         line = escape(f"{row.variant}: {row.state}, left out of the report: {row.error}")
         err.print(f"[yellow]{line}[/yellow]", highlight=False, soft_wrap=True)
     err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)
+
+
+def ladder_report(names: list[str], settings: Settings, at: tuple[float, float] | None) -> tuple[Report, str]:
+    """The report of a ladder of studies (ablate.report.ladder), each removal's Δ predicted at `at` by the
+    scale models `ablate fit --study ... --at` chooses (SCALE_RESAMPLES refits); and the study whose folder
+    gets its files (the first named, as `ablate fit` writes ladder-fit.*)."""
+    from ablate.analyze.across import fit_across
+    from ablate.analyze.studies import pooled_points
+    from ablate.report import build_report
+    from ablate.report.ladder import Rung, across, ladder_label, ladder_results
+    from ablate.report.load import load_study
+
+    ladder = pooled_points(names)
+    rungs = [
+        Rung(ladder_label(i), s, n, d)
+        for i, (s, n, d) in enumerate(zip(ladder.studies, ladder.sizes, ladder.tokens, strict=True))
+    ]
+    built = build_report(ladder_results({r.study: load_study(r.study) for r in rungs}, rungs), settings)
+    targets = []
+    if at is not None:
+        targets = fit_across(
+            ladder.points,
+            models=None,
+            resamples=SCALE_RESAMPLES,
+            seed=settings.seed,
+            at=at,
+            chances=ladder.chances,
+            ci=settings.ci,
+            baseline=settings.baseline,
+        )
+    built.across = across(built, rungs, targets, at)
+    return built, names[0]
 
 
 def _same_checkpoint(a: str, b: str) -> bool:

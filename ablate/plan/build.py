@@ -162,9 +162,10 @@ def phase_label(phase: float) -> str:
 
 
 def split_phase(name: str) -> tuple[str, str | None]:
-    """'no-math@p10' → ('no-math', 'p10'); a name without a phase → (name, None)."""
+    """'no-math@p10' → ('no-math', 'p10'); a name without a phase → (name, None). A ladder's rungs are
+    marked alike, r1 the smallest (ablate.report.ladder): 'no-math@r2' → ('no-math', 'r2')."""
     head, mark, label = name.rpartition(PHASE_MARK)
-    if mark and label.startswith("p") and label[1:].replace(".", "", 1).isdigit():
+    if mark and label[:1] in ("p", "r") and label[1:].replace(".", "", 1).isdigit():
         return head, label
     return name, None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -34,6 +34,9 @@ from ablate.report.rows import (
 from ablate.report.scores import score_table, scores_by_variant, shown_columns
 from ablate.report.suggestions import with_measured
 from ablate.report.trust import PhaseAgreement, Trust, phase_agreement, trust
+
+if TYPE_CHECKING:
+    from ablate.report.ladder import Across
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Report:
     heldout: list[LossCell]  # with eval.heldout: each baseline's loss per domain, each ablation's Δ
     seed_noise: dict[noise.Key, noise.SeedNoise]  # (phase, column) → the seed noise every Δ there includes
     replicates: int  # replicate runs it was read from: done seeds beyond each ablation's first
+    across: Across | None = None  # a ladder's: each removal's Δ at every rung and at the target (ladder.py)
 
     @property
     def columns(self) -> list[str]:

@@ -16,7 +16,13 @@ from ablate.report.cells import NORMAL
 from ablate.report.load import START
 from ablate.report.noise import SeedNoise
 from ablate.report.render import ADJUSTMENT_NAMES, delta_text, markdown_table
-from ablate.report.sections import heldout_section, phase_section, suggestion_section, trust_section
+from ablate.report.sections import (
+    across_section,
+    heldout_section,
+    phase_section,
+    suggestion_section,
+    trust_section,
+)
 
 ADJUSTMENT_MEANING = {
     "bh": "false discovery rate {alpha}: on average at most {alpha} of the flags are false",
@@ -50,7 +56,9 @@ def to_markdown(report: Report) -> str:
     else:
         out.append("No variant besides the baseline.")
     out += ["", *[f"- {line}" for line in footnotes(report)]]
-    if report.phases:
+    if report.across is not None:
+        out += ["", *across_section(report)]
+    elif report.phases:
         out += ["", *phase_section(report)]
     if report.trust is not None:
         out += ["", *trust_section(report)]

@@ -46,6 +46,7 @@ def to_json(report: Report) -> dict[str, Any]:
         ],
         "replicates": report.replicates,
         "notes": report.notes,
+        **({} if report.across is None else {"across": asdict(report.across)}),
     }
 
 

@@ -1,5 +1,6 @@
 """The sections of report.md that a study may have: Δ by phase length, how far to trust the table,
-held-out loss by domain and suggested mixtures, each a list of markdown lines.
+held-out loss by domain, suggested mixtures and a ladder's conclusions across scale, each a list of
+markdown lines.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from ablate.plan.build import split_phase
 from ablate.report.build import Report
 from ablate.report.heldout import LOSS_PREFIX, LossCell
+from ablate.report.ladder import AcrossRow, Interval
 from ablate.report.load import START
 from ablate.report.render import ADJUSTMENT_NAMES, delta_text, fmt_pp, fmt_signed, markdown_table, models_text
 from ablate.report.trust import STABLE
@@ -250,3 +252,77 @@ def _objective_units(weights: dict[str, float]) -> tuple[Callable[[float], str],
         return fmt_pp, " pp" if len(weights) == 1 else ""
     digits, unit = (4, " nats per token") if all(losses) and len(weights) == 1 else (3, "")
     return lambda value: fmt_signed(value, digits), unit
+
+
+def across_section(report: Report) -> list[str]:
+    """ "Across scale": per task and held-out domain, each removal's Δ at every rung of the ladder, the Δ
+    its scale fit predicts at the target, the marks where a conclusion does not survive scale, and each
+    rung's decision accuracy against the largest."""
+    from ablate.plan.view import human
+
+    found = report.across
+    assert found is not None
+    level, labels = f"{100 * report.settings.ci:g}%", [r.label for r in found.rungs]
+    rungs = "; ".join(f"{r.label} `{r.study}` (N {human(r.params)}, D {human(r.tokens)})" for r in found.rungs)
+    target = f"N {human(found.at[0])}, D {human(found.at[1])}" if found.at else None
+    out = [f"## Across scale ({level} CI)", "", f"Rungs, smallest first: {rungs}."]
+    if target:
+        out.append(f"Target: {target}, predicted by each target's chosen scale model (`ablate fit`'s choice).")
+    agreement = {(a.task, a.short): a for a in report.phase_agreement}
+    reasons: dict[str, int] = {}
+    for name in dict.fromkeys(r.target for r in found.rows):
+        loss = name.startswith(LOSS_PREFIX)
+        rows = []
+        for row in (r for r in found.rows if r.target == name):
+            cells = [_interval_text(d, loss) for d in row.rungs]
+            if row.predicted is not None:
+                cells.append(f"{_interval_text(row.predicted, loss)} ({row.model})")
+            elif target:
+                cells.append(f"— [{reasons.setdefault(row.note, len(reasons) + 1)}]" if row.note else "—")
+            rows.append([row.ablation, *cells, _marks(row)])
+        header = ["variant", *[f"Δ @{label}" for label in labels], *(["at target"] if target else []), "marks"]
+        unit = "nats per token" if loss else "percentage points"
+        out += ["", f"**{name}** ({unit})", "", *markdown_table(header, rows, ["l", *"r" * (len(header) - 2), "l"])]
+        for short in labels[:-1]:
+            a = agreement.get((name, short))
+            if a is not None:
+                out += [
+                    "",
+                    f"Decision accuracy @{a.short} vs @{a.long}: {a.agreement * a.pairs:.3g} of {a.pairs} pairs of "
+                    f"{a.variants} variants ordered alike, {a.agreement:.2f} [{a.low:.2f}, {a.high:.2f}].",
+                ]
+    out += [
+        "",
+        f"- Each Δ is against its own rung's baseline, with the {level} interval of the rung's report (items and "
+        "seeds); for a held-out domain lower is better, so + means the removal raised the loss. Marks: `±` the Δ "
+        "changes sign across rungs beyond noise (one rung's interval above 0, another's below), `(±)` within "
+        "noise; `↕` its rank among the removals changes between rungs; `→` the predicted Δ at the target has "
+        "the other sign than at the largest rung.",
+        "- Decision accuracy (DataDecide, Magnusson et al., 2025): the share of variant pairs (baseline "
+        "included) that a rung orders as the largest does; a tie counts half; the interval resamples the "
+        "items, the same for both rungs. 1: the small rung decides as the large one; 0.5: a coin flip.",
+    ]
+    if target:
+        out.append(
+            f"- The predicted Δ is the chosen model's prediction for the removal minus the baseline's at the "
+            f"target, its {level} interval from refits on bootstrap draws of whole runs that predict both."
+        )
+    out += [f"- [{number}] {reason}" for reason, number in reasons.items()]
+    out += [f"- {note}" for note in found.notes]
+    return out
+
+
+def _interval_text(found: Interval | None, loss: bool) -> str:
+    """A Δ with its interval: points with one decimal for a task, 4 decimals for a loss."""
+    if found is None:
+        return "—"
+    digits = 4 if loss else 1
+    text = fmt_signed(found.value, digits)
+    if found.low is None or found.high is None:
+        return text + " (no CI)"
+    return f"{text} [{fmt_signed(found.low, digits)}, {fmt_signed(found.high, digits)}]"
+
+
+def _marks(row: AcrossRow) -> str:
+    marks = {"beyond noise": "±", "within noise": "(±)"}.get(row.sign, "")
+    return " ".join(m for m in (marks, "↕" if row.rank else "", "→" if row.turns else "") if m)
