@@ -96,7 +96,10 @@ def test_refusals_across_scale_are_one_line_and_write_nothing(tmp_path):
     pd.DataFrame({"share:web": [0.5], "share:code": [0.5]}).to_csv(tmp_path / "short.csv", index=False)
     cli = cli_in(tmp_path)
     for args, message in (
-        (["--from", "flat.csv", "--at", "params=7B,tokens=1T"], "--at: every run is at one scale; a prediction at another needs runs at two"),
+        (
+            ["--from", "flat.csv", "--at", "params=7B,tokens=1T"],
+            "--at: every run is at one scale; a prediction at another needs runs at two",
+        ),
         (["--from", "flat.csv", "--model", "joint"], "--model joint: a scale model, and every run is at one scale"),
         (["--from", "ladder.csv", "--at", "params=7B"], "--at params=7B: give both, params=N,tokens=D"),
         (["--from", "ladder.csv", "--at", "size=7B,tokens=1T"], "--at size=7B: use params=N,tokens=D"),
@@ -316,6 +319,20 @@ def test_a_phase_study_s_phases_are_a_ladder_in_tokens(tmp_path):
     assert (np.abs(at.predicted - truth) / truth).max() < 0.01
     refused = cli("suggest", "--objective", "loss:prose", "--study", "fixed", "--phase", "all")
     assert refused.returncode == 2 and "suggest across them with --at" in refused.stderr
+    # the report's across-scale section: each mixture's Δ at every phase, and predicted at the long phase
+    report = cli("report", "--study", "fixed", "--at", "params=100000,tokens=1.6e6", "--bootstrap", "200", "--no-plot")
+    assert report.returncode == 0, report.stderr[-3000:]
+    across = json.loads((study / "report.json").read_text())["across"]
+    assert [r["label"] for r in across["rungs"]] == ["p5", "p10", "p20", "p40"]
+    assert [r["tokens"] for r in across["rungs"]] == [1e5, 2e5, 4e5, 8e5]
+    rows = [r for r in across["rows"] if r["target"] == "loss:prose"]
+    prose = _prose_of(plan)
+    assert len(rows) == 8 and all(r["model"] == "joint" for r in rows)
+    for row in rows:  # the planted Δ is −(its prose share − the baseline's) at every phase length
+        truth = prose("baseline") - prose(row["ablation"])
+        assert abs(row["predicted"]["value"] - truth) < 0.01, row
+        assert row["predicted"]["low"] - 0.005 <= truth <= row["predicted"]["high"] + 0.005, row
+    assert "## Across scale" in (study / "report.md").read_text()
 
 
 def _prose_of(plan):

@@ -158,3 +158,14 @@ def test_ablate_report_reads_a_real_ladder_across_scale(ladder, monkeypatch):
     refused = subprocess.run([*base[:4], f"--study={ladder.studies[0]}", "--at", "params=1B,tokens=1B"],
                              cwd=ladder.root, capture_output=True, text=True, env=env)  # fmt: skip
     assert refused.returncode == 2 and "--at: a target scale needs a ladder" in refused.stderr, refused.stderr
+
+
+def test_the_scale_figure_draws_every_target_with_its_prediction(ladder_report, tmp_path):
+    from ablate.report import write_report
+
+    report, _ = ladder_report
+    written = write_report(report, tmp_path, prefix="ladder-")
+    assert [p.name for p in written] == [
+        "ladder-report.md", "ladder-report.csv", "ladder-report.json", "ladder-deltas.png", "ladder-scale.png",
+    ]  # fmt: skip
+    assert (tmp_path / "ladder-scale.png").read_bytes().startswith(b"\x89PNG")

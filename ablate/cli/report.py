@@ -23,6 +23,7 @@ from ablate.errors import AblateError, StudyError
 
 if TYPE_CHECKING:
     from ablate.report import Report, Settings
+    from ablate.report.ladder import Across
 
 SCALE_RESAMPLES = 200  # refits for a ladder's predicted Δ: `ablate fit`'s --bootstrap default
 
@@ -80,15 +81,16 @@ def report(
     ] = False,
 ) -> None:
     """Scores and Δ vs baseline with paired-bootstrap CIs; writes report.md/.csv/.json and deltas.png.
-    Several --study (one per model size): the ladder's Δ at every size and, with --at, at the target."""
+    Several --study (one per model size), or a phase study: the ladder's Δ at every rung and, with --at,
+    at the target."""
     from ablate.report import Settings, build_report, write_report
     from ablate.report.load import REFUSED, load_folder, load_study
     from ablate.store import study_dir
 
     if from_dir is not None and study:
         raise AblateError("--from and --study: give one; --from reads plain lm-eval outputs, --study a planned study")
-    if at is not None and len(study or []) < 2:
-        raise AblateError("--at: a target scale needs a ladder; pass --study once per model size (two or more)")
+    if at is not None and from_dir is not None:
+        raise AblateError("--at: a target scale needs a ladder of studies, not --from; pass --study once per size")
     if study and len(study) > 1:
         if seed_noise_from is not None:
             raise AblateError("--seed-noise-from: one study's option; a ladder's rungs each use their own replicates")
@@ -125,6 +127,8 @@ def report(
         seed_noise_from=seed_noise_from,
     )
     built = build_report(results, settings, noise_from)
+    if at is not None:
+        built.across = _phases_across(built, results.name, target_scale(at))
     written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
     print_report(built, fmt)
     for row in refused.itertuples():  # one line each, on stderr: the tables on stdout stay clean
@@ -163,6 +167,27 @@ def ladder_report(names: list[str], settings: Settings, at: tuple[float, float] 
         )
     built.across = across(built, rungs, targets, at)
     return built, names[0]
+
+
+def _phases_across(built: Report, study: str, at: tuple[float, float]) -> Across:
+    """A phase study's phases as a ladder in D (ablate fit --phase all): each removal's Δ at every phase
+    and predicted at `at`; refused in one line for a study of one phase."""
+    from ablate.analyze.across import fit_across
+    from ablate.analyze.fit import EVERY
+    from ablate.analyze.studies import one_study
+    from ablate.plan.study import load_plan
+    from ablate.report.ladder import across, phase_rungs
+
+    if len(built.phases) < 2:
+        raise AblateError(
+            f"--at: {study} runs at one scale; a target scale needs a ladder: pass --study once per model "
+            "size, or plan phases (`ablate plan --phases 0.05,0.1,0.2`)"
+        )
+    ladder = one_study(study, EVERY)
+    s = built.settings
+    targets = fit_across(ladder.points, models=None, resamples=SCALE_RESAMPLES, seed=s.seed, at=at,
+                         chances=ladder.chances, ci=s.ci, baseline=s.baseline)  # fmt: skip
+    return across(built, phase_rungs(load_plan(study)), targets, at)
 
 
 def _same_checkpoint(a: str, b: str) -> bool:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ablate.analyze.linked import PREFIX as LINKED
 from ablate.choices import SCALE_MODELS
-from ablate.plan.build import split_phase, with_phase
+from ablate.plan.build import Plan, phase_label, split_phase, with_phase
 from ablate.report.build import Report
 from ablate.report.heldout import LOSS_PREFIX
 from ablate.report.load import DONE, START, StudyResults
@@ -75,6 +75,12 @@ class Across:
 def ladder_label(index: int) -> str:
     """The label of the rung at `index` (0: the smallest)."""
     return f"{RUNG_MARK}{index + 1}"
+
+
+def phase_rungs(plan: Plan) -> list[Rung]:
+    """A phase study's phases as rungs of one study, shortest first: N its parameters, D each phase's tokens."""
+    tokens = {phase_label(v.phase): v.tokens for v in sorted(plan.variants, key=lambda v: v.tokens) if v.phase}
+    return [Rung(label, plan.study, plan.params, count) for label, count in tokens.items()]
 
 
 def ladder_results(studies: dict[str, StudyResults], rungs: list[Rung]) -> StudyResults:
