@@ -2,6 +2,7 @@
 
 ablate data build                    # tokenize each subset's `source` into shards at its `location`
 ablate demo --out /tmp/demo          # data, pretrain, plan, run, report on the built-in corpus
+ablate demo --ladder --out /tmp/dl   # one study at five model sizes; the largest predicted from the rest
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def _print_manifests(manifests: dict[str, dict]) -> None:
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for data/demo/ and results/demo/")] = Path("."),
-    fast: Annotated[bool, typer.Option("--fast", help="Short pretraining, no control: the test suite's demo")] = False,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Short pretraining, no control (with --ladder: four sizes): the tests' demo")
+    ] = False,
     trust: Annotated[
         bool,
         typer.Option(
@@ -82,6 +85,12 @@ def demo(
         bool,
         typer.Option(
             "--suggest", help="A swarm of 12 mixtures, a fitted law, its suggested mixture trained and measured"
+        ),
+    ] = False,
+    ladder: Annotated[
+        bool,
+        typer.Option(
+            "--ladder", help="One removal study at five model sizes; the largest's losses predicted from the rest"
         ),
     ] = False,
     parallel: Annotated[
@@ -95,8 +104,15 @@ def demo(
     from ablate.plan.build import pretrain_points
     from ablate.run.view import RunDisplay, summary_line, token_bar
 
+    if ladder and (trust or suggest):
+        raise AblateError("--ladder: not with --trust or --suggest; with --fast it is the fast ladder (four sizes)")
     if sum((fast, trust, suggest)) > 1:
         raise AblateError("--fast, --trust and --suggest: pick one; each is a demo study of its own")
+    if ladder:
+        from ablate.cli.demo_ladder import demo_ladder
+
+        demo_ladder(out_dir, fast=fast, parallel=parallel)
+        return
     recipe = demo_recipe(fast, trust=trust, suggest=suggest)
     with token_bar(err, "pretrain", pretrain_points(recipe)[0]) as on_progress, RunDisplay(err) as display:
         report, seconds, failed = run_demo(
