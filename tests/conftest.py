@@ -76,8 +76,8 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ladder(tmp_path_factory):
-    """The scale ladder (tests/ladder_study.py): one removal study at four model sizes, pretrained and run for
-    real (~1.5 minutes on 2 cores). Built under its own results root, which a test points ABLATE_RESULTS at
+    """The scale ladder (tests/ladder_study.py: `ablate demo --ladder --fast`'s build): one removal study at four
+    model sizes, pretrained and run for real (~1 minute on 2 cores). Built under its own results root, which a test points ABLATE_RESULTS at
     (`ladder.results`); the process's folder and environment are left as they were."""
     from ladder_study import build_ladder
 

@@ -1,7 +1,7 @@
 """`ablate demo --ladder`: the demo's scale ladder built (ablate.demo.ladder), then the largest size's held-out
 losses and removal Δs as predicted from the smaller sizes, beside what it measured.
 
-    ablate demo --ladder --out /tmp/dl          # five sizes, ~10 minutes on 2 cores; rerun to resume
+    ablate demo --ladder --out /tmp/dl          # five sizes, ~2.5 minutes on 2 cores; rerun to resume
     ablate demo --ladder --fast --out /tmp/dl   # four sizes, ~1 minute: the test suite's ladder
 """
 

@@ -1,7 +1,7 @@
 """The demo's scale ladder: one removal study (the baseline and one removal per subset) at several model
 sizes, each pretrained and run for real, then the largest size predicted from the smaller ones.
 
-    ablate demo --ladder --out /tmp/dl          # five sizes, the largest held out (~10 minutes on 2 cores)
+    ablate demo --ladder --out /tmp/dl          # five sizes, the largest held out (~2.5 minutes on 2 cores)
     ablate demo --ladder --fast --out /tmp/dl   # the four smallest (the test suite's ladder, ~1 minute)
 
     from ablate.demo.ladder import build_ladder, compare_largest
