@@ -104,6 +104,8 @@ def demo(
     from ablate.plan.build import pretrain_points
     from ablate.run.view import RunDisplay, summary_line, token_bar
 
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AblateError(f"--out {out_dir}: is a file; name a folder (made if missing)")
     if ladder and (trust or suggest):
         raise AblateError("--ladder: not with --trust or --suggest; with --fast it is the fast ladder (four sizes)")
     if sum((fast, trust, suggest)) > 1:

@@ -238,6 +238,7 @@ def build_ladder(
     from ablate.run.runner import Launch, run_study
     from ablate.store import results_root, write_atomic
 
+    out = out.resolve()  # before the working folder moves into it
     names = studies(fast)
     shown = shown or _Quiet()
     seconds = {"data": 0.0, "pretrain": 0.0, "run": 0.0}
@@ -269,7 +270,7 @@ def build_ladder(
             if failed:
                 break
         results = results_root().resolve()
-    return BuiltLadder(out.resolve(), results, names, recipes, seconds, failed)
+    return BuiltLadder(out, results, names, recipes, seconds, failed)
 
 
 # ---- the largest size, predicted -------------------------------------------------------------
