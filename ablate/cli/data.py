@@ -7,6 +7,8 @@ ablate demo --ladder --out /tmp/dl   # one study at five model sizes; the larges
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -116,14 +118,32 @@ def demo(
         demo_ladder(out_dir, fast=fast, parallel=parallel)
         return
     recipe = demo_recipe(fast, trust=trust, suggest=suggest)
-    with token_bar(err, "pretrain", pretrain_points(recipe)[0]) as on_progress, RunDisplay(err) as display:
+    display = RunDisplay(err)
+    bar: list[Callable[[int], None] | None] = [None]  # the pretrain stage's tokens bar while it is shown
+
+    # rich draws one live display at a time: the tokens bar during pretraining, the runner's bars from the run on
+    with contextlib.ExitStack() as shown, contextlib.ExitStack() as pretraining:
+
+        def on_stage(name: str) -> None:
+            pretraining.close()
+            bar[0] = None
+            err.print(f"[bold]── {name}[/bold]")
+            if name == "pretrain":
+                bar[0] = pretraining.enter_context(token_bar(err, "pretrain", pretrain_points(recipe)[0]))
+            elif name == "run":
+                shown.enter_context(display)
+
+        def on_progress(tokens: int) -> None:
+            if bar[0] is not None:
+                bar[0](tokens)
+
         report, seconds, failed = run_demo(
             out_dir,
             fast=fast,
             trust=trust,
             suggest=suggest,
             parallel=parallel,
-            on_stage=lambda name: err.print(f"[bold]── {name}[/bold]"),
+            on_stage=on_stage,
             on_pretrain_progress=on_progress,
             run_observer=display,
         )
