@@ -19,7 +19,8 @@ import pytest
 from ablate.analyze.across import fit_across
 from ablate.analyze.scale import ScalePoints
 from ablate.report import Settings, build_report, to_markdown
-from ablate.report.ladder import Rung, across, ladder_label, ladder_results
+from ablate.plan.rungs import rung_label
+from ablate.report.ladder import Rung, across, ladder_results
 from ablate.report.load import ITEM_COLUMNS, SCORE_COLUMNS, VARIANT_COLUMNS, StudyResults
 
 SUBSETS = ("a", "b", "c")
@@ -72,7 +73,7 @@ def rung(study: str, size: float, difficulty: np.ndarray, rng: np.random.Generat
 def ladder_report():
     rng = np.random.default_rng(5)
     difficulty = rng.normal(0, 0.3, SEQUENCES)  # the same held-out text at every rung
-    rungs = [Rung(ladder_label(i), f"s{i + 1}", int(n), int(TOKENS)) for i, n in enumerate(SIZES)]
+    rungs = [Rung(rung_label(i), f"s{i + 1}", int(n), int(TOKENS)) for i, n in enumerate(SIZES)]
     studies = {r.study: rung(r.study, r.params, difficulty, rng) for r in rungs}
     report = build_report(ladder_results(studies, rungs), Settings(resamples=2000))
     names = list(MIXTURES)
@@ -169,3 +170,56 @@ def test_the_scale_figure_draws_every_target_with_its_prediction(ladder_report, 
         "ladder-report.md", "ladder-report.csv", "ladder-report.json", "ladder-deltas.png", "ladder-scale.png",
     ]  # fmt: skip
     assert (tmp_path / "ladder-scale.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_a_ladder_in_one_plan_runs_every_rung_and_matches_the_studies_it_replaces(ladder, monkeypatch):
+    """One recipe naming the four pretrained starts as `ladder.rungs` (no model section: each start brings
+    its own; each continues at its own LR): plan crosses baseline and no-alpha with the rungs, run trains
+    all eight, and report and fit read them across scale. Each rung's Δ equals the separate study's at
+    that size: the same start, data, seed and LR make the same weights."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    monkeypatch.setenv("ABLATE_RESULTS", str(ladder.results))
+    raws = [yaml.safe_load(path.read_text()) for path in ladder.recipes]
+    raw = {k: v for k, v in raws[0].items() if k not in ("model", "checkpoints", "start")} | {"name": "one-plan"}
+    raw["training"]["schedule"]["peak"] = "checkpoint"
+    tokens = int(raw["training"]["total_tokens"] * raw["training"]["phase"])
+    starts = [r["checkpoints"]["pretrained"] for r in reversed(raws)]  # any order: plan sorts them by size
+    raw["ladder"] = {"rungs": starts, "target": {"params": 1.2e6, "tokens": tokens}}
+    (ladder.root / "one-plan.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ablate.cli", *args], cwd=ladder.root, capture_output=True,
+                              text=True, env=dict(os.environ), timeout=900)  # fmt: skip
+
+    planned = cli("plan", "--recipe", "one-plan.yaml", "--remove", "alpha")
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert "at every rung: @r1:" in planned.stdout and "Against one variant at the target" in planned.stdout
+    ran = cli("run", "--study", "one-plan", "--parallel", "2")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    shown = cli("status", "--study", "one-plan")
+    assert shown.returncode == 0 and "8 done" in shown.stdout, shown.stdout
+    report = cli("report", "--study", "one-plan", "--bootstrap", "500", "--no-plot")
+    assert report.returncode == 0 and "## Across scale" in report.stdout, report.stderr[-3000:]
+    across = json.loads((ladder.results / "one-plan" / "report.json").read_text())["across"]
+    assert [r["label"] for r in across["rungs"]] == ["r1", "r2", "r3", "r4"]
+    for row in (r for r in across["rows"] if r["target"].startswith("loss:")):
+        domain = row["target"].removeprefix("loss:")
+        for study, measured in zip(ladder.studies, row["rungs"], strict=True):
+            found = {
+                v: json.loads((ladder.results / study / v / "heldout.json").read_text())
+                for v in ("baseline", "no-alpha")
+            }
+            delta = found["no-alpha"]["domains"][domain]["loss"] - found["baseline"]["domains"][domain]["loss"]
+            assert measured["value"] == pytest.approx(delta, abs=1e-6), (study, row["target"])
+        assert row["model"] or row["note"]  # the recipe's ladder.target is predicted, or says why not
+    fitted = cli("fit", "--study", "one-plan", "--target", "loss:alpha", "--bootstrap", "20")
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    result = json.loads((ladder.results / "one-plan" / "fit.json").read_text())
+    assert result["across_scale"] and result["targets"][0]["sizes"] == [float(r["params"]) for r in across["rungs"]]

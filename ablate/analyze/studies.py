@@ -82,7 +82,13 @@ def pooled_points(names: list[str], phase: str | None = None) -> Ladder:
 
 def one_study(name: str | None, phase: str | None = None) -> Ladder:
     """One study at its scale, as `ablate fit --study A` fits it (no points where nothing is done yet);
-    with `phase` EVERY, its phases pooled as a ladder in D, each row at its own phase's tokens."""
+    with `phase` EVERY, its phases pooled as a ladder in D, each row at its own phase's tokens. A ladder
+    plan's rungs (recipe `ladder:`) are pooled by default, each row at its rung's N."""
+    from ablate.plan.study import load_plan
+    from ablate.store import current_study
+
+    if phase is None and load_plan(current_study(name)).rungs:
+        phase = EVERY
     loaded = load_points(name, phase)
     if not loaded.points:
         return Ladder({}, [loaded.name], [loaded.plan.params], [], [], loaded.chances)
@@ -93,22 +99,25 @@ def one_study(name: str | None, phase: str | None = None) -> Ladder:
 
 
 def _phases(loaded: Loaded) -> Ladder:
-    """A phase study's done ablations at every phase: rows named by ablation (no@p10 → no), D each phase's tokens."""
-    tokens = {v.ablation: v.tokens for v in loaded.plan.variants}
-    size = float(loaded.plan.params)
+    """A phase study's done ablations at every phase, or a ladder plan's at every rung: rows named by
+    ablation (no@p10 → no), D each phase's tokens, N each rung's parameters (the plan's without rungs)."""
+    plan = loaded.plan
+    tokens = {v.ablation: v.tokens for v in plan.variants}
+    size = {v.ablation: v.params or plan.params for v in plan.variants}
     points = {
         target: ScalePoints(
             [split_phase(n)[0] for n in p.names],
             p.subsets,
             p.shares,
-            np.full(len(p.names), size),
+            np.array([float(size[n]) for n in p.names]),
             np.array([float(tokens[n]) for n in p.names]),
             p.target,
         )
         for target, p in loaded.points.items()
     }
     counts = sorted({int(v) for p in points.values() for v in p.tokens})
-    return Ladder(points, [loaded.name], [loaded.plan.params], counts, [], loaded.chances)
+    sizes = [r.params for r in plan.rungs] or [plan.params]
+    return Ladder(points, [loaded.name], sizes, counts, [], loaded.chances)
 
 
 def _ladder(studies: list[_Study], points: dict[str, ScalePoints], dropped: list[str]) -> Ladder:

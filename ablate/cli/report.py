@@ -127,8 +127,8 @@ def report(
         seed_noise_from=seed_noise_from,
     )
     built = build_report(results, settings, noise_from)
-    if at is not None:
-        built.across = _phases_across(built, results.name, target_scale(at))
+    if from_dir is None:
+        built.across = _study_across(built, results.name, None if at is None else target_scale(at))
     written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
     print_report(built, fmt)
     for row in refused.itertuples():  # one line each, on stderr: the tables on stdout stay clean
@@ -143,13 +143,14 @@ def ladder_report(names: list[str], settings: Settings, at: tuple[float, float] 
     gets its files (the first named, as `ablate fit` writes ladder-fit.*)."""
     from ablate.analyze.across import fit_across
     from ablate.analyze.studies import pooled_points
+    from ablate.plan.rungs import rung_label
     from ablate.report import build_report
-    from ablate.report.ladder import Rung, across, ladder_label, ladder_results
+    from ablate.report.ladder import Rung, across, ladder_results
     from ablate.report.load import load_study
 
     ladder = pooled_points(names)
     rungs = [
-        Rung(ladder_label(i), s, n, d)
+        Rung(rung_label(i), s, n, d)
         for i, (s, n, d) in enumerate(zip(ladder.studies, ladder.sizes, ladder.tokens, strict=True))
     ]
     built = build_report(ladder_results({r.study: load_study(r.study) for r in rungs}, rungs), settings)
@@ -169,25 +170,34 @@ def ladder_report(names: list[str], settings: Settings, at: tuple[float, float] 
     return built, names[0]
 
 
-def _phases_across(built: Report, study: str, at: tuple[float, float]) -> Across:
-    """A phase study's phases as a ladder in D (ablate fit --phase all): each removal's Δ at every phase
-    and predicted at `at`; refused in one line for a study of one phase."""
+def _study_across(built: Report, study: str, at: tuple[float, float] | None) -> Across | None:
+    """One study's conclusions across scale: a ladder plan's rungs (at `at`, else its recipe's
+    ladder.target), or with `at` a phase study's phases, a ladder in D (ablate fit --phase all); None
+    for a study at one scale without `at`, refused in one line with it."""
     from ablate.analyze.across import fit_across
     from ablate.analyze.fit import EVERY
     from ablate.analyze.studies import one_study
     from ablate.plan.study import load_plan
-    from ablate.report.ladder import across, phase_rungs
+    from ablate.report.ladder import across, study_rungs
 
-    if len(built.phases) < 2:
+    plan = load_plan(study)
+    target = (plan.recipe.get("ladder") or {}).get("target")
+    at = at or (None if not target else (float(target["params"]), float(target["tokens"])))
+    rungs = study_rungs(plan)
+    if not plan.rungs and at is None:
+        return None
+    if len(rungs) < 2:
         raise AblateError(
             f"--at: {study} runs at one scale; a target scale needs a ladder: pass --study once per model "
-            "size, or plan phases (`ablate plan --phases 0.05,0.1,0.2`)"
+            "size, plan a recipe's ladder, or plan phases (`ablate plan --phases 0.05,0.1,0.2`)"
         )
-    ladder = one_study(study, EVERY)
-    s = built.settings
-    targets = fit_across(ladder.points, models=None, resamples=SCALE_RESAMPLES, seed=s.seed, at=at,
-                         chances=ladder.chances, ci=s.ci, baseline=s.baseline)  # fmt: skip
-    return across(built, phase_rungs(load_plan(study)), targets, at)
+    targets = []
+    if at is not None:
+        ladder = one_study(study, EVERY)
+        s = built.settings
+        targets = fit_across(ladder.points, models=None, resamples=SCALE_RESAMPLES, seed=s.seed, at=at,
+                             chances=ladder.chances, ci=s.ci, baseline=s.baseline)  # fmt: skip
+    return across(built, rungs, targets, at)
 
 
 def _same_checkpoint(a: str, b: str) -> bool:

@@ -9,9 +9,9 @@
 Every figure here is arithmetic over the recipe and the subset sizes the caller passes in
 (read from the shard folders at the CLI edge, as is the start checkpoint's parameter count), so the
 same inputs always give the same plan.
-This module holds the plan's schema (plan.json: `Plan`, `Variant`), the phase study's names, the
+This module holds the plan's schema (plan.json: `Plan`, `Variant`), the
 cost, and `build_plan`, which puts them together; the mixtures themselves come from `mixtures`
-(leave-one-out) and `designs` (swarm, perturb).
+(leave-one-out) and `designs` (swarm, perturb), the names of phases and rungs from `rungs`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ablate.choices import Each
 from ablate.errors import AblateError
 from ablate.plan.designs import perturbed, share_caps, swarm
-from ablate.plan.identity import PHASE_MARK, check_name, result_hash, start_hash, train_hash
+from ablate.plan.identity import check_name, result_hash, start_hash, train_hash
 from ablate.plan.mixtures import default_targets, normalize, renormalize, resolve_target
 from ablate.plan.model import count_params
+from ablate.plan.rungs import PlanRung, ladder_rungs, phase_checkpoint, phase_label, split_phase, with_phase
 from ablate.recipe import Design, Recipe
 from ablate.recipe.schema import STUDY_NAME
 from ablate.recipe.training import MAX_SEED, Seed, Tokens
@@ -63,6 +64,7 @@ class Variant(BaseModel):
     flops: float
     train_hash: str
     hash: str
+    params: int | None = None  # a ladder's: its rung's parameter count (Plan.params is the largest rung's)
 
     @model_validator(mode="after")
     def _readable(self) -> Variant:
@@ -132,6 +134,7 @@ class Plan(BaseModel):
     study_fraction: float  # study compute / full pretraining run compute
     power: dict[str, TaskPower]
     warnings: list[str]
+    rungs: list[PlanRung] = []  # a ladder's, smallest first; empty: one start
 
     @model_validator(mode="after")
     def _distinct(self) -> Plan:
@@ -154,31 +157,6 @@ class Plan(BaseModel):
 
 
 # ---- phases --------------------------------------------------------------------------------
-
-
-def phase_label(phase: float) -> str:
-    """0.1 → 'p10': the suffix of a phase study's names, in percent of the run."""
-    return f"p{round(100 * phase, 6):g}"
-
-
-def split_phase(name: str) -> tuple[str, str | None]:
-    """'no-math@p10' → ('no-math', 'p10'); a name without a phase → (name, None). A ladder's rungs are
-    marked alike, r1 the smallest (ablate.report.ladder): 'no-math@r2' → ('no-math', 'r2')."""
-    head, mark, label = name.rpartition(PHASE_MARK)
-    if mark and label[:1] in ("p", "r") and label[1:].replace(".", "", 1).isdigit():
-        return head, label
-    return name, None
-
-
-def with_phase(name: str, label: str | None) -> str:
-    """`name` at the phase `label` ('baseline', 'p10' → 'baseline@p10'); `name` itself without one."""
-    return name if label is None else f"{name}{PHASE_MARK}{label}"
-
-
-def phase_checkpoint(checkpoint: str | None, phase: float) -> str | None:
-    """The name of a phase's start checkpoint: the study's start name with the phase's label
-    (`pretrained@p10`, `ckpt@p10`), which the recipe's `checkpoints` or `ablate pretrain` provides."""
-    return None if checkpoint is None else with_phase(checkpoint, phase_label(phase))
 
 
 def phase_recipe(recipe: Recipe, phase: float | None) -> Recipe:
@@ -208,13 +186,16 @@ def build_plan(
     subset_tokens: dict[str, int] | None = None,
     task_sizes: dict[str, int] | None = None,
     params: int | None = None,
+    rungs: dict[str, int] | None = None,
 ) -> Plan:
     """The study's variants with mixtures, epochs, cost and hashes; the request overrides the recipe.
 
     `subset_tokens` fills sizes the recipe omits; `task_sizes` (items per eval task) gives the
     minimum detectable effect per task, at the items lm-eval scores (at most `eval.limit` of them);
     `params`, the start checkpoint's parameter count (ablate.plan.model), is the cost's N unless the
-    recipe sets model.params; without either, model.config is counted.
+    recipe sets model.params; without either, model.config is counted. With a `ladder:` in the recipe,
+    every variant runs from every rung's start: `rungs` gives each start's count where ladder.rungs
+    does not (plan reads it off the checkpoint).
     """
     ablations, asked = recipe.ablations, request or PlanRequest()
     removes, checkpoint = asked.removes, asked.checkpoint
@@ -233,7 +214,10 @@ def build_plan(
         raise AblateError(f"--remove and --design {design.kind}: give one; --remove names leave-one-out variants")
     control = ablations.control if asked.control is None else asked.control
     rule = asked.renormalize or ablations.renormalize
-    checkpoint = checkpoint if checkpoint is not None else recipe.start
+    ladder = ladder_rungs(recipe, rungs or {})
+    if ladder and checkpoint not in (None, ladder[-1].checkpoint):
+        raise AblateError(f"--checkpoint {checkpoint}: a ladder starts from its rungs; change ladder.rungs instead")
+    checkpoint = ladder[-1].checkpoint if ladder else checkpoint if checkpoint is not None else recipe.start
     if len(set(seeds)) != len(seeds):
         raise AblateError(f"--seeds {','.join(map(str, seeds))}: seeds must be distinct")
     if len(set(phases)) != len(phases) or not all(0 < p < 1 for p in phases):
@@ -248,7 +232,7 @@ def build_plan(
 
     sizes = {name: s.tokens for name, s in recipe.subsets.items() if s.tokens is not None}
     sizes = {**(subset_tokens or {}), **sizes}  # the recipe's own figure wins
-    params = recipe.model.params or params or count_params(recipe.model.config)
+    params = ladder[-1].params if ladder else recipe.model.params or params or count_params(recipe.model.config)
     upsample = normalize(recipe.mixes.upsample)
 
     arms: list[tuple[str, list[str], list[str], dict[str, float]]] = [(BASELINE, [], [], upsample)]
@@ -288,14 +272,18 @@ def build_plan(
     variants: list[Variant] = []
     warnings: list[str] = []
     lengths: list[float | None] = [*phases] or [None]  # None: the recipe's training.phase, unsuffixed names
-    for phase in lengths:
+    # (label, start, N): every rung of a ladder (a recipe with one has no phases), else the one start
+    starts: list[tuple[str | None, str | None, int]] = [(r.label, r.checkpoint, r.params) for r in ladder]
+    starts = starts or [(None, checkpoint, params)]
+    for phase, (rung, rung_start, size) in ((p, s) for p in lengths for s in starts):
         at = phase_recipe(recipe, phase)
-        start = checkpoint if phase is None else phase_checkpoint(checkpoint, phase)
+        start = rung_start if phase is None else phase_checkpoint(rung_start, phase)
+        label = rung if phase is None else phase_label(phase)
         phase_tokens = at.training.phase_tokens
         for index, (arm, removed, removed_subsets, mixture) in enumerate(arms):
-            if index in only and (phase is None or phase_label(phase) != only[index]):
+            if index in only and label != only[index]:
                 continue
-            ablation = arm if phase is None else with_phase(arm, phase_label(phase))
+            ablation = arm if label is None else with_phase(arm, label)
             drawn = {s: round(p * phase_tokens) for s, p in mixture.items()}
             epochs = {s: (drawn[s] / sizes[s] if s in sizes else None) for s in mixture}
             for seed in replicate_seeds if index == 0 else seeds:  # arm 0 is the baseline
@@ -314,9 +302,10 @@ def build_plan(
                         checkpoint=start,
                         subset_tokens=drawn,
                         epochs=epochs,
-                        flops=6.0 * params * phase_tokens,
+                        flops=6.0 * size * phase_tokens,
                         train_hash=trained,
                         hash=result_hash(trained, recipe.eval),
+                        params=size if rung else None,
                     )
                 )
             for subset, passes in epochs.items():
@@ -330,6 +319,11 @@ def build_plan(
                     warnings.append(
                         f"{ablation}: '{subset}' repeats {passes:.1f}× (> {EPOCH_WARN:g}); returns diminish"
                     )
+    if ladder and recipe.training.schedule.peak == "recipe":
+        warnings.append(
+            "ladder: every rung continues at training.optimizer.lr; a ladder's sizes usually train at their own "
+            "LR: training.schedule.peak: checkpoint continues each at its start's"
+        )
     unknown = sorted({s for v in variants for s, e in v.epochs.items() if e is None})
     if unknown:
         warnings.append(f"sizes unknown for {unknown}: set subsets.<name>.tokens or build shards to see epochs")
@@ -365,6 +359,7 @@ def build_plan(
             for task, n in sorted(scored.items())
         },
         warnings=warnings,
+        rungs=ladder,
     )
 
 
@@ -380,4 +375,11 @@ def replan(
         mixtures={**options.mixtures, **(mixtures or {})},
         checkpoint=options.checkpoint if checkpoint is None else checkpoint,
     )
-    return build_plan(recipe, request, subset_tokens=plan.subset_sizes, task_sizes=plan.task_sizes, params=plan.params)
+    return build_plan(
+        recipe,
+        request,
+        subset_tokens=plan.subset_sizes,
+        task_sizes=plan.task_sizes,
+        params=plan.params,
+        rungs={r.checkpoint: r.params for r in plan.rungs},
+    )

@@ -28,7 +28,7 @@ from ablate.data.manifest import is_remote
 from ablate.errors import AblateError, StudyError
 from ablate.job import LATEST, PRETRAINED, START
 from ablate.plan.build import PLAN_VERSION, Plan, PlanRequest, build_plan, split_phase
-from ablate.plan.model import check_start, continued, read_start, start_params
+from ablate.plan.model import SavedStart, check_start, continued, read_start, start_params
 from ablate.plan.tasks import check_tasks, task_sizes
 from ablate.recipe import Recipe
 from ablate.store import (
@@ -67,7 +67,10 @@ def plan_study(
             kept = {n: m for n, m in kept.items() if set(m) <= set(recipe.subsets)}
             request = request.model_copy(update={"mixtures": kept})
     sizes, data_warnings = plan_data(recipe)
+    counted = _rung_sizes(recipe)
     ref = request.checkpoint if request.checkpoint is not None else recipe.start
+    if recipe.ladder is not None:  # the largest rung is the study's start: its model and optimizer lead
+        ref = max(recipe.ladder.rungs, key=lambda r: r.params or counted.get(r.checkpoint, 0)).checkpoint
     path = start_checkpoint(
         recipe.name, recipe, ref, planning=True, source="--checkpoint" if request.checkpoint is not None else "start"
     )
@@ -81,6 +84,7 @@ def plan_study(
         subset_tokens=sizes,
         task_sizes=task_sizes(recipe.eval.tasks, recipe.eval.include),
         params=start_params(recipe, saved, label),
+        rungs=counted,
     )
     plan.warnings.extend([*data_warnings, *check_tasks(recipe.eval)])
     for ref, variant in {v.checkpoint: v for v in plan.variants if v.phase is not None}.items():
@@ -96,6 +100,21 @@ def plan_study(
         refuse_stale(plan, "re-planning", fix="pass --force to replace the plan anyway", reevaluate=reevaluate)
     save_plan(plan)
     return plan
+
+
+def _rung_sizes(recipe: Recipe) -> dict[str, int]:
+    """Each ladder rung's parameter count, read off its start checkpoint where it is local (a rung's
+    `params` wins), each start checked against the recipe's model as the study's start is."""
+    counted: dict[str, int] = {}
+    for index, spec in enumerate(recipe.ladder.rungs if recipe.ladder else []):
+        source = f"ladder.rungs[{index}]"
+        path = start_checkpoint(recipe.name, recipe, spec.checkpoint, planning=True, source=source)
+        saved = read_start(path) if path is not None else None
+        if saved is not None:
+            check_start(recipe, saved, f"{source} `{spec.checkpoint}`")
+        if isinstance(saved, SavedStart) and saved.params:
+            counted[spec.checkpoint] = saved.params
+    return counted
 
 
 def save_plan(plan: Plan) -> None:

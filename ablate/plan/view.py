@@ -28,6 +28,18 @@ def _cell(proportion: float | None, epochs: float | None) -> str:
     return text
 
 
+def _target_cost(plan: Plan) -> str:
+    """The ladder's compute against one variant at the recipe's ladder.target (6·N·D there), if it has one."""
+    target = (plan.recipe.get("ladder") or {}).get("target")
+    if not target:
+        return ""
+    one = 6.0 * target["params"] * target["tokens"]
+    return (
+        f"Against one variant at the target ({human(target['params'])} params, {human(target['tokens'])} tokens: "
+        f"{human(one)} FLOPs), the whole ladder costs {plan.study_flops / one:.3g} of it. "
+    )
+
+
 def render_plan(plan: Plan, out: Console, err: Console) -> None:
     """Subsets down, variants across (studies grow in variants); warnings and notes on `err`."""
     subsets = list(dict.fromkeys(s for v in plan.variants for s in v.mixture))
@@ -50,6 +62,13 @@ def render_plan(plan: Plan, out: Console, err: Console) -> None:
             for p, v in phases.items()
         )
         trains = f"Each variant trains, by phase, {each}. "
+    elif plan.rungs:  # a ladder: every variant from every rung's start
+        each = "; ".join(
+            f"@{r.label}: {human(r.params)} params from {r.checkpoint}, "
+            f"{human(sum(v.flops for v in plan.variants if v.params == r.params))} FLOPs"
+            for r in plan.rungs
+        )
+        trains = f"Each variant trains {human(first.tokens)} tokens at every rung: {each}. {_target_cost(plan)}"
     else:
         start = first.checkpoint or "the start checkpoint (set with --checkpoint)"
         trains = (
@@ -59,7 +78,7 @@ def render_plan(plan: Plan, out: Console, err: Console) -> None:
     options = plan.options
     replicates = plan.replicates()
     out.print(
-        f"Model {human(plan.params)} params. {trains}"
+        f"Model {human(plan.params)} params{' (the largest rung)' if plan.rungs else ''}. {trains}"
         f"Study: {len(plan.variants)} variants, {human(plan.study_tokens)} tokens, {human(plan.study_flops)} FLOPs "
         f"= {100 * plan.study_fraction:.1f}% of the full run ({human(plan.full_run_flops)} FLOPs, 6·N·D).",
         highlight=False,

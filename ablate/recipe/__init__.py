@@ -19,6 +19,7 @@ Nothing here imports torch, Composer, streaming or lm-eval: `ablate plan`, `repo
 
 from ablate.recipe.ablations import Ablations, Design
 from ablate.recipe.evaluation import Category, Eval, HeldOut
+from ablate.recipe.ladder import Ladder, RungSpec, TargetSpec
 from ablate.recipe.load import DEMO_RECIPE, describe_errors, load_recipe, parse_recipe, read_yaml, recipe_path
 from ablate.recipe.schema import Mixes, ModelSpec, Recipe, Subset
 from ablate.recipe.services import Loggers, MLflow, Slurm, WandB
@@ -34,15 +35,18 @@ __all__ = [
     "Eval",
     "Fsdp",
     "HeldOut",
+    "Ladder",
     "Loggers",
     "MLflow",
     "Mixes",
     "ModelSpec",
     "Optimizer",
     "Recipe",
+    "RungSpec",
     "Schedule",
     "Slurm",
     "Subset",
+    "TargetSpec",
     "Training",
     "WandB",
     "describe_errors",

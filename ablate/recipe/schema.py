@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from ablate.recipe.ablations import Ablations
 from ablate.recipe.evaluation import Eval
+from ablate.recipe.ladder import Ladder
 from ablate.recipe.section import Section
 from ablate.recipe.services import Loggers, Slurm
 from ablate.recipe.training import Tokens, Training
@@ -69,6 +70,7 @@ class Recipe(Section):
     )
     eval: Eval
     ablations: Ablations = Ablations()
+    ladder: Ladder | None = Field(None, description="start checkpoints of several sizes: every variant from each")
     slurm: Slurm = Slurm()
     loggers: Loggers = Loggers()
 
@@ -115,6 +117,12 @@ class Recipe(Section):
         if clash:
             raise _FieldError(
                 "subsets", f"{clash} name both a subset and a larger group; rename one so --remove is unambiguous"
+            )
+        if self.ladder is not None and self.ablations.phases:
+            raise _FieldError("ladder", "and ablations.phases: a study crosses its variants with one of them; drop one")
+        if self.ladder is not None and self.model.params is not None:
+            raise _FieldError(
+                "model.params", "is one size, and a ladder's rungs differ; give a rung's params in ladder.rungs instead"
             )
         if self.ablations.renormalize.startswith("into:"):
             target = self.ablations.renormalize[5:]

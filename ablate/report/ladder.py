@@ -29,8 +29,6 @@ from ablate.report.load import DONE, START, StudyResults
 if TYPE_CHECKING:
     from ablate.analyze.across import Prediction, ScaleTarget
 
-RUNG_MARK = "r"  # r1: a ladder's smallest rung, as a phase study's p10 is its 10% phase
-
 
 @dataclass(frozen=True)
 class Rung:
@@ -72,13 +70,11 @@ class Across:
     notes: list[str]
 
 
-def ladder_label(index: int) -> str:
-    """The label of the rung at `index` (0: the smallest)."""
-    return f"{RUNG_MARK}{index + 1}"
-
-
-def phase_rungs(plan: Plan) -> list[Rung]:
-    """A phase study's phases as rungs of one study, shortest first: N its parameters, D each phase's tokens."""
+def study_rungs(plan: Plan) -> list[Rung]:
+    """One study's rungs, smallest first: a ladder plan's (each rung's N, the phase's tokens), or a phase
+    study's phases (its N, each phase's tokens); empty for a study at one scale."""
+    if plan.rungs:
+        return [Rung(r.label, plan.study, r.params, plan.variants[0].tokens) for r in plan.rungs]
     tokens = {phase_label(v.phase): v.tokens for v in sorted(plan.variants, key=lambda v: v.tokens) if v.phase}
     return [Rung(label, plan.study, plan.params, count) for label, count in tokens.items()]
 
