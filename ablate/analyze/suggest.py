@@ -176,6 +176,7 @@ class Suggestion:
     predicted: dict[str, float]  # value, low, high: the objective at the suggested mixture
     baseline_predicted: float
     gain: dict[str, float]  # value, low, high: predicted objective − predicted baseline, per bootstrap refit
+    candidates: dict[str, Any] | None = None  # suggest --at: autoscale.Candidates, the two and the one used
 
 
 def objective_weights(spec: list[str]) -> dict[str, float]:
@@ -233,7 +234,7 @@ def _aligned(points: dict[str, Points]) -> dict[str, Points]:
     return {t: take(p, np.array([p.names.index(n) for n in shared], dtype=int)) for t, p in points.items()}
 
 
-def _choose_model(
+def choose_model(
     points: Points, model: str | None, target: str, *, folds: int | None, seed: int
 ) -> tuple[Fitted, float]:
     """`model` (checked against the variants), else the usable one with the lowest cross-validated
@@ -288,7 +289,7 @@ def propose(
         phase_tokens = float(first.tokens[first.names.index(baseline)].sum())
     else:
         raise AblateError(f"suggest: the baseline `{baseline}` has no measured {', '.join(weights)}; run it first")
-    chosen = {t: _choose_model(data, request.model, t, folds=request.folds, seed=seed) for t, data in terms.items()}
+    chosen = {t: choose_model(data, request.model, t, folds=request.folds, seed=seed) for t, data in terms.items()}
     bounds = Bounds(
         low=np.array([floors.get(s, 0.0) for s in subsets]),
         high=np.array([caps.get(s, 1.0) for s in subsets]),

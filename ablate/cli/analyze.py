@@ -22,7 +22,15 @@ import typer
 
 from ablate.choices import MODELS, SCALE_MODELS
 from ablate.cli.app import app, err, listed, out, phase_fraction
-from ablate.cli.ladder import AtOpt, StudiesOpt, study_ladder, suggest_at, target_scale, write_predictions
+from ablate.cli.ladder import (
+    AtOpt,
+    StudiesOpt,
+    candidates_line,
+    study_ladder,
+    suggest_at,
+    target_scale,
+    write_predictions,
+)
 
 if TYPE_CHECKING:
     from ablate.analyze.across import Prediction
@@ -333,6 +341,8 @@ def suggest(
         highlight=False,
         markup=False,
     )
+    if found.candidates is not None:
+        out.print(candidates_line(found.candidates, subsets), highlight=False, markup=False)
 
 
 def _phase(given: str | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -70,6 +70,16 @@ def study_ladder(studies: list[str], phase: str | None) -> tuple[Ladder, str, st
         return pooled_points(studies, phase), studies[0], "ladder-"
     ladder = one_study(studies[0] if studies else None, phase)
     return ladder, ladder.studies[0], ""
+
+
+def candidates_line(candidates: dict[str, Any], subsets: list[str]) -> str:
+    """`suggest --at`'s second line: each candidate's mixture at the target, and which one was used and why."""
+    names = {"scale-model": "the scale model", "autoscale": f"AutoScale (from {candidates['budgets']} budgets)"}
+    shown = [
+        f"{names[c]} {', '.join(f'{s} {100 * mix.get(s, 0):.1f}%' for s in subsets)}"
+        for c, mix in candidates["mixtures"].items()
+    ]
+    return f"Candidates at the target: {'; '.join(shown)}. {candidates['note'][0].upper()}{candidates['note'][1:]}."
 
 
 def suggest_at(
