@@ -158,7 +158,7 @@ def test_ablate_report_reads_a_real_ladder_across_scale(ladder, monkeypatch):
     assert all(r["predicted"] is not None and r["predicted"]["value"] > 0 for r in own), own  # a subset's own loss
     refused = subprocess.run([*base[:4], f"--study={ladder.studies[0]}", "--at", "params=1B,tokens=1B"],
                              cwd=ladder.root, capture_output=True, text=True, env=env)  # fmt: skip
-    assert refused.returncode == 2 and "--at: a target scale needs a ladder" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "runs at one scale; a target scale needs a ladder" in refused.stderr
 
 
 def test_the_scale_figure_draws_every_target_with_its_prediction(ladder_report, tmp_path):
@@ -198,13 +198,13 @@ def test_a_ladder_in_one_plan_runs_every_rung_and_matches_the_studies_it_replace
         return subprocess.run([sys.executable, "-m", "ablate.cli", *args], cwd=ladder.root, capture_output=True,
                               text=True, env=dict(os.environ), timeout=900)  # fmt: skip
 
-    planned = cli("plan", "--recipe", "one-plan.yaml", "--remove", "alpha")
+    planned = cli("plan", "--recipe", "one-plan.yaml")
     assert planned.returncode == 0, planned.stderr[-3000:]
     assert "at every rung: @r1:" in planned.stdout and "Against one variant at the target" in planned.stdout
     ran = cli("run", "--study", "one-plan", "--parallel", "2")
     assert ran.returncode == 0, ran.stderr[-3000:]
     shown = cli("status", "--study", "one-plan")
-    assert shown.returncode == 0 and "8 done" in shown.stdout, shown.stdout
+    assert shown.returncode == 0 and "16 done" in shown.stdout, shown.stdout
     report = cli("report", "--study", "one-plan", "--bootstrap", "500", "--no-plot")
     assert report.returncode == 0 and "## Across scale" in report.stdout, report.stderr[-3000:]
     across = json.loads((ladder.results / "one-plan" / "report.json").read_text())["across"]
@@ -213,13 +213,17 @@ def test_a_ladder_in_one_plan_runs_every_rung_and_matches_the_studies_it_replace
         domain = row["target"].removeprefix("loss:")
         for study, measured in zip(ladder.studies, row["rungs"], strict=True):
             found = {
-                v: json.loads((ladder.results / study / v / "heldout.json").read_text())
-                for v in ("baseline", "no-alpha")
+                v: json.loads((ladder.results / study / v / "heldout.json").read_text())["domains"][domain]["loss"]
+                for v in ("baseline", row["ablation"])
             }
-            delta = found["no-alpha"]["domains"][domain]["loss"] - found["baseline"]["domains"][domain]["loss"]
+            delta = found[row["ablation"]] - found["baseline"]
             assert measured["value"] == pytest.approx(delta, abs=1e-6), (study, row["target"])
         assert row["model"] or row["note"]  # the recipe's ladder.target is predicted, or says why not
     fitted = cli("fit", "--study", "one-plan", "--target", "loss:alpha", "--bootstrap", "20")
     assert fitted.returncode == 0, fitted.stderr[-3000:]
     result = json.loads((ladder.results / "one-plan" / "fit.json").read_text())
     assert result["across_scale"] and result["targets"][0]["sizes"] == [float(r["params"]) for r in across["rungs"]]
+    predicted = (ladder.results / "one-plan" / "fit.predictions.csv").read_text()
+    assert ",1200000.0," in predicted  # at the recipe's ladder.target, with no --at
+    suggested = cli("suggest", "--study", "one-plan", "--objective", "loss:alpha", "--bootstrap", "20")
+    assert suggested.returncode == 0 and "train it at N = 1.2e+06" in suggested.stdout, suggested.stderr[-3000:]

@@ -101,10 +101,10 @@ def fit(
 
     if bootstrap < 10:
         raise AblateError(f"--bootstrap {bootstrap}: use at least 10 resamples (200 for a final table)")
-    scale = None if at is None else target_scale(at)
+    studies = listed(study)
+    scale = target_scale(at) if at is not None else None if runs is not None or len(studies) > 1 else _target(studies)
     if mix is not None and scale is None:
         raise AblateError("--mix: the mixtures are predicted at a target scale; give it with --at params=N,tokens=D")
-    studies = listed(study)
     if runs is not None:
         if studies or phase is not None:
             raise AblateError("--from: fits the runs of a CSV, not a study; drop --study and --phase")
@@ -302,16 +302,16 @@ def suggest(
         seed=seed,
         folds=folds,
     )
-    if model is not None and model not in (SCALE_MODELS if at else MODELS):
-        kind = "at a target scale use a scale model" if at else "use a mixture model (a scale model needs --at)"
-        raise AblateError(f"--model {model}: {kind}, one of {', '.join(SCALE_MODELS if at else MODELS)}")
-    if phase == "all" and at is None:
-        raise AblateError("--phase all: pools the phases as a ladder in tokens; suggest across them with --at")
     studies = listed(study)
     if runs is not None and (studies or phase is not None or force):
         raise AblateError("--from: suggests from the runs of a CSV, not a study; drop --study, --phase and --force")
-    if at is not None:
-        scale = target_scale(at)
+    scale = target_scale(at) if at is not None else None if runs is not None or len(studies) > 1 else _target(studies)
+    if model is not None and model not in (SCALE_MODELS if scale else MODELS):
+        kind = "at a target scale use a scale model" if scale else "use a mixture model (a scale model needs --at)"
+        raise AblateError(f"--model {model}: {kind}, one of {', '.join(SCALE_MODELS if scale else MODELS)}")
+    if phase == "all" and scale is None:
+        raise AblateError("--phase all: pools the phases as a ladder in tokens; suggest across them with --at")
+    if scale is not None:
         found, subsets, written = suggest_at(studies, runs, request, scale, baseline_mix, test_split, _phase(phase))
         then = f"Written to {written}: train it at N = {scale[0]:.3g}, D = {scale[1]:.3g}."
     elif runs is not None:
@@ -331,7 +331,7 @@ def suggest(
         f"{s} {100 * found.baseline_mixture.get(s, 0):.1f}% → {100 * found.mixture.get(s, 0):.1f}%" for s in subsets
     )
     gain, what = found.gain, found.target
-    models = models_text(found.models, found.loo_rmse, "leave-one-out" if at is None else "held-out-scale")
+    models = models_text(found.models, found.loo_rmse, "leave-one-out" if scale is None else "held-out-scale")
     out.print(
         f"Suggested `{name}` for {what} ({models}; fitted on {found.variants} variants): {shares}. KL from the "
         f"baseline {found.kl:.3f} (≤ {kl:g}). Predicted {what} {found.predicted['value']:.4g} "
@@ -343,6 +343,15 @@ def suggest(
     )
     if found.candidates is not None:
         out.print(candidates_line(found.candidates, subsets), highlight=False, markup=False)
+
+
+def _target(studies: list[str]) -> tuple[float, float] | None:
+    """A ladder plan's recipe target (ladder.target), where the one study named (or the current one) has one."""
+    from ablate.plan.rungs import ladder_target
+    from ablate.plan.study import load_plan
+    from ablate.store import current_study
+
+    return ladder_target(load_plan(current_study(studies[0] if studies else None)).recipe)
 
 
 def _phase(given: str | None) -> str | None:

@@ -177,12 +177,12 @@ def _study_across(built: Report, study: str, at: tuple[float, float] | None) -> 
     from ablate.analyze.across import fit_across
     from ablate.analyze.fit import EVERY
     from ablate.analyze.studies import one_study
+    from ablate.plan.rungs import ladder_target
     from ablate.plan.study import load_plan
     from ablate.report.ladder import across, study_rungs
 
     plan = load_plan(study)
-    target = (plan.recipe.get("ladder") or {}).get("target")
-    at = at or (None if not target else (float(target["params"]), float(target["tokens"])))
+    at = at or ladder_target(plan.recipe)
     rungs = study_rungs(plan)
     if not plan.rungs and at is None:
         return None

@@ -30,7 +30,7 @@ PHASE_MARK = "@"  # no-math@p10: the no-math variant over the run's last 10% (ab
 # A variant's name is its folder's name in results/<study>/, beside the study's own entries (ablate.store).
 STUDY_ENTRIES = {
     START, PRETRAIN, STARTS, CACHE, "slurm", "plan.json", "checkpoints.json", "suggested.json", "demo_timings.json",
-    "report.md", "report.csv", "report.json", "deltas.png", "phases.png", "fit.md", "fit.json", "fit.png",
+    "report.md", "report.csv", "report.json", "deltas.png", "phases.png", "scale.png", "fit.md", "fit.json", "fit.png",
 }  # fmt: skip
 
 NOT_TRAINING = {"checkpoint_every_tokens", "fsdp"}  # bookkeeping, not an input of the weights

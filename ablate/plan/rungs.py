@@ -5,6 +5,8 @@ ladder's rungs as the plan records them. Pure.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from ablate.errors import AblateError
@@ -68,3 +70,10 @@ def ladder_rungs(recipe: Recipe, counted: dict[str, int]) -> list[PlanRung]:
     if twice := sorted({n for n in sizes if sizes.count(n) > 1}):
         raise AblateError(f"ladder.rungs: two starts of {twice[0]:,} parameters; a ladder's rungs differ in size")
     return [PlanRung(label=rung_label(i), checkpoint=c, params=n) for i, (n, c) in enumerate(sorted(sized))]
+
+
+def ladder_target(recipe: dict[str, Any]) -> tuple[float, float] | None:
+    """A planned recipe's `ladder.target` as (N, D), where it names one: the scale report and suggest
+    predict for by default."""
+    target = (recipe.get("ladder") or {}).get("target")
+    return None if not target else (float(target["params"]), float(target["tokens"]))
