@@ -13,9 +13,10 @@ Launcher = Literal["local", "torchrun", "slurm"]
 Adjustment = Literal["bh", "holm", "none"]  # the report's multiple-comparison adjustment
 ReportFormat = Literal["md", "csv", "json"]  # what `ablate report` prints (all are written)
 Model = Literal["linear", "loglinear", "law", "power", "gbm", "ensemble"]  # mixture models of `fit`/`suggest`
-ScaleModel = Literal["joint", "nested"]  # models of `fit` across model size and tokens (ablate.analyze.scale)
+ScaleModel = Literal["joint", "nested", "separate"]  # models of `fit` across model size and tokens (analyze.scale)
 
 LAUNCHERS: tuple[str, ...] = get_args(Launcher)
 ADJUSTMENTS: tuple[str, ...] = get_args(Adjustment)
 MODELS: tuple[str, ...] = get_args(Model)
 SCALE_MODELS: tuple[str, ...] = get_args(ScaleModel)
+MIXING_SCALE_MODELS = ("joint", "nested")  # the scale models that predict any mixture, not only those fitted

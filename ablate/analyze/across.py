@@ -25,6 +25,7 @@ from ablate.analyze.ladder import Blind, HeldOut, choose, extrapolation, fit_any
 from ablate.analyze.linked import PREFIX, Chance, linked
 from ablate.analyze.linked import draws as linked_draws
 from ablate.analyze.scale import SCALE_MODELS, ScaleFit, ScalePoints, bootstrap, exponent_band
+from ablate.analyze.separate import OTHER_MIXTURE
 from ablate.choices import MODELS
 from ablate.errors import AblateError
 from ablate.report.answers import ANSWER_PREFIX
@@ -246,7 +247,9 @@ def _scale_draws(
     drawn = np.array([d.predict(wanted.shares, wanted.size, wanted.tokens) for d in refits])
     low, high = np.quantile(drawn, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
     reasons = [
-        extrapolation(fitted, float(n), float(d), (float(p), float(lo), float(hi)) if wide else None)
+        OTHER_MIXTURE
+        if not np.isfinite(p)
+        else extrapolation(fitted, float(n), float(d), (float(p), float(lo), float(hi)) if wide else None)
         for n, d, p, lo, hi in zip(wanted.size, wanted.tokens, predicted, low, high, strict=True)
     ]
     return predicted, drawn, reasons

@@ -42,7 +42,7 @@ from ablate.analyze.autoscale import choose as choose_candidate
 from ablate.analyze.ladder import choose, extrapolation, scale_folds, unchecked
 from ablate.analyze.scale import ScaleFit, ScalePoints, bootstrap, fit
 from ablate.analyze.suggest import Bounds, Proposed, Suggestion, SuggestRequest, maximize, suggestion
-from ablate.choices import SCALE_MODELS
+from ablate.choices import MIXING_SCALE_MODELS
 from ablate.errors import AblateError
 
 
@@ -51,9 +51,12 @@ def _model(
 ) -> tuple[ScaleFit, float]:
     """The target's scale model (asked for, or chosen on held-out scales) fitted on every rung, and its error
     on the largest held-out scale (nan when asked for and not checked); refused where it may not reach `at`."""
-    if model is not None and model not in SCALE_MODELS:
-        raise AblateError(f"--model {model}: at a target scale use a scale model, {', '.join(SCALE_MODELS)}")
-    chosen, checks = choose(data, SCALE_MODELS if model is None else (model,), seed=seed)
+    if model is not None and model not in MIXING_SCALE_MODELS:
+        raise AblateError(
+            f"--model {model}: a suggestion at a target scale needs a model of any mixture, "
+            f"{', '.join(MIXING_SCALE_MODELS)}"
+        )
+    chosen, checks = choose(data, MIXING_SCALE_MODELS if model is None else (model,), seed=seed)
     name = model or chosen
     if name is None:
         why = "; ".join(f"{m}: {f[0].note}" for m, f in checks.items() if f and f[0].note) or "no held-out scale"

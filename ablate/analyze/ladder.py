@@ -123,7 +123,7 @@ class HeldOut:
     value: float  # the held-out N or D
     rows: int
     rmse: float  # nan where the model refused (note says why)
-    relative: float  # mean |predicted − measured| / |measured|
+    relative: float  # mean |predicted − measured| / |measured| over the nonzero measured values
     rank_correlation: float  # Spearman's ρ across mixtures at the held-out runs' largest (N, D)
     predicted: np.ndarray  # the held-out rows', in order
     measured: np.ndarray
@@ -187,7 +187,12 @@ def held_out_scales(points: ScalePoints, model: str, *, seed: int = 0, fitter: F
         predicted = fitted.predict(points.shares[test], points.size[test], points.tokens[test])
         largest = points.size[test] == points.size[test].max()
         last = largest & (points.tokens[test] == points.tokens[test][largest].max())
-        relative = float(np.mean(np.abs(predicted - target) / np.abs(target)))
+        measured = target != 0  # a task at 0% has no relative error; its RMSE still counts it
+        relative = (
+            float(np.mean(np.abs(predicted - target)[measured] / np.abs(target[measured])))
+            if measured.any()
+            else float("nan")
+        )
         ranked = score(predicted[last], target[last]).rank_correlation
         rmse = score(predicted, target).rmse
         out.append(HeldOut(dimension, value, len(test), rmse, relative, ranked, predicted, target))

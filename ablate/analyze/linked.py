@@ -22,6 +22,7 @@ import numpy as np
 from ablate.analyze.accuracy import Link, accuracy_draws, bootstrap_link, link
 from ablate.analyze.ladder import HeldOut, extrapolation, held_out_scales
 from ablate.analyze.scale import ScaleFit, ScalePoints, bootstrap, fit
+from ablate.analyze.separate import OTHER_MIXTURE
 from ablate.errors import AblateError
 
 PERCENT = 100.0  # a study's task scores are percentages; the link works in fractions
@@ -102,7 +103,8 @@ def draws(
     for i in range(len(loss)):
         band = None if losses is None else np.quantile(losses[:, i], [(1 - ci) / 2, (1 + ci) / 2])
         interval = None if band is None or not wide else (float(loss[i]), float(band[0]), float(band[1]))
-        reason = extrapolation(found.whole.loss, float(size[i]), float(tokens[i]), interval)
+        reason = OTHER_MIXTURE if not np.isfinite(loss[i]) else extrapolation(found.whole.loss, float(size[i]),
+                                                                              float(tokens[i]), interval)  # fmt: skip
         reasons.append(None if reason is None else f"its correct-answer loss: {reason}")
     paired = np.broadcast_to(loss, (len(found.links), len(loss))) if losses is None else losses
     return PERCENT * found.whole.link.predict(loss), PERCENT * accuracy_draws(found.links, paired), reasons
