@@ -22,8 +22,9 @@ from ablate.cli.ladder import AtOpt, StudiesOpt, target_scale
 from ablate.errors import AblateError, StudyError
 
 if TYPE_CHECKING:
-    from ablate.report import Report, Settings
-    from ablate.report.ladder import Across
+    from ablate.analyze.studies import Ladder
+    from ablate.report import Report, StudyResults
+    from ablate.report.ladder import Across, Rung
 
 SCALE_RESAMPLES = 200  # refits for a ladder's predicted Δ: `ablate fit`'s --bootstrap default
 
@@ -91,17 +92,14 @@ def report(
         raise AblateError("--from and --study: give one; --from reads plain lm-eval outputs, --study a planned study")
     if at is not None and from_dir is not None:
         raise AblateError("--at: a target scale needs a ladder of studies, not --from; pass --study once per size")
-    if study and len(study) > 1:
-        if seed_noise_from is not None:
-            raise AblateError("--seed-noise-from: one study's option; a ladder's rungs each use their own replicates")
-        ladder_settings = Settings(baseline=baseline, metric=metric, ci=ci, resamples=bootstrap, adjust=adjust,
-                                   detect_pp=detect)  # fmt: skip
-        built, home = ladder_report(study, ladder_settings, None if at is None else target_scale(at))
-        written = write_report(built, out_dir or study_dir(home), plot=plot, prefix="ladder-")
-        print_report(built, fmt)
-        err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)
-        return
-    results = load_folder(from_dir) if from_dir is not None else load_study(study[0] if study else None)
+    ladder = len(study or []) > 1
+    if ladder and seed_noise_from is not None:
+        raise AblateError("--seed-noise-from: one study's option; a ladder's rungs each use their own replicates")
+    scale = None if at is None else target_scale(at)
+    if ladder:
+        results, pooled = _ladder_results(study or [])
+    else:
+        results = load_folder(from_dir) if from_dir is not None else load_study(study[0] if study else None)
     refused = results.variants[results.variants.state.isin(REFUSED)]
     if strict and not refused.empty:
         first = refused.iloc[0]
@@ -127,9 +125,13 @@ def report(
         seed_noise_from=seed_noise_from,
     )
     built = build_report(results, settings, noise_from)
-    if from_dir is None:
-        built.across = _study_across(built, results.name, None if at is None else target_scale(at))
-    written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
+    if ladder:  # written as ladder-report.* in the first study's folder, as `ablate fit` writes ladder-fit.*
+        built.across = _across(built, *pooled, scale)
+        written = write_report(built, out_dir or study_dir((study or [])[0]), plot=plot, prefix="ladder-")
+    else:
+        if from_dir is None:
+            built.across = _study_across(built, results.name, scale)
+        written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
     print_report(built, fmt)
     for row in refused.itertuples():  # one line each, on stderr: the tables on stdout stay clean
         line = escape(f"{row.variant}: {row.state}, left out of the report: {row.error}")
@@ -137,15 +139,12 @@ def report(
     err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/dim]", highlight=False)
 
 
-def ladder_report(names: list[str], settings: Settings, at: tuple[float, float] | None) -> tuple[Report, str]:
-    """The report of a ladder of studies (ablate.report.ladder), each removal's Δ predicted at `at` by the
-    scale models `ablate fit --study ... --at` chooses (SCALE_RESAMPLES refits); and the study whose folder
-    gets its files (the first named, as `ablate fit` writes ladder-fit.*)."""
-    from ablate.analyze.across import fit_across
+def _ladder_results(names: list[str]) -> tuple[StudyResults, tuple[Ladder, list[Rung]]]:
+    """Studies of one design at several sizes as one (ablate.report.ladder), their pooled points
+    (ablate.analyze.studies) and their rungs, r1 the smallest."""
     from ablate.analyze.studies import pooled_points
     from ablate.plan.rungs import rung_label
-    from ablate.report import build_report
-    from ablate.report.ladder import Rung, across, ladder_results
+    from ablate.report.ladder import Rung, ladder_results
     from ablate.report.load import load_study
 
     ladder = pooled_points(names)
@@ -153,33 +152,32 @@ def ladder_report(names: list[str], settings: Settings, at: tuple[float, float] 
         Rung(rung_label(i), s, n, d)
         for i, (s, n, d) in enumerate(zip(ladder.studies, ladder.sizes, ladder.tokens, strict=True))
     ]
-    built = build_report(ladder_results({r.study: load_study(r.study) for r in rungs}, rungs), settings)
+    return ladder_results({r.study: load_study(r.study) for r in rungs}, rungs), (ladder, rungs)
+
+
+def _across(built: Report, ladder: Ladder, rungs: list[Rung], at: tuple[float, float] | None) -> Across:
+    """Each removal's Δ at every rung and, with `at`, predicted there by the scale models `ablate fit
+    --study ... --at` chooses among (SCALE_RESAMPLES refits each)."""
+    from ablate.analyze.across import fit_across
+    from ablate.report.ladder import across
+
+    s = built.settings
     targets = []
     if at is not None:
-        targets = fit_across(
-            ladder.points,
-            models=None,
-            resamples=SCALE_RESAMPLES,
-            seed=settings.seed,
-            at=at,
-            chances=ladder.chances,
-            ci=settings.ci,
-            baseline=settings.baseline,
-        )
-    built.across = across(built, rungs, targets, at)
-    return built, names[0]
+        targets = fit_across(ladder.points, models=None, resamples=SCALE_RESAMPLES, seed=s.seed, at=at,
+                             chances=ladder.chances, ci=s.ci, baseline=s.baseline)  # fmt: skip
+    return across(built, rungs, targets, at)
 
 
 def _study_across(built: Report, study: str, at: tuple[float, float] | None) -> Across | None:
     """One study's conclusions across scale: a ladder plan's rungs (at `at`, else its recipe's
     ladder.target), or with `at` a phase study's phases, a ladder in D (ablate fit --phase all); None
     for a study at one scale without `at`, refused in one line with it."""
-    from ablate.analyze.across import fit_across
     from ablate.analyze.fit import EVERY
     from ablate.analyze.studies import one_study
     from ablate.plan.rungs import ladder_target
     from ablate.plan.study import load_plan
-    from ablate.report.ladder import across, study_rungs
+    from ablate.report.ladder import study_rungs
 
     plan = load_plan(study)
     at = at or ladder_target(plan.recipe)
@@ -191,13 +189,7 @@ def _study_across(built: Report, study: str, at: tuple[float, float] | None) -> 
             f"--at: {study} runs at one scale; a target scale needs a ladder: pass --study once per model "
             "size, plan a recipe's ladder, or plan phases (`ablate plan --phases 0.05,0.1,0.2`)"
         )
-    targets = []
-    if at is not None:
-        ladder = one_study(study, EVERY)
-        s = built.settings
-        targets = fit_across(ladder.points, models=None, resamples=SCALE_RESAMPLES, seed=s.seed, at=at,
-                             chances=ladder.chances, ci=s.ci, baseline=s.baseline)  # fmt: skip
-    return across(built, rungs, targets, at)
+    return _across(built, one_study(study, EVERY), rungs, at)
 
 
 def _same_checkpoint(a: str, b: str) -> bool:
