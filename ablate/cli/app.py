@@ -14,13 +14,17 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from ablate.errors import AblateError
+
+if TYPE_CHECKING:
+    from ablate.run.runner import Outcome
 
 app = typer.Typer(
     help="End-of-training data ablations: plan leave-one-out variants, run them, report deltas with CIs.",
@@ -45,6 +49,21 @@ RecipeOpt = Annotated[
     ),
 ]
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name", show_default="the last one planned")]
+
+
+def stop_on_failures(failed: Sequence[Outcome], stopped: str, rerun: str) -> None:
+    """Each failed job's summary in red, then what `stopped` and the command that retries them; exit 1.
+    Nothing where no job failed."""
+    if not failed:
+        return
+    from rich.markup import escape
+
+    from ablate.run.view import summary_line
+
+    for outcome in failed:
+        err.print(f"[red]{escape(summary_line(outcome))}[/red]", soft_wrap=True)
+    err.print(f"{stopped} with {len(failed)} failed job(s); {rerun} to retry them", soft_wrap=True)
+    raise typer.Exit(1)
 
 
 def listed(values: list[str] | None) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from ablate.cli.app import RecipeOpt, app, data_app, err, out
+from ablate.cli.app import RecipeOpt, app, data_app, err, out, stop_on_failures
 from ablate.cli.report import print_report
 from ablate.errors import AblateError
 
@@ -100,11 +100,10 @@ def demo(
     ] = None,
 ) -> None:
     """The whole study on the built-in corpus: data, pretrain, plan, run, report. Rerun to resume."""
-    from rich.markup import escape
 
     from ablate.demo.study import demo_recipe, run_demo
     from ablate.plan.build import pretrain_points
-    from ablate.run.view import RunDisplay, summary_line, token_bar
+    from ablate.run.view import RunDisplay, token_bar
 
     if out_dir.exists() and not out_dir.is_dir():
         raise AblateError(f"--out {out_dir}: is a file; name a folder (made if missing)")
@@ -150,13 +149,7 @@ def demo(
     print_report(report)
     timing = ", ".join(f"{stage} {value:.0f} s" for stage, value in seconds.items())
     where = out_dir / "results" / recipe.name
-    if failed:
-        for outcome in failed:
-            err.print(f"[red]{escape(summary_line(outcome))}[/red]", soft_wrap=True)
-        err.print(
-            f"demo stopped after {sum(seconds.values()):.0f} s with {len(failed)} failed job(s); logs in {where}; "
-            "rerun `ablate demo` to retry them",
-            soft_wrap=True,
-        )
-        raise typer.Exit(1)
+    stop_on_failures(
+        failed, f"demo stopped after {sum(seconds.values()):.0f} s", f"logs in {where}; rerun `ablate demo`"
+    )
     err.print(f"demo done in {sum(seconds.values()):.0f} s ({timing}); files in {where}")

@@ -13,9 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import typer
-
-from ablate.cli.app import err, out
+from ablate.cli.app import err, out, stop_on_failures
 
 if TYPE_CHECKING:
     from ablate.demo.ladder import Compared
@@ -45,23 +43,13 @@ class _Shown:
 
 def demo_ladder(out_dir: Path, *, fast: bool, parallel: int | None) -> None:
     """Build (or resume) the ladder under `out_dir`, then print the comparison per held-out loss."""
-    from rich.markup import escape
 
     from ablate.demo.ladder import build_ladder, compare_largest
     from ablate.demo.study import working_directory
-    from ablate.run.view import summary_line
 
     started = time.perf_counter()
     built = build_ladder(out_dir, fast=fast, parallel=parallel, shown=_Shown())
-    if built.failed:
-        for outcome in built.failed:
-            err.print(f"[red]{escape(summary_line(outcome))}[/red]", soft_wrap=True)
-        err.print(
-            f"ladder stopped with {len(built.failed)} failed job(s); logs in {built.results}; "
-            "rerun `ablate demo --ladder` to retry them",
-            soft_wrap=True,
-        )
-        raise typer.Exit(1)
+    stop_on_failures(built.failed, "ladder stopped", f"logs in {built.results}; rerun `ablate demo --ladder`")
     err.print("[bold]── fit[/bold]")
     tick = time.perf_counter()
     with working_directory(out_dir):  # the results root, like the build's: $ABLATE_RESULTS, else out/results
