@@ -361,7 +361,7 @@ def _separate_draws(points: ScalePoints, resamples: int, rng: np.random.Generato
     """`separate` refitted on the whole fit plus its residuals drawn with replacement, centred and scaled by
     √(n/(n − p)) for the p parameters they were fitted with (Davison & Hinkley's residual bootstrap): with
     three or four rungs a mixture, drawing its rows instead leaves out its largest rung in a third of the
-    draws, and its intervals covered 81% at 95% on simulated ladders (tests/test_separate.py)."""
+    draws, and covers too little (docs/fit-suggest.md gives the simulated coverage of both)."""
     fitted = whole.predict(points.shares, points.size, points.tokens)
     residual = points.target - fitted
     n, p = len(residual), 2 * len(whole.learned.level) + 1

@@ -4,8 +4,8 @@ one exponent shared, L_m(N) = E_m + A_m·(N/N₀)^−α (or in D, with β, on a 
 A ladder study runs the same mixtures at every rung, and what a removal's Δ at the target needs is those
 mixtures' losses there, not a law across mixtures. The joint form's E is linear in the shares, so a mixture
 that is the average of others (the baseline between its leave-one-out removals) is predicted as their
-average, where a real loss is convex in the shares; on the demo's ladder that put the baseline 10–14% off
-and every Δ with it (docs/demo.md). `separate` asks nothing of the mixtures' relation: it predicts only
+average, where a real loss is convex in the shares, and every Δ inherits the miss (docs/demo.md measures
+it on the demo's ladder). `separate` asks nothing of the mixtures' relation: it predicts only
 mixtures it fitted, and each needs LEAST rungs, since with two E_m and A_m pass through any exponent.
 It is one more candidate, chosen only where it predicts the held-out scale best (ladder.choose).
 Pure numpy and scipy.

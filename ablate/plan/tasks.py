@@ -133,8 +133,8 @@ def _registered(config: dict) -> list[str]:
 def folder_tasks(folder: Path, wanted: set[str] | None = None) -> set[str]:
     """Task, group and tag names the YAML files under `folder` register with lm-eval. With `wanted`,
     only those of them, and a file is parsed only when one of them is a word of its text or of a file
-    it includes: lm-eval's ~14k built-in task files are then read in ~0.5 s instead of parsed in ~5
-    (the same names as lm-eval's own index, tested); it stops once all are found."""
+    it includes, so lm-eval's built-in task files are read, not parsed (the same names as lm-eval's own
+    index, tested; benchmarks/README.md times it); it stops once all are found."""
     if wanted is not None and not wanted:
         return set()
     found: set[str] = set()

@@ -1,6 +1,10 @@
 """A Δ's interval: the paired bootstrap over items or clusters, the seed term added to it, and
-without per-item logs the normal interval from lm-eval's standard errors. How and why: the
-package docstring (ablate/stats/__init__.py)."""
+without per-item logs the normal interval from lm-eval's standard errors (docs/report.md says how).
+
+Exact and fast: resampling n items with replacement only changes how often each distinct item pattern
+(its values across seeds) is drawn, so a resample is one multinomial draw over the patterns: for 0/1
+metrics and one seed at most 3 (−1, 0, +1), O(patterns) instead of O(n). A cluster is a unit whose
+pattern is its sums per seed and its size. Above MAX_PATTERNS the item indices are resampled directly."""
 
 from __future__ import annotations
 
