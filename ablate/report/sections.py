@@ -50,8 +50,9 @@ def phase_section(report: Report) -> list[str]:
             "- Decision consistency (DataDecide's decision accuracy, Magnusson et al., 2025): over every pair of "
             "variants (baseline and control included), the share that the shorter phase ranks in the same order "
             "as the longest, each variant its mean over its seeds; a pair tied in one phase counts half. "
-            f"{level} bootstrap interval: the items (or clusters) resampled, the same for both phases. 1: the cheap "
-            "phase ranks the removals as the expensive one; 0.5: a coin flip.",
+            f"{level} bootstrap interval: the items (or clusters) resampled, the same for both phases, and each "
+            "mean's seed noise drawn in where the phase's replicates measured it. 1: the cheap phase ranks the "
+            "removals as the expensive one; 0.5: a coin flip.",
         ]
     return out
 
@@ -300,7 +301,8 @@ def across_section(report: Report) -> list[str]:
         "the other sign than at the largest rung.",
         "- Decision accuracy (DataDecide, Magnusson et al., 2025): the share of variant pairs (baseline "
         "included) that a rung orders as the largest does; a tie counts half; the interval resamples the "
-        "items, the same for both rungs. 1: the small rung decides as the large one; 0.5: a coin flip.",
+        "items, the same for both rungs, and draws in each mean's seed noise where the rung's replicates "
+        "measured it. 1: the small rung decides as the large one; 0.5: a coin flip.",
     ]
     if target:
         out.append(

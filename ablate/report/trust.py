@@ -202,16 +202,27 @@ def _agreement(
     resamples: int,
     rng: np.random.Generator,
     ci: float,
+    labels: tuple[str | None, str | None] | None = None,
 ) -> tuple[float, float, float] | None:
     """(agreement, low, high): how often the variants' means over `first` (one list of variants per
     variant compared) and over `second` order the pairs alike on `task`, its items (or clusters)
-    resampled alike for both; None without item logs."""
+    resampled alike for both and, with the two phases' `labels`, each mean's seed term where the phase's
+    replicates measured it (not for two halves of one phase's seeds, whose spread is the seed noise
+    compared); None without item logs."""
     matrix = cells.item_means(task, first + second)
     if matrix is None:
         return None
     means, clusters = matrix
     k = len(first)
-    agreement, draws = stats.decision_consistency(means[:k], means[k:], resamples=resamples, rng=rng, clusters=clusters)
+    found = [cells.noise.get((label, task)) for label in labels or ()]
+    seed_sd, df = None, math.inf
+    if any(n is not None for n in found):
+        sds = [0.0 if n is None else n.sd for n in found]
+        seed_sd = np.array([sds[0] / math.sqrt(len(g)) for g in first] + [sds[1] / math.sqrt(len(g)) for g in second])
+        df = min(n.df for n in found if n is not None)
+    agreement, draws = stats.decision_consistency(
+        means[:k], means[k:], resamples=resamples, rng=rng, clusters=clusters, seed_sd=seed_sd, df=df
+    )
     return (agreement, *stats.percentile_interval(draws, ci))
 
 
@@ -227,7 +238,8 @@ def phase_agreement(
 ) -> list[PhaseAgreement]:
     """Per task and shorter phase: the share of variant pairs it orders as the longest phase does,
     each variant its mean over its done seeds, with a bootstrap interval over the items (the same
-    items drawn for both phases). Empty with fewer than two phases."""
+    items drawn for both phases) and each phase's seed noise where its replicates measured it. Empty
+    with fewer than two phases."""
     if len(phases) < 2:
         return []
     done = results.variants[(results.variants.state == DONE) & (results.variants.ablation != START)]
@@ -245,7 +257,7 @@ def phase_agreement(
         first, second = [by_phase[short][a] for a in arms], [by_phase[longest][a] for a in arms]
         for task in tasks:
             rng = np.random.default_rng([seed, zlib.crc32(f"{short}:{longest}:{task}".encode())])
-            found = _agreement(cells, task, first, second, resamples, rng, ci)
+            found = _agreement(cells, task, first, second, resamples, rng, ci, (short, longest))
             if found is not None:
                 k = len(arms)
                 out.append(PhaseAgreement(task, short, longest, k, k * (k - 1) // 2, *found))

@@ -129,17 +129,20 @@ def decision_consistency(
     resamples: int,
     rng: np.random.Generator,
     clusters: np.ndarray | None = None,
+    seed_sd: np.ndarray | None = None,
+    df: float = math.inf,
 ) -> tuple[float, np.ndarray]:
     """How often two settings of a study order its variants alike (DataDecide's decision accuracy over
     pairs): a and b are (variants × items) scores on the same items, e.g. each variant's mean over one
     half of its seeds and over the other half, or at two phase lengths. Returns the share of agreeing
     pairs and its bootstrap draws, the items (or clusters) resampled alike for both settings. 1: every
-    pair ordered alike; about 0.5 for settings that order at random."""
+    pair ordered alike; about 0.5 for settings that order at random. `seed_sd`: each row's (a's, then
+    b's) training-seed SD of its mean score, added to every draw as sd·T_df, as a Δ's interval adds it."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError("both settings need the same variants × items")
     point = float(pair_agreement(a.mean(axis=1), b.mean(axis=1))[0])
-    units = resample_units(np.vstack([a, b]), clusters)[0]  # a cluster's items are drawn together: their sums
+    units, sizes = resample_units(np.vstack([a, b]), clusters)  # a cluster's items are drawn together: their sums
     n_units, half = units.shape[1], a.shape[0]
     draws = np.empty(resamples)
     chunk = max(1, GATHER_CELLS // n_units)
@@ -147,5 +150,10 @@ def decision_consistency(
         stop = min(resamples, start + chunk)
         weights = rng.multinomial(n_units, np.full(n_units, 1 / n_units), size=stop - start).astype(float)
         sums = weights @ units.T  # per resample, each variant's summed draw: its mean up to a shared factor
+        if seed_sd is not None:
+            drawn = weights @ sizes if sizes is not None else np.full(stop - start, float(n_units))
+            shape = (stop - start, len(seed_sd))
+            noise = rng.standard_normal(shape) if math.isinf(df) else rng.standard_t(df, size=shape)
+            sums = sums / drawn[:, None] + seed_sd * noise
         draws[start:stop] = pair_agreement(sums[:, :half], sums[:, half:])
     return point, draws
