@@ -6,14 +6,14 @@ renormalized and brought back inside the caps, floors and trust region.
     mixture, why = extrapolate(found, compute(2e9, 4e10), baseline, bounds)   # None and the reason, or shares
 
 A budget is one rung, a distinct (N, D): on a ladder of several model sizes each size's longest run (its
-largest D, the best trained at that size; fitting every rung of tests/test_across.py's 4 × 7 ladder took
-15 s, its 4 longest 2 s), on a ladder of one size every token count. A budget's optimum is what `ablate
+largest D, the best trained at that size; fitting every rung instead costs a fit per token count), on a
+ladder of one size every token count. A budget's optimum is what `ablate
 suggest` proposes from that rung's runs alone: per objective target the mixture model with the lowest
 leave-one-out error among those its mixtures allow (suggest.choose_model; a rung where none beats the mean
 has no optimum), the objective Σ weight · target maximized within the same caps, floors and trust region as
 at the target (suggest.maximize). One fixed law would be simpler and fails: on tests/test_across.py's
-moving-optimum law the loglinear and power forms put the largest rung's optimum at (0.61, 0.39, 0.00), L1
-0.35 from the truth's (0.44, 0.54, 0.03); the Data Mixing Law, chosen there by leave-one-out, 0.03–0.11.
+moving-optimum law the loglinear and power forms misplace the largest rung's optimum, where the Data
+Mixing Law, chosen there by leave-one-out, finds it (docs/fit-suggest.md gives the distances).
 
 The budget is the compute C = 6·N·D. Kang et al. hold the model fixed and grow D; a ladder grows N too, and
 a mixture's returns change with both (a subset can pay only at larger N), so the coordinate has to move with
