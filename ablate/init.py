@@ -28,7 +28,7 @@ from ablate.errors import AblateError
 from ablate.plan.identity import check_name
 from ablate.recipe import Subset, load_recipe
 from ablate.recipe.schema import STUDY_NAME
-from ablate.store import write_atomic
+from ablate.study.store import write_atomic
 
 RECIPE = "recipe.yaml"
 TOKENIZER, TASKS = "tokenizer", "tasks"

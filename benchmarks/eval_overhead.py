@@ -29,17 +29,16 @@ import statistics
 import time
 from pathlib import Path
 
-from workspace import SCRATCH, demo_workspace, machine, start_checkpoint
-
 import torch  # noqa: E402  (after workspace: it sets what torch, datasets and lm-eval read at import)
 from lm_eval import simple_evaluate  # noqa: E402
 from lm_eval.loggers import EvaluationTracker  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
+from workspace import SCRATCH, demo_workspace, machine, start_checkpoint
 
+from ablate.recipe import Eval  # noqa: E402
 from ablate.run import start as starts  # noqa: E402
 from ablate.run.evaluate import evaluate, headline_scores  # noqa: E402
-from ablate.recipe import Eval  # noqa: E402
 
 TARGET = 1.05
 Timing = tuple[float, dict[str, float], int]  # wall seconds, headline scores, requests (lm-eval) or items (ablate)

@@ -30,13 +30,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workspace import SCRATCH, machine
-
 import torch  # noqa: E402  (after workspace: it sets the environment torch and lm-eval read at import)
 import transformers  # noqa: E402
 from composer import Trainer  # noqa: E402
 from composer.models import HuggingFaceModel  # noqa: E402
 from composer.optim import DecoupledAdamW  # noqa: E402
+from workspace import SCRATCH, machine
 
 from ablate.recipe import Fsdp  # noqa: E402
 from ablate.run.train import parallelism  # noqa: E402

@@ -51,7 +51,7 @@ def ablate(*args: str, env: dict[str, str]) -> None:
 
 def pretrained(recipe, env: dict[str, str]) -> str:
     """`ablate pretrain` of `recipe` in a process with `env`; the checkpoint it registered, absolute."""
-    from ablate.store import read_json, study_dir
+    from ablate.study.store import read_json, study_dir
 
     path = SCRATCH / f"{recipe.name}.yaml"
     path.write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))

@@ -70,12 +70,12 @@ class Study:
 
 def timed_study(recipe, request, parallel: int) -> Study:
     """plan, run and report as `ablate plan`, `ablate run --parallel N` and `ablate report` call them."""
+    from ablate.plan.study import plan_study
     from ablate.report import Settings, build_report, write_report
     from ablate.report.load import load_study
     from ablate.run.runner import Launch, run_study
-    from ablate.artifacts import read_status
-    from ablate.store import study_dir
-    from ablate.plan.study import plan_study
+    from ablate.study.artifacts import read_status
+    from ablate.study.store import study_dir
 
     tick = time.perf_counter()
     plan = plan_study(recipe, request)
@@ -137,8 +137,8 @@ def main() -> None:
     request = PlanRequest() if args.remove == "all" else PlanRequest(removes=removes, control=False)
 
     with demo_workspace(study_recipe(args.phase_steps)) as recipe:
-        from ablate.run.pretrain import pretrain
         from ablate.run.launch import available_cores
+        from ablate.run.pretrain import pretrain
 
         parallel = args.parallel or available_cores()
         pretrain(recipe)  # the shared checkpoint: not part of the study

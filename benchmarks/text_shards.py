@@ -48,13 +48,13 @@ def text_folders(recipe) -> dict[str, str]:
 def train_baseline(recipe) -> tuple[float, float]:
     """Plan and run the baseline alone; (its Trainer.fit() seconds per step, the run's readying seconds).
     The job's folder, plan and cache are removed afterwards: the next pass starts as this one did."""
-    from ablate.artifacts import read_status
     from ablate.data.ready import ready_folders
-    from ablate.job import CACHE
     from ablate.plan.build import PlanRequest
     from ablate.plan.study import plan_study
     from ablate.run.runner import Launch, data_fields, run_study
-    from ablate.store import study_dir
+    from ablate.study.artifacts import read_status
+    from ablate.study.job import CACHE
+    from ablate.study.store import study_dir
 
     plan = plan_study(recipe, PlanRequest(removes=["math"], control=False), force=True)
     baseline = plan.variant("baseline")

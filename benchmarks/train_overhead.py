@@ -31,17 +31,16 @@ import statistics
 import time
 from collections.abc import Iterable
 
-from workspace import SCRATCH, demo_workspace, machine, start_checkpoint
-
 import torch  # noqa: E402  (after workspace: it sets the thread count torch reads at import)
 from composer import Trainer  # noqa: E402
 from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict  # noqa: E402
+from workspace import SCRATCH, demo_workspace, machine, start_checkpoint
 
+from ablate.plan.build import normalize  # noqa: E402
+from ablate.recipe import Recipe  # noqa: E402
 from ablate.run import start as starts  # noqa: E402
 from ablate.run import train  # noqa: E402
 from ablate.run.stream import build_dataloader  # noqa: E402
-from ablate.plan.build import normalize  # noqa: E402
-from ablate.recipe import Recipe  # noqa: E402
 
 TARGET = 1.10
 Timing = tuple[float, float, float]  # wall seconds, CPU seconds (all threads), last loss

@@ -46,8 +46,8 @@ def demo_workspace(recipe: Recipe | None = None) -> Iterator[Recipe]:
     something fails, so the tables stay readable in `make bench`.
     """
     from ablate.data.build import build_subsets
-    from ablate.demo.study import demo_recipe, working_directory
     from ablate.demo.corpus import write_demo
+    from ablate.demo.study import demo_recipe, working_directory
 
     recipe = recipe or demo_recipe()
     log = SCRATCH / "stderr.log"
@@ -76,9 +76,9 @@ def demo_workspace(recipe: Recipe | None = None) -> Iterator[Recipe]:
 def start_checkpoint(recipe: Recipe, folder: Path, steps: int = 4) -> str:
     """A Composer checkpoint after `steps` steps on the base mix, written by `ablate.run.train.fit` as
     `ablate pretrain` writes one; returns its path."""
+    from ablate.plan.build import normalize
     from ablate.run import train
     from ablate.run.start import new_model
-    from ablate.plan.build import normalize
 
     end = steps * recipe.training.batch_size * recipe.seq_len
     train.fit(

@@ -57,8 +57,8 @@ def tiny(tmp_path_factory):
     recipe_path = write_tiny_study(root)
 
     from ablate.cli import app
-    from ablate.run.pretrain import pretrain
     from ablate.recipe import load_recipe
+    from ablate.run.pretrain import pretrain
     from ablate.run.runner import run_study
 
     checkpoint = pretrain(load_recipe(recipe_path))

@@ -305,7 +305,7 @@ def test_a_phase_study_s_phases_are_a_ladder_in_tokens(tmp_path):
 
     from ablate.plan.build import build_plan
     from ablate.recipe import parse_recipe
-    from ablate.store import write_json
+    from ablate.study.store import write_json
 
     design = {"kind": "swarm", "n": 8, "seed": 0}
     raw = {**fixed_recipe(), "ablations": {"control": False, "design": design, "baseline_seeds": 1,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from ablate.data.build import build_subsets
+from ablate.data.check import plan_data
+from ablate.data.manifest import MANIFEST, read_manifest
 from ablate.demo.corpus import write_tokenizer
 from ablate.errors import AblateError
-from ablate.data.manifest import MANIFEST, read_manifest
-from ablate.data.check import plan_data
 from ablate.recipe import parse_recipe
 
 SEQ = 8

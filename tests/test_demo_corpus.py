@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
+from ablate.data.check import plan_data
 from ablate.demo import corpus as dc
 from ablate.demo import world as dw
-from ablate.data.check import plan_data
-from ablate.recipe import load_recipe
 from ablate.plan.tasks import task_sizes
-from conftest import REPO
+from ablate.recipe import load_recipe
 
 DEMO_RECIPE = load_recipe(REPO / "recipes" / "demo.yaml")  # a link to ablate/demo/recipe.yaml
 

@@ -113,8 +113,8 @@ def test_a_lost_status_and_damaged_outputs_are_recomputed_from_what_is_intact(ti
     from rich.console import Console
 
     from ablate.recipe import load_recipe
-    from ablate.run.view import RunDisplay
     from ablate.run.pretrain import pretrain
+    from ablate.run.view import RunDisplay
 
     results = clone(tiny, "damaged", variants=True)
     baseline, no_g = results / STUDY / "baseline", results / STUDY / "no-g"

@@ -11,6 +11,8 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO
+from fixtures.report_study import fixed_recipe, heldout_domain, write_lm_eval
 
 from ablate.analyze.fit import fit_targets
 from ablate.analyze.laws import Points, bootstrap, cross_validate, fit, take
@@ -18,8 +20,6 @@ from ablate.analyze.suggest import Bounds, SuggestRequest, kl_divergence, maximi
 from ablate.errors import AblateError
 from ablate.plan.build import swarm
 from ablate.recipe import Design
-from conftest import REPO
-from fixtures.report_study import fixed_recipe, heldout_domain, write_lm_eval
 
 CENTER = {"web": 0.4, "math": 0.3, "code": 0.2, "facts": 0.1}
 PHASE = 512_000
@@ -114,7 +114,7 @@ def prose_loss(mixture):
 
 def write_heldout(folder, mixture, rng):
     """heldout.json as ablate.run.heldout writes it: the planted prose loss per sequence, with noise."""
-    from ablate.store import write_json
+    from ablate.study.store import write_json
 
     per_token = prose_loss(mixture) + DIFFICULTY + rng.normal(0, 0.02, SEQUENCES)
     domain = heldout_domain(per_token * TOKENS, TOKENS, 2 * TOKENS)
@@ -127,7 +127,7 @@ def swarm_study(results):
     2 − 1 × the prose share (200 sequences)."""
     from ablate.plan.build import build_plan
     from ablate.recipe import parse_recipe
-    from ablate.store import write_json
+    from ablate.study.store import write_json
 
     # One run per mixture: a replicate here would re-roll the items alone, and fit, not seed noise, is tested.
     swarm = {"kind": "swarm", "n": 10, "seed": 0}
@@ -236,7 +236,7 @@ def swarm_cli(tmp_path):
 
 def measure(study, variant, rng):
     """A planned variant done as a run leaves it: the planted t_math accuracy and prose loss."""
-    from ablate.store import write_json
+    from ablate.study.store import write_json
 
     accuracy = 0.2 + 0.6 * variant["mixture"]["arithmetic"]
     write_lm_eval(study / variant["name"] / "eval", {t: {"acc": (rng.random(400) < (accuracy if t == "t_math" else 0.5))

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from test_shards import listing, write_mds
 from test_ready import read_tokens
+from test_shards import listing, write_mds
 from tiny_study import BATCH, SEQ_LEN, STUDY, ablate, recipe_dict
 
 pytestmark = pytest.mark.slow

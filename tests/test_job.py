@@ -1,4 +1,4 @@
-"""The job folder contract (ablate.job): every branch of next_action, status files and the lock."""
+"""The job folder contract (ablate.study.job): every branch of next_action, status files and the lock."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import os
 
 import pytest
 
-from ablate.artifacts import State, Status, read_status, write_status
-from ablate.job import STALE, Busy, Do, damaged_outputs, folder_lock, lock_holder, record_outputs, results_state
-from ablate.job import next_action as next_for
+from ablate.study.artifacts import State, Status, read_status, write_status
+from ablate.study.job import STALE, Busy, Do, damaged_outputs, folder_lock, lock_holder, record_outputs, results_state
+from ablate.study.job import next_action as next_for
 
 H, T = "h1", "t1"  # the plan's result hash and train hash for the folder
 
 
 def next_action(status: dict, **kwargs):
-    """ablate.job.next_action on a status.json written as `status`."""
+    """ablate.study.job.next_action on a status.json written as `status`."""
     return next_for(Status.model_validate(status), **kwargs)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
 from ablate.recipe import load_recipe
-from conftest import REPO
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 HEAVY = ("torch", "composer", "streaming", "lm_eval", "transformers")

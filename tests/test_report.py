@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
+from fixtures.report_study import heldout_domain, write_lm_eval
 
 from ablate.errors import AblateError
 from ablate.report import CSV_COLUMNS, Settings, build_report, load_folder, load_study, to_csv, to_json, to_markdown
-from conftest import REPO
-from fixtures.report_study import heldout_domain, write_lm_eval
 
 FIXTURES = REPO / "tests" / "fixtures"
 HEAVY = ("torch", "composer", "streaming", "lm_eval", "transformers")

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from tiny_study import ablate
 
-from ablate.data.manifest import read_index
 from ablate.data.check import check_shards
+from ablate.data.manifest import read_index
 from ablate.data.shards import folder_tokens, index_shape, read_shape
 from ablate.errors import AblateError
 from ablate.recipe import parse_recipe

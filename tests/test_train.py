@@ -7,11 +7,11 @@ import math
 import os
 
 import pytest
+from tiny_study import BATCH, FINAL_RATIO, LR, SEQ_LEN, TOTAL_TOKENS, write_tiny_study
 
 from ablate.errors import AblateError
-from ablate.run.worker import token_mismatch
 from ablate.recipe import load_recipe
-from tiny_study import BATCH, FINAL_RATIO, LR, SEQ_LEN, TOTAL_TOKENS, write_tiny_study
+from ablate.run.worker import token_mismatch
 
 PHASE = TOTAL_TOKENS // 2
 
@@ -31,7 +31,6 @@ def test_token_mismatch_allows_one_batch_of_rounding(tmp_path):
 
 def write_recipe_only(root):
     import yaml
-
     from tiny_study import recipe_dict
 
     path = root / "tiny.yaml"
@@ -41,9 +40,9 @@ def write_recipe_only(root):
 
 def test_a_job_resumes_only_checkpoints_of_the_form_it_trains_in(tmp_path):
     import yaml
+    from tiny_study import recipe_dict
 
     from ablate.run.start import resume_problem
-    from tiny_study import recipe_dict
 
     raw = recipe_dict(tmp_path)
     unsharded = load_recipe(write_recipe_only(tmp_path))
@@ -254,10 +253,10 @@ def test_shared_memory_a_killed_dataset_left_is_freed_and_a_live_ones_kept(tmp_p
 
 def test_optimizer_settings_beyond_lr_are_hashed_only_when_set(tmp_path):
     import yaml
+    from tiny_study import recipe_dict
 
     from ablate.plan.identity import train_hash
     from ablate.recipe import parse_recipe
-    from tiny_study import recipe_dict
 
     raw = recipe_dict(tmp_path)
     plain = train_hash(parse_recipe(raw), {"alpha": 1.0}, seed=0, start="s")
@@ -278,9 +277,10 @@ def test_optimizer_settings_beyond_lr_are_hashed_only_when_set(tmp_path):
     ],
 )
 def test_an_optimizer_the_recipe_cannot_build_is_one_line_at_load(tmp_path, optimizer, says):
+    from tiny_study import recipe_dict
+
     from ablate.errors import RecipeError
     from ablate.recipe import parse_recipe
-    from tiny_study import recipe_dict
 
     raw = recipe_dict(tmp_path)
     raw["training"]["optimizer"] |= optimizer
@@ -351,10 +351,10 @@ def _saved_optimizer(checkpoint) -> tuple[str, dict]:
 @pytest.mark.slow
 def test_a_bare_composer_checkpoint_continues_its_default_optimizer_to_done(bare_composer):
     import yaml
+    from tiny_study import ablate, recipe_dict, status
 
     from ablate.run.start import load_start
     from ablate.run.train import fit, phase_schedule
-    from tiny_study import ablate, recipe_dict, status
 
     root, recipe, checkpoint = bare_composer
     start = load_start(str(checkpoint), weights=False)

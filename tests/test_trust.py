@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from fixtures.report_study import write_lm_eval
 from scipy.stats import f_oneway
 
 from ablate import stats
 from ablate.report import build_report, load_folder, to_json, to_markdown, write_report
-from fixtures.report_study import write_lm_eval
 
 ALPHA = 0.05
 

@@ -190,7 +190,7 @@ def kill_when(tiny, results: Path, reached: Callable[[Path], bool], what: str) -
         runner.wait()
     # The jobs die with the runner but a moment after it (a large process takes a while to tear down): until
     # then one still holds the variant's lock, and the next run would find the variant busy.
-    from ablate.job import lock_holder
+    from ablate.study.job import lock_holder
 
     freed = time.monotonic() + 60
     while (holder := lock_holder(folder)) and time.monotonic() < freed:

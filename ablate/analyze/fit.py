@@ -59,7 +59,7 @@ def load_points(study: str | None, phase: str | None) -> Loaded:
     from ablate.report.answers import AnswerLoss, answer_table, study_answers
     from ablate.report.build import score_table
     from ablate.report.load import load_study
-    from ablate.store import current_study
+    from ablate.study.store import current_study
 
     name = current_study(study)
     plan, recipe = load_study_plan(name)
@@ -264,9 +264,9 @@ def suggest_study(
     from dataclasses import asdict, replace
 
     from ablate.analyze.suggest import propose
-    from ablate.artifacts import SUGGESTED, add_suggestion
     from ablate.plan.study import refuse_stale, save_plan
-    from ablate.store import study_dir
+    from ablate.study.artifacts import SUGGESTED, add_suggestion
+    from ablate.study.store import study_dir
 
     objective, name = request.objective, request.name
     study_name, plan, recipe, points, _ = load_points(study, phase)

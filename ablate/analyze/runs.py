@@ -165,7 +165,7 @@ def suggest_runs(
 
     from ablate.analyze.across import spans
     from ablate.analyze.suggest import check_targets, propose
-    from ablate.artifacts import add_suggestion
+    from ablate.study.artifacts import add_suggestion
 
     runs, _ = read_runs(path, split=split)
     if spans(runs):

@@ -85,7 +85,7 @@ def one_study(name: str | None, phase: str | None = None) -> Ladder:
     with `phase` EVERY, its phases pooled as a ladder in D, each row at its own phase's tokens. A ladder
     plan's rungs (recipe `ladder:`) are pooled by default, each row at its rung's N."""
     from ablate.plan.study import load_plan
-    from ablate.store import current_study
+    from ablate.study.store import current_study
 
     if phase is None and load_plan(current_study(name)).rungs:
         phase = EVERY

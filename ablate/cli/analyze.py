@@ -97,7 +97,7 @@ def fit(
     from ablate.analyze.runs import read_mixtures, read_runs
     from ablate.errors import AblateError
     from ablate.report.answers import ANSWER_PREFIX
-    from ablate.store import study_dir
+    from ablate.study.store import study_dir
 
     if bootstrap < 10:
         raise AblateError(f"--bootstrap {bootstrap}: use at least 10 resamples (200 for a final table)")
@@ -215,7 +215,7 @@ def _scale_columns(runs: Path) -> tuple[bool, bool]:
 def _write(folder: Path, prefix: str, markdown: str, payload: dict, png: bytes, cautions: list[str]) -> None:
     """fit.md, fit.json and fit.png (RUNS.fit.* with a prefix), each written atomically; the markdown on
     stdout, the cautions and the files written on stderr."""
-    from ablate.store import write_atomic
+    from ablate.study.store import write_atomic
 
     write_atomic(folder / f"{prefix}fit.md", markdown)
     write_atomic(folder / f"{prefix}fit.json", json.dumps(payload, indent=2) + "\n")
@@ -349,7 +349,7 @@ def _target(studies: list[str]) -> tuple[float, float] | None:
     """A ladder plan's recipe target (ladder.target), where the one study named (or the current one) has one."""
     from ablate.plan.rungs import ladder_target
     from ablate.plan.study import load_plan
-    from ablate.store import current_study
+    from ablate.study.store import current_study
 
     return ladder_target(load_plan(current_study(studies[0] if studies else None)).recipe)
 

@@ -52,7 +52,7 @@ def target_scale(given: str) -> tuple[float, float]:
 def write_predictions(path: Path, predictions: list[Prediction]) -> None:
     """predictions.csv, or no such file where nothing was predicted (an older one would read as current)."""
     from ablate.analyze.render import predictions_csv
-    from ablate.store import write_atomic
+    from ablate.study.store import write_atomic
 
     if predictions:
         write_atomic(path, predictions_csv(predictions))
@@ -101,11 +101,11 @@ def suggest_at(
     from ablate.analyze.across import spans
     from ablate.analyze.at_scale import propose_at
     from ablate.analyze.runs import baseline_mixture, read_runs
-    from ablate.artifacts import add_suggestion
     from ablate.errors import AblateError
     from ablate.plan.build import share_caps
     from ablate.plan.study import load_study_plan
-    from ablate.store import study_dir
+    from ablate.study.artifacts import add_suggestion
+    from ablate.study.store import study_dir
 
     if runs is not None:
         points, _ = read_runs(runs, split=split)

@@ -74,7 +74,7 @@ def plan(
     from ablate.plan.build import PlanRequest
     from ablate.plan.study import plan_study
     from ablate.recipe import Design, describe_errors, load_recipe
-    from ablate.store import study_dir
+    from ablate.study.store import study_dir
 
     loaded = load_recipe(recipe)
     asked = {"kind": design, "n": n, "concentration": concentration, "factor": factor, "seed": design_seed}

@@ -51,7 +51,7 @@ def from_foundry_command(
         return
     if out_path.exists() and not force:
         raise RecipeError(f"--out {out_path}: exists; pass --force to overwrite it or choose another path")
-    from ablate.store import write_atomic
+    from ablate.study.store import write_atomic
 
     write_atomic(out_path, text)
     err.print(f"wrote {out_path} ({len(notes)} notes at the top to check); then `ablate plan --recipe {out_path}`")

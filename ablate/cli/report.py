@@ -86,7 +86,7 @@ def report(
     at the target."""
     from ablate.report import Settings, build_report, write_report
     from ablate.report.load import REFUSED, load_folder, load_study
-    from ablate.store import study_dir
+    from ablate.study.store import study_dir
 
     if from_dir is not None and study:
         raise AblateError("--from and --study: give one; --from reads plain lm-eval outputs, --study a planned study")

@@ -26,7 +26,7 @@ def status(study: StudyOpt = None) -> None:
     from ablate.report.load import variant_states
     from ablate.run.slurm import scheduler_states
     from ablate.run.view import print_status
-    from ablate.store import current_study
+    from ablate.study.store import current_study
 
     name = current_study(study)
     scheduler = scheduler_states(name)  # before the states, as `ablate run` reads them (ablate.run.runner.prepare)
@@ -40,13 +40,13 @@ def status(study: StudyOpt = None) -> None:
 def pretrain(recipe: RecipeOpt = None) -> None:
     """Train the recipe's model from scratch on the base mix up to the phase; register it as 'pretrained'
     (and, with ablations.phases, one checkpoint per phase start as 'pretrained@p<percent>')."""
-    from ablate.artifacts import read_status
-    from ablate.job import PRETRAIN
     from ablate.plan.build import pretrain_points
     from ablate.recipe import load_recipe
     from ablate.run.pretrain import pretrain as run_pretrain
     from ablate.run.view import token_bar
-    from ablate.store import study_dir
+    from ablate.study.artifacts import read_status
+    from ablate.study.job import PRETRAIN
+    from ablate.study.store import study_dir
 
     loaded = load_recipe(recipe)
     total = pretrain_points(loaded)[0]
@@ -95,8 +95,8 @@ def run(
     """Continue each variant from the shared checkpoint, evaluate it with lm-eval, and summarise."""
     from rich.markup import escape
 
-    from ablate.job import WORK
     from ablate.run.runner import Launch, prepare, run_study, slurm_script
+    from ablate.study.job import WORK
 
     variant = listed(variant) or None
     how = Launch(launcher, gpus, nodes, parallel, strict, tuple(slurm or ()), keep_fetched)
@@ -141,7 +141,7 @@ def cancel(
 ) -> None:
     """Cancel the study's queued and running Slurm tasks (scancel); each variant resumes on the next run."""
     from ablate.run import slurm as scheduler
-    from ablate.store import current_study
+    from ablate.study.store import current_study
 
     name = current_study(study)
     live = {job: job_id for job, (job_id, state) in scheduler.scheduler_states(name).items() if state in scheduler.LIVE}
@@ -175,7 +175,7 @@ def export(
     lm-eval, vLLM or transformers: the folder the study evaluated, gathered from shards if need be.
     FOLDER is never inside the results (symlinks followed); a refusal is one line, nothing deleted."""
     from ablate.run.export import export_variant
-    from ablate.store import current_study
+    from ablate.study.store import current_study
 
     written = export_variant(current_study(study), variant, folder, force=force)
     err.print(f"wrote {written}", soft_wrap=True, highlight=False)

@@ -36,7 +36,7 @@ from typing import Any
 from ablate.data.manifest import MANIFEST, is_remote, read_manifest, write_manifest
 from ablate.errors import AblateError
 from ablate.recipe import HeldOut, Recipe, Subset
-from ablate.store import write_atomic, write_json
+from ablate.study.store import write_atomic, write_json
 
 COLUMNS = {"tokens": "ndarray:int32"}
 BATCH_DOCS = 1024  # documents tokenized per call: the fast tokenizer's batch path

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ablate.store import write_json
+from ablate.study.store import write_json
 
 MANIFEST = "ablate-manifest.json"
 

@@ -49,7 +49,7 @@ import ablate.demo.world
 from ablate.data.build import save_tokenizer
 from ablate.demo.skills import CHOICES, DOCUMENTS, task_items
 from ablate.demo.world import ITEMS_PER_TASK, make_world
-from ablate.store import write_atomic, write_json
+from ablate.study.store import write_atomic, write_json
 
 DEMO = Path("data/demo")
 STAMP = "corpus.json"  # what a finished write_demo was for: seed, generator, folder

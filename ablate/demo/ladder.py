@@ -106,7 +106,7 @@ def write_ladder_data(root: Path) -> None:
     """Sources, held-out text, the task and the tokenizer under root/data/ladder/ (rewritten each call: the
     same seed gives the same bytes, so the shards built from them stay up to date)."""
     from ablate.demo.corpus import task_yaml, write_tokenizer
-    from ablate.store import write_atomic
+    from ablate.study.store import write_atomic
 
     base = root / DATA
     rng = random.Random(0)
@@ -127,7 +127,7 @@ def write_ladder_data(root: Path) -> None:
 def recipe_dict(study: str, width: int) -> dict:
     """The study's recipe, paths relative to the demo's folder: the same data, mixes, schedule and evaluation
     at every rung; the width (and the learning rate with it) differs."""
-    from ablate.store import study_dir
+    from ablate.study.store import study_dir
 
     return {
         "name": study,
@@ -236,7 +236,7 @@ def build_ladder(
     from ablate.run.launch import available_cores
     from ablate.run.pretrain import pretrain
     from ablate.run.runner import Launch, run_study
-    from ablate.store import results_root, write_atomic
+    from ablate.study.store import results_root, write_atomic
 
     out = out.resolve()  # before the working folder moves into it
     names = studies(fast)

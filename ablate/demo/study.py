@@ -114,7 +114,7 @@ def run_demo(
     from ablate.run.launch import available_cores
     from ablate.run.pretrain import pretrain
     from ablate.run.runner import Launch, run_study
-    from ablate.store import study_dir, write_json
+    from ablate.study.store import study_dir, write_json
 
     recipe = demo_recipe(fast, trust=trust, suggest=suggest)
     seconds: dict[str, float] = {}

@@ -6,7 +6,7 @@
     start_hash("ckpt-800B", recipe.eval)                     # the start checkpoint's scores
 
 Results are stored under these hashes and a folder whose recorded hash differs from the plan's is
-never reused (ablate.job decides what happens to it). One function, `train_hash`, lists the
+never reused (ablate.study.job decides what happens to it). One function, `train_hash`, lists the
 inputs of training for the pretraining and for every phase alike, so the two cannot drift apart.
 Left out on purpose: `checkpoint_every_tokens` (where checkpoints are saved does not change the
 weights: a resumed run ends bit-identical), for the pretraining the phase's LR `schedule`, and of
@@ -23,11 +23,11 @@ import json
 from typing import Any
 
 from ablate.errors import AblateError
-from ablate.job import CACHE, PRETRAIN, START, STARTS
 from ablate.recipe import Eval, Recipe
+from ablate.study.job import CACHE, PRETRAIN, START, STARTS
 
 PHASE_MARK = "@"  # no-math@p10: the no-math variant over the run's last 10% (ablate.plan.build)
-# A variant's name is its folder's name in results/<study>/, beside the study's own entries (ablate.store).
+# A variant's name is its folder's name in results/<study>/, beside the study's own entries (ablate.study.store).
 STUDY_ENTRIES = {
     START, PRETRAIN, STARTS, CACHE, "slurm", "plan.json", "checkpoints.json", "suggested.json", "demo_timings.json",
     "report.md", "report.csv", "report.json", "deltas.png", "phases.png", "scale.png", "fit.md", "fit.json", "fit.png",

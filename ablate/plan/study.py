@@ -9,7 +9,7 @@ and `ablate demo` all go through here. A plan is written only after every check 
 checkpoint exists (where it is a local path) and agrees with the recipe's model and optimizer (read
 without torch, ablate.plan.model), every local data folder there holds seq_len-token samples, and it
 turns no finished result stale unless forced.
-Reading a job folder's status is ablate.job's contract, which this edge uses
+Reading a job folder's status is ablate.study.job's contract, which this edge uses
 only to refuse a plan that would orphan results.
 """
 
@@ -22,16 +22,16 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from ablate.artifacts import PLAN, State, Status, read_status, registered_checkpoints, resolve_checkpoint
 from ablate.data.check import plan_data
 from ablate.data.manifest import is_remote
 from ablate.errors import AblateError, StudyError
-from ablate.job import LATEST, PRETRAINED, START
 from ablate.plan.build import PLAN_VERSION, Plan, PlanRequest, build_plan, split_phase
 from ablate.plan.model import SavedStart, check_start, continued, read_start, start_params
 from ablate.plan.tasks import check_tasks, task_sizes
 from ablate.recipe import Recipe
-from ablate.store import (
+from ablate.study.artifacts import PLAN, State, Status, read_status, registered_checkpoints, resolve_checkpoint
+from ablate.study.job import LATEST, PRETRAINED, START
+from ablate.study.store import (
     read_shaped,
     set_current,
     shape_error,

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ablate.job import EVAL
 from ablate.report.load import DONE, newest_results, samples, samples_file
+from ablate.study.job import EVAL
 
 if TYPE_CHECKING:
     from ablate.report.load import StudyResults

@@ -30,9 +30,19 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from ablate.artifacts import SUGGESTED, State, Status, read_heldout, read_status, read_suggested, resolve_checkpoint
 from ablate.errors import StudyError
-from ablate.job import (
+from ablate.plan.build import phase_label
+from ablate.plan.study import load_plan
+from ablate.study.artifacts import (
+    SUGGESTED,
+    State,
+    Status,
+    read_heldout,
+    read_status,
+    read_suggested,
+    resolve_checkpoint,
+)
+from ablate.study.job import (
     DAMAGED,
     EVAL,
     STALE,
@@ -43,9 +53,7 @@ from ablate.job import (
     result_outputs,
     results_state,
 )
-from ablate.plan.build import phase_label
-from ablate.plan.study import load_plan
-from ablate.store import current_study, read_shaped, study_dir, variant_dir
+from ablate.study.store import current_study, read_shaped, study_dir, variant_dir
 
 if TYPE_CHECKING:
     from ablate.plan.build import Plan
@@ -109,7 +117,7 @@ def _checked(
     name: str, ablation: str, seed: int | None, status: Status, expected: str, folder: Path, outputs: tuple[str, ...]
 ) -> dict[str, Any]:
     """A job's row, marked stale when its results are for another hash, or damaged when a done job's
-    outputs are not as its status.json recorded them (sizes, and hashes up to ablate.job.HASH_LIMIT);
+    outputs are not as its status.json recorded them (sizes, and hashes up to ablate.study.job.HASH_LIMIT);
     the reason is its error."""
     done = status.state == State.DONE and status.hash == expected
     damaged = damaged_outputs(folder, status, outputs) if done else {}

@@ -17,7 +17,7 @@ import numpy as np
 from ablate.report.build import Report
 from ablate.report.markdown import to_markdown
 from ablate.report.records import to_csv, to_json
-from ablate.store import write_atomic
+from ablate.study.store import write_atomic
 
 
 def write_report(report: Report, out_dir: Path, *, plot: bool = True, prefix: str = "") -> list[Path]:

@@ -1,6 +1,6 @@
 """Run stage: continue every variant from the shared checkpoint and evaluate it.
 
-    runner    decides each job's action (ablate.job.next_action), starts jobs through a launcher, watches them
+    runner    decides each job's action (ablate.study.job.next_action), starts jobs through a launcher, watches them
     launch    how a job gets its process(es): local fork server, Composer's launcher, Slurm
     folder    what a runner reads off a job folder before it decides (status, latest checkpoint, outputs)
     worker    what one job process does (`python -m ablate.run.worker STUDY JOB`)

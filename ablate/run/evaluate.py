@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError, StudyError
-from ablate.job import result_files
 from ablate.recipe import Eval
 from ablate.run.dist import local_device
-from ablate.store import replacing_folder
+from ablate.study.job import result_files
+from ablate.study.store import replacing_folder
 
 HEADLINE_METRICS = ("acc_norm,none", "acc,none", "exact_match,none")
 

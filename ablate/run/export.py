@@ -35,9 +35,10 @@ import torch
 import transformers
 from pydantic import BaseModel, ValidationError
 
-from ablate.artifacts import PLAN, Output, Status, read_status, write_status
 from ablate.errors import AblateError, StudyError
-from ablate.job import (
+from ablate.run.dist import rank
+from ablate.study.artifacts import PLAN, Output, Status, read_status, write_status
+from ablate.study.job import (
     HASH_LIMIT,
     LATEST,
     MODEL,
@@ -45,8 +46,7 @@ from ablate.job import (
     folder_lock,
     record_outputs,
 )
-from ablate.run.dist import rank
-from ablate.store import replacing_folder, results_root, write_json
+from ablate.study.store import replacing_folder, results_root, write_json
 
 MARKER = ".ablate-export"  # in every folder `ablate export` writes: its ExportRecord, what --force checks
 LEAVE_IT = "so --force leaves it alone; name another folder, or remove it yourself"
@@ -129,7 +129,7 @@ def export_variant(study: str, name: str, out: Path, *, force: bool = False) -> 
     `force` replaces only an untouched earlier export (check_replaceable); a symlink is followed,
     its target replaced and the link kept. A failed copy is one line; the old folder stays, no copy beside it."""
     from ablate.plan.study import load_study_plan
-    from ablate.store import variant_dir
+    from ablate.study.store import variant_dir
 
     plan, _ = load_study_plan(study)
     variant = plan.variant(name)

@@ -35,14 +35,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
-from ablate.artifacts import State, Status, read_status, resolve_checkpoint
 from ablate.data.manifest import is_remote
 from ablate.errors import AblateError, StudyError
-from ablate.job import CACHE, START
 from ablate.plan.build import Plan
 from ablate.plan.identity import content_hash
 from ablate.plan.pickled import DCP_METADATA
-from ablate.store import study_dir, variant_dir
+from ablate.study.artifacts import State, Status, read_status, resolve_checkpoint
+from ablate.study.job import CACHE, START
+from ablate.study.store import study_dir, variant_dir
 
 CHECKPOINTS = "checkpoints"  # in the study's cache: one folder per fetched URI, named after the URI's hash
 LOCK = "fetch.lock"  # in that folder: held by the one process fetching into it or removing it

@@ -4,8 +4,8 @@ tokens, and whether a done folder's outputs are still as they were written.
     from ablate.run.folder import variant_next
     variant_next("demo", recipe, plan.variant("no-math"), folder)   # → Next(do=Do.EVALUATE, why="trained: ...")
 
-ablate.job.next_action decides; this module gathers its inputs, which takes I/O: status.json,
-sizes and hashes of the outputs (ablate.job.damaged_outputs) and, for a folder that has a latest
+ablate.study.job.next_action decides; this module gathers its inputs, which takes I/O: status.json,
+sizes and hashes of the outputs (ablate.study.job.damaged_outputs) and, for a folder that has a latest
 checkpoint but no status saying it is trained, the checkpoint's timestamp (ablate.run.start,
 which imports torch: only then). The runner (and `ablate run --dry-run`) and the job itself both
 ask here, so the two never disagree.
@@ -17,12 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from ablate.artifacts import State, Status, read_status
 from ablate.errors import AblateError, StudyError
-from ablate.job import EVAL, LATEST, Next, damaged_outputs, next_action, variant_outputs
 from ablate.plan.build import Variant
 from ablate.plan.study import start_checkpoint
 from ablate.recipe import Recipe
+from ablate.study.artifacts import State, Status, read_status
+from ablate.study.job import EVAL, LATEST, Next, damaged_outputs, next_action, variant_outputs
 
 
 def start_next(start_hash: str, folder: Path, holder: str | None = None) -> Next:
@@ -35,7 +35,7 @@ def start_next(start_hash: str, folder: Path, holder: str | None = None) -> Next
 
 
 class Seen(NamedTuple):
-    """What a runner reads off a variant's folder to decide (ablate.job.next_action's inputs)."""
+    """What a runner reads off a variant's folder to decide (ablate.study.job.next_action's inputs)."""
 
     status: Status
     checkpoint_at: int | None  # tokens of the phase the latest checkpoint holds, where it was read
@@ -85,7 +85,7 @@ def look(study: str, recipe: Recipe, variant: Variant, folder: Path) -> Seen:
 def variant_next(
     study: str, recipe: Recipe, variant: Variant, folder: Path, holder: str | None = None, seen: Seen | None = None
 ) -> Next:
-    """What happens to the variant's folder next (ablate.job.next_action on what `look` reads, or `seen`)."""
+    """What happens to the variant's folder next (ablate.study.job.next_action on what `look` reads, or `seen`)."""
     if seen is None:
         seen = Seen(read_status(folder), None, {}) if holder else look(study, recipe, variant, folder)
     return next_action(

@@ -3,7 +3,7 @@
     from ablate.run.heldout import heldout_folders, heldout_loss
     folders = heldout_folders(recipe, study / "cache")             # domain → its folder, or the study's copy
     found = heldout_loss(model, tokenizer, recipe.eval, recipe.seq_len, folders)  # domain → loss, bpb, per sequence
-    write_heldout(variant_folder, found)  # ablate.artifacts: heldout.json, checked
+    write_heldout(variant_folder, found)  # ablate.study.artifacts: heldout.json, checked
 
 Loss is far less noisy than accuracy (every token is a measurement, not every item), and it is what
 mixing laws are fitted on (Ye et al., 2403.16952). Each domain of `eval.heldout` is an MDS folder,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ablate.errors import AblateError
-from ablate.store import results_root
+from ablate.study.store import results_root
 
 OFFLINE = {
     "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"

@@ -1,6 +1,6 @@
 """The shared start: `ablate pretrain` trains the recipe's model from scratch on the base mix, in the
-study's pretrain/ folder, under the same job rules as a variant (ablate.job.next_action), and names
-the checkpoints it keeps in checkpoints.json (ablate.artifacts.register_checkpoint).
+study's pretrain/ folder, under the same job rules as a variant (ablate.study.job.next_action), and names
+the checkpoints it keeps in checkpoints.json (ablate.study.artifacts.register_checkpoint).
 
     from ablate.run.pretrain import pretrain
     pretrain(recipe)      # → the path of the checkpoint registered as `pretrained`
@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ablate.artifacts import State, read_status, register_checkpoint, write_status
 from ablate.errors import StudyError
-from ablate.job import LATEST, PRETRAIN, PRETRAINED, Do, folder_lock, next_action
 from ablate.plan.build import normalize, phase_label, pretrain_points, with_phase
 from ablate.plan.identity import content_hash, train_hash
 from ablate.recipe import Recipe
 from ablate.run.folder import checkpoint_at
 from ablate.run.worker import progress_into, recording_failure, run_name, tracker_params, train_summary
-from ablate.store import study_dir
+from ablate.study.artifacts import State, read_status, register_checkpoint, write_status
+from ablate.study.job import LATEST, PRETRAIN, PRETRAINED, Do, folder_lock, next_action
+from ablate.study.store import study_dir
 
 
 def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None) -> str:

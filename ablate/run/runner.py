@@ -36,19 +36,19 @@ from typing import Any, Protocol
 
 from rich.filesize import decimal
 
-from ablate.artifacts import State, Status, read_status, resolve_checkpoint, write_status
 from ablate.choices import LAUNCHERS
 from ablate.data.check import check_heldout_folder, check_shards, field_spec
 from ablate.data.manifest import is_remote
 from ablate.errors import AblateError, StudyError
-from ablate.job import CACHE, START, WORK, Do, Exit, lock_holder
 from ablate.plan.build import Plan, Variant, replan
 from ablate.plan.study import load_study_plan, refuse_stale, save_plan, start_checkpoint
 from ablate.recipe import Recipe
 from ablate.run import fetch, launch, slurm
 from ablate.run.folder import start_next, variant_next
 from ablate.run.heldout import heldout_fields
-from ablate.store import current_study, study_dir, variant_dir
+from ablate.study.artifacts import State, Status, read_status, resolve_checkpoint, write_status
+from ablate.study.job import CACHE, START, WORK, Do, Exit, lock_holder
+from ablate.study.store import current_study, study_dir, variant_dir
 
 POLL_SECONDS = 0.5
 
@@ -59,7 +59,7 @@ class Action:
 
     job: str  # "start" or a variant name
     folder: Path
-    do: Do  # ablate.job.next_action's answer for the folder
+    do: Do  # ablate.study.job.next_action's answer for the folder
     why: str
     tokens: int = 0  # the phase's tokens, the progress bar's total (0: evaluation only)
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from ablate.errors import AblateError
 from ablate.recipe import Slurm, describe_errors
 from ablate.run.launch import MASTER_PORTS, job_environment
-from ablate.store import read_shaped, study_dir, write_atomic, write_json
+from ablate.study.store import read_shaped, study_dir, write_atomic, write_json
 
 SCRIPT = "run.sbatch"
 JOBS = "jobs.json"

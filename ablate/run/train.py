@@ -39,7 +39,6 @@ from composer.optim import DecoupledAdamW, DecoupledSGDW
 from composer.utils import dist as composer_dist
 
 from ablate.errors import AblateError
-from ablate.job import CACHE, LATEST, STARTS
 from ablate.plan.model import RECIPE_NAMES, optimizer_refusal
 from ablate.recipe import BUILT_OPTIMIZERS, Optimizer, Recipe
 from ablate.run.dist import join_process_group, rank
@@ -51,6 +50,7 @@ from ablate.run.start import Start, in_form, resume_problem
 from ablate.run.stream import build_dataloader, per_device_batch
 from ablate.run.trackers import trackers
 from ablate.run.train_log import LOG, TrainLog
+from ablate.study.job import CACHE, LATEST, STARTS
 
 __all__ = [
     "FitResult",

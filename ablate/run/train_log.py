@@ -44,7 +44,7 @@ class TrainLog(Callback):
                         kept.append(line + "\n")
                 except (json.JSONDecodeError, KeyError):
                     break  # a line cut by a crash: nothing after it is trustworthy
-        from ablate.store import write_atomic
+        from ablate.study.store import write_atomic
 
         write_atomic(self.path, "".join(kept))
 

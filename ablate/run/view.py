@@ -21,11 +21,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ablate.artifacts import Status
-from ablate.job import CACHE, START, WORK, Do
 from ablate.run.fetch import disk_size
 from ablate.run.runner import Action, Outcome
-from ablate.store import study_dir
+from ablate.study.artifacts import Status
+from ablate.study.job import CACHE, START, WORK, Do
+from ablate.study.store import study_dir
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,8 +12,8 @@ from it; a variant already trained under the same training hash but evaluated un
 re-evaluates; a done one whose outputs are missing or changed recomputes only those. Only global
 rank 0 writes.
 
-What to do with a folder is ablate.job.next_action's answer on what ablate.run.folder reads, the
-same one the runner got; the exit codes are ablate.job.Exit (anything else is a bug, with its
+What to do with a folder is ablate.study.job.next_action's answer on what ablate.run.folder reads, the
+same one the runner got; the exit codes are ablate.study.job.Exit (anything else is a bug, with its
 traceback in logs/run.log).
 """
 
@@ -31,10 +31,15 @@ from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
-from ablate.artifacts import HELDOUT, State, Status, read_status, write_heldout, write_status
 from ablate.data.manifest import is_remote
 from ablate.errors import AblateError, StudyError
-from ablate.job import (
+from ablate.plan.build import phase_recipe
+from ablate.plan.study import load_study_plan, start_checkpoint
+from ablate.recipe import Recipe
+from ablate.run.dist import rank, world_size
+from ablate.run.folder import look, start_next, variant_next
+from ablate.study.artifacts import HELDOUT, State, Status, read_status, write_heldout, write_status
+from ablate.study.job import (
     CACHE,
     EVAL,
     LATEST,
@@ -47,12 +52,7 @@ from ablate.job import (
     folder_lock,
     record_outputs,
 )
-from ablate.plan.build import phase_recipe
-from ablate.plan.study import load_study_plan, start_checkpoint
-from ablate.recipe import Recipe
-from ablate.run.dist import rank, world_size
-from ablate.run.folder import look, start_next, variant_next
-from ablate.store import study_dir, variant_dir, write_json
+from ablate.study.store import study_dir, variant_dir, write_json
 
 
 def token_mismatch(tokens: int, recipe: Recipe) -> str | None:

@@ -21,8 +21,8 @@
           lock                    held while a runner works on the variant
         report.md, report.csv, report.json, deltas.png   written by `report`
 
-Each JSON file's model, name, writer and reader are ablate.artifacts'; a job folder's rules
-(lock, checkpoints/, what happens next) are ablate.job's.
+Each JSON file's model, name, writer and reader are ablate.study.artifacts'; a job folder's rules
+(lock, checkpoints/, what happens next) are ablate.study.job's.
 Every JSON write is atomic (temp file in the same folder, then rename), so a reader sees the old
 file or the new one, never half of one.
 """

@@ -1,14 +1,14 @@
 """A job folder's contract: its names, states, exit codes, lock and status, and what happens to it next.
 
     results/<study>/<job>/        a job is a variant, `start` (the start checkpoint's evaluation) or `pretrain`
-      status.json                 ablate.artifacts.Status: state, hashes, progress, outputs as written
+      status.json                 ablate.study.artifacts.Status: state, hashes, progress, outputs as written
       lock                        flock held while a runner works on the folder
       checkpoints/latest-rank0.pt Composer's link to the newest checkpoint of the folder's own run
       model/                      a trained variant's final model, save_pretrained (what it is evaluated from)
       eval/, heldout.json         its evaluation (ablate.run.evaluate, ablate.run.heldout)
 
-    from ablate.artifacts import read_status
-    from ablate.job import next_action
+    from ablate.study.artifacts import read_status
+    from ablate.study.job import next_action
     next_action(read_status(folder), hash=variant.hash, train_hash=variant.train_hash,
                 has_checkpoint=(folder / LATEST).exists())      # → Next(do=Do.RESUME, why="interrupted at ...")
 
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from pathlib import Path
 
-from ablate.artifacts import HELDOUT, STATUS, Output, State, Status
 from ablate.errors import StudyError
+from ablate.study.artifacts import HELDOUT, STATUS, Output, State, Status
 
 START = "start"  # the folder and job name of the start checkpoint's evaluation
 PRETRAIN = "pretrain"  # the folder of the shared pretraining
@@ -142,7 +142,7 @@ def next_action(
 
 def results_state(status: Status, hash: str, damaged: Mapping[str, str] | None = None) -> str:
     """A folder's state as a reader of its results sees it: STALE when they belong to another hash,
-    DAMAGED when done but `damaged` (ablate.job.damaged_outputs) names an output not as recorded."""
+    DAMAGED when done but `damaged` (ablate.study.job.damaged_outputs) names an output not as recorded."""
     if status.state != State.PENDING and status.hash != hash:
         return STALE
     if status.state == State.DONE and damaged:

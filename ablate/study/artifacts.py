@@ -1,10 +1,10 @@
 """The study's own JSON files, typed: each one's name, its pydantic model, its one writer and a reader
-that refuses a corrupt or wrong-shaped file in one line naming it and the fix (ablate.store.read_shaped).
+that refuses a corrupt or wrong-shaped file in one line naming it and the fix (ablate.study.store.read_shaped).
 
     plan.json          ablate.plan.build.Plan; written by ablate.plan.study.save_plan alone
     checkpoints.json   name → path of the checkpoints `pretrain` made    register_checkpoint
     suggested.json     name → Suggested, what `ablate suggest` proposed  add_suggestion (RUNS.suggested.json too)
-    <job>/status.json  Status: a job folder's state, hashes, progress    write_status (ablate.job's rules)
+    <job>/status.json  Status: a job folder's state, hashes, progress    write_status (ablate.study.job's rules)
     <job>/heldout.json HeldOut: per-domain held-out loss                 write_heldout
 
 Writers validate what they write against the model, so a field misspelt in code fails where it is
@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ablate.errors import StudyError
-from ablate.store import read_shaped, study_dir, write_json
+from ablate.study.store import read_shaped, study_dir, write_json
 
 PLAN = "plan.json"
 CHECKPOINTS = "checkpoints.json"
@@ -77,7 +77,7 @@ class Status(BaseModel):
     samples_per_subset: dict[str, int] | None = None
     scores: dict[str, float] | None = None  # task → headline score (ablate.run.evaluate)
     eval_seconds: float | None = None
-    outputs: dict[str, Output] | None = None  # path in the folder → the file as written (ablate.job.record_outputs)
+    outputs: dict[str, Output] | None = None  # path in the folder → the file as written (job.record_outputs)
     updated: float | None = None
 
 
