@@ -20,7 +20,8 @@ from ablate.analyze.across import fit_across
 from ablate.analyze.scale import ScalePoints
 from ablate.plan.rungs import rung_label
 from ablate.report import Settings, build_report, to_markdown
-from ablate.report.ladder import Rung, across, ladder_results
+from ablate.analyze.conclusions import across
+from ablate.report.ladder import Rung, ladder_results
 from ablate.report.load import ITEM_COLUMNS, SCORE_COLUMNS, VARIANT_COLUMNS, StudyResults
 
 SUBSETS = ("a", "b", "c")

@@ -159,7 +159,7 @@ def _across(built: Report, ladder: Ladder, rungs: list[Rung], at: tuple[float, f
     """Each removal's Δ at every rung and, with `at`, predicted there by the scale models `ablate fit
     --study ... --at` chooses among (SCALE_RESAMPLES refits each)."""
     from ablate.analyze.across import fit_across
-    from ablate.report.ladder import across
+    from ablate.analyze.conclusions import across
 
     s = built.settings
     targets = []
