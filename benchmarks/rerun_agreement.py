@@ -90,7 +90,7 @@ def main() -> None:
     if unknown := set(kernels) - set(KERNELS):
         parser.error(f"--kernels {','.join(sorted(unknown))}: use {', '.join(KERNELS)}")
     from ablate.demo.study import demo_recipe
-    from ablate.plan.build import PlanRequest
+    from ablate.plan.request import PlanRequest
 
     recipe = demo_recipe(fast=True)
     step = recipe.training.batch_size * recipe.seq_len

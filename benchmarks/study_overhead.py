@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--phase-steps", type=int, default=240, help="batches each variant trains")
     parser.add_argument("--parallel", type=int, default=None, help="jobs at once in the second pass [default: cores]")
     args = parser.parse_args()
-    from ablate.plan.build import PlanRequest
+    from ablate.plan.request import PlanRequest
 
     removes = [r for r in args.remove.split(",") if r]
     request = PlanRequest() if args.remove == "all" else PlanRequest(removes=removes, control=False)

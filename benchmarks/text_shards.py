@@ -49,7 +49,7 @@ def train_baseline(recipe) -> tuple[float, float]:
     """Plan and run the baseline alone; (its Trainer.fit() seconds per step, the run's readying seconds).
     The job's folder, plan and cache are removed afterwards: the next pass starts as this one did."""
     from ablate.data.ready import ready_folders
-    from ablate.plan.build import PlanRequest
+    from ablate.plan.request import PlanRequest
     from ablate.plan.study import plan_study
     from ablate.run.runner import Launch, data_fields, run_study
     from ablate.study.artifacts import read_status

@@ -80,7 +80,7 @@ def test_two_rungs_of_one_size_or_another_start_are_refused_when_planned():
     recipe = parse_recipe(ladder_recipe())
     with pytest.raises(AblateError, match="two starts of 1,000,000 parameters"):
         build_plan(recipe, rungs={**RUNGS, "ckpt-big": 1_000_000})
-    from ablate.plan.build import PlanRequest
+    from ablate.plan.request import PlanRequest
 
     with pytest.raises(AblateError, match="--checkpoint other: a ladder starts from its rungs"):
         build_plan(recipe, PlanRequest(checkpoint="other"), rungs=RUNGS)

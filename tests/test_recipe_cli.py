@@ -242,7 +242,7 @@ def test_reevaluate_allows_only_evaluation_changes_and_heldout_leaves_the_start_
     on variants only); plan_study(reevaluate=True), as the demo re-plans, lets that through and still
     refuses a change of training."""
     from ablate.errors import StudyError
-    from ablate.plan.build import PlanRequest
+    from ablate.plan.request import PlanRequest
     from ablate.plan.study import plan_study
     from ablate.recipe import load_recipe
 

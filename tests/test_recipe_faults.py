@@ -247,7 +247,8 @@ def test_a_recipe_group_that_would_name_a_folder_outside_the_study_is_refused(in
 
 
 def test_the_name_check_is_the_plans_for_added_mixtures_too(in_tmp):
-    from ablate.plan.build import PlanRequest, build_plan
+    from ablate.plan.build import build_plan
+    from ablate.plan.request import PlanRequest
     from ablate.recipe import load_recipe
 
     recipe = load_recipe(write_recipe(in_tmp))

@@ -197,7 +197,8 @@ def test_plan_takes_architecture_params_and_optimizer_from_a_composer_checkpoint
 @pytest.mark.slow
 def test_a_full_model_section_beside_its_checkpoint_plans_the_hashes_it_planned_before(tiny_root, bare):
     """What plan now reads changes no hash of a study whose recipe restates the model and names its optimizer."""
-    from ablate.plan.build import PlanRequest, build_plan
+    from ablate.plan.build import build_plan
+    from ablate.plan.request import PlanRequest
     from ablate.recipe import parse_recipe
 
     def restated(raw: dict) -> None:

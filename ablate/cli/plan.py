@@ -71,7 +71,7 @@ def plan(
     """Expand the recipe's upsample mix into variants (leave-one-out, a swarm, perturbations); write plan.json."""
     from pydantic import ValidationError
 
-    from ablate.plan.build import PlanRequest
+    from ablate.plan.request import PlanRequest
     from ablate.plan.study import plan_study
     from ablate.recipe import Design, describe_errors, load_recipe
     from ablate.study.store import study_dir

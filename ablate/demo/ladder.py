@@ -230,7 +230,8 @@ def build_ladder(
     jobs stops the build (they are in `failed`; a rerun retries them). `parallel` variants run at once (by
     default one per core, each single-threaded, as the demo runs them)."""
     from ablate.data.build import build_subsets
-    from ablate.plan.build import PlanRequest, pretrain_points
+    from ablate.plan.build import pretrain_points
+    from ablate.plan.request import PlanRequest
     from ablate.plan.study import plan_study
     from ablate.recipe import load_recipe
     from ablate.run.launch import available_cores

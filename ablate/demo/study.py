@@ -150,7 +150,7 @@ def run_demo(
             from ablate.plan.study import load_plan
 
             with stage("suggest"):  # once: a rerun would fit the suggestion's own result too
-                if "suggested" not in load_plan(recipe.name).options.mixtures:
+                if "suggested" not in (load_plan(recipe.name).options.mixtures or {}):
                     try:
                         suggest_study(recipe.name, SuggestRequest(SUGGEST_OBJECTIVE, radius=SUGGEST_RADIUS))
                     except AblateError as exc:  # an honest outcome of a swarm, not a failure of the demo

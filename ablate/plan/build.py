@@ -18,18 +18,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from ablate.choices import Each
 from ablate.errors import AblateError
 from ablate.plan.designs import perturbed, share_caps, swarm
 from ablate.plan.identity import check_name, result_hash, start_hash, train_hash
-from ablate.plan.mixtures import default_targets, normalize, renormalize, resolve_target
+from ablate.plan.mixtures import normalize, renormalize, resolve_target
 from ablate.plan.model import count_params
+from ablate.plan.request import PlanRequest
 from ablate.plan.rungs import PlanRung, ladder_rungs, phase_checkpoint, phase_label, split_phase, with_phase
 from ablate.recipe import Design, Recipe
 from ablate.recipe.schema import STUDY_NAME
-from ablate.recipe.training import MAX_SEED, Seed, Tokens
+from ablate.recipe.training import Seed, Tokens
 from ablate.stats import minimum_detectable_effect
 
 EPOCH_WARN = 4.0  # above this many passes over a subset, returns diminish (Muennighoff et al., 2023)
@@ -85,44 +85,11 @@ class TaskPower(BaseModel):
     mde_pp: float  # smallest Δ detected with 80% power at p = 0.5, the worst case
 
 
-class PlanRequest(BaseModel):
-    """What `ablate plan` asks for, built whole where it is asked (the CLI, `replan` from plan.json) and
-    passed whole: a field left None takes the recipe's `ablations` default. The names are PlanOptions'."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    removes: list[str] | None = None  # leave-one-out targets; 'a+b' removes both in one variant
-    each: Each | None = None  # without removes: one variant per group or per subset
-    seeds: list[Seed] | None = None
-    baseline_seeds: int | None = Field(None, ge=0)
-    phases: list[float] | None = None
-    design: Design | None = None
-    mixtures: dict[str, dict[str, float]] | None = None
-    control: bool | None = None
-    renormalize: str | None = None  # 'proportional' or 'into:<subset>'
-    checkpoint: str | None = None
-
-
-class PlanOptions(BaseModel):
-    """What `ablate plan` was asked for, after recipe defaults: enough to re-plan exactly."""
-
-    removes: list[str]
-    seeds: list[Seed]
-    baseline_seeds: int = 1  # seeds the baseline runs, at least len(seeds) (plans from before it: no replicate)
-    control: bool
-    renormalize: str
-    checkpoint: str | None
-    phases: list[float] = []  # empty: the recipe's training.phase, names without a phase
-    design: Design = Design()  # loo (the removals above), swarm or perturb
-    mixtures: dict[str, dict[str, float]] = {}  # named mixtures added to the study (`ablate suggest`'s);
-    # a name with a phase (suggested@p25) is planned at that phase only
-
-
 class Plan(BaseModel):
     version: int = PLAN_VERSION
     study: str = Field(pattern=STUDY_NAME)
     recipe: dict[str, Any]
-    options: PlanOptions
+    options: PlanRequest  # as asked, with the recipe's defaults applied: enough to re-plan exactly
     subset_sizes: dict[str, int]  # tokens per subset, where known
     task_sizes: dict[str, int]  # items per eval task, where known
     params: int
@@ -136,6 +103,15 @@ class Plan(BaseModel):
     warnings: list[str]
     rungs: list[PlanRung] = []  # a ladder's, smallest first; empty: one start
 
+    @model_validator(mode="before")
+    @classmethod
+    def _before_replicates(cls, data: Any) -> Any:
+        """A plan.json written before baseline replicates existed ran its baseline once: it re-plans so."""
+        options = data.get("options") if isinstance(data, dict) else None
+        if isinstance(options, dict) and "baseline_seeds" not in options:
+            return {**data, "options": {**options, "baseline_seeds": 1}}
+        return data
+
     @model_validator(mode="after")
     def _distinct(self) -> Plan:
         """One folder per variant: two variants of one name would share it, and the report's tables."""
@@ -146,7 +122,7 @@ class Plan(BaseModel):
 
     def replicates(self) -> list[str]:
         """The baseline's replicate runs (baseline_seeds beyond the study's seeds): what measures seed noise."""
-        seeds = self.options.seeds
+        seeds = self.options.seeds or []
         return [v.name for v in self.variants if split_phase(v.ablation)[0] == BASELINE and v.seed not in seeds]
 
     def variant(self, name: str) -> Variant:
@@ -197,38 +173,17 @@ def build_plan(
     every variant runs from every rung's start: `rungs` gives each start's count where ladder.rungs
     does not (plan reads it off the checkpoint).
     """
-    ablations, asked = recipe.ablations, request or PlanRequest()
-    removes, checkpoint = asked.removes, asked.checkpoint
-    each = asked.each or ablations.each
-    seeds = asked.seeds or ablations.seeds
-    given = asked.baseline_seeds
-    baseline_seeds = max(len(seeds), ablations.baseline_seeds if given is None else given)
+    asked = (request or PlanRequest()).applied(recipe)
+    seeds, baseline_seeds, phases = asked.seeds or [], asked.baseline_seeds or 0, asked.phases or []
+    design, rule = asked.design or Design(), asked.renormalize or "proportional"
     # The baseline's replicates: the next seeds after the study's, so every other variant keeps its hash.
     replicate_seeds = [*seeds, *(max(seeds) + 1 + i for i in range(baseline_seeds - len(seeds)))]
-    if (top := max(replicate_seeds)) > MAX_SEED:
-        flag = f"{'--seeds' if asked.seeds else 'ablations.seeds'} {','.join(map(str, seeds))}"
-        raise AblateError(f"{flag}: the baseline's replicates reach seed {top}, past {MAX_SEED}; use smaller seeds")
-    phases = sorted(ablations.phases if asked.phases is None else asked.phases)
-    design = asked.design or ablations.design
-    if design.kind != "loo" and removes:
-        raise AblateError(f"--remove and --design {design.kind}: give one; --remove names leave-one-out variants")
-    control = ablations.control if asked.control is None else asked.control
-    rule = asked.renormalize or ablations.renormalize
     ladder = ladder_rungs(recipe, rungs or {})
-    if ladder and checkpoint not in (None, ladder[-1].checkpoint):
-        raise AblateError(f"--checkpoint {checkpoint}: a ladder starts from its rungs; change ladder.rungs instead")
-    checkpoint = ladder[-1].checkpoint if ladder else checkpoint if checkpoint is not None else recipe.start
-    if len(set(seeds)) != len(seeds):
-        raise AblateError(f"--seeds {','.join(map(str, seeds))}: seeds must be distinct")
-    if len(set(phases)) != len(phases) or not all(0 < p < 1 for p in phases):
+    if ladder and request is not None and request.checkpoint not in (None, ladder[-1].checkpoint):
         raise AblateError(
-            f"--phases {','.join(map(str, phases))}: use distinct fractions between 0 and 1, e.g. 0.1,0.2"
+            f"--checkpoint {request.checkpoint}: a ladder starts from its rungs; change ladder.rungs instead"
         )
-    for length in phases:  # the recipe's own were checked on load; --phases may name shorter ones
-        if problem := recipe.phase_too_short(length):
-            raise AblateError(f"--phases {length:g}: {problem}")
-    if rule != "proportional" and not rule.startswith("into:"):
-        raise AblateError(f"--renormalize {rule}: use 'proportional' or 'into:<subset>'")
+    checkpoint = ladder[-1].checkpoint if ladder else asked.checkpoint
 
     sizes = {name: s.tokens for name, s in recipe.subsets.items() if s.tokens is not None}
     sizes = {**(subset_tokens or {}), **sizes}  # the recipe's own figure wins
@@ -236,7 +191,6 @@ def build_plan(
     upsample = normalize(recipe.mixes.upsample)
 
     arms: list[tuple[str, list[str], list[str], dict[str, float]]] = [(BASELINE, [], [], upsample)]
-    targets = [] if design.kind != "loo" else removes if removes else default_targets(recipe, each)
     # A share's passes grow with the phase's length: caps hold in the longest phase a mixture runs in.
     longest = max(phases) if phases else recipe.training.phase
     caps = share_caps(recipe, sizes, phase_recipe(recipe, longest).training.phase_tokens)
@@ -245,12 +199,12 @@ def build_plan(
         arms += [(f"swarm-{i + 1:0{width}d}", [], [], m) for i, m in enumerate(swarm(upsample, design, caps))]
     elif design.kind == "perturb":
         arms += [(name, [], [], mixture) for name, mixture in perturbed(upsample, design, caps)]
-    for target in targets:
+    for target in asked.removes or []:
         removed = resolve_target(recipe, target)
         if set(upsample) <= set(removed):
             raise AblateError(f"--remove {target}: removes every subset of the upsample mix; keep at least one")
         arms.append((f"no-{target}", target.split("+"), removed, renormalize(upsample, set(removed), rule)))
-    if control:
+    if asked.control:
         arms.append(("control", [], [], normalize(recipe.mixes.base)))
     mixtures = asked.mixtures or {}  # last: adding one leaves every other variant where it was
     only: dict[int, str] = {}  # arm → its phase: an added mixture named `name@p25` is planned there alone
@@ -334,17 +288,7 @@ def build_plan(
     return Plan(
         study=recipe.name,
         recipe=recipe.model_dump(mode="json"),
-        options=PlanOptions(
-            removes=targets,
-            seeds=seeds,
-            baseline_seeds=baseline_seeds,
-            control=control,
-            renormalize=rule,
-            checkpoint=checkpoint,
-            phases=phases,
-            design=design,
-            mixtures=mixtures,
-        ),
+        options=asked.model_copy(update={"checkpoint": checkpoint}),
         subset_sizes=sizes,
         task_sizes=dict(sorted((task_sizes or {}).items())),
         params=params,
@@ -370,10 +314,11 @@ def replan(
     with `mixtures` added (the other variants keep their hashes and results). Its cost keeps the plan's
     parameter count: `ablate plan --checkpoint` counts another start's."""
     options = plan.options
-    request = PlanRequest(
-        **options.model_dump(exclude={"mixtures", "checkpoint"}),
-        mixtures={**options.mixtures, **(mixtures or {})},
-        checkpoint=options.checkpoint if checkpoint is None else checkpoint,
+    request = options.model_copy(
+        update={
+            "mixtures": {**(options.mixtures or {}), **(mixtures or {})},
+            "checkpoint": options.checkpoint if checkpoint is None else checkpoint,
+        }
     )
     return build_plan(
         recipe,

@@ -25,8 +25,9 @@ from pydantic import ValidationError
 from ablate.data.check import plan_data
 from ablate.data.manifest import is_remote
 from ablate.errors import AblateError, StudyError
-from ablate.plan.build import PLAN_VERSION, Plan, PlanRequest, build_plan, split_phase
+from ablate.plan.build import PLAN_VERSION, Plan, build_plan, split_phase
 from ablate.plan.model import SavedStart, check_start, continued, read_start, start_params
+from ablate.plan.request import PlanRequest
 from ablate.plan.tasks import check_tasks, task_sizes
 from ablate.recipe import Recipe
 from ablate.study.artifacts import PLAN, State, Status, read_status, registered_checkpoints, resolve_checkpoint
@@ -63,7 +64,7 @@ def plan_study(
     previous = study_dir(recipe.name) / PLAN
     if request.mixtures is None and previous.exists():
         with contextlib.suppress(StudyError):  # a plan from another ablate version: nothing to carry over
-            kept = load_plan(recipe.name).options.mixtures
+            kept = load_plan(recipe.name).options.mixtures or {}
             kept = {n: m for n, m in kept.items() if set(m) <= set(recipe.subsets)}
             request = request.model_copy(update={"mixtures": kept})
     sizes, data_warnings = plan_data(recipe)

@@ -75,7 +75,6 @@ def render_plan(plan: Plan, out: Console, err: Console) -> None:
             f"Each variant trains {human(first.tokens)} tokens ({human(first.flops)} FLOPs) from {start} "
             f"(at {human(first.start_tokens)} tokens per the recipe). "
         )
-    options = plan.options
     replicates = plan.replicates()
     out.print(
         f"Model {human(plan.params)} params{' (the largest rung)' if plan.rungs else ''}. {trains}"
@@ -92,7 +91,7 @@ def render_plan(plan: Plan, out: Console, err: Console) -> None:
             "another data order; the report adds the spread to every interval.",
             highlight=False,
         )
-    if max(options.baseline_seeds, len(options.seeds)) < 2:
+    if len({v.seed for v in plan.variants}) < 2:
         err.print(
             "[yellow]warning:[/yellow] no replicate run: the report's flags will hold for this one training run "
             "only; --baseline-seeds 2 adds one baseline run that measures seed noise",
