@@ -9,8 +9,8 @@ and `ablate demo` all go through here. A plan is written only after every check 
 checkpoint exists (where it is a local path) and agrees with the recipe's model and optimizer (read
 without torch, ablate.plan.model), every local data folder there holds seq_len-token samples, and it
 turns no finished result stale unless forced.
-Reading a job folder's status is ablate.study.job's contract, which this edge uses
-only to refuse a plan that would orphan results.
+Which finished results a plan would orphan is ablate.study.stale's answer, on the names and hashes
+this edge passes it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -30,16 +30,10 @@ from ablate.plan.model import SavedStart, check_start, continued, read_start, st
 from ablate.plan.request import PlanRequest
 from ablate.plan.tasks import check_tasks, task_sizes
 from ablate.recipe import Recipe
-from ablate.study.artifacts import PLAN, State, Status, read_status, registered_checkpoints, resolve_checkpoint
-from ablate.study.job import LATEST, PRETRAINED, START
-from ablate.study.store import (
-    read_shaped,
-    set_current,
-    shape_error,
-    study_dir,
-    variant_dir,
-    write_json,
-)
+from ablate.study import stale
+from ablate.study.artifacts import PLAN, registered_checkpoints, resolve_checkpoint
+from ablate.study.job import PRETRAINED
+from ablate.study.store import read_shaped, set_current, shape_error, study_dir, write_json
 
 REPLAN = "rerun `ablate plan` (with --force if it asks)"
 
@@ -186,63 +180,12 @@ def start_checkpoint(
     return path
 
 
-class Held(NamedTuple):
-    """A job folder's work that a plan would not reuse."""
-
-    label: str  # `no-math (done, training changed)`
-    retrains: bool  # its training (not only its evaluation) would be redone
-    dropped: bool = False  # no variant of the plan names the folder: run and report would not see it
-
-
-def stale_results(plan: Plan) -> list[Held]:
-    """Jobs of the study whose folders hold results (or training) that `plan` would not reuse: each
-    described, and whether its training (not only its evaluation) would be redone. A variant of the
-    current plan.json that `plan` no longer names counts as redone: run and report would not see
-    it, so a re-plan (another --design, fewer --remove) must not drop finished work unasked."""
-    held: list[Held] = []
-    start = read_status(study_dir(plan.study) / START)
-    if start.state == State.DONE and start.hash != plan.start_hash:
-        held.append(Held(f"{START} (evaluated)", False))
-    for folder in _dropped(plan):
-        held.append(Held(f"{folder.name} ({read_status(folder).state}, not in the new plan)", True, True))
-    for variant in plan.variants:
-        folder = variant_dir(plan.study, variant.name)
-        status = read_status(folder)
-        if _kept(folder, status) and status.hash != variant.hash:
-            retrains = status.train_hash != variant.train_hash
-            changed = "training" if retrains else "evaluation"
-            held.append(Held(f"{variant.name} ({status.state}, {changed} changed)", retrains))
-    return held
-
-
-def _kept(folder: Path, status: Status) -> bool:
-    """Whether a job folder holds work worth keeping: results, or training done or under way."""
-    return status.state == State.DONE or bool(status.trained) or (folder / LATEST).exists()
-
-
-def _dropped(plan: Plan) -> list[Path]:
-    """Folders of variants the study's current plan.json names and `plan` does not, holding work."""
-    if not (study_dir(plan.study) / PLAN).exists():
-        return []
-    try:
-        before = load_plan(plan.study).variants
-    except StudyError:  # a plan from another ablate version, or damaged: no names to compare with
-        return []
-    named = {v.name for v in plan.variants}
-    folders = [variant_dir(plan.study, v.name) for v in before if v.name not in named]
-    return [folder for folder in folders if _kept(folder, read_status(folder))]
-
-
 def refuse_stale(plan: Plan, doing: str, *, fix: str, reevaluate: bool = False) -> None:
-    """One line naming the jobs whose results `plan` would turn stale, or nothing. `reevaluate`: only
-    trained weights count; results that would only be evaluated again may be."""
-    held = [h for h in stale_results(plan) if h.retrains or not reevaluate]
-    if held:
-        kept = "; variants left out keep their folders, and a plan naming them again reuses them"
-        dropped = kept if any(h.dropped for h in held) else ""
-        labels = ", ".join(h.label for h in held)
-        raise StudyError(
-            f"{doing} would turn finished results in {study_dir(plan.study)} stale: {labels}; "
-            f"{fix} (`ablate run` then re-evaluates what only evaluates differently and refuses the rest until "
-            f"deleted{dropped}), or set another `name` in the recipe to plan a new study"
-        )
+    """ablate.study.stale.refuse_stale on `plan`, against the variants the study's current plan.json names
+    (none where it has none, or one from another ablate version or damaged: no names to compare with)."""
+    before: list[str] = []
+    if (study_dir(plan.study) / PLAN).exists():
+        with contextlib.suppress(StudyError):
+            before = [v.name for v in load_plan(plan.study).variants]
+    planned = [stale.Planned(v.name, v.hash, v.train_hash) for v in plan.variants]
+    stale.refuse_stale(plan.study, plan.start_hash, planned, before, doing, fix=fix, reevaluate=reevaluate)
