@@ -16,7 +16,6 @@ this edge passes it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,22 +141,15 @@ def load_study_plan(study: str) -> tuple[Plan, Recipe]:
 
 
 def start_checkpoint(
-    study: str,
-    recipe: Recipe,
-    ref: str | None,
-    *,
-    planning: bool = False,
-    source: str = "--checkpoint",
-    fetch: bool = True,
-    on_bytes: Callable[[int, int], None] | None = None,
+    study: str, recipe: Recipe, ref: str | None, *, planning: bool = False, source: str = "--checkpoint"
 ) -> str | None:
-    """The start checkpoint `ref` names, as a path, checked to exist; for a run, the local copy of a URI.
+    """The start checkpoint `ref` names: a local path, checked to exist, or a URI as given (plan.json and
+    every hash record the URI; a job loads the study's copy, ablate.run.fetch.local_start).
 
     While `planning`, no start yet (None) and `pretrained` before `ablate pretrain` registered it are
     fine (None is returned); a run needs one, which the recipe's model fields and optimizer must not
-    contradict (ablate.plan.model.check_start). `source` names where `ref` came from in the message.
-    A URI stays a URI while planning (plan.json and every hash record it) or without `fetch`; a run gets
-    the study's copy instead (ablate.run.fetch: fetched once, `on_bytes(done, total)` following it).
+    contradict where it is local (ablate.plan.model.check_start). `source` names where `ref` came from
+    in the message.
     """
     known = ref is not None and (ref in recipe.checkpoints or ref in registered_checkpoints(study))
     pretrained = ref is not None and split_phase(ref)[0] == PRETRAINED  # `pretrained` or a phase's `pretrained@p10`
@@ -167,17 +159,19 @@ def start_checkpoint(
         raise AblateError("no start checkpoint: pass --checkpoint NAME|PATH, or set `start` in the recipe and re-plan")
     path = resolve_checkpoint(study, recipe.checkpoints, ref)
     if is_remote(path):
-        if planning or not fetch:
-            return path
-        from ablate.run.fetch import fetch as fetch_copy
-
-        path = str(fetch_copy(study, path, label=f"{source} {ref}", on_bytes=on_bytes))
-    elif not Path(path).exists():
+        return path
+    if not Path(path).exists():
         hint = "run `ablate pretrain` first" if pretrained else "pass an existing one"
         raise AblateError(f"{source} {ref}: {path} does not exist; {hint}")
     if not planning:  # the runner's checks and each job's; plan checks the recipe it makes (plan_study)
-        check_start(recipe, read_start(path), f"start checkpoint `{ref}`")
+        check_local_start(recipe, ref, path)
     return path
+
+
+def check_local_start(recipe: Recipe, ref: str, path: str) -> None:
+    """Refuse (AblateError) the local start checkpoint at `path`, which `ref` named, where the recipe's model
+    fields or optimizer contradict it (ablate.plan.model.check_start)."""
+    check_start(recipe, read_start(path), f"start checkpoint `{ref}`")
 
 
 def refuse_stale(plan: Plan, doing: str, *, fix: str, reevaluate: bool = False) -> None:

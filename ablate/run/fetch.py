@@ -14,7 +14,7 @@ through S3_ENDPOINT_URL), gs://, oci://, azure://; an http(s) URL is fetched as 
 
 `ablate run` fetches before any job starts (ablate.run.runner), so a wrong URI or missing credentials is
 one line there, and removes the copy once every job of the study that starts from it is done. Each job
-reads the copy (ablate.plan.study.start_checkpoint) and fetches it only where it is missing (a Slurm task
+reads the copy (local_start, once per job) and fetches it only where it is missing (a Slurm task
 that runs after the copy was removed). A copy is written under a partial name and renamed into place,
 so jobs or nodes racing never read half of one; a flock makes jobs on one machine wait for the first
 fetch instead of fetching again. Composer (torch) is imported only inside the functions that reach a store.
@@ -40,6 +40,8 @@ from ablate.errors import AblateError, StudyError
 from ablate.plan.build import Plan
 from ablate.plan.identity import content_hash
 from ablate.plan.pickled import DCP_METADATA
+from ablate.plan.study import check_local_start, start_checkpoint
+from ablate.recipe import Recipe
 from ablate.study.artifacts import State, Status, read_status, resolve_checkpoint
 from ablate.study.job import CACHE, START
 from ablate.study.store import study_dir, variant_dir
@@ -105,6 +107,18 @@ def fetch(study: str, uri: str, *, label: str, on_bytes: Progress | None = None)
                 raise AblateError(f"{label}: cannot fetch {uri} ({_first_line(exc)}){where}") from None
             raise
     return target
+
+
+def local_start(study: str, recipe: Recipe, ref: str | None, *, on_bytes: Progress | None = None) -> str:
+    """The start checkpoint `ref` names (ablate.plan.study.start_checkpoint) as a local path a job loads:
+    where it is a URI, the study's copy, fetched once (`on_bytes` follows it) and checked against the
+    recipe as a local start is."""
+    path = str(start_checkpoint(study, recipe, ref))
+    if not is_remote(path):
+        return path
+    copy = str(fetch(study, path, label=f"--checkpoint {ref}", on_bytes=on_bytes))
+    check_local_start(recipe, str(ref), copy)
+    return copy
 
 
 def release(study: str, uri: str) -> int:

@@ -19,7 +19,6 @@ from typing import NamedTuple
 
 from ablate.errors import AblateError, StudyError
 from ablate.plan.build import Variant
-from ablate.plan.study import start_checkpoint
 from ablate.recipe import Recipe
 from ablate.study.artifacts import State, Status, read_status
 from ablate.study.job import EVAL, LATEST, Next, damaged_outputs, next_action, variant_outputs
@@ -68,8 +67,10 @@ def checkpoint_at(folder: Path, status: Status, train_hash: str, start_tokens: C
     return tokens - (start_tokens() if began is None else int(began))
 
 
-def look(study: str, recipe: Recipe, variant: Variant, folder: Path) -> Seen:
-    """Read the variant's folder: its status, its latest checkpoint's tokens, and its outputs if done."""
+def look(recipe: Recipe, variant: Variant, folder: Path, start: Callable[[], str]) -> Seen:
+    """Read the variant's folder: its status, its latest checkpoint's tokens, and its outputs if done.
+    `start` gives the start checkpoint's local path (ablate.run.fetch.local_start), asked for only where
+    the status cannot say where the latest checkpoint's run started."""
     from ablate.run.start import load_start
 
     status = read_status(folder)
@@ -77,17 +78,22 @@ def look(study: str, recipe: Recipe, variant: Variant, folder: Path) -> Seen:
     damaged = damaged_outputs(folder, status, variant_outputs(bool(recipe.eval.heldout))) if done else {}
 
     def start_tokens() -> int:
-        return load_start(str(start_checkpoint(study, recipe, variant.checkpoint)), weights=False).tokens
+        return load_start(start(), weights=False).tokens
 
     return Seen(status, checkpoint_at(folder, status, variant.train_hash, start_tokens), damaged)
 
 
 def variant_next(
-    study: str, recipe: Recipe, variant: Variant, folder: Path, holder: str | None = None, seen: Seen | None = None
+    recipe: Recipe,
+    variant: Variant,
+    folder: Path,
+    start: Callable[[], str],
+    holder: str | None = None,
+    seen: Seen | None = None,
 ) -> Next:
     """What happens to the variant's folder next (ablate.study.job.next_action on what `look` reads, or `seen`)."""
     if seen is None:
-        seen = Seen(read_status(folder), None, {}) if holder else look(study, recipe, variant, folder)
+        seen = Seen(read_status(folder), None, {}) if holder else look(recipe, variant, folder, start)
     return next_action(
         seen.status,
         hash=variant.hash,

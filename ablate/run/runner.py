@@ -181,7 +181,7 @@ def prepare(
     selected = [plan.variant(name) for name in dict.fromkeys(variants)] if variants else plan.variants
     for ref in dict.fromkeys([plan.options.checkpoint, *(v.checkpoint for v in selected)]):
         # a phase study's variants start from their phase's checkpoint; one at a URI is fetched below, if needed
-        start_checkpoint(study, recipe, ref, fetch=False)
+        start_checkpoint(study, recipe, ref)
     _check_data(study, recipe, data_fields(recipe, selected))
     if replanned:
         refuse_stale(
@@ -196,7 +196,8 @@ def prepare(
     actions = [Action(START, start_folder, start.do, start.why)]
     for variant in selected:
         folder = variant_dir(study, variant.name)
-        then = variant_next(study, recipe, variant, folder, None if follower else lock_holder(folder))
+        starts_at = partial(fetch.local_start, study, recipe, variant.checkpoint)  # only to place a checkpoint
+        then = variant_next(recipe, variant, folder, starts_at, None if follower else lock_holder(folder))
         tokens = variant.tokens if then.do in (Do.TRAIN, Do.RESUME) else 0
         actions.append(Action(variant.name, folder, then.do, then.why, tokens))
     stale = [f"{a.job} ({a.why})" for a in actions if a.do == Do.STALE]
@@ -228,7 +229,7 @@ def _fetch_starts(study: str, recipe: Recipe, plan: Plan, actions: list[Action],
             continue
         fresh = not fetch.copy_path(study, uri).exists()
         on_bytes = partial(observer.fetching, uri) if observer and fresh else None
-        path = Path(str(start_checkpoint(study, recipe, ref, on_bytes=on_bytes)))
+        path = Path(fetch.local_start(study, recipe, ref, on_bytes=on_bytes))
         if observer and fresh:
             size = decimal(fetch.disk_size(path))
             observer.note(f"fetched {uri} ({size}) into {path}; kept until every job that starts from it is done")

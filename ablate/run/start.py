@@ -147,11 +147,11 @@ def load_start(path: str, *, weights: bool = True) -> Start:
 
     Accepts a Composer checkpoint carrying Hugging Face metadata (as `HuggingFaceModel` and
     llm-foundry write them), one file or a sharded folder, or a `save_pretrained` folder, all local:
-    a start at a URI is read from the study's copy, fetched once (ablate.plan.study.start_checkpoint,
-    ablate.run.fetch). With `weights=False` the weights are left for the Trainer's `load_path` to fill in.
+    a start at a URI is read from the study's copy, fetched once (ablate.run.fetch.local_start).
+    With `weights=False` the weights are left for the Trainer's `load_path` to fill in.
     """
     if is_remote(path):  # fetched once per study, never once per job (ablate.run.fetch)
-        raise AblateError(f"checkpoint {path}: a URI; load the study's copy (ablate.plan.study.start_checkpoint)")
+        raise AblateError(f"checkpoint {path}: a URI; load the study's copy (ablate.run.fetch.local_start)")
     local = Path(path)
     if local.is_dir() and not is_sharded(local):
         if not (local / "config.json").exists():

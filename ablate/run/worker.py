@@ -28,17 +28,26 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-from ablate.data.manifest import is_remote
 from ablate.errors import AblateError, StudyError
 from ablate.plan.build import phase_recipe
-from ablate.plan.study import load_study_plan, start_checkpoint
+from ablate.plan.study import load_study_plan
 from ablate.recipe import Recipe
 from ablate.run.dist import rank, world_size
+from ablate.run.fetch import local_start
 from ablate.run.folder import look, start_next, variant_next
-from ablate.study.artifacts import HELDOUT, State, Status, read_status, write_heldout, write_status
+from ablate.study.artifacts import (
+    HELDOUT,
+    State,
+    Status,
+    read_status,
+    resolve_checkpoint,
+    write_heldout,
+    write_status,
+)
 from ablate.study.job import (
     CACHE,
     EVAL,
@@ -155,10 +164,10 @@ def run_start(study: str, *, strict: bool = False) -> None:
         if start_next(plan.start_hash, folder).do == Do.SKIP:
             return
         with recording_failure(folder, leader=True):
-            named = start_checkpoint(study, recipe, plan.options.checkpoint, fetch=False)  # a URI stays one
-            path = start_checkpoint(study, recipe, plan.options.checkpoint) if is_remote(str(named)) else named
+            path = local_start(study, recipe, plan.options.checkpoint)
+            named = resolve_checkpoint(study, recipe.checkpoints, str(plan.options.checkpoint))  # a URI stays one
             write_status(folder, State.EVALUATING, hash=plan.start_hash, checkpoint=named, error=None)
-            start = load_start(str(path))
+            start = load_start(path)
             warning = token_mismatch(start.tokens, recipe) if start.load_path else None
             if warning and strict:
                 raise AblateError(f"--strict: {warning}; fix training.total_tokens/phase or pass another --checkpoint")
@@ -206,9 +215,10 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
     recipe = phase_recipe(recipe, variant.phase)  # a phase study's variant trains its own phase length
     folder = variant_dir(study, name)
     leader = rank() == 0
+    start_path = cache(partial(local_start, study, recipe, variant.checkpoint))  # resolved once, where needed
     with folder_lock(folder) if leader else nullcontext():
-        seen = look(study, recipe, variant, folder)
-        then = variant_next(study, recipe, variant, folder, seen=seen)
+        seen = look(recipe, variant, folder, start_path)
+        then = variant_next(recipe, variant, folder, start_path, seen=seen)
         if then.do == Do.STALE:
             raise StudyError(f"{folder}: {then.why}; delete the folder to run the variant again")
         if then.do == Do.SKIP:
@@ -228,8 +238,7 @@ def run_variant(study: str, name: str, *, strict: bool = False) -> None:
             write_status(folder, State.EVALUATING if trained else State.TRAINING, **fields)
         with recording_failure(folder, leader):
             if not trained:
-                path = start_checkpoint(study, recipe, variant.checkpoint)
-                start = load_start(str(path), weights=False)
+                start = load_start(start_path(), weights=False)
                 warning = token_mismatch(start.tokens, recipe) if start.load_path else None
                 if warning and strict:
                     raise AblateError(f"--strict: {warning}; fix training.total_tokens/phase or the --checkpoint")
