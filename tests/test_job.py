@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from ablate.errors import StudyError
 from ablate.study.artifacts import State, Status, read_status, write_status
 from ablate.study.job import STALE, Busy, Do, damaged_outputs, folder_lock, lock_holder, record_outputs, results_state
 from ablate.study.job import next_action as next_for
@@ -164,6 +165,17 @@ def test_status_is_merged_and_written_whole(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # atomic: no temp file left behind
     with pytest.raises(TypeError, match="no field tokens_seen"):  # a misspelt field fails where it is written
         write_status(tmp_path, State.DONE, tokens_seen=10)
+
+
+def test_tokens_done_is_an_int_and_an_older_files_integral_float_still_reads(tmp_path):
+    (tmp_path / "status.json").write_text('{"state": "training", "tokens_done": 512000.0}')
+    status = read_status(tmp_path)
+    assert status.tokens_done == 512000 and isinstance(status.tokens_done, int)
+    write_status(tmp_path, State.TRAINING, tokens=1_024_000)
+    assert '"tokens_done": 512000,' in (tmp_path / "status.json").read_text()  # written back as an int
+    (tmp_path / "status.json").write_text('{"state": "training", "tokens_done": 512000.5}')
+    with pytest.raises(StudyError, match="valid integer"):  # a fraction of a token is no count
+        read_status(tmp_path)
 
 
 def test_lock_stops_a_second_holder_and_is_released(tmp_path):

@@ -41,7 +41,7 @@ def summary_line(outcome: Outcome) -> str:
         return f"{outcome.job}: {outcome.state}" + (f" — {outcome.error}" if outcome.error else "")
     parts = [f"{outcome.job}: done in {outcome.seconds:.1f} s"]
     if status.tokens_per_s:
-        parts.append(f"{int(status.tokens_done or 0):,} tokens at {status.tokens_per_s:,.0f} tok/s")
+        parts.append(f"{status.tokens_done or 0:,} tokens at {status.tokens_per_s:,.0f} tok/s")
     if status.final_loss is not None:
         parts.append(f"loss {status.final_loss:.3f}")
     scores = status.scores or {}
@@ -89,7 +89,7 @@ class RunDisplay:
             self.bars[action.job] = self.progress.add_task(
                 escape(action.job), total=action.tokens or None, detail="starting"
             )
-        done = int(status.tokens_done or 0)
+        done = status.tokens_done or 0
         detail = f"{status.state}" + (f" {done:,} tokens" if action.tokens else "")
         self.progress.update(self.bars[action.job], completed=done if action.tokens else 0, detail=detail)
 

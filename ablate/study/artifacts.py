@@ -17,9 +17,9 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from ablate.errors import StudyError
 from ablate.study.store import read_shaped, study_dir, write_json
@@ -51,9 +51,15 @@ class Output(BaseModel):
     sha256: str
 
 
+def _whole(value: Any) -> Any:
+    """An integral float as the int it is: an older ablate wrote tokens_done as 512000.0."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class Status(BaseModel):
-    """A job folder's status.json. Fields another version wrote and this one does not know are
-    ignored on reading (and dropped on the next write)."""
+    """A job folder's status.json, each field described here alone; a field is absent until the job
+    knows it. Fields another version wrote and this one does not know are ignored on reading (and
+    dropped on the next write)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -61,24 +67,24 @@ class Status(BaseModel):
     hash: str | None = None  # the plan's hash of the job (training and evaluation) it ran for
     train_hash: str | None = None  # the hash of its training alone
     tokens: int | None = None  # planned tokens
-    tokens_done: float | None = None  # progress: tokens trained so far in this job
+    tokens_done: Annotated[int | None, BeforeValidator(_whole)] = None  # progress: tokens trained so far in this job
     start_tokens: int | None = None  # where the start checkpoint was, should this file be lost mid-phase
-    trained: bool | None = None
+    trained: bool | None = None  # its training finished: only evaluation is left
     resumed_at: int | None = None  # tokens into the phase an interrupted run resumed at (0: it did not)
-    world_size: int | None = None
-    error: str | None = None
-    warning: str | None = None
+    world_size: int | None = None  # processes that trained it
+    error: str | None = None  # a failed job's one line
+    warning: str | None = None  # the start checkpoint's tokens off where the recipe's phase starts
     checkpoint: str | None = None  # the start job: the checkpoint it evaluated
-    checkpoint_tokens: int | None = None
-    train_seconds: float | None = None
-    setup_seconds: float | None = None
-    tokens_per_s: float | None = None
-    final_loss: float | None = None
-    samples_per_subset: dict[str, int] | None = None
+    checkpoint_tokens: int | None = None  # the start job: tokens that checkpoint had seen
+    train_seconds: float | None = None  # wall time of the training loop
+    setup_seconds: float | None = None  # from the job's start to its first step (data, model, checkpoint loading)
+    tokens_per_s: float | None = None  # training throughput
+    final_loss: float | None = None  # the last logged training loss
+    samples_per_subset: dict[str, int] | None = None  # samples trained on, per subset of the mixture
     scores: dict[str, float] | None = None  # task → headline score (ablate.run.evaluate)
-    eval_seconds: float | None = None
+    eval_seconds: float | None = None  # wall time of the evaluation
     outputs: dict[str, Output] | None = None  # path in the folder → the file as written (job.record_outputs)
-    updated: float | None = None
+    updated: float | None = None  # Unix time of the last write
 
 
 STATUS_FIX = "delete it and rerun"

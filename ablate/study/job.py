@@ -1,7 +1,7 @@
 """A job folder's contract: its names, states, exit codes, lock and status, and what happens to it next.
 
     results/<study>/<job>/        a job is a variant, `start` (the start checkpoint's evaluation) or `pretrain`
-      status.json                 ablate.study.artifacts.Status: state, hashes, progress, outputs as written
+      status.json                 its state, hashes and progress (each field: ablate.study.artifacts.Status)
       lock                        flock held while a runner works on the folder
       checkpoints/latest-rank0.pt Composer's link to the newest checkpoint of the folder's own run
       model/                      a trained variant's final model, save_pretrained (what it is evaluated from)
@@ -137,7 +137,7 @@ def next_action(
     if status.trained:
         return Next(Do.EVALUATE, "trained; evaluation settings changed or unfinished")
     at = status.tokens_done if checkpoint_at is None else checkpoint_at
-    return Next(Do.RESUME, f"interrupted at {int(at or 0):,} of {tokens:,} tokens")
+    return Next(Do.RESUME, f"interrupted at {at or 0:,} of {tokens:,} tokens")
 
 
 def results_state(status: Status, hash: str, damaged: Mapping[str, str] | None = None) -> str:

@@ -10,9 +10,7 @@
         starts/                   start checkpoints converted once to the recipe's form (one file ↔ sharded)
         <variant>/
           variant.json            the variant's entry of plan.json (schema: ablate.plan.build.Variant)
-          status.json             {"state", "hash", "train_hash", "tokens_done", "tokens", "error", "updated",
-                                   and once known: "train_seconds", "tokens_per_s", "final_loss",
-                                   "samples_per_subset", "scores", "eval_seconds", "setup_seconds"}
+          status.json             its state, hashes and progress (each field: ablate.study.artifacts.Status)
           checkpoints/            Composer checkpoints (resumable): one file each, or a folder each when sharded
           model/                  the final model as a Hugging Face folder (safetensors + tokenizer)
           train_log.jsonl         one {"tokens", "loss", "lr"} per logged step
