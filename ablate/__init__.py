@@ -7,10 +7,10 @@ The stages, in the order data flows through them (each reads only what the one b
     ablate.run     plan.json + checkpoint → each variant continued with Composer, evaluated with lm-eval
     ablate.report  the study folder → Δ vs baseline with honest intervals (pure core)
 
-`ablate.study.store` is the study folder they hand off through, `ablate.study.artifacts` its typed JSON files,
-`ablate.choices` the closed sets of names a field or flag takes, `ablate.recipe` the validated recipe,
-`ablate.stats` the statistics plan and report share, `ablate.analyze` fit and suggest,
-`ablate.demo` the embedded demo study.
+`ablate.study` is the study folder they hand off through, below them all: its paths (store), typed JSON
+files (artifacts), job folders' rules (job) and stale results (stale). `ablate.choices` holds the closed
+sets of names a field or flag takes, `ablate.recipe` the validated recipe, `ablate.stats` the statistics
+plan and report share, `ablate.analyze` fit and suggest, `ablate.demo` the embedded demo study.
 Importing this package imports nothing heavy: torch, composer, streaming and lm_eval load only
 inside the run stage's training and evaluation modules.
 """
