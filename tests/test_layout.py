@@ -1,6 +1,6 @@
 """The code's layout stays readable: no module of the package grows past 400 lines (a module that
-does is holding more than one idea; split it where the ideas part), and imports point down the stages:
-the study folder's package below them all, plan below run."""
+does is holding more than one idea; split it where the ideas part), and every import points down the
+stages, so the house has no arrow back up and no cycle between packages."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ import ast
 from conftest import REPO
 
 MOST_LINES = 400
+# The packages and top-level modules of ablate/, lowest first (docs/development.md's code map): a module
+# imports only from its own entry or those before it, lazy imports included.
+LAYERS = [
+    "errors", "choices", "names", "recipe", "stats", "study", "data", "foundry",
+    "plan", "run", "report", "analyze", "demo", "init", "cli",
+]  # fmt: skip
 
 
 def test_no_module_is_over_400_lines():
@@ -20,23 +26,27 @@ def test_no_module_is_over_400_lines():
     assert {path: n for path, n in sizes.items() if n > MOST_LINES} == {}
 
 
-def imported(package: str) -> dict[str, set[str]]:
-    """Each module of `package` (a folder under ablate/) → the ablate modules it imports, lazily too."""
-    found: dict[str, set[str]] = {}
-    for path in (REPO / "ablate" / package).rglob("*.py"):
-        names: set[str] = set()
+def _reached(node: ast.AST) -> list[str]:
+    """The entries of LAYERS an import reaches: `from ablate.plan.build import x` → plan, `from ablate
+    import stats` → stats, `import ablate.demo.skills` → demo."""
+    if isinstance(node, ast.Import):
+        return [alias.name.split(".")[1] for alias in node.names if alias.name.startswith("ablate.")]
+    if not isinstance(node, ast.ImportFrom) or node.level:
+        return []
+    module = node.module or ""
+    if module == "ablate":
+        return [alias.name for alias in node.names]
+    return [module.split(".")[1]] if module.startswith("ablate.") else []
+
+
+def test_every_import_points_down_the_stages():
+    upward = []
+    for path in sorted((REPO / "ablate").rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        if parts[1] in ("__init__", "__main__"):
+            continue
+        home = parts[1]
+        assert home in LAYERS, f"{path}: place `{home}` in LAYERS"
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names.add(node.module)
-            elif isinstance(node, ast.Import):
-                names.update(alias.name for alias in node.names)
-        found[path.relative_to(REPO).as_posix()] = {name for name in names if name.startswith("ablate")}
-    return found
-
-
-def test_the_study_package_imports_no_stage_and_plan_imports_no_run():
-    below = ("ablate.errors", "ablate.choices", "ablate.recipe", "ablate.names", "ablate.study")
-    upward = {path: sorted(n for n in names if not n.startswith(below)) for path, names in imported("study").items()}
-    assert {path: names for path, names in upward.items() if names} == {}
-    back = {path: sorted(n for n in names if n.startswith("ablate.run")) for path, names in imported("plan").items()}
-    assert {path: names for path, names in back.items() if names} == {}
+            upward += [f"{parts[1:]} → {to}" for to in _reached(node) if LAYERS.index(to) > LAYERS.index(home)]
+    assert upward == []
