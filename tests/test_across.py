@@ -353,4 +353,6 @@ def test_a_phase_study_s_phases_are_a_ladder_in_tokens(tmp_path):
 
 
 def _prose_of(plan):
-    return {v["ablation"].split("@")[0]: v["mixture"]["prose"] for v in plan["variants"]}.get
+    from ablate.names import VariantName
+
+    return {VariantName.parse_ablation(v["ablation"]).base: v["mixture"]["prose"] for v in plan["variants"]}.get

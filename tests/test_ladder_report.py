@@ -18,7 +18,7 @@ import pytest
 
 from ablate.analyze.across import fit_across
 from ablate.analyze.scale import ScalePoints
-from ablate.plan.rungs import rung_label
+from ablate.names import rung_label
 from ablate.report import Settings, build_report, to_markdown
 from ablate.analyze.conclusions import across
 from ablate.report.ladder import Rung, ladder_results

@@ -17,6 +17,7 @@ from conftest import REPO
 from fixtures.report_study import heldout_domain, write_lm_eval
 
 from ablate.errors import AblateError
+from ablate.names import VariantName
 from ablate.report import CSV_COLUMNS, Settings, build_report, load_folder, load_study, to_csv, to_json, to_markdown
 
 FIXTURES = REPO / "tests" / "fixtures"
@@ -248,8 +249,9 @@ def test_seeds_average_item_by_item_and_their_spread_widens_every_interval(tmp_p
     generator = np.random.default_rng(3)
     base = (generator.random(200) < 0.5).astype(float)
     for seed in (1, 2, 3):
-        write_lm_eval(tmp_path / f"baseline.s{seed}", {"t": {"acc": base}})
-        write_lm_eval(tmp_path / f"no-x.s{seed}", {"t": {"acc": np.where(generator.random(200) < 0.1, 1.0, base)}})
+        write_lm_eval(tmp_path / str(VariantName("baseline", seed=seed)), {"t": {"acc": base}})
+        flipped = np.where(generator.random(200) < 0.1, 1.0, base)
+        write_lm_eval(tmp_path / str(VariantName("no-x", seed=seed)), {"t": {"acc": flipped}})
     results = load_folder(tmp_path)
     assert sorted(set(results.variants.ablation)) == ["baseline", "no-x"]
     report = build_report(results)
@@ -282,7 +284,8 @@ def test_seed_noise_from_an_earlier_study_brings_its_replicates_and_their_items_
     base = np.arange(300) % 2.0
     for seed in (1, 2, 3):
         flips = (np.arange(300) // 60) == seed - 1
-        write_lm_eval(tmp_path / "earlier" / f"baseline.s{seed}", {"t": {"acc": np.where(flips, 1 - base, base)}})
+        scores = np.where(flips, 1 - base, base)
+        write_lm_eval(tmp_path / "earlier" / str(VariantName("baseline", seed=seed)), {"t": {"acc": scores}})
     write_lm_eval(tmp_path / "now" / "baseline", {"t": {"acc": base}})
     variant = np.where(np.random.default_rng(5).random(300) < 0.2, 1.0, base)
     write_lm_eval(tmp_path / "now" / "no-x", {"t": {"acc": variant}})

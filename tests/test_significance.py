@@ -9,6 +9,7 @@ import pytest
 from scipy.stats import false_discovery_control
 
 from ablate import stats
+from ablate.names import VariantName
 
 ALPHA = 0.05
 TABLES, CELLS, ITEMS, RESAMPLES = 1_000, 10, 200, 1_000
@@ -112,7 +113,7 @@ def seed_noise_study(
 
     tasks = [f"t{i}" for i in range(TASKS)]
     difficulty = {t: rng.uniform(0.2, 0.8, items) for t in tasks}
-    runs = [("baseline" if s == 0 else f"baseline.s{s}", "baseline", s) for s in range(baseline_seeds)]
+    runs = [(str(VariantName("baseline", seed=s or None)), "baseline", s) for s in range(baseline_seeds)]
     runs += [(f"no-{a}", f"no-{a}", 0) for a in range(ABLATIONS)]
     variants, scores, logged = [], [], []
     for name, ablation, seed in runs:

@@ -11,6 +11,7 @@ from fixtures.report_study import write_lm_eval
 from scipy.stats import f_oneway
 
 from ablate import stats
+from ablate.names import VariantName
 from ablate.report import build_report, load_folder, to_json, to_markdown, write_report
 
 ALPHA = 0.05
@@ -143,7 +144,7 @@ def two_seed_study(folder, *, planted: float, seed: int = 4):
                 if task == "t" and ablation == "no-a":
                     scores = np.where(rng.random(600) < planted / 0.6, 0.0, scores)
                 tasks[task] = {"acc": scores}
-            write_lm_eval(folder / f"{ablation}.s{s}", tasks)
+            write_lm_eval(folder / str(VariantName(ablation, seed=s)), tasks)
 
 
 def test_the_report_says_how_far_to_trust_a_two_seed_table(tmp_path):
@@ -185,7 +186,7 @@ def phase_study(folder, *, orders_alike: bool):
             if label == "p10" and not orders_alike and arm != "baseline":
                 cost = 0.20 - 0.05 * number  # no-a loses most, no-c least
             scores = np.where(rng.random(800) < cost * scale / 0.7, 0.0, truth)
-            write_lm_eval(folder / f"{arm}@{label}", {"t": {"acc": scores}})
+            write_lm_eval(folder / str(VariantName(arm, label)), {"t": {"acc": scores}})
 
 
 def test_a_phase_study_compares_each_phase_with_its_own_baseline_and_ranks_the_phases(tmp_path):

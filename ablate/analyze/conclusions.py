@@ -14,7 +14,7 @@ import pandas as pd
 from ablate.analyze.across import Prediction, ScaleTarget
 from ablate.analyze.linked import PREFIX as LINKED
 from ablate.choices import SCALE_MODELS
-from ablate.plan.build import split_phase
+from ablate.names import VariantName
 from ablate.report.build import Report
 from ablate.report.heldout import LOSS_PREFIX
 from ablate.report.ladder import Across, AcrossRow, Interval, Rung
@@ -27,12 +27,14 @@ def across(report: Report, rungs: list[Rung], targets: list[ScaleTarget], at: tu
     labels = [r.label for r in rungs]
     measured: dict[tuple[str, str], dict[str, Interval]] = {}
     for row in report.rows.to_dict("records"):
-        arm, label = split_phase(str(row["variant"]))
+        name = VariantName.parse_ablation(str(row["variant"]))
+        arm, label = name.base, name.label
         if label in labels and row["state"] == DONE and not pd.isna(row["delta_pp"]) and row["task"] in report.tasks:
             low, high = (None if pd.isna(row[k]) else float(row[k]) for k in ("ci_low_pp", "ci_high_pp"))
             measured.setdefault((str(row["task"]), arm), {})[label] = Interval(float(row["delta_pp"]), low, high)
     for cell in report.heldout:
-        arm, label = split_phase(cell.ablation)
+        name = VariantName.parse_ablation(cell.ablation)
+        arm, label = name.base, name.label
         if label in labels and cell.delta is not None:
             measured.setdefault((LOSS_PREFIX + cell.domain, arm), {})[label] = Interval(cell.delta, cell.low, cell.high)
     chosen = _chosen(targets)

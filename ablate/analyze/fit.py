@@ -35,7 +35,8 @@ from ablate.analyze.laws import (
 from ablate.analyze.linked import Chance
 from ablate.analyze.suggest import Suggestion, SuggestRequest, check_targets
 from ablate.errors import AblateError
-from ablate.plan.build import Plan, replan, share_caps, split_phase, with_phase
+from ablate.names import VariantName, label_value
+from ablate.plan.build import Plan, replan, share_caps
 from ablate.recipe import Recipe
 from ablate.report.heldout import loss_table
 from ablate.report.load import DONE, START, StudyResults
@@ -120,7 +121,9 @@ def study_points(results: StudyResults, plan: Plan, scores: Any, *, phase: str |
     included) at `phase` (default: the longest; None for a study without phases). `scores` is the
     report's score table (ablate.report.build.score_table), with loss columns joined where measured.
     `phase` EVERY: the done ablations of every phase, each its own point (a ladder in D, studies.py)."""
-    labels = sorted({label for v in plan.variants if (label := split_phase(v.ablation)[1])}, key=lambda x: float(x[1:]))
+    labels = sorted(
+        {label for v in plan.variants if (label := VariantName.parse_ablation(v.ablation).label)}, key=label_value
+    )
     if phase == EVERY and len(labels) < 2:
         raise AblateError(f"--phase {EVERY}: pools a phase study's phases, and this study has {labels or 'none'}")
     if phase not in (None, EVERY, *labels):
@@ -131,7 +134,7 @@ def study_points(results: StudyResults, plan: Plan, scores: Any, *, phase: str |
     mixture: dict[str, dict[str, float]] = {}
     tokens: dict[str, dict[str, int]] = {}
     for variant in plan.variants:
-        if chosen not in (EVERY, split_phase(variant.ablation)[1]) or variant.name not in done:
+        if chosen not in (EVERY, VariantName.parse_ablation(variant.ablation).label) or variant.name not in done:
             continue
         by_ablation.setdefault(variant.ablation, []).append(variant.name)
         mixture[variant.ablation], tokens[variant.ablation] = variant.mixture, variant.subset_tokens
@@ -273,13 +276,16 @@ def suggest_study(
     if not points:
         raise AblateError(f"study {study_name}: no done variants to fit yet; run `ablate run` first")
     data = check_targets(points, objective, request.caps, request.floors)
-    label = next((split_phase(n)[1] for n in data.names if split_phase(n)[1]), None)
-    phase_tokens = next(v.tokens for v in plan.variants if split_phase(v.ablation)[1] == label)
+    label = next((label for n in data.names if (label := VariantName.parse_ablation(n).label)), None)
+    phase_tokens = next(v.tokens for v in plan.variants if VariantName.parse_ablation(v.ablation).label == label)
     held = share_caps(recipe, plan.subset_sizes, phase_tokens)
     for subset, share in request.caps.items():
         held[subset] = min(share, held.get(subset, 1.0))
     found = propose(
-        points, replace(request, caps=held), baseline=with_phase("baseline", label), ablation=with_phase(name, label)
+        points,
+        replace(request, caps=held),
+        baseline=str(VariantName("baseline", label)),
+        ablation=str(VariantName(name, label)),
     )
     if found.kl < 1e-6:  # training the baseline's own mix again would measure nothing new
         raise AblateError(

@@ -25,7 +25,8 @@ from ablate.analyze.laws import Points
 from ablate.analyze.linked import Chance
 from ablate.analyze.scale import ScalePoints
 from ablate.errors import AblateError
-from ablate.plan.build import Plan, split_phase
+from ablate.names import VariantName
+from ablate.plan.build import Plan
 
 SAME = "a ladder's studies differ in model size or phase tokens"
 
@@ -106,7 +107,7 @@ def _phases(loaded: Loaded) -> Ladder:
     size = {v.ablation: v.params or plan.params for v in plan.variants}
     points = {
         target: ScalePoints(
-            [split_phase(n)[0] for n in p.names],
+            [VariantName.parse_ablation(n).base for n in p.names],
             p.subsets,
             p.shares,
             np.array([float(size[n]) for n in p.names]),

@@ -358,7 +358,7 @@ def _phase(given: str | None) -> str | None:
     """--phase in any of the phase notations → the label a phase study's variants carry (p10); `all`
     (fit only) passes through: every phase, pooled as a ladder in D."""
     from ablate.analyze.fit import EVERY
-    from ablate.plan.build import phase_label
+    from ablate.names import phase_label
 
     if given == EVERY:
         return EVERY

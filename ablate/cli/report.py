@@ -143,7 +143,7 @@ def _ladder_results(names: list[str]) -> tuple[StudyResults, tuple[Ladder, list[
     """Studies of one design at several sizes as one (ablate.report.ladder), their pooled points
     (ablate.analyze.studies) and their rungs, r1 the smallest."""
     from ablate.analyze.studies import pooled_points
-    from ablate.plan.rungs import rung_label
+    from ablate.names import rung_label
     from ablate.report.ladder import Rung, ladder_results
     from ablate.report.load import load_study
 

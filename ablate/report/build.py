@@ -16,7 +16,7 @@ import pandas as pd
 
 from ablate import stats
 from ablate.errors import AblateError
-from ablate.plan.build import split_phase, with_phase
+from ablate.names import VariantName, label_value
 from ablate.report import noise
 from ablate.report.cells import Cell, Cells
 from ablate.report.heldout import LossCell, loss_cells, loss_table
@@ -100,8 +100,8 @@ def build_report(
     if settings.adjust not in stats.ADJUSTMENTS:
         raise AblateError(f"--adjust {settings.adjust}: use one of {', '.join(stats.ADJUSTMENTS)}")
     variants = results.variants
-    if settings.baseline not in {split_phase(a)[0] for a in variants.ablation}:
-        choices = sorted({split_phase(a)[0] for a in variants.ablation} - {START})
+    if settings.baseline not in {VariantName.parse_ablation(a).base for a in variants.ablation}:
+        choices = sorted({VariantName.parse_ablation(a).base for a in variants.ablation} - {START})
         raise AblateError(f"--baseline {settings.baseline}: no such variant; choose from {choices}")
     notes = list(results.notes)
     metrics, tasks, categories = shown_columns(results, settings.metric, notes)
@@ -115,9 +115,13 @@ def build_report(
     cells.noise = seed_noise  # the items did not need it; every Δ from here on adds it
 
     named = [a for a in dict.fromkeys(variants.ablation) if a != START]
-    phases = sorted({label for a in named if (label := split_phase(a)[1])}, key=lambda label: float(label[1:]))
-    base_of = {a: with_phase(settings.baseline, split_phase(a)[1]) for a in named}  # each ablation's baseline
-    baselines = list(dict.fromkeys(base_of[a] for a in named if split_phase(a)[0] == settings.baseline))
+    phases = sorted({label for a in named if (label := VariantName.parse_ablation(a).label)}, key=label_value)
+    base_of = {
+        a: str(VariantName(settings.baseline, VariantName.parse_ablation(a).label)) for a in named
+    }  # each ablation's baseline
+    baselines = list(
+        dict.fromkeys(base_of[a] for a in named if VariantName.parse_ablation(a).base == settings.baseline)
+    )
     ablations = [a for a in named if a not in baselines]
     base_done: dict[str, list[str]] = {}
     for base in dict.fromkeys(base_of.values()):
@@ -125,7 +129,7 @@ def build_report(
         base_done[base] = list(members[members.state == DONE].variant)
         if not base_done[base]:
             notes.append(f"baseline `{base}` is {ablation_state(members)}: no deltas until it is done")
-    main = with_phase(settings.baseline, phases[-1] if phases else None)  # the longest phase's baseline
+    main = str(VariantName(settings.baseline, phases[-1] if phases else None))  # the longest phase's baseline
     rows: list[dict[str, Any]] = []
     for base in baselines:
         for task in tasks:
@@ -153,7 +157,7 @@ def build_report(
             task_cells[task] = cell
             rows.append(delta_row(ablation, task, metrics.get(task, ""), state, cell))
         for name, spec in categories.items():
-            found = seed_noise.get((split_phase(ablation)[1], name))
+            found = seed_noise.get((VariantName.parse_ablation(ablation).label, name))
             cell = None
             if state == DONE:
                 seeds = (len(jobs[ablation]), len(base_done[base_of[ablation]]))

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ablate import stats
-from ablate.plan.build import split_phase
+from ablate.names import VariantName
 from ablate.report.load import StudyResults
 from ablate.report.noise import Key, SeedNoise
 
@@ -104,7 +104,7 @@ class Cells:
         cell = self._paired(ablation, done, base, task, rng, notes)
         if cell is None:
             cell = self._normal(ablation, done, base, task, rng, notes)
-        noise = self.noise.get((split_phase(ablation)[1], task))
+        noise = self.noise.get((VariantName.parse_ablation(ablation).label, task))
         if cell is None or noise is None or cell["draws"] is None:
             return cell, notes
         return with_seed_noise(cell, noise, len(done), len(base), self.ci, rng), notes

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ablate import stats
-from ablate.plan.build import split_phase
+from ablate.names import VariantName
 from ablate.report.noise import Key, SeedNoise
 
 LOSS_PREFIX = "loss:"  # how a domain's loss is named as a target of `ablate fit` and `ablate suggest`
@@ -75,7 +75,7 @@ def loss_cells(
                 notes.append(f"{ablation} × {LOSS_PREFIX}{domain}: held-out text differs from the baseline's, so no Δ")
                 continue
             rng = np.random.default_rng([seed, zlib.crc32(ablation.encode()), zlib.crc32(domain.encode())])
-            found = (noise or {}).get((split_phase(ablation)[1], LOSS_PREFIX + domain))
+            found = (noise or {}).get((VariantName.parse_ablation(ablation).label, LOSS_PREFIX + domain))
             cells.append(_delta(heldout, ablation, domain, done, base, rng, found, ci=ci, resamples=resamples))
     return cells, notes
 

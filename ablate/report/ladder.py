@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ablate.plan.build import Plan, phase_label, with_phase
+from ablate.names import VariantName, phase_label
+from ablate.plan.build import Plan
 from ablate.report.load import START, StudyResults
 
 
@@ -72,14 +73,14 @@ def study_rungs(plan: Plan) -> list[Rung]:
 
 def ladder_results(studies: dict[str, StudyResults], rungs: list[Rung]) -> StudyResults:
     """The rungs' studies as one: every variant, score, item and held-out loss renamed to its rung
-    (baseline.s1 → baseline.s1@r1 keeps its seed: the rung is the phase mark), start evaluations left out
+    (baseline.s1 → baseline@r1.s1 keeps its seed, as a phase study's no-math@p10.s1), start evaluations left out
     (a ladder has one start per rung, and no Δ is taken against them)."""
 
     def renamed(frame: pd.DataFrame, label: str) -> pd.DataFrame:
         frame = frame[frame.variant != START].copy()
-        frame["variant"] = [_at(str(v), label) for v in frame.variant]
+        frame["variant"] = [str(VariantName.parse(str(v)).at(label)) for v in frame.variant]
         if "ablation" in frame:
-            frame["ablation"] = [with_phase(str(a), label) for a in frame.ablation]
+            frame["ablation"] = [str(VariantName.parse_ablation(str(a)).at(label)) for a in frame.ablation]
         return frame
 
     parts = [(studies[r.study], r.label) for r in rungs]
@@ -93,13 +94,10 @@ def ladder_results(studies: dict[str, StudyResults], rungs: list[Rung]) -> Study
         tasks=first.tasks,
         categories=first.categories,
         notes=[f"{r.study}: {note}" for r in rungs for note in studies[r.study].notes],
-        heldout={_at(v, label): found for s, label in parts for v, found in s.heldout.items() if v != START},
+        heldout={
+            str(VariantName.parse(v).at(label)): found
+            for s, label in parts
+            for v, found in s.heldout.items()
+            if v != START
+        },
     )
-
-
-def _at(variant: str, label: str) -> str:
-    """baseline.s1 at r1 → baseline@r1.s1, as a phase study names its seeds (no-math@p10.s1)."""
-    head, dot, seed = variant.rpartition(".s")
-    if dot and seed.isdigit():
-        return f"{with_phase(head, label)}.s{seed}"
-    return with_phase(variant, label)

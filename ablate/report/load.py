@@ -21,7 +21,6 @@ file of the same stamp (else the newest one for that task).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from ablate.errors import StudyError
-from ablate.plan.build import phase_label
+from ablate.names import VariantName, phase_label
 from ablate.plan.study import load_plan
 from ablate.study.artifacts import (
     SUGGESTED,
@@ -61,7 +60,6 @@ if TYPE_CHECKING:
 DONE = State.DONE.value  # only done variants whose hash matches the plan contribute numbers
 REFUSED = (STALE, DAMAGED)  # states whose results are left out of every table, each with a note saying why
 NO_RESULTS = "no results"  # marked done, but no lm-eval results file found
-_SEED_SUFFIX = re.compile(r"^(?P<ablation>.+)\.s(?P<seed>\d+)$")
 VARIANT_COLUMNS = ["variant", "ablation", "seed", "state", "hash_ok", "tokens_done", "tokens", "error", "folder"]
 SCORE_COLUMNS = ["variant", "task", "metric", "score", "stderr", "n_items"]
 ITEM_COLUMNS = ["variant", "task", "metric", "doc_id", "doc_hash", "value", "cluster"]
@@ -228,9 +226,8 @@ def load_folder(path: str | Path) -> StudyResults:
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if not result_files(folder):
             continue
-        match = _SEED_SUFFIX.match(folder.name)
-        ablation, seed = (match["ablation"], int(match["seed"])) if match else (folder.name, None)
-        rows.append(_row(folder.name, ablation, seed, DONE, None, Status(), folder))
+        name = VariantName.parse(folder.name)
+        rows.append(_row(folder.name, str(name.without_seed()), name.seed, DONE, None, Status(), folder))
     if not rows:
         raise StudyError(f"--from {root}: no subfolder holds lm-eval results_*.json; expected {root}/<variant>/...")
     variants = pd.DataFrame(rows, columns=VARIANT_COLUMNS)

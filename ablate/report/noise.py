@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ablate import stats
-from ablate.plan.build import split_phase
+from ablate.names import VariantName
 from ablate.report.load import DONE, START
 
 
@@ -89,7 +89,7 @@ def replicates(variants: pd.DataFrame) -> dict[str | None, list[list[str]]]:
     out: dict[str | None, list[list[str]]] = {}
     for ablation, group in done.groupby("ablation", sort=False):
         if len(group) >= 2:
-            out.setdefault(split_phase(str(ablation))[1], []).append([str(v) for v in group.variant])
+            out.setdefault(VariantName.parse_ablation(str(ablation)).label, []).append([str(v) for v in group.variant])
     return out
 
 

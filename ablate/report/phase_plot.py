@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import IO
 
-from ablate.plan.build import split_phase
+from ablate.names import VariantName, label_value
 from ablate.report.build import Report
 from ablate.report.load import DONE, START
 
@@ -22,21 +22,21 @@ def plot_phases(report: Report, target: str | IO[bytes]) -> None:
     import matplotlib.pyplot as plt
 
     rows = report.rows[~report.rows.variant.isin([START, *report.baselines]) & (report.rows.state == DONE)]
-    x = {label: float(label[1:]) for label in report.phases}
+    x = {label: label_value(label) for label in report.phases}
     columns = report.columns
     wide = min(PANELS_PER_ROW, len(columns))
     tall = math.ceil(len(columns) / wide)
     figure, axes = plt.subplots(tall, wide, figsize=(max(6.0, 3.6 * wide), 3.0 * tall + 0.6), squeeze=False)
-    arms = list(dict.fromkeys(split_phase(str(v))[0] for v in rows.variant))
+    arms = list(dict.fromkeys(VariantName.parse_ablation(str(v)).base for v in rows.variant))
     colours = plt.get_cmap("tab10")
     for index, column in enumerate(columns):
         ax = axes[index // wide][index % wide]
         for number, arm in enumerate(arms):
             points = sorted(
-                (x[label], r["delta_pp"], r["ci_low_pp"], r["ci_high_pp"])
+                (x[name.label], r["delta_pp"], r["ci_low_pp"], r["ci_high_pp"])
                 for r in rows[rows.task == column].to_dict("records")
-                for name, label in [split_phase(str(r["variant"]))]
-                if name == arm and label in x and r["delta_pp"] is not None
+                for name in [VariantName.parse_ablation(str(r["variant"]))]
+                if name.base == arm and name.label in x and r["delta_pp"] is not None
             )
             if not points:
                 continue

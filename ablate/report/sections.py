@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from ablate.plan.build import split_phase
+from ablate.names import VariantName
 from ablate.report.build import Report
 from ablate.report.heldout import LOSS_PREFIX, LossCell
 from ablate.report.ladder import AcrossRow, Interval
@@ -22,8 +22,8 @@ def phase_section(report: Report) -> list[str]:
     phase, and how often a shorter phase orders the variants as the longest one does."""
     s, level = report.settings, f"{100 * report.settings.ci:g}%"
     rows = report.rows[~report.rows.variant.isin([START, *report.baselines])]
-    cells = {(*split_phase(str(r["variant"])), r["task"]): r for r in rows.to_dict("records")}
-    arms = list(dict.fromkeys(split_phase(str(v))[0] for v in rows.variant))
+    cells = {(VariantName.parse_ablation(str(r["variant"])), r["task"]): r for r in rows.to_dict("records")}
+    arms = list(dict.fromkeys(VariantName.parse_ablation(str(v)).base for v in rows.variant))
     agreement = {(a.task, a.short): a for a in report.phase_agreement}
     out = [
         f"## Δ by phase length (percentage points, {level} CI)",
@@ -33,7 +33,9 @@ def phase_section(report: Report) -> list[str]:
     ]
     for task in report.columns:
         out += ["", f"**{task}**", ""]
-        table = [[arm, *[delta_text(cells.get((arm, p, task), {})) for p in report.phases]] for arm in arms]
+        table = [
+            [arm, *[delta_text(cells.get((VariantName(arm, p), task), {})) for p in report.phases]] for arm in arms
+        ]
         out += markdown_table(["variant", *[f"@{p}" for p in report.phases]], table, ["l", *"r" * len(report.phases)])
         for short in report.phases[:-1]:
             a = agreement.get((task, short))

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ablate import stats
-from ablate.plan.build import split_phase
+from ablate.names import VariantName
 from ablate.report.cells import Cells
 from ablate.report.load import DONE, START, StudyResults
 
@@ -102,7 +102,9 @@ def trust(
     """The trust section's figures, or None when no ablation has two done seeds. In a phase study,
     over the ablations of `phase` (the longest): the phases are compared by `phase_agreement`."""
     variants = results.variants[(results.variants.state == DONE) & (results.variants.ablation != START)]
-    variants = variants.loc[np.array([split_phase(a)[1] == phase for a in variants.ablation], dtype=bool)]
+    variants = variants.loc[
+        np.array([VariantName.parse_ablation(a).label == phase for a in variants.ablation], dtype=bool)
+    ]
     by_ablation = variants.groupby("ablation", sort=False)
     members = {str(a): [str(v) for v in group.sort_values("seed").variant] for a, group in by_ablation}
     members = {a: vs for a, vs in members.items() if len(vs) >= 2}
@@ -245,9 +247,9 @@ def phase_agreement(
     done = results.variants[(results.variants.state == DONE) & (results.variants.ablation != START)]
     by_phase: dict[str, dict[str, list[str]]] = {}
     for variant, ablation in zip(done.variant, done.ablation, strict=True):
-        arm, label = split_phase(str(ablation))
-        if label is not None:
-            by_phase.setdefault(label, {}).setdefault(arm, []).append(str(variant))
+        name = VariantName.parse_ablation(str(ablation))
+        if name.label is not None:
+            by_phase.setdefault(name.label, {}).setdefault(name.base, []).append(str(variant))
     longest = phases[-1]
     out = []
     for short in phases[:-1]:
