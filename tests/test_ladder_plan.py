@@ -8,7 +8,8 @@ import pytest
 from fixtures.report_study import fixed_recipe
 
 from ablate.errors import AblateError, RecipeError
-from ablate.plan.build import build_plan, split_phase
+from ablate.names import VariantName, label_value
+from ablate.plan.build import build_plan
 from ablate.recipe import parse_recipe
 
 RUNGS = {"ckpt-big": 4_000_000, "ckpt-small": 250_000, "ckpt-mid": 1_000_000}
@@ -30,8 +31,8 @@ def test_every_variant_runs_from_every_rung_smallest_first():
     names = [[f"{a}@r{k}", *([f"{a}@r{k}.s1"] if a == "baseline" else [])] for k in (1, 2, 3) for a in arms]
     assert [v.name for v in plan.variants] == [n for pair in names for n in pair]  # each rung's seed replicate
     for variant in plan.variants:
-        arm, label = split_phase(variant.ablation)
-        rung = plan.rungs[int(label[1:]) - 1]
+        label = VariantName.parse_ablation(variant.ablation).label
+        rung = plan.rungs[int(label_value(label)) - 1]
         assert variant.checkpoint == rung.checkpoint and variant.params == rung.params
         assert variant.flops == 6.0 * rung.params * variant.tokens
     assert plan.params == 4_000_000 and plan.options.checkpoint == "ckpt-big"  # the largest rung leads

@@ -9,12 +9,10 @@ from ablate.plan.build import (
     build_plan,
     count_params,
     normalize,
-    phase_label,
     pretrain_points,
     renormalize,
     replan,
     resolve_target,
-    split_phase,
     swarm,
 )
 from ablate.plan.designs import capped
@@ -310,10 +308,7 @@ def test_phases_plan_every_variant_at_every_phase_from_its_own_start():
     assert {"suggested@p5", "suggested@p20"} <= {v.name for v in twice.variants}
 
 
-def test_phase_names_split_back_and_bad_phases_are_refused():
-    assert split_phase("no-math@p10") == ("no-math", "p10") and split_phase("no-math") == ("no-math", None)
-    assert split_phase("a@b@p2.5") == ("a@b", "p2.5") and split_phase("odd@name") == ("odd@name", None)
-    assert phase_label(0.05) == "p5" and phase_label(0.025) == "p2.5" and phase_label(0.07) == "p7"
+def test_bad_phases_are_refused():
     for phases in ([0.1, 0.1], [0.0], [1.0]):
         with pytest.raises(AblateError, match="--phases"):
             build_plan(make_recipe(), PlanRequest(phases=phases))

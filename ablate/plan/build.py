@@ -11,22 +11,24 @@ Every figure here is arithmetic over the recipe and the subset sizes the caller 
 same inputs always give the same plan.
 This module holds the plan's schema (plan.json: `Plan`, `Variant`), the
 cost, and `build_plan`, which puts them together; the mixtures themselves come from `mixtures`
-(leave-one-out) and `designs` (swarm, perturb), the names of phases and rungs from `rungs`.
+(leave-one-out) and `designs` (swarm, perturb), their names' grammar from `ablate.names`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from ablate.errors import AblateError
+from ablate.names import VariantName, phase_label
 from ablate.plan.designs import perturbed, share_caps, swarm
 from ablate.plan.identity import check_name, result_hash, start_hash, train_hash
 from ablate.plan.mixtures import normalize, renormalize, resolve_target
 from ablate.plan.model import count_params
 from ablate.plan.request import PlanRequest
-from ablate.plan.rungs import PlanRung, ladder_rungs, phase_checkpoint, phase_label, split_phase, with_phase
+from ablate.plan.rungs import PlanRung, ladder_rungs
 from ablate.recipe import Design, Recipe
 from ablate.recipe.schema import STUDY_NAME
 from ablate.recipe.training import Seed, Tokens
@@ -69,11 +71,12 @@ class Variant(BaseModel):
     @model_validator(mode="after")
     def _readable(self) -> Variant:
         """What a hand edit could break: the folder inside the study (the planner's own check_name), the name."""
+        ablation = VariantName.parse_ablation(self.ablation)
         try:
-            check_name(split_phase(self.ablation)[0], "ablation", fix="name a folder inside the study")
+            check_name(ablation.base, "ablation", fix="name a folder inside the study")
         except AblateError as exc:
             raise ValueError(str(exc)) from None
-        if self.name not in (self.ablation, f"{self.ablation}.s{self.seed}"):  # as build_plan names it
+        if self.name not in (self.ablation, str(replace(ablation, seed=self.seed))):  # as build_plan names it
             raise ValueError(f"name {self.name!r} is not its ablation {self.ablation!r}, bare or with its seed suffix")
         if problem := mixture_problem(self.mixture):
             raise ValueError(f"mixture: {problem}")
@@ -123,7 +126,8 @@ class Plan(BaseModel):
     def replicates(self) -> list[str]:
         """The baseline's replicate runs (baseline_seeds beyond the study's seeds): what measures seed noise."""
         seeds = self.options.seeds or []
-        return [v.name for v in self.variants if split_phase(v.ablation)[0] == BASELINE and v.seed not in seeds]
+        baselines = [v for v in self.variants if VariantName.parse_ablation(v.ablation).base == BASELINE]
+        return [v.name for v in baselines if v.seed not in seeds]
 
     def variant(self, name: str) -> Variant:
         for variant in self.variants:
@@ -212,10 +216,10 @@ def build_plan(
         unknown = sorted(set(mixture) - set(recipe.subsets))
         if unknown or mixture_problem(mixture):
             raise AblateError(f"mixture {name}: {unknown or mixture} is not a mixture of the recipe's subsets")
-        arm, label = split_phase(name)
-        if label is not None:
-            only[len(arms)] = label
-        arms.append((arm, [], [], {s: p for s, p in mixture.items() if p > 0}))
+        named = VariantName.parse_ablation(name)
+        if named.label is not None:
+            only[len(arms)] = named.label
+        arms.append((named.base, [], [], {s: p for s, p in mixture.items() if p > 0}))
     for arm, *_ in arms:  # each names a folder of the study: from the recipe's subsets and groups, or --name
         check_name(arm, "variant", fix="rename the recipe's subset or group it comes from, or pass another --name")
     names = [(arm[0], only.get(i)) for i, arm in enumerate(arms)]
@@ -231,20 +235,20 @@ def build_plan(
     starts = starts or [(None, checkpoint, params)]
     for phase, (rung, rung_start, size) in ((p, s) for p in lengths for s in starts):
         at = phase_recipe(recipe, phase)
-        start = rung_start if phase is None else phase_checkpoint(rung_start, phase)
-        label = rung if phase is None else phase_label(phase)
+        label = rung if phase is None else phase_label(phase)  # a phase's start: the start's name at it (ckpt@p10)
+        start = rung_start if phase is None or rung_start is None else str(VariantName(rung_start, label))
         phase_tokens = at.training.phase_tokens
         for index, (arm, removed, removed_subsets, mixture) in enumerate(arms):
             if index in only and label != only[index]:
                 continue
-            ablation = arm if label is None else with_phase(arm, label)
+            ablation = str(VariantName(arm, label))
             drawn = {s: round(p * phase_tokens) for s, p in mixture.items()}
             epochs = {s: (drawn[s] / sizes[s] if s in sizes else None) for s in mixture}
             for seed in replicate_seeds if index == 0 else seeds:  # arm 0 is the baseline
                 trained = train_hash(at, mixture, seed=seed, start=start)
                 variants.append(
                     Variant(
-                        name=ablation if len(seeds) == 1 and seed == seeds[0] else f"{ablation}.s{seed}",
+                        name=str(VariantName(arm, label, None if len(seeds) == 1 and seed == seeds[0] else seed)),
                         ablation=ablation,
                         phase=phase,
                         removed=removed,

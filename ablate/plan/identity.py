@@ -23,10 +23,10 @@ import json
 from typing import Any
 
 from ablate.errors import AblateError
+from ablate.names import SCALE_MARK
 from ablate.recipe import Eval, Recipe
 from ablate.study.job import CACHE, PRETRAIN, START, STARTS
 
-PHASE_MARK = "@"  # no-math@p10: the no-math variant over the run's last 10% (ablate.plan.build)
 # A variant's name is its folder's name in results/<study>/, beside the study's own entries (ablate.study.store).
 STUDY_ENTRIES = {
     START, PRETRAIN, STARTS, CACHE, "slurm", "plan.json", "checkpoints.json", "suggested.json", "demo_timings.json",
@@ -111,8 +111,8 @@ def check_name(name: str, what: str, fix: str) -> str:
         problem = "holds a path separator"
     elif name.startswith(".") or ".." in name:
         problem = "starts with '.' or holds '..'"
-    elif PHASE_MARK in name:
-        problem = f"holds '{PHASE_MARK}', which marks a phase study's phase (no-math@p10)"
+    elif SCALE_MARK in name:
+        problem = f"holds '{SCALE_MARK}', which marks a phase study's phase (no-math@p10)"
     elif name in STUDY_ENTRIES:
         problem = "is one of the study folder's own entries"
     else:

@@ -24,7 +24,8 @@ from pydantic import ValidationError
 from ablate.data.check import plan_data
 from ablate.data.manifest import is_remote
 from ablate.errors import AblateError, StudyError
-from ablate.plan.build import PLAN_VERSION, Plan, build_plan, split_phase
+from ablate.names import VariantName
+from ablate.plan.build import PLAN_VERSION, Plan, build_plan
 from ablate.plan.model import SavedStart, check_start, continued, read_start, start_params
 from ablate.plan.request import PlanRequest
 from ablate.plan.tasks import check_tasks, task_sizes
@@ -152,7 +153,7 @@ def start_checkpoint(
     in the message.
     """
     known = ref is not None and (ref in recipe.checkpoints or ref in registered_checkpoints(study))
-    pretrained = ref is not None and split_phase(ref)[0] == PRETRAINED  # `pretrained` or a phase's `pretrained@p10`
+    pretrained = ref is not None and VariantName.parse_ablation(ref).base == PRETRAINED  # or pretrained@p10
     if planning and (ref is None or (pretrained and not known)):
         return None
     if ref is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ablate.plan.build import EPOCH_STRONG, EPOCH_WARN, Plan, phase_label
+from ablate.names import phase_label
+from ablate.plan.build import EPOCH_STRONG, EPOCH_WARN, Plan
 
 
 def human(number: float) -> str:

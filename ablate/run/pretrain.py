@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ablate.errors import StudyError
-from ablate.plan.build import normalize, phase_label, pretrain_points, with_phase
+from ablate.names import VariantName, phase_label
+from ablate.plan.build import normalize, pretrain_points
 from ablate.plan.identity import content_hash, train_hash
 from ablate.recipe import Recipe
 from ablate.run.folder import checkpoint_at
@@ -87,5 +88,5 @@ def pretrain(recipe: Recipe, *, on_progress: Callable[[int], None] | None = None
 
     register_checkpoint(recipe.name, PRETRAINED, at(recipe.training.start_tokens))
     for phase, tokens in starts.items():
-        register_checkpoint(recipe.name, with_phase(PRETRAINED, phase_label(phase)), at(tokens))
+        register_checkpoint(recipe.name, str(VariantName(PRETRAINED, phase_label(phase))), at(tokens))
     return at(recipe.training.start_tokens)
