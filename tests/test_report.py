@@ -455,3 +455,15 @@ def test_heldout_loss_intervals_cover_the_true_delta_at_their_level():
                               {"baseline": ["baseline"]}, {"no-x": ["no-x"]}, {"no-x": ["baseline"]},
                               ci=0.95, resamples=1000, seed=0)  # fmt: skip
     assert len(cells) == 1 and notes == ["no-x × loss:d: held-out text differs from the baseline's, so no Δ"]
+
+
+def test_headline_metric_prefers_acc_norm_then_acc_then_exact_match_then_the_first():
+    from ablate.choices import headline_metric
+    from ablate.run.evaluate import headline_scores
+
+    assert headline_metric(["acc", "acc_norm"]) == "acc_norm"
+    assert headline_metric(["exact_match,strict-match", "acc"]) == "acc"
+    assert headline_metric(["bleu", "exact_match"]) == "exact_match"
+    assert headline_metric(["bleu", "chrf"]) == "bleu"
+    found = {"results": {"t": {"alias": "t", "bleu,none": 0.5, "bleu_stderr,none": 0.1}, "u": {"alias": "u"}}}
+    assert headline_scores(found) == {"t": 0.5}

@@ -40,7 +40,11 @@ def report(
     ] = "baseline",
     metric: Annotated[
         str | None,
-        typer.Option("--metric", help="Metric for every task", show_default="acc_norm, else acc, else the first"),
+        typer.Option(
+            "--metric",
+            help="Metric for every task",
+            show_default="acc_norm, else acc, else exact_match, else the first",
+        ),
     ] = None,
     from_dir: Annotated[
         Path | None,

@@ -44,7 +44,7 @@ class Settings:
     """What a report was asked for; recorded in report.json so the figures can be reproduced."""
 
     baseline: str = "baseline"
-    metric: str | None = None  # None: acc_norm where a task has it, else acc, else its first metric
+    metric: str | None = None  # None: each task's headline metric (ablate.choices.headline_metric)
     ci: float = 0.95
     resamples: int = 10_000
     seed: int = 0

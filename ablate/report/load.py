@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from ablate.choices import metric_name
 from ablate.errors import StudyError
 from ablate.names import VariantName, phase_label
 from ablate.plan.study import load_plan
@@ -296,7 +297,7 @@ def read_eval(folder: Path, variant: str) -> tuple[pd.DataFrame, pd.DataFrame, s
                 {
                     "variant": variant,
                     "task": task,
-                    "metric": _metric_name(key),
+                    "metric": metric_name(key),
                     "score": float(value),
                     "stderr": float(stderr) if _is_number(stderr) else float("nan"),
                     "n_items": entry["_n"] if entry["_n"] is not None else entry.get("sample_len"),
@@ -322,11 +323,6 @@ def newest_results(folder: Path) -> tuple[dict[str, tuple[Path, dict[str, Any]]]
         for task, entry in (payload.get("results") or {}).items():
             newest[task] = (path, {**entry, "_n": (n_samples.get(task) or {}).get("effective")})
     return newest, subtasks
-
-
-def _metric_name(key: str) -> str:
-    """lm-eval's 'acc,none' → 'acc'; a filtered metric keeps its filter: 'exact_match,strict-match'."""
-    return key.removesuffix(",none")
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ablate import stats
+from ablate.choices import headline_metric
 from ablate.errors import AblateError
 from ablate.report.load import START, StudyResults
 
@@ -31,7 +32,7 @@ def shown_columns(
 
 
 def _choose_metrics(results: StudyResults, wanted: str | None, notes: list[str]) -> dict[str, str]:
-    """Task → metric: `wanted` (or a filtered form of it), else acc_norm, acc, the task's first metric."""
+    """Task → metric: `wanted` (or a filtered form of it), else its headline metric (ablate.choices)."""
     chosen: dict[str, str] = {}
     for task in results.tasks:
         available = list(dict.fromkeys(results.scores.metric[results.scores.task == task]))
@@ -44,7 +45,7 @@ def _choose_metrics(results: StudyResults, wanted: str | None, notes: list[str])
             else:
                 notes.append(f"{task}: no metric `{wanted}` (it has {', '.join(available)}); left out")
         else:
-            chosen[task] = next((m for m in ("acc_norm", "acc") if m in available), available[0])
+            chosen[task] = headline_metric(available)
     if wanted and not chosen and len(results.scores):
         known = sorted(set(results.scores.metric))
         raise AblateError(f"--metric {wanted}: no task reports it; available: {', '.join(known)}")

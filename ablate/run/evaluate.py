@@ -24,23 +24,25 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ablate.choices import headline_metric, metric_name
 from ablate.errors import AblateError, StudyError
 from ablate.recipe import Eval
 from ablate.run.dist import local_device
 from ablate.study.job import result_files
 from ablate.study.store import replacing_folder
 
-HEADLINE_METRICS = ("acc_norm,none", "acc,none", "exact_match,none")
-
 
 def headline_scores(results: dict[str, Any]) -> dict[str, float]:
-    """Task → its headline metric (acc_norm, else acc, else exact_match), as lm-eval reports it."""
+    """Task → its score by its headline metric (ablate.choices.headline_metric), as lm-eval reports it."""
     scores: dict[str, float] = {}
     for task, metrics in results.get("results", {}).items():
-        for key in HEADLINE_METRICS:
-            if isinstance(metrics.get(key), (int, float)):
-                scores[task] = float(metrics[key])
-                break
+        keys = {
+            metric_name(key): key
+            for key, value in metrics.items()
+            if "," in key and "_stderr," not in key and isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
+        if keys:
+            scores[task] = float(metrics[keys[headline_metric(list(keys))]])
     return scores
 
 
