@@ -18,7 +18,7 @@ from ablate import stats
 from ablate.errors import AblateError
 from ablate.names import VariantName, label_value
 from ablate.report import noise
-from ablate.report.cells import Cell, Cells
+from ablate.report.cells import Cells, DeltaCell
 from ablate.report.heldout import LossCell, loss_cells, loss_table
 from ablate.report.load import DONE, START, StudyResults
 from ablate.report.rows import (
@@ -106,13 +106,13 @@ def build_report(
     notes = list(results.notes)
     metrics, tasks, categories = shown_columns(results, settings.metric, notes)
     scores = scores_by_variant(results, metrics, tasks, categories)
-    cells = Cells(results, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed)
+    items = Cells.read(results, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed)
     borrowed = None
     if noise_from is not None:
-        their_items = Cells(noise_from, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed)
+        their_items = Cells.read(noise_from, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed)
         borrowed = _measured(noise_from, score_table(noise_from, settings.metric), their_items, tasks)
-    seed_noise = noise.seed_noise(_measured(results, scores, cells, tasks), tasks, categories, borrowed)
-    cells.noise = seed_noise  # the items did not need it; every Δ from here on adds it
+    seed_noise = noise.seed_noise(_measured(results, scores, items, tasks), tasks, categories, borrowed)
+    cells = items.with_noise(seed_noise)  # the items did not need it; every Δ from here on adds it
 
     named = [a for a in dict.fromkeys(variants.ablation) if a != START]
     phases = sorted({label for a in named if (label := VariantName.parse_ablation(a).label)}, key=label_value)
@@ -150,7 +150,7 @@ def build_report(
     notes += loss_notes
     for ablation in ablations:
         state = states[ablation]
-        task_cells: dict[str, Cell | None] = {}
+        task_cells: dict[str, DeltaCell | None] = {}
         for task in tasks:
             cell, cell_notes = computed.get((ablation, task), (None, []))
             notes += cell_notes

@@ -14,6 +14,7 @@ import os
 import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,32 +26,83 @@ from ablate.report.load import StudyResults
 from ablate.report.noise import Key, SeedNoise
 
 PAIRED, NORMAL, NO_CI = "paired bootstrap", "normal (stderr)", "no interval"  # how a cell's interval was made
-Cell = dict[str, Any]  # one measured Δ, as `delta_cell` makes it
 # A task's items: (variant → row, values, doc_hash codes, scored, cluster codes or None), see _matrix.
 _TaskItems = tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 
 
-class Cells:
-    """Per-task matrices of item values, built once, and the Δ of one ablation on one task."""
+@dataclass(frozen=True)
+class DeltaCell:
+    """One measured Δ of an ablation on a task or category, in fractions: the two scores, the interval's
+    bounds on Δ (None without one), and the resample draws a category average combines (None where
+    there are none), with the two-sided p-value they give. Built whole by `measured`; `with_seed_noise`
+    gives the same Δ with the study's seed term in its draws."""
 
-    def __init__(
-        self,
-        results: StudyResults,
-        metrics: dict[str, str],
-        *,
-        ci: float,
-        resamples: int,
-        seed: int,
-    ) -> None:
-        self.ci, self.resamples, self.seed = ci, resamples, seed
-        # (phase, task) → the seed noise its cells add to item noise: set once it is known, which
-        # takes the items' own flips (flip_variance), so after the items are in.
-        self.noise: dict[Key, SeedNoise] = {}
+    score: float
+    baseline_score: float
+    low: float | None
+    high: float | None
+    n_items: int | None
+    method: str  # PAIRED, NORMAL or NO_CI
+    draws: np.ndarray | None  # the resampled Δs the interval and p-value are read from
+    p_value: float | None
+    n_clusters: int | None  # where clusters were drawn
+    item_draws: np.ndarray | None  # the draws before any seed term
+    seed_sd: float | None = None  # the seed noise added, where the study has replicates
+    seed_df: float | None = None
+
+    @property
+    def delta(self) -> float:
+        return self.score - self.baseline_score
+
+    @classmethod
+    def measured(
+        cls,
+        score: float,
+        base_score: float,
+        low: float | None,
+        high: float | None,
+        n_items: int | None,
+        method: str,
+        draws: np.ndarray | None,
+        n_clusters: int | None = None,
+    ) -> DeltaCell:
+        """A Δ from its item (or stderr) draws alone, before any seed term."""
+        p_value = None if draws is None else stats.bootstrap_p_value(draws)
+        return cls(score, base_score, low, high, n_items, method, draws, p_value, n_clusters, draws)
+
+    def with_seed_noise(
+        self, noise: SeedNoise, seeds: int, base_seeds: int, ci: float, rng: np.random.Generator
+    ) -> DeltaCell:
+        """This Δ with the seed term added to its item draws (which it must have): interval, p-value and
+        sign from the sum. The item draws stay in `item_draws`, for a category to combine before adding
+        its own seed term."""
+        assert self.item_draws is not None
+        term = stats.seed_term(noise.sd, noise.df, seeds, base_seeds, resamples=len(self.item_draws), rng=rng)
+        draws = self.item_draws + term
+        low, high = stats.percentile_interval(draws, ci)
+        p_value = stats.bootstrap_p_value(draws)
+        return replace(self, low=low, high=high, draws=draws, p_value=p_value, seed_sd=noise.sd, seed_df=noise.df)
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Per-task matrices of item values, built once (`read`), and the Δ of one ablation on one task.
+    `noise`: (phase, task) → the seed noise its Δs add to item noise; it is read off the items' own
+    flips (flip_variance), so `read` leaves it empty and `with_noise` gives the Cells that add it."""
+
+    ci: float
+    resamples: int
+    seed: int
+    scores: dict[tuple[str, str], Any]  # (variant, task) → its lm-eval aggregate row
+    task_items: dict[str, _TaskItems]
+    noise: dict[Key, SeedNoise] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, results: StudyResults, metrics: dict[str, str], *, ci: float, resamples: int, seed: int) -> Cells:
+        """Each task's items of its reported metric (`metrics`) as one variants × items matrix."""
         score_rows: Iterable[Any] = results.scores.itertuples()  # pandas-stubs cannot type a row's fields
-        self._scores: dict[tuple[str, str], Any] = {
-            (r.variant, r.task): r for r in score_rows if metrics.get(r.task) == r.metric
-        }
-        self._items: dict[str, _TaskItems] = {}
+        scores = {(r.variant, r.task): r for r in score_rows if metrics.get(r.task) == r.metric}
+        task_items: dict[str, _TaskItems] = {}
         items = results.items
         if len(items):
             variant_codes, variant_names = _codes(items.variant)
@@ -63,7 +115,7 @@ class Cells:
                 if str(task) not in metrics or metrics[str(task)] not in metric_index:
                     continue
                 chosen = np.flatnonzero((task_codes == code) & (metric_codes == metric_index[metrics[str(task)]]))
-                self._items[str(task)] = _matrix(
+                task_items[str(task)] = _matrix(
                     variant_codes[chosen],
                     variant_names,
                     items.doc_id.to_numpy()[chosen],
@@ -71,32 +123,37 @@ class Cells:
                     items.value.to_numpy()[chosen],
                     cluster_codes[chosen],
                 )
+        return cls(ci, resamples, seed, scores, task_items)
+
+    def with_noise(self, noise: dict[Key, SeedNoise]) -> Cells:
+        """The same items, every Δ from them adding `noise`'s seed term."""
+        return replace(self, noise=noise)
 
     def mean_score(self, variants: list[str], task: str) -> float | None:
-        found = [self._scores[(v, task)].score for v in variants if (v, task) in self._scores]
+        found = [self.scores[(v, task)].score for v in variants if (v, task) in self.scores]
         return float(np.mean(found)) if found and len(found) == len(variants) else None
 
     def items(self, task: str) -> int | None:
         """Items of a task in its lm-eval results (the largest count any variant reports)."""
-        counts = [r.n_items for (v, t), r in self._scores.items() if t == task and pd.notna(r.n_items)]
+        counts = [r.n_items for (v, t), r in self.scores.items() if t == task and pd.notna(r.n_items)]
         return int(max(counts)) if counts else None
 
     def all_deltas(
         self, jobs: dict[str, list[str]], bases: dict[str, list[str]], tasks: list[str]
-    ) -> dict[tuple[str, str], tuple[Cell | None, list[str]]]:
+    ) -> dict[tuple[str, str], tuple[DeltaCell | None, list[str]]]:
         """(ablation, task) → (cell, notes) for every job (ablation → its done seeds) and task, against
         `bases[ablation]` (its baseline's done seeds). Tasks run on a few threads: numpy's random draws
         release the GIL, and each cell's generator is seeded from its own names, so the figures do not
         depend on the number of threads or on which other variants exist."""
 
-        def one_task(task: str) -> dict[tuple[str, str], tuple[Cell | None, list[str]]]:
+        def one_task(task: str) -> dict[tuple[str, str], tuple[DeltaCell | None, list[str]]]:
             return {(a, task): self.delta(a, done, bases[a], task) for a, done in jobs.items()}
 
         workers = max(1, min(len(tasks), len(os.sched_getaffinity(0)), 8))
         with ThreadPoolExecutor(workers) as pool:
             return {key: value for part in pool.map(one_task, tasks) for key, value in part.items()}
 
-    def delta(self, ablation: str, done: list[str], base: list[str], task: str) -> tuple[Cell | None, list[str]]:
+    def delta(self, ablation: str, done: list[str], base: list[str], task: str) -> tuple[DeltaCell | None, list[str]]:
         """Δ of `ablation` on `task` and notes about it: paired bootstrap where every seed has item
         logs, else a normal interval from lm-eval's stderr."""
         rng = np.random.default_rng([self.seed, zlib.crc32(ablation.encode()), zlib.crc32(task.encode())])
@@ -105,16 +162,16 @@ class Cells:
         if cell is None:
             cell = self._normal(ablation, done, base, task, rng, notes)
         noise = self.noise.get((VariantName.parse_ablation(ablation).label, task))
-        if cell is None or noise is None or cell["draws"] is None:
+        if cell is None or noise is None or cell.draws is None:
             return cell, notes
-        return with_seed_noise(cell, noise, len(done), len(base), self.ci, rng), notes
+        return cell.with_seed_noise(noise, len(done), len(base), self.ci, rng), notes
 
     def _paired(
         self, ablation: str, done: list[str], base: list[str], task: str, rng: np.random.Generator, notes: list[str]
-    ) -> Cell | None:
-        if task not in self._items:
+    ) -> DeltaCell | None:
+        if task not in self.task_items:
             return None
-        rows, values, hashes, scored, clusters = self._items[task]
+        rows, values, hashes, scored, clusters = self.task_items[task]
         if any(v not in rows for v in done + base):
             return None
         v_idx, b_idx = [rows[v] for v in done], [rows[v] for v in base]
@@ -135,14 +192,14 @@ class Cells:
         score, base_score = float(variant.mean()), float(baseline.mean())
         low, high = stats.percentile_interval(draws, self.ci)
         n_clusters = None if labels is None else len(np.unique(labels))
-        return delta_cell(score, base_score, low, high, n_items, PAIRED, draws, n_clusters)
+        return DeltaCell.measured(score, base_score, low, high, n_items, PAIRED, draws, n_clusters)
 
     def item_means(self, task: str, groups: list[list[str]]) -> tuple[np.ndarray, np.ndarray | None] | None:
         """Each group's mean over its variants of every item they all scored (groups × items), and the
         items' cluster labels (None: unclustered); None without item logs for every variant."""
-        if task not in self._items:
+        if task not in self.task_items:
             return None
-        rows, values, _, scored, clusters = self._items[task]
+        rows, values, _, scored, clusters = self.task_items[task]
         if any(v not in rows for group in groups for v in group):
             return None
         index = [rows[v] for group in groups for v in group]
@@ -160,9 +217,9 @@ class Cells:
         variance is at least this (a shift of the whole task adds to it), and it is read off every
         item, not a run or two: a floor that one replicate can trust. None without item logs for two
         seeds of a group."""
-        if task not in self._items:
+        if task not in self.task_items:
             return None
-        rows, values, _, scored, clusters = self._items[task]
+        rows, values, _, scored, clusters = self.task_items[task]
         total, df = 0.0, 0
         for group in groups:
             index = [rows[v] for v in group if v in rows]
@@ -177,9 +234,9 @@ class Cells:
     def design_effect(self, base: list[str], task: str) -> tuple[int, float] | None:
         """(clusters, design effect) of a clustered task, from the baseline's items (mean over its
         seeds); None where the task is not clustered."""
-        if task not in self._items or any(v not in self._items[task][0] for v in base):
+        if task not in self.task_items or any(v not in self.task_items[task][0] for v in base):
             return None
-        rows, values, _, scored, clusters = self._items[task]
+        rows, values, _, scored, clusters = self.task_items[task]
         index = [rows[v] for v in base]
         both = scored[index].all(axis=0)
         labels = _cluster_labels(clusters, index, both)
@@ -189,73 +246,23 @@ class Cells:
 
     def _normal(
         self, ablation: str, done: list[str], base: list[str], task: str, rng: np.random.Generator, notes: list[str]
-    ) -> Cell | None:
-        missing = [v for v in done + base if (v, task) not in self._scores]
+    ) -> DeltaCell | None:
+        missing = [v for v in done + base if (v, task) not in self.scores]
         if missing:
             notes.append(f"{ablation} × {task}: not evaluated for {', '.join(missing)}")
             return None
-        found_v = [self._scores[(v, task)] for v in done]
-        found_b = [self._scores[(v, task)] for v in base]
+        found_v = [self.scores[(v, task)] for v in done]
+        found_b = [self.scores[(v, task)] for v in base]
         score = float(np.mean([r.score for r in found_v]))
         base_score = float(np.mean([r.score for r in found_b]))
         stderr = stats.unpaired_stderr([r.stderr for r in found_v], [r.stderr for r in found_b])
         n_items = int(found_v[0].n_items) if pd.notna(found_v[0].n_items) else None
         if math.isnan(stderr):
             notes.append(f"{ablation} × {task}: no per-item logs and no stderr from lm-eval, so Δ has no interval")
-            return delta_cell(score, base_score, None, None, n_items, NO_CI, None)
+            return DeltaCell.measured(score, base_score, None, None, n_items, NO_CI, None)
         low, high = stats.normal_interval(score - base_score, stderr, self.ci)
         draws = stats.normal_draws(score - base_score, stderr, resamples=self.resamples, rng=rng)
-        return delta_cell(score, base_score, low, high, n_items, NORMAL, draws)
-
-
-def with_seed_noise(
-    cell: Cell, noise: SeedNoise, seeds: int, base_seeds: int, ci: float, rng: np.random.Generator
-) -> Cell:
-    """`cell` with the seed term added to its item draws: interval, p-value and sign from the sum.
-    The item draws stay in `item_draws`, for a category to combine before adding its own seed term."""
-    item_draws = cell["draws"]
-    draws = item_draws + stats.seed_term(noise.sd, noise.df, seeds, base_seeds, resamples=len(item_draws), rng=rng)
-    low, high = stats.percentile_interval(draws, ci)
-    return {
-        **cell,
-        "low": low,
-        "high": high,
-        "draws": draws,
-        "item_draws": item_draws,
-        "p_value": stats.bootstrap_p_value(draws),
-        "seed_sd": noise.sd,
-        "seed_df": noise.df,
-    }
-
-
-def delta_cell(
-    score: float,
-    base_score: float,
-    low: float | None,
-    high: float | None,
-    n_items: int | None,
-    method: str,
-    draws: np.ndarray | None,
-    n_clusters: int | None = None,
-) -> Cell:
-    """One measured Δ (fractions): the two scores, the interval's bounds on Δ, and the resample draws
-    (None where there are none) that a category average combines, with the two-sided p-value they
-    give; n_clusters where clusters were drawn."""
-    return {
-        "score": score,
-        "baseline_score": base_score,
-        "delta": score - base_score,
-        "low": low,
-        "high": high,
-        "n_items": n_items,
-        "method": method,
-        "draws": draws,
-        "p_value": None if draws is None else stats.bootstrap_p_value(draws),
-        "n_clusters": n_clusters,
-        "item_draws": draws,  # the draws before any seed term (with_seed_noise)
-        "seed_sd": None,  # the seed noise added, where the study has replicates
-        "seed_df": None,
-    }
+        return DeltaCell.measured(score, base_score, low, high, n_items, NORMAL, draws)
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ablate import stats
-from ablate.report.cells import NO_CI, NORMAL, PAIRED, Cell, delta_cell, with_seed_noise
+from ablate.report.cells import NO_CI, NORMAL, PAIRED, DeltaCell
 from ablate.report.load import DONE
 from ablate.report.noise import SeedNoise
 
@@ -68,13 +68,13 @@ def ablation_state(members: pd.DataFrame) -> str:
 def category_cell(
     key: str,
     spec: dict[str, Any],
-    task_cells: list[Cell | None],
+    task_cells: list[DeltaCell | None],
     seed_noise: SeedNoise | None,
     seeds: tuple[int, int],
     *,
     ci: float,
     seed: int,
-) -> Cell | None:
+) -> DeltaCell | None:
     """Gauntlet average of the tasks' cells; its interval combines the tasks' item resamples draw by
     draw, then adds the category score's own seed term (a seed moves a run's tasks together, so the
     tasks' seed terms are not independent and are not summed)."""
@@ -82,45 +82,45 @@ def category_cell(
     if len(cells) < len(task_cells):
         return None
     chance = [spec["random_baseline"].get(t, 0.0) for t in spec["tasks"]]
-    score = stats.gauntlet_score([c["score"] for c in cells], chance)
-    base_score = stats.gauntlet_score([c["baseline_score"] for c in cells], chance)
+    score = stats.gauntlet_score([c.score for c in cells], chance)
+    base_score = stats.gauntlet_score([c.baseline_score for c in cells], chance)
     low = high = draws = None
-    if all(c["item_draws"] is not None for c in cells):
-        draws = stats.gauntlet_delta([c["item_draws"] for c in cells], chance)
+    if all(c.item_draws is not None for c in cells):
+        draws = stats.gauntlet_delta([c.item_draws for c in cells], chance)
         low, high = stats.percentile_interval(draws, ci)
-    n_items = sum(c["n_items"] or 0 for c in cells) or None
-    methods = {c["method"] for c in cells}
+    n_items = sum(c.n_items or 0 for c in cells) or None
+    methods = {c.method for c in cells}
     method = PAIRED if methods == {PAIRED} else NO_CI if low is None else NORMAL
-    cell = delta_cell(score, base_score, low, high, n_items, method, draws)
+    cell = DeltaCell.measured(score, base_score, low, high, n_items, method, draws)
     if draws is None or seed_noise is None:
         return cell
     rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
-    return with_seed_noise(cell, seed_noise, *seeds, ci, rng)
+    return cell.with_seed_noise(seed_noise, *seeds, ci, rng)
 
 
-def delta_row(variant: str, task: str, metric: str, state: str, cell: Cell | None) -> dict[str, Any]:
+def delta_row(variant: str, task: str, metric: str, state: str, cell: DeltaCell | None) -> dict[str, Any]:
     """An ablation's row for one task or category: its cell in percent, or its state without figures."""
     if cell is None:
         return {"variant": variant, "task": task, "metric": metric, "state": state if state != DONE else "missing"}
-    low, high = cell["low"], cell["high"]
+    low, high = cell.low, cell.high
     return {
         "variant": variant,
         "task": task,
         "metric": metric,
-        "score": 100 * cell["score"],
-        "baseline_score": 100 * cell["baseline_score"],
-        "delta_pp": 100 * cell["delta"],
+        "score": 100 * cell.score,
+        "baseline_score": 100 * cell.baseline_score,
+        "delta_pp": 100 * cell.delta,
         "ci_low_pp": None if low is None else 100 * low,
         "ci_high_pp": None if high is None else 100 * high,
-        "n_items": cell["n_items"],
-        "significant": None if low is None else bool(low > 0 or high < 0),
-        "p_value": cell["p_value"],
-        "n_clusters": cell["n_clusters"],
-        "sign_kept": None if cell["draws"] is None else stats.sign_kept(cell["draws"], cell["delta"]),
-        "seed_sd_pp": None if cell["seed_sd"] is None else 100 * cell["seed_sd"],
-        "seed_df": cell["seed_df"],
+        "n_items": cell.n_items,
+        "significant": None if low is None or high is None else bool(low > 0 or high < 0),
+        "p_value": cell.p_value,
+        "n_clusters": cell.n_clusters,
+        "sign_kept": None if cell.draws is None else stats.sign_kept(cell.draws, cell.delta),
+        "seed_sd_pp": None if cell.seed_sd is None else 100 * cell.seed_sd,
+        "seed_df": cell.seed_df,
         "state": DONE,
-        "method": cell["method"],
+        "method": cell.method,
     }
 
 
