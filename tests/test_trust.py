@@ -194,8 +194,8 @@ def test_a_phase_study_compares_each_phase_with_its_own_baseline_and_ranks_the_p
     report = build_report(load_folder(tmp_path))
     assert report.phases == ["p10", "p25"] and report.baselines == ["baseline@p10", "baseline@p25"]
     rows = {(r.variant, r.task): r for r in report.rows.itertuples()}
-    assert rows[("no-c@p25", "t")].delta_pp == pytest.approx(-20, abs=3)
-    assert rows[("no-c@p10", "t")].delta_pp == pytest.approx(-10, abs=3)  # against baseline@p10, not @p25
+    assert rows[("no-c@p25", "t")].delta == pytest.approx(-0.20, abs=0.03)
+    assert rows[("no-c@p10", "t")].delta == pytest.approx(-0.10, abs=0.03)  # against baseline@p10, not @p25
     (agreement,) = report.phase_agreement
     assert (agreement.short, agreement.long, agreement.variants, agreement.pairs) == ("p10", "p25", 4, 6)
     assert agreement.agreement == 1.0

@@ -19,6 +19,7 @@ from ablate.report.build import Report
 from ablate.report.heldout import LOSS_PREFIX
 from ablate.report.ladder import Across, AcrossRow, Interval, Rung
 from ablate.report.load import DONE
+from ablate.report.rows import records
 
 
 def across(report: Report, rungs: list[Rung], targets: list[ScaleTarget], at: tuple[float, float] | None) -> Across:
@@ -26,12 +27,12 @@ def across(report: Report, rungs: list[Rung], targets: list[ScaleTarget], at: tu
     chosen model's Δ at `at` from `targets`, and the sign, rank and target marks."""
     labels = [r.label for r in rungs]
     measured: dict[tuple[str, str], dict[str, Interval]] = {}
-    for row in report.rows.to_dict("records"):
-        name = VariantName.parse_ablation(str(row["variant"]))
+    for row in records(report.rows):  # fractions, in points here as the scale fits and AcrossRow read them
+        name = VariantName.parse_ablation(str(row.variant))
         arm, label = name.base, name.label
-        if label in labels and row["state"] == DONE and not pd.isna(row["delta_pp"]) and row["task"] in report.tasks:
-            low, high = (None if pd.isna(row[k]) else float(row[k]) for k in ("ci_low_pp", "ci_high_pp"))
-            measured.setdefault((str(row["task"]), arm), {})[label] = Interval(float(row["delta_pp"]), low, high)
+        if label in labels and row.state == DONE and not pd.isna(row.delta) and row.task in report.tasks:
+            low, high = (None if pd.isna(x) else float(100 * x) for x in (row.ci_low, row.ci_high))
+            measured.setdefault((str(row.task), arm), {})[label] = Interval(float(100 * row.delta), low, high)
     for cell in report.heldout:
         name = VariantName.parse_ablation(cell.ablation)
         arm, label = name.base, name.label

@@ -23,12 +23,11 @@ from ablate.report.heldout import LossCell, loss_cells, loss_table
 from ablate.report.load import DONE, START, StudyResults
 from ablate.report.rows import (
     GAUNTLET,
-    ROW_COLUMNS,
     ablation_state,
     ablation_states,
-    adjusted,
     category_cell,
     delta_row,
+    row_table,
     score_row,
 )
 from ablate.report.scores import score_table, scores_by_variant, shown_columns
@@ -62,7 +61,7 @@ class Report:
     categories: dict[str, dict[str, Any]]
     metrics: dict[str, str]  # task → the metric reported
     scores: pd.DataFrame  # one row per variant (start first): "state", then percent per task and category
-    rows: pd.DataFrame  # ROW_COLUMNS: one row per ablation × task/category
+    rows: pd.DataFrame  # rows.ROW_COLUMNS, fractions: one row per ablation × task/category
     power: dict[str, dict[str, float]]  # task → n_items, baseline_score (%), mde_pp
     notes: list[str]
     trust: Trust | None  # seed noise, SNR, seeds/items needed, seed-half consistency; None with one seed
@@ -83,7 +82,7 @@ class Report:
     def flagged(self) -> set[tuple[str, str, bool]]:
         """The table's `*` cells, significant after the adjustment: (ablation, task or category, Δ > 0)."""
         hits = self.rows[self.rows.significant_adjusted.eq(True)]
-        return {(str(v), str(t), bool(d > 0)) for v, t, d in zip(hits.variant, hits.task, hits.delta_pp, strict=True)}
+        return {(str(v), str(t), bool(d > 0)) for v, t, d in zip(hits.variant, hits.task, hits.delta, strict=True)}
 
 
 def build_report(
@@ -170,7 +169,7 @@ def build_report(
         for task in tasks
         if START in scores.index and not math.isnan(scores[task].loc[START])
     ]
-    table = adjusted(pd.DataFrame(start_rows + rows, columns=ROW_COLUMNS), settings.adjust, settings.ci)
+    table = row_table(start_rows + rows, settings.adjust, settings.ci)
     power = _power(tasks, cells, base_done.get(main, []), settings.ci)
     seen = trust(
         results,

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
+import pandas as pd
 
 from ablate.report.build import Report
 from ablate.report.load import DONE, START
 from ablate.report.render import ADJUSTMENT_NAMES, fmt_pp
+from ablate.report.rows import records
 
 MAX_INTERVAL_CELLS = 300  # above this many cells, only Δ is written in each (intervals: report.md)
 
@@ -91,7 +93,7 @@ def flag_legend(report: Report) -> str:
 
 def _task_panel(report: Report, rows: Any, variants: list[str]) -> _Panel:
     columns = report.columns
-    cells = {(r["variant"], r["task"]): r for r in rows.to_dict("records")}
+    cells = {(r.variant, r.task): r for r in records(rows)}
     panel = _Panel(
         title=f"Δ vs {report.settings.baseline} (pp); {flag_legend(report)}",
         columns=[f"{c}\n(cat.)" if c in report.categories else c for c in columns],
@@ -107,14 +109,16 @@ def _task_panel(report: Report, rows: Any, variants: list[str]) -> _Panel:
     for i, variant in enumerate(variants):
         for j, column in enumerate(columns):
             row = cells.get((variant, column))
-            if row is None or row["state"] != DONE or row["delta_pp"] is None:
-                panel.state[i, j] = "—" if row is None or row["state"] == DONE else row["state"]
+            if row is None or row.state != DONE or pd.isna(row.delta):
+                panel.state[i, j] = "—" if row is None or row.state == DONE else row.state
                 continue
-            panel.delta[i, j] = row["delta_pp"]
-            star = row["significant_adjusted"] is True  # the markdown table's `*`
-            panel.label[i, j] = fmt_pp(row["delta_pp"]) + ("*" if star else "")
-            low, high = row["ci_low_pp"], row["ci_high_pp"]
-            panel.interval[i, j] = "no CI" if low is None else f"[{fmt_pp(low)}, {fmt_pp(high)}]"
+            delta = 100 * row.delta  # points, as the table writes them
+            panel.delta[i, j] = delta
+            star = row.significant_adjusted is True  # the markdown table's `*`
+            panel.label[i, j] = fmt_pp(delta) + ("*" if star else "")
+            panel.interval[i, j] = (
+                "no CI" if pd.isna(row.ci_low) else f"[{fmt_pp(100 * row.ci_low)}, {fmt_pp(100 * row.ci_high)}]"
+            )
             if star:
                 panel.marked.add((i, j))
     return panel

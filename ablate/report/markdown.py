@@ -16,6 +16,7 @@ from ablate.report.cells import NORMAL
 from ablate.report.load import START
 from ablate.report.noise import SeedNoise
 from ablate.report.render import ADJUSTMENT_NAMES, delta_text, markdown_table
+from ablate.report.rows import records
 from ablate.report.sections import (
     across_section,
     heldout_section,
@@ -49,8 +50,8 @@ def to_markdown(report: Report) -> str:
     rows = report.rows[~report.rows.variant.isin([START, *report.baselines])]
     delta_rows = []
     for ablation, group in rows.groupby("variant", sort=False):
-        by_task = {r["task"]: r for r in group.to_dict("records")}
-        delta_rows.append([str(ablation), *[delta_text(by_task[c]) if c in by_task else "—" for c in columns]])
+        by_task = {r.task: r for r in records(group)}
+        delta_rows.append([str(ablation), *[delta_text(by_task.get(c)) for c in columns]])
     if delta_rows:
         out += markdown_table(["variant", *names], delta_rows, ["l", *"r" * len(columns)])
     else:
@@ -101,7 +102,7 @@ def footnotes(report: Report) -> list[str]:
             "An unmarked Δ below it is uninformative, not evidence of no effect."
         )
     fallback = [
-        f"{r.variant!s} × {r.task!s}" for r in report.rows.itertuples() if r.method == NORMAL and r.task in report.tasks
+        f"{r.variant!s} × {r.task!s}" for r in records(report.rows) if r.method == NORMAL and r.task in report.tasks
     ]
     if fallback:
         lines.append(

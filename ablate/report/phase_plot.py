@@ -10,6 +10,7 @@ from typing import IO
 from ablate.names import VariantName, label_value
 from ablate.report.build import Report
 from ablate.report.load import DONE, START
+from ablate.report.rows import records
 
 PANELS_PER_ROW = 4
 
@@ -32,18 +33,18 @@ def plot_phases(report: Report, target: str | IO[bytes]) -> None:
     for index, column in enumerate(columns):
         ax = axes[index // wide][index % wide]
         for number, arm in enumerate(arms):
-            points = sorted(
-                (x[name.label], r["delta_pp"], r["ci_low_pp"], r["ci_high_pp"])
-                for r in rows[rows.task == column].to_dict("records")
-                for name in [VariantName.parse_ablation(str(r["variant"]))]
-                if name.base == arm and name.label in x and r["delta_pp"] is not None
+            points = sorted(  # in points, as the table writes them
+                (x[name.label], 100 * r.delta, 100 * r.ci_low, 100 * r.ci_high)
+                for r in records(rows[rows.task == column])
+                for name in [VariantName.parse_ablation(str(r.variant))]
+                if name.base == arm and name.label in x and not math.isnan(r.delta)
             )
             if not points:
                 continue
             xs, ys, lows, highs = zip(*points, strict=True)
             colour = colours(number % 10)
             ax.plot(xs, ys, marker="o", color=colour, label=arm)
-            if all(v is not None and not math.isnan(v) for v in lows + highs):
+            if not any(math.isnan(v) for v in lows + highs):
                 ax.fill_between(xs, lows, highs, color=colour, alpha=0.15, linewidth=0)
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_title(f"{column} (cat.)" if column in report.categories else column, fontsize=9)

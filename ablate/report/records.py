@@ -1,4 +1,5 @@
-"""The report as data for other tools: report.csv's rows and report.json's content."""
+"""The report as data for other tools: report.csv's rows and report.json's content, the report's
+fractions written in percent (percentage points for a Δ) under the columns' written names."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import pandas as pd
 
 from ablate import stats
 from ablate.report.build import Report
-from ablate.report.rows import CSV_COLUMNS, ROW_COLUMNS
+from ablate.report.rows import CSV_COLUMNS, IN_PERCENT
 
 
 def to_csv(report: Report) -> str:
-    frame = report.rows[CSV_COLUMNS].copy()
+    frame = written_rows(report)[CSV_COLUMNS]
     for column in ("n_items", "n_clusters"):
         frame[column] = frame[column].astype("Int64")
     for column in ("significant", "significant_adjusted"):
@@ -33,7 +34,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "metrics": report.metrics,
         "categories": report.categories,
         "scores": _records(scores, list(scores.columns)),
-        "rows": _records(report.rows, ROW_COLUMNS),
+        "rows": _records(written_rows(report), [*CSV_COLUMNS, "state", "method"]),
         "power": report.power,
         "trust": None if report.trust is None else asdict(report.trust),
         "phases": report.phases,
@@ -48,6 +49,14 @@ def to_json(report: Report) -> dict[str, Any]:
         "notes": report.notes,
         **({} if report.across is None else {"across": asdict(report.across)}),
     }
+
+
+def written_rows(report: Report) -> pd.DataFrame:
+    """Report.rows as report.csv and report.json write them: fractions in percent, renamed."""
+    frame = report.rows.copy()
+    for column in IN_PERCENT:
+        frame[column] = 100 * frame[column]
+    return frame.rename(columns=IN_PERCENT)
 
 
 def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[Hashable, Any]]:

@@ -5,6 +5,8 @@ heatmap and `ablate suggest`, so a figure reads the same everywhere.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from ablate.report.load import DONE
@@ -23,16 +25,19 @@ def fmt_pp(value: float) -> str:
     return fmt_signed(value, 1)
 
 
-def delta_text(row: pd.Series | dict) -> str:
-    """'+1.2 [-0.8, +3.1] *' for a measured cell (`*`: significant after the table's adjustment),
-    the state for one that is not."""
-    if row.get("state") != DONE or row.get("delta_pp") is None or pd.isna(row.get("delta_pp")):
-        return "—" if row.get("state") in (DONE, "missing") else str(row.get("state"))
-    text = fmt_pp(row["delta_pp"])
-    if row.get("ci_low_pp") is None or pd.isna(row.get("ci_low_pp")):
+def delta_text(row: Any | None) -> str:
+    """'+1.2 [-0.8, +3.1] *' for a measured cell of Report.rows (a row of its itertuples(), fractions
+    written in points; `*`: significant after the table's adjustment), the state for one that is not,
+    "—" for none."""
+    if row is None:
+        return "—"
+    if row.state != DONE or pd.isna(row.delta):
+        return "—" if row.state in (DONE, "missing") else str(row.state)
+    text = fmt_pp(100 * row.delta)
+    if pd.isna(row.ci_low):
         return text + " (no CI)"
-    text += f" [{fmt_pp(row['ci_low_pp'])}, {fmt_pp(row['ci_high_pp'])}]"
-    return text + " *" if row.get("significant_adjusted") is True else text
+    text += f" [{fmt_pp(100 * row.ci_low)}, {fmt_pp(100 * row.ci_high)}]"
+    return text + " *" if row.significant_adjusted is True else text
 
 
 def markdown_table(header: list[str], rows: list[list[str]], align: list[str]) -> list[str]:

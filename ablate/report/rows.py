@@ -4,6 +4,7 @@ category cells built from their tasks', and the adjustment that reads the table 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,15 +15,15 @@ from ablate.report.cells import NO_CI, NORMAL, PAIRED, DeltaCell
 from ablate.report.load import DONE
 from ablate.report.noise import SeedNoise
 
-CSV_COLUMNS = [
+ROW_COLUMNS = [  # Report.rows: scores, Δs, bounds and seed SD in fractions
     "variant",
     "task",
     "metric",
     "score",
     "baseline_score",
-    "delta_pp",
-    "ci_low_pp",
-    "ci_high_pp",
+    "delta",
+    "ci_low",
+    "ci_high",
     "n_items",
     "significant",
     "p_value",
@@ -30,10 +31,15 @@ CSV_COLUMNS = [
     "significant_adjusted",
     "n_clusters",
     "sign_kept",
-    "seed_sd_pp",
+    "seed_sd",
     "seed_df",
+    "state",
+    "method",
 ]
-ROW_COLUMNS = [*CSV_COLUMNS, "state", "method"]  # Report.rows: report.csv plus how each cell reads
+# report.csv's columns as written: each fraction of Report.rows in percent under its written name
+IN_PERCENT = {"score": "score", "baseline_score": "baseline_score", "delta": "delta_pp", "ci_low": "ci_low_pp",
+              "ci_high": "ci_high_pp", "seed_sd": "seed_sd_pp"}  # fmt: skip
+CSV_COLUMNS = [IN_PERCENT.get(c, c) for c in ROW_COLUMNS[:-2]]
 GAUNTLET = "gauntlet"  # the metric name of a category row
 _STATE_ORDER = ("failed", "stale", "damaged", "no results", "evaluating", "training", "pending")  # a not-done ablation
 
@@ -99,7 +105,7 @@ def category_cell(
 
 
 def delta_row(variant: str, task: str, metric: str, state: str, cell: DeltaCell | None) -> dict[str, Any]:
-    """An ablation's row for one task or category: its cell in percent, or its state without figures."""
+    """An ablation's row for one task or category: its cell, or its state without figures."""
     if cell is None:
         return {"variant": variant, "task": task, "metric": metric, "state": state if state != DONE else "missing"}
     low, high = cell.low, cell.high
@@ -107,17 +113,17 @@ def delta_row(variant: str, task: str, metric: str, state: str, cell: DeltaCell 
         "variant": variant,
         "task": task,
         "metric": metric,
-        "score": 100 * cell.score,
-        "baseline_score": 100 * cell.baseline_score,
-        "delta_pp": 100 * cell.delta,
-        "ci_low_pp": None if low is None else 100 * low,
-        "ci_high_pp": None if high is None else 100 * high,
+        "score": cell.score,
+        "baseline_score": cell.baseline_score,
+        "delta": cell.delta,
+        "ci_low": low,
+        "ci_high": high,
         "n_items": cell.n_items,
         "significant": None if low is None or high is None else bool(low > 0 or high < 0),
         "p_value": cell.p_value,
         "n_clusters": cell.n_clusters,
         "sign_kept": None if cell.draws is None else stats.sign_kept(cell.draws, cell.delta),
-        "seed_sd_pp": None if cell.seed_sd is None else 100 * cell.seed_sd,
+        "seed_sd": cell.seed_sd,
         "seed_df": cell.seed_df,
         "state": DONE,
         "method": cell.method,
@@ -130,14 +136,23 @@ def score_row(variant: str, task: str, metric: str, score: float | None) -> dict
         "variant": variant,
         "task": task,
         "metric": metric,
-        "score": None if score is None else 100 * score,
+        "score": score,
         "state": DONE if score is not None else "missing",
     }
 
 
-def adjusted(table: pd.DataFrame, adjust: str, ci: float) -> pd.DataFrame:
-    """p_adjusted and significant_adjusted over the family of every Δ cell that has a p-value (tasks
+def records(table: pd.DataFrame) -> Iterator[Any]:
+    """Report.rows' rows, each read by attribute (row.delta, row.ci_low, ...): pandas' named tuples,
+    typed Any since pandas-stubs cannot type a row's fields."""
+    return table.itertuples()
+
+
+def row_table(rows: list[dict[str, Any]], adjust: str, ci: float) -> pd.DataFrame:
+    """Report.rows from score_row's and delta_row's rows: fractions as floats (NaN where unmeasured),
+    and p_adjusted and significant_adjusted over the family of every Δ cell that has a p-value (tasks
     and categories, every ablation): the table is read as a whole, so it is tested as one."""
+    table = pd.DataFrame(rows, columns=ROW_COLUMNS)
+    table[list(IN_PERCENT)] = table[list(IN_PERCENT)].astype(float)
     tested = table.p_value.notna()
     p_adjusted = stats.adjust_p_values(table.p_value[tested].to_numpy(dtype=float), adjust)
     table["p_adjusted"] = pd.Series(p_adjusted, index=table.index[tested], dtype=float).reindex(table.index)

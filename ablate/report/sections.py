@@ -14,6 +14,7 @@ from ablate.report.heldout import LOSS_PREFIX, LossCell
 from ablate.report.ladder import AcrossRow, Interval
 from ablate.report.load import START
 from ablate.report.render import ADJUSTMENT_NAMES, delta_text, fmt_pp, fmt_signed, markdown_table, models_text
+from ablate.report.rows import records
 from ablate.report.trust import STABLE
 
 
@@ -22,7 +23,7 @@ def phase_section(report: Report) -> list[str]:
     phase, and how often a shorter phase orders the variants as the longest one does."""
     s, level = report.settings, f"{100 * report.settings.ci:g}%"
     rows = report.rows[~report.rows.variant.isin([START, *report.baselines])]
-    cells = {(VariantName.parse_ablation(str(r["variant"])), r["task"]): r for r in rows.to_dict("records")}
+    cells = {(VariantName.parse_ablation(str(r.variant)), r.task): r for r in records(rows)}
     arms = list(dict.fromkeys(VariantName.parse_ablation(str(v)).base for v in rows.variant))
     agreement = {(a.task, a.short): a for a in report.phase_agreement}
     out = [
@@ -33,9 +34,7 @@ def phase_section(report: Report) -> list[str]:
     ]
     for task in report.columns:
         out += ["", f"**{task}**", ""]
-        table = [
-            [arm, *[delta_text(cells.get((VariantName(arm, p), task), {})) for p in report.phases]] for arm in arms
-        ]
+        table = [[arm, *[delta_text(cells.get((VariantName(arm, p), task))) for p in report.phases]] for arm in arms]
         out += markdown_table(["variant", *[f"@{p}" for p in report.phases]], table, ["l", *"r" * len(report.phases)])
         for short in report.phases[:-1]:
             a = agreement.get((task, short))

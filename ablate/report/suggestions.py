@@ -10,6 +10,7 @@ import pandas as pd
 
 from ablate.report.heldout import LOSS_PREFIX, LossCell
 from ablate.report.load import DONE
+from ablate.report.rows import records
 
 
 def with_measured(
@@ -18,6 +19,7 @@ def with_measured(
     """A suggestion with the measured Δ of its objective (Σ weight · Δ target) for the ablation that
     measures it, once every target has one, and whether the study's plan still has it.
 
+    A task's Δ reads in percentage points, as `ablate suggest` fitted it; a loss's in nats per token.
     One target: its own interval, times its weight. Several: each target's interval read as a normal
     one and combined as independent, since the targets are measured on different items and held-out
     sequences (the item noise each interval describes is independent across them).
@@ -32,10 +34,9 @@ def with_measured(
             if cell is not None and cell.delta is not None:
                 terms[target] = (cell.delta, cell.low, cell.high)
             continue
-        row = table[(table.variant == ablation) & (table.task == target)]
-        if len(row) and row.iloc[0]["state"] == DONE and pd.notna(row.iloc[0]["delta_pp"]):
-            found = row.iloc[0]
-            terms[target] = (float(found["delta_pp"]), _number(found["ci_low_pp"]), _number(found["ci_high_pp"]))
+        found = next(records(table[(table.variant == ablation) & (table.task == target)]), None)
+        if found is not None and found.state == DONE and pd.notna(found.delta):
+            terms[target] = (float(100 * found.delta), _points(found.ci_low), _points(found.ci_high))
     if len(terms) < len(proposal["objective"]):
         return {**proposal, "measured": None}
     weights = proposal["objective"]
@@ -53,5 +54,6 @@ def with_measured(
     return {**proposal, "measured": {"value": value, "low": low, "high": high, "terms": terms}}
 
 
-def _number(value: Any) -> float | None:
-    return None if value is None or pd.isna(value) else float(value)
+def _points(value: float) -> float | None:
+    """A fraction of Report.rows in the objective's unit, percentage points (what `ablate suggest` fits)."""
+    return None if pd.isna(value) else float(100 * value)
