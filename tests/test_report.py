@@ -77,7 +77,7 @@ def test_fixed_study_figures_by_hand(fixed):
     # Power at the baseline's t_math score (39/80) with 80 items.
     from ablate.stats import minimum_detectable_effect
 
-    assert report.power["t_math"]["mde_pp"] == pytest.approx(100 * minimum_detectable_effect(80, 39 / 80))
+    assert report.power["t_math"].mde == pytest.approx(minimum_detectable_effect(80, 39 / 80))
 
 
 def test_missing_item_logs_fall_back_to_the_normal_interval_and_say_so(fixed):
@@ -331,10 +331,11 @@ def test_items_that_share_a_cluster_are_resampled_together(tmp_path):
     from ablate.stats import minimum_detectable_effect
 
     power = reports["clustered"].power["t"]
-    assert power["design_effect"] == pytest.approx(5) and power["n_clusters"] == 12
-    assert power["mde_pp"] == pytest.approx(100 * minimum_detectable_effect(12, 0.25))
+    assert power.design_effect == pytest.approx(5) and power.n_clusters == 12
+    assert power.mde == pytest.approx(minimum_detectable_effect(12, 0.25))
     assert "effective n=12 of 60 in 12 clusters, design effect 5.0" in markdown
-    assert "design_effect" not in reports["items"].power["t"]
+    assert reports["items"].power["t"].design_effect is None
+    assert "design_effect" not in to_json(reports["items"])["power"]["t"]
 
 
 def test_metric_flag_and_default_choice(tmp_path):

@@ -32,7 +32,7 @@ from ablate.report.rows import (
 )
 from ablate.report.scores import score_table, scores_by_variant, shown_columns
 from ablate.report.suggestions import with_measured
-from ablate.report.trust import PhaseAgreement, Trust, phase_agreement, trust
+from ablate.report.trust import PhaseAgreement, Power, Trust, phase_agreement, trust
 
 if TYPE_CHECKING:
     from ablate.report.ladder import Across
@@ -62,7 +62,7 @@ class Report:
     metrics: dict[str, str]  # task → the metric reported
     scores: pd.DataFrame  # one row per variant (start first): "state", then percent per task and category
     rows: pd.DataFrame  # rows.ROW_COLUMNS, fractions: one row per ablation × task/category
-    power: dict[str, dict[str, float]]  # task → n_items, baseline_score (%), mde_pp
+    power: dict[str, Power]  # task → the smallest Δ it detects at the baseline's score
     notes: list[str]
     trust: Trust | None  # seed noise, SNR, seeds/items needed, seed-half consistency; None with one seed
     baselines: list[str]  # the baseline ablations: `baseline`, or one per phase (baseline@p10, ...)
@@ -224,7 +224,7 @@ def _measured(results: StudyResults, scores: pd.DataFrame, cells: Cells, tasks: 
     return noise.Measured(scores[columns].astype(float) / 100, losses, results.variants, floors)
 
 
-def _power(tasks: list[str], cells: Cells, base_done: list[str], ci: float) -> dict[str, dict[str, float]]:
+def _power(tasks: list[str], cells: Cells, base_done: list[str], ci: float) -> dict[str, Power]:
     """Per task: the smallest Δ a study of this size detects at the baseline's score.
 
     A clustered task counts its effective items, n / design effect, with the design effect estimated
@@ -232,19 +232,19 @@ def _power(tasks: list[str], cells: Cells, base_done: list[str], ci: float) -> d
     the item bootstrap's), where counting clusters alone would overstate the MDE of loosely related
     items and counting items would understate that of items asking one fact.
     """
-    power: dict[str, dict[str, float]] = {}
+    power: dict[str, Power] = {}
     for task in tasks:
         score, n_items = cells.mean_score(base_done, task), cells.items(task)
         if score is None or not n_items:
             continue
         p = min(max(score, 1 / n_items), 1 - 1 / n_items)  # at 0% or 100% the variance estimate is 0
-        entry: dict[str, float] = {"n_items": n_items, "baseline_score": 100 * score}
-        n: float = n_items
         clustered = cells.design_effect(base_done, task)
-        if clustered is not None:
-            n = n_items / clustered[1]
-            entry.update(n_clusters=clustered[0], design_effect=clustered[1], n_effective=n)
-        power[task] = {**entry, "mde_pp": 100 * stats.minimum_detectable_effect(n, p, ci)}
+        if clustered is None:
+            power[task] = Power(n_items, score, stats.minimum_detectable_effect(n_items, p, ci))
+            continue
+        n = n_items / clustered[1]
+        mde = stats.minimum_detectable_effect(n, p, ci)
+        power[task] = Power(n_items, score, mde, n_clusters=clustered[0], design_effect=clustered[1], n_effective=n)
     return power
 
 

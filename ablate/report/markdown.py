@@ -6,8 +6,6 @@ same bytes. Deterministic for a fixed report.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from ablate import stats
@@ -24,6 +22,7 @@ from ablate.report.sections import (
     suggestion_section,
     trust_section,
 )
+from ablate.report.trust import Power
 
 ADJUSTMENT_MEANING = {
     "bh": "false discovery rate {alpha}: on average at most {alpha} of the flags are false",
@@ -96,7 +95,7 @@ def footnotes(report: Report) -> list[str]:
             "resampled together, so the interval accounts for their correlation."
         )
     if report.power:
-        figures = ", ".join(f"{t} {p['mde_pp']:.1f} pp ({_power_n(p)})" for t, p in report.power.items())
+        figures = ", ".join(f"{t} {100 * p.mde:.1f} pp ({_power_n(p)})" for t, p in report.power.items())
         lines.append(
             f"Power: smallest Δ detectable (two-sided {level}, 80% power, at the baseline score): {figures}. "
             "An unmarked Δ below it is uninformative, not evidence of no effect."
@@ -158,11 +157,11 @@ def _flag_footnote(report: Report) -> str:
     )
 
 
-def _power_n(power: dict[str, Any]) -> str:
+def _power_n(power: Power) -> str:
     """The sample size behind an MDE: items, or for a clustered task the effective items."""
-    if "n_effective" not in power:
-        return f"n={power['n_items']:,}"
+    if power.n_effective is None or power.n_clusters is None or power.design_effect is None:
+        return f"n={power.n_items:,}"
     return (
-        f"effective n={power['n_effective']:,.0f} of {power['n_items']:,} in {power['n_clusters']:,} clusters, "
-        f"design effect {power['design_effect']:.1f}"
+        f"effective n={power.n_effective:,.0f} of {power.n_items:,} in {power.n_clusters:,} clusters, "
+        f"design effect {power.design_effect:.1f}"
     )

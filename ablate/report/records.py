@@ -13,6 +13,7 @@ import pandas as pd
 from ablate import stats
 from ablate.report.build import Report
 from ablate.report.rows import CSV_COLUMNS, IN_PERCENT
+from ablate.report.trust import Power, Trust
 
 
 def to_csv(report: Report) -> str:
@@ -35,8 +36,8 @@ def to_json(report: Report) -> dict[str, Any]:
         "categories": report.categories,
         "scores": _records(scores, list(scores.columns)),
         "rows": _records(written_rows(report), [*CSV_COLUMNS, "state", "method"]),
-        "power": report.power,
-        "trust": None if report.trust is None else asdict(report.trust),
+        "power": {task: _power(p) for task, p in report.power.items()},
+        "trust": None if report.trust is None else _trust(report.trust),
         "phases": report.phases,
         "phase_agreement": [asdict(a) for a in report.phase_agreement],
         "suggestions": report.suggestions,
@@ -49,6 +50,29 @@ def to_json(report: Report) -> dict[str, Any]:
         "notes": report.notes,
         **({} if report.across is None else {"across": asdict(report.across)}),
     }
+
+
+def _power(power: Power) -> dict[str, Any]:
+    """A task's power as report.json writes it: the baseline's score in percent, the MDE in points, and
+    a clustered task's clusters, design effect and effective items."""
+    clustered = {"n_clusters": power.n_clusters, "design_effect": power.design_effect, "n_effective": power.n_effective}
+    return {
+        "n_items": power.n_items,
+        "baseline_score": 100 * power.baseline_score,
+        **({} if power.n_effective is None else clustered),
+        "mde_pp": 100 * power.mde,
+    }
+
+
+def _trust(trust: Trust) -> dict[str, Any]:
+    """The trust section as report.json writes it: seed SD, spread and detectable Δ in points."""
+    points = {"seed_sd": "seed_sd_pp", "spread": "spread_pp", "detectable": "detectable_pp"}
+    record = asdict(trust)
+    record["tasks"] = [
+        {points.get(k, k): v if k not in points or v is None else 100 * v for k, v in task.items()}
+        for task in record["tasks"]
+    ]
+    return record
 
 
 def written_rows(report: Report) -> pd.DataFrame:

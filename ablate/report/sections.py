@@ -88,13 +88,13 @@ def trust_section(report: Report) -> list[str]:
         rows.append(
             [
                 t.task,
-                f"{t.seed_sd_pp:.1f}",
-                f"{t.spread_pp:.1f}",
+                f"{100 * t.seed_sd:.1f}",
+                f"{100 * t.spread:.1f}",
                 "∞" if math.isinf(t.snr) else "—" if math.isnan(t.snr) else f"{t.snr:.1f}",
                 apart,
-                "—" if t.detectable_pp is None else f"{t.detectable_pp:.1f}",
-                _need(t.seeds_needed, "more items", t.least_items, t.detectable_pp),
-                _need(t.items_needed, "more seeds", t.least_seeds, t.detectable_pp),
+                "—" if t.detectable is None else f"{100 * t.detectable:.1f}",
+                _need(t.seeds_needed, "more items", t.least_items, t.detectable),
+                _need(t.items_needed, "more seeds", t.least_seeds, t.detectable),
                 f"{t.stable_signs} of {t.removals}",
                 agree,
             ]

@@ -25,6 +25,24 @@ from ablate.report.load import DONE, START, StudyResults
 
 
 @dataclass(frozen=True)
+class Power:
+    """One task's power at its baseline's score: the smallest Δ a study of this size detects (fractions);
+    a clustered task counts its effective items, n / design effect."""
+
+    n_items: int
+    baseline_score: float
+    mde: float  # two-sided at the report's level, 80% power
+    n_clusters: int | None = None  # the clustered task's, else None
+    design_effect: float | None = None
+    n_effective: float | None = None
+
+    @property
+    def effective(self) -> float:
+        """The items the MDE counts: effective items for a clustered task, else its items."""
+        return self.n_items if self.n_effective is None else self.n_effective
+
+
+@dataclass(frozen=True)
 class Consistency:
     """The share of variant pairs that one half of the seeds orders as the other half does."""
 
@@ -38,18 +56,18 @@ class Consistency:
 
 @dataclass(frozen=True)
 class TaskTrust:
-    """One task's row of the trust section; scores in percentage points."""
+    """One task's row of the trust section; scores and Δs in fractions."""
 
     task: str
     ablations: int  # ablations with at least two done seeds, the baseline among them
     seeds: int  # the baseline's done seeds: what "now" means below
-    seed_sd_pp: float
-    spread_pp: float
+    seed_sd: float
+    spread: float
     snr: float
     p_value: float  # F-test: every ablation has the same expected score
     p_adjusted: float  # over the tasks, with the report's adjustment
     distinguishes: bool
-    detectable_pp: float | None  # smallest Δ detectable now, items and seeds together
+    detectable: float | None  # smallest Δ detectable now, items and seeds together
     seeds_needed: int | None  # for a Δ of Trust.detect_pp at these items; None: items are the limit
     items_needed: int | None  # for that Δ at these seeds; None: seed noise is the limit
     least_items: int | None  # for that Δ with unlimited seeds: what "more items" means
@@ -75,7 +93,7 @@ class PhaseAgreement:
 
 @dataclass(frozen=True)
 class Trust:
-    detect_pp: float  # the Δ the "seeds/items for Δ" columns aim at (`--detect`)
+    detect_pp: float  # the Δ the "seeds/items for Δ" columns aim at (`--detect`, in percentage points)
     tasks: list[TaskTrust]
     phase: str | None  # a phase study's: the phase these figures are at (the longest)
 
@@ -88,7 +106,7 @@ def trust(
     scores: pd.DataFrame,
     cells: Cells,
     rows: pd.DataFrame,
-    power: dict[str, dict[str, float]],
+    power: dict[str, Power],
     *,
     baseline: str,
     phase: str | None,
@@ -136,8 +154,8 @@ def trust(
                 task=task,
                 ablations=len(members),
                 seeds=len(members[baseline]),
-                seed_sd_pp=100 * noise["noise"],
-                spread_pp=100 * noise["signal"],
+                seed_sd=noise["noise"],
+                spread=noise["signal"],
                 snr=noise["snr"],
                 p_value=noise["p_value"],
                 p_adjusted=float(p_adjusted),
@@ -151,19 +169,20 @@ def trust(
     return Trust(detect_pp=detect_pp, tasks=out, phase=phase)
 
 
-def _needs(power: dict[str, float] | None, seed_sd: float, seeds: int, delta: float, ci: float) -> dict[str, Any]:
+def _needs(power: Power | None, seed_sd: float, seeds: int, delta: float, ci: float) -> dict[str, Any]:
     """Detectable Δ now, and the seeds or items a Δ of `delta` needs, at the baseline's score and
     effective items (a clustered task's items needed are counted as raw items: × design effect)."""
     if power is None:
-        return dict.fromkeys(("detectable_pp", "seeds_needed", "items_needed", "least_items", "least_seeds"))
-    n = power.get("n_effective", power["n_items"])
-    p = min(max(power["baseline_score"] / 100, 1 / power["n_items"]), 1 - 1 / power["n_items"])
+        return dict.fromkeys(("detectable", "seeds_needed", "items_needed", "least_items", "least_seeds"))
+    n = power.effective
+    score = 100 * power.baseline_score / 100  # through percent, as report.json's figures were first made
+    p = min(max(score, 1 / power.n_items), 1 - 1 / power.n_items)
 
     def raw(effective: int | None) -> int | None:
-        return None if effective is None else int(np.ceil(effective * power.get("design_effect", 1.0)))
+        return None if effective is None else int(np.ceil(effective * (power.design_effect or 1.0)))
 
     return {
-        "detectable_pp": 100 * stats.detectable_effect(p, n, seed_sd, seeds, ci),
+        "detectable": stats.detectable_effect(p, n, seed_sd, seeds, ci),
         "seeds_needed": stats.seeds_needed(delta, p, n, seed_sd, ci),
         "items_needed": raw(stats.items_needed(delta, p, seeds, seed_sd, ci)),
         "least_items": raw(stats.items_needed(delta, p, math.inf, seed_sd, ci)),
