@@ -261,7 +261,7 @@ def test_seeds_average_item_by_item_and_their_spread_widens_every_interval(tmp_p
     row = rows_by_key(report)[("no-x", "t")]
     assert row["n_items"] == 200 and row["method"] == "paired bootstrap"
     # The baseline's seeds agree exactly; no-x's three differ: pooled over both, 2 + 2 degrees of freedom.
-    no_x = report.scores.loc[["no-x.s1", "no-x.s2", "no-x.s3"], "t"].to_numpy() / 100
+    no_x = report.scores.loc[["no-x.s1", "no-x.s2", "no-x.s3"], "t"].to_numpy()
     assert row["seed_df"] == 4
     whole_runs = ((no_x - no_x.mean()) ** 2).sum() / 4
     # no-x's items flip independently, so a run's score varies by the items' own variance across
@@ -344,7 +344,7 @@ def test_metric_flag_and_default_choice(tmp_path):
     write_lm_eval(tmp_path / "v", both)
     assert build_report(load_folder(tmp_path)).metrics == {"t": "acc_norm"}
     report = build_report(load_folder(tmp_path), Settings(metric="acc"))
-    assert report.metrics == {"t": "acc"} and report.scores.loc["baseline", "t"] == 50.0
+    assert report.metrics == {"t": "acc"} and report.scores.loc["baseline", "t"] == 0.5
     with pytest.raises(AblateError, match="--metric f1"):
         build_report(load_folder(tmp_path), Settings(metric="f1"))
 

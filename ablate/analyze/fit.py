@@ -58,8 +58,8 @@ def load_points(study: str | None, phase: str | None) -> Loaded:
     every multiple-choice task's correct-answer loss as `answer-loss:<task>` (nats per byte)."""
     from ablate.plan.study import load_study_plan
     from ablate.report.answers import AnswerLoss, answer_table, study_answers
-    from ablate.report.build import score_table
     from ablate.report.load import load_study
+    from ablate.report.scores import score_table
     from ablate.study.store import current_study
 
     name = current_study(study)
@@ -119,7 +119,7 @@ class TargetFit:
 def study_points(results: StudyResults, plan: Plan, scores: Any, *, phase: str | None = None) -> dict[str, Points]:
     """target (task, category or loss:<domain>) → Points over the study's done ablations (baseline and control
     included) at `phase` (default: the longest; None for a study without phases). `scores` is the
-    report's score table (ablate.report.build.score_table), with loss columns joined where measured.
+    report's score table (ablate.report.scores.score_table), with loss columns joined where measured.
     `phase` EVERY: the done ablations of every phase, each its own point (a ladder in D, studies.py)."""
     labels = sorted(
         {label for v in plan.variants if (label := VariantName.parse_ablation(v.ablation).label)}, key=label_value

@@ -30,7 +30,7 @@ from ablate.report.rows import (
     row_table,
     score_row,
 )
-from ablate.report.scores import score_table, scores_by_variant, shown_columns
+from ablate.report.scores import scores_by_variant, shown_columns
 from ablate.report.suggestions import with_measured
 from ablate.report.trust import PhaseAgreement, Power, Trust, phase_agreement, trust
 
@@ -60,7 +60,7 @@ class Report:
     tasks: list[str]
     categories: dict[str, dict[str, Any]]
     metrics: dict[str, str]  # task → the metric reported
-    scores: pd.DataFrame  # one row per variant (start first): "state", then percent per task and category
+    scores: pd.DataFrame  # one row per variant (start first): "state", then fractions per task and category
     rows: pd.DataFrame  # rows.ROW_COLUMNS, fractions: one row per ablation × task/category
     power: dict[str, Power]  # task → the smallest Δ it detects at the baseline's score
     notes: list[str]
@@ -109,7 +109,8 @@ def build_report(
     borrowed = None
     if noise_from is not None:
         their_items = Cells.read(noise_from, metrics, ci=settings.ci, resamples=settings.resamples, seed=settings.seed)
-        borrowed = _measured(noise_from, score_table(noise_from, settings.metric), their_items, tasks)
+        their_scores = scores_by_variant(noise_from, *shown_columns(noise_from, settings.metric, []))
+        borrowed = _measured(noise_from, their_scores, their_items, tasks)
     seed_noise = noise.seed_noise(_measured(results, scores, items, tasks), tasks, categories, borrowed)
     cells = items.with_noise(seed_noise)  # the items did not need it; every Δ from here on adds it
 
@@ -165,7 +166,7 @@ def build_report(
                 cell = category_cell(key, spec, cells_of, found, seeds, ci=settings.ci, seed=settings.seed)
             rows.append(delta_row(ablation, name, GAUNTLET, state, cell))
     start_rows = [
-        score_row(START, task, metrics.get(task, ""), scores[task].loc[START] / 100)
+        score_row(START, task, metrics.get(task, ""), scores[task].loc[START])
         for task in tasks
         if START in scores.index and not math.isnan(scores[task].loc[START])
     ]
@@ -221,7 +222,10 @@ def _measured(results: StudyResults, scores: pd.DataFrame, cells: Cells, tasks: 
         for task in tasks
         if (floor := cells.flip_variance(task, groups)) is not None
     }
-    return noise.Measured(scores[columns].astype(float) / 100, losses, results.variants, floors)
+    # Through percent and back: the arithmetic the published seed noise was first made with, kept so
+    # that every figure keeps its last bits.
+    published = 100 * scores[columns].astype(float) / 100
+    return noise.Measured(published, losses, results.variants, floors)
 
 
 def _power(tasks: list[str], cells: Cells, base_done: list[str], ci: float) -> dict[str, Power]:

@@ -41,7 +41,7 @@ def to_markdown(report: Report) -> str:
     out += ["## Scores (%)", ""]
     score_rows = []
     for variant, row in report.scores.iterrows():
-        cells = ["—" if pd.isna(row[c]) else f"{row[c]:.1f}" for c in columns]
+        cells = ["—" if pd.isna(row[c]) else f"{100 * row[c]:.1f}" for c in columns]
         score_rows.append([str(variant), str(row["state"]), *cells])
     out += markdown_table(["variant", "state", *names], score_rows, ["l", "l", *"r" * len(columns)])
 

@@ -27,7 +27,8 @@ def to_csv(report: Report) -> str:
 
 def to_json(report: Report) -> dict[str, Any]:
     """report.csv's rows plus the settings, scores table, power and notes."""
-    scores = report.scores.reset_index()
+    columns = [c for c in report.scores.columns if c != "state"]
+    scores = report.scores.assign(**{c: 100 * report.scores[c] for c in columns}).reset_index()
     return {
         "title": report.title,
         "settings": {**asdict(report.settings), "seed_method": stats.SEED_METHOD, "interval": "percentile"},

@@ -1,5 +1,5 @@
 """The score table: which metric each task reports, which tasks and categories a report shows, and every
-variant's score on them (percent). Pure; what `ablate fit` and `ablate suggest` read as well."""
+variant's score on them (fractions; in percent for `ablate fit` and `ablate suggest`). Pure."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from ablate.report.load import START, StudyResults
 
 
 def score_table(results: StudyResults, metric: str | None = None) -> pd.DataFrame:
-    """The report's score table alone (percent, one row per variant, tasks then categories), without
+    """The report's score table alone in percent (one row per variant, tasks then categories), without
     the intervals: what `ablate fit` and `ablate suggest` read."""
-    return scores_by_variant(results, *shown_columns(results, metric, []))
+    table = scores_by_variant(results, *shown_columns(results, metric, []))
+    columns = [c for c in table.columns if c != "state"]
+    table[columns] = 100 * table[columns]
+    return table
 
 
 def shown_columns(
@@ -55,18 +58,18 @@ def _choose_metrics(results: StudyResults, wanted: str | None, notes: list[str])
 def scores_by_variant(
     results: StudyResults, metrics: dict[str, str], tasks: list[str], categories: dict[str, dict[str, Any]]
 ) -> pd.DataFrame:
-    """Variant × task in percent, lm-eval's aggregate score; NaN where nothing was measured."""
+    """Variant × task (then category) in fractions, lm-eval's aggregate score and each category's
+    gauntlet score; NaN where nothing was measured."""
     variants = results.variants
     order = ([START] if START in set(variants.variant) else []) + [v for v in variants.variant if v != START]
     chosen = results.scores[results.scores.task.map(metrics) == results.scores.metric]
     wide = chosen.drop_duplicates(["variant", "task"], keep="last").pivot(
         index="variant", columns="task", values="score"
     )
-    table = (100 * wide.reindex(index=pd.Index(order, name="variant"), columns=tasks)).astype(float)
+    table = wide.reindex(index=pd.Index(order, name="variant"), columns=tasks).astype(float)
     table.columns.name = None
     table.insert(0, "state", variants.set_index("variant").state.reindex(order))
     for name, spec in categories.items():
         chance = [spec["random_baseline"].get(t, 0.0) for t in spec["tasks"]]
-        per_task = table[spec["tasks"]].astype(float) / 100
-        table[name] = 100 * stats.gauntlet_score([per_task[t] for t in spec["tasks"]], chance)
+        table[name] = stats.gauntlet_score([table[t] for t in spec["tasks"]], chance)
     return table

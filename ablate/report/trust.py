@@ -134,7 +134,7 @@ def trust(
     for task in tasks:
         if task not in scores:
             continue
-        groups = [scores.loc[vs, task].dropna().to_numpy(dtype=float) / 100 for vs in members.values()]
+        groups = [scores.loc[vs, task].dropna().to_numpy(dtype=float) for vs in members.values()]
         noise = stats.seed_noise(groups)
         if noise is not None:
             measured.append((task, noise))
