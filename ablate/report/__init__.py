@@ -6,11 +6,11 @@ power, notes) as markdown, CSV, JSON and a heatmap.
     # in a notebook:
     from ablate.report import load_study, build_report, Settings, to_markdown
     report = build_report(load_study("demo"), Settings(resamples=2000))
-    report.rows                            # the long table of report.csv, as a DataFrame
+    report.rows                            # report.csv's long table as a DataFrame, in fractions
 
-load.py reads results; build.py computes the report (pure): scores.py the score table, noise.py the
-seed noise, cells.py each cell's statistics (ablate/stats/ the estimators), rows.py the Δ table's rows,
-trust.py and heldout.py their sections' figures, suggestions.py what `ablate suggest` proposed,
+load.py reads results; build.py computes the report (pure, in fractions): scores.py the score table,
+noise.py the seed noise, cells.py each cell's statistics (ablate/stats/ the estimators), rows.py the
+Δ table's rows, trust.py and heldout.py their sections' figures, suggestions.py what `ablate suggest` proposed,
 answers.py each multiple-choice task's correct-answer loss (for ablate.analyze.accuracy).
 markdown.py turns it into report.md (sections.py the optional sections, render.py how a figure reads),
 records.py into report.csv and report.json; write.py is the only writer, and heatmap.py and

@@ -160,14 +160,15 @@ def heldout_section(report: Report) -> list[str]:
     by = {(c.ablation, c.domain): c for c in report.heldout}
     arms = list(dict.fromkeys(c.ablation for c in report.heldout))
     out = [f"## Held-out loss by domain ({level} CI)", ""]
-    for title, value, delta in (
-        ("Loss (nats per token)", "loss", ("delta", "low", "high")),
-        ("Bits per byte", "bits_per_byte", ("delta_bpb", "bpb_low", "bpb_high")),
-    ):
+    figures: list[tuple[str, Callable[[LossCell], _LossFigures]]] = [
+        ("Loss (nats per token)", lambda c: (c.loss, c.delta, c.low, c.high)),
+        ("Bits per byte", lambda c: (c.bits_per_byte, c.delta_bpb, c.bpb_low, c.bpb_high)),
+    ]
+    for title, read in figures:
         rows = []
         for arm in arms:
             cells = [by.get((arm, d)) for d in domains]
-            rows.append([arm, *[_loss_text(c, value, delta) for c in cells]])
+            rows.append([arm, *["—" if c is None else _loss_text(c.delta is None, *read(c)) for c in cells]])
         out += [f"**{title}**", "", *markdown_table(["variant", *domains], rows, ["l", *"r" * len(domains)]), ""]
     sequences = ", ".join(f"{d} {by[(arms[0], d)].sequences}" for d in domains if (arms[0], d) in by)
     out += [
@@ -178,14 +179,13 @@ def heldout_section(report: Report) -> list[str]:
     return out
 
 
-def _loss_text(cell: LossCell | None, value: str, delta: tuple[str, str, str]) -> str:
+_LossFigures = tuple[float | None, float | None, float | None, float | None]  # level, Δ, low, high
+
+
+def _loss_text(level_row: bool, level: float | None, mid: float | None, low: float | None, high: float | None) -> str:
     """A baseline's level (3 decimals) or an ablation's Δ with its interval (4: a 7B's Δ is ~0.005)."""
-    if cell is None:
-        return "—"
-    if cell.delta is None:
-        level = getattr(cell, value)
+    if level_row:
         return "—" if level is None else f"{level:.3f}"
-    mid, low, high = (getattr(cell, name) for name in delta)
     return "—" if mid is None else f"{mid:+.4f} [{low:+.4f}, {high:+.4f}]"
 
 
