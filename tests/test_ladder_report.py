@@ -87,8 +87,7 @@ def ladder_report():
         np.array([studies[r.study].heldout[n]["domains"]["web"]["loss"] for r in rungs for n in names]),
     )
     targets = fit_across({"loss:web": points}, models=None, resamples=100, seed=0, at=TARGET, baseline="baseline")
-    report.across = across(report, rungs, targets, TARGET)
-    return report, targets
+    return report.with_across(across(report, rungs, targets, TARGET)), targets
 
 
 def test_the_planted_law_flips_c_and_a_between_the_small_and_large_rungs():

@@ -130,11 +130,11 @@ def report(
     )
     built = build_report(results, settings, noise_from)
     if ladder:  # written as ladder-report.* in the first study's folder, as `ablate fit` writes ladder-fit.*
-        built.across = _across(built, *pooled, scale)
+        built = built.with_across(_across(built, *pooled, scale))
         written = write_report(built, out_dir or study_dir((study or [])[0]), plot=plot, prefix="ladder-")
     else:
         if from_dir is None:
-            built.across = _study_across(built, results.name, scale)
+            built = built.with_across(_study_across(built, results.name, scale))
         written = write_report(built, out_dir or from_dir or study_dir(results.name), plot=plot)
     print_report(built, fmt)
     for row in refused.itertuples():  # one line each, on stderr: the tables on stdout stay clean

@@ -20,6 +20,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,8 @@ def run_demo(
                     outcomes = run_study(recipe.name, how=how, observer=run_observer)
         with stage("report"):
             report = build_report(load_study(recipe.name), Settings())
-            report.notes += [unsuggested] if unsuggested else []
+            if unsuggested:
+                report = replace(report, notes=[*report.notes, unsuggested])
             write_report(report, study_dir(recipe.name))
         write_json(study_dir(recipe.name) / "demo_timings.json", {**seconds, "total": round(sum(seconds.values()), 2)})
     return report, seconds, [outcome for outcome in outcomes if outcome.state != "done"]

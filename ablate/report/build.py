@@ -9,7 +9,7 @@ cells.py each cell's interval, noise.py the seed noise they include, rows.py the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -52,8 +52,10 @@ class Settings:
     seed_noise_from: str | None = None  # a study whose replicates add to this one's seed noise
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
+    """A built report, what every renderer reads; `with_across` adds a ladder's conclusions across scale."""
+
     title: str
     settings: Settings
     header: list[str]
@@ -73,6 +75,10 @@ class Report:
     seed_noise: dict[noise.Key, noise.SeedNoise]  # (phase, column) → the seed noise every Δ there includes
     replicates: int  # replicate runs it was read from: done seeds beyond each ablation's first
     across: Across | None = None  # a ladder's: each removal's Δ at every rung and at the target (ladder.py)
+
+    def with_across(self, across: Across | None) -> Report:
+        """This report with a ladder's conclusions across scale (ablate.analyze.conclusions.across)."""
+        return replace(self, across=across)
 
     @property
     def columns(self) -> list[str]:

@@ -3,7 +3,7 @@ ablate.analyze.conclusions fills and the report renders.
 
     combined = ladder_results({"s1": results1, ...}, rungs)   # one StudyResults: no-math@r1, no-math@r2, ...
     report = build_report(combined, settings)                  # Δ per rung, decision accuracy vs the largest
-    report.across = across(report, rungs, targets, at)         # ablate.analyze.conclusions
+    report = report.with_across(across(report, rungs, targets, at))  # ablate.analyze.conclusions
 
 A ladder of studies (one per model size) is reported as a phase study is, since a phase study is a ladder in
 D: each rung's variants carry its label (r1, r2, ... smallest first), each removal's Δ is against its own
