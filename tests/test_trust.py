@@ -22,16 +22,16 @@ def test_seed_noise_figures_and_the_f_test_agree_with_scipy():
     noise = stats.seed_noise(groups)
     assert noise is not None
     pooled = sum(((g - g.mean()) ** 2).sum() for g in groups) / (7 - 3)
-    assert noise["noise"] == pytest.approx(pooled**0.5)
-    assert noise["signal"] == pytest.approx(np.std([g.mean() for g in groups], ddof=1))
-    assert noise["snr"] == pytest.approx(noise["signal"] / noise["noise"])
-    assert noise["p_value"] == pytest.approx(f_oneway(*groups).pvalue)
+    assert noise.noise == pytest.approx(pooled**0.5)
+    assert noise.signal == pytest.approx(np.std([g.mean() for g in groups], ddof=1))
+    assert noise.snr == pytest.approx(noise.signal / noise.noise)
+    assert noise.p_value == pytest.approx(f_oneway(*groups).pvalue)
     assert stats.seed_noise([np.array([0.5]), np.array([0.6])]) is None  # no ablation has two seeds
     assert stats.seed_noise([np.array([0.5, 0.6])]) is None  # one ablation: nothing to tell apart
     same = stats.seed_noise([np.array([0.5, 0.5]), np.array([0.5, 0.5])])  # seeds and variants change nothing
-    assert same is not None and same["p_value"] == 1.0 and np.isnan(same["snr"])
+    assert same is not None and same.p_value == 1.0 and np.isnan(same.snr)
     apart = stats.seed_noise([np.array([0.5, 0.5]), np.array([0.6, 0.6])])
-    assert apart is not None and apart["p_value"] == 0.0 and np.isinf(apart["snr"])
+    assert apart is not None and apart.p_value == 0.0 and np.isinf(apart.snr)
 
 
 def test_with_no_true_effect_the_f_test_fires_at_the_nominal_rate_and_finds_planted_ones():
@@ -45,7 +45,7 @@ def test_with_no_true_effect_the_f_test_fires_at_the_nominal_rate_and_finds_plan
         for _ in range(trials):
             scores = rng.normal(0.6, 0.01, size=(6, 2))
             scores[0] += shift
-            fired += stats.seed_noise(list(scores))["p_value"] < ALPHA  # type: ignore[index]
+            fired += stats.seed_noise(list(scores)).p_value < ALPHA  # type: ignore[union-attr]
         return fired / trials
 
     null, planted = rate(0.0), rate(0.04)

@@ -140,7 +140,7 @@ def trust(
             measured.append((task, noise))
     if not measured:
         return None
-    adjusted = stats.adjust_p_values(np.array([n["p_value"] for _, n in measured]), adjust)
+    adjusted = stats.adjust_p_values(np.array([n.p_value for _, n in measured]), adjust)
     out = []
     for (task, noise), p_adjusted in zip(measured, adjusted, strict=True):
         ours = rows.variant.isin(list(members)) & (rows.variant != baseline)
@@ -154,13 +154,13 @@ def trust(
                 task=task,
                 ablations=len(members),
                 seeds=len(members[baseline]),
-                seed_sd=noise["noise"],
-                spread=noise["signal"],
-                snr=noise["snr"],
-                p_value=noise["p_value"],
+                seed_sd=noise.noise,
+                spread=noise.signal,
+                snr=noise.snr,
+                p_value=noise.p_value,
                 p_adjusted=float(p_adjusted),
                 distinguishes=bool(p_adjusted < 1 - ci),
-                **_needs(power.get(task), noise["noise"], len(members[baseline]), detect_pp / 100, ci),
+                **_needs(power.get(task), noise.noise, len(members[baseline]), detect_pp / 100, ci),
                 stable_signs=int((task_rows.sign_kept >= STABLE).sum()),
                 removals=len(task_rows),
                 consistency=consistency,

@@ -31,6 +31,7 @@ from ablate.stats.power import (
 )
 from ablate.stats.significance import ADJUSTMENTS, adjust_p_values, bootstrap_p_value
 from ablate.stats.trust import (
+    SignalNoise,
     decision_consistency,
     moderated_variances,
     pair_agreement,
@@ -39,8 +40,8 @@ from ablate.stats.trust import (
 )
 
 __all__ = [
-    "ADJUSTMENTS", "MAX_PATTERNS", "POWER", "SEED_METHOD", "adjust_p_values", "bootstrap_p_value", "cluster_codes",
-    "decision_consistency", "design_effect", "detectable_effect", "gauntlet_delta", "gauntlet_score",
+    "ADJUSTMENTS", "MAX_PATTERNS", "POWER", "SEED_METHOD", "SignalNoise", "adjust_p_values", "bootstrap_p_value",
+    "cluster_codes", "decision_consistency", "design_effect", "detectable_effect", "gauntlet_delta", "gauntlet_score",
     "item_patterns", "items_needed", "minimum_detectable_effect", "moderated_variances", "normal_draws",
     "normal_interval", "pair_agreement", "paired_bootstrap", "percentile_interval", "pooled_variance",
     "resample_units", "seed_noise", "seed_term", "seeds_needed", "sign_kept", "unpaired_stderr",

@@ -5,17 +5,26 @@ variants alike (decision consistency)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from ablate.stats.intervals import GATHER_CELLS, pooled_variance, resample_units
 
 
-def seed_noise(groups: list[np.ndarray]) -> dict[str, float] | None:
+@dataclass(frozen=True)
+class SignalNoise:
+    """One task's seed noise against the spread of its ablations (in the scores' unit)."""
+
+    noise: float  # the pooled seed-to-seed standard deviation within ablations
+    signal: float  # the standard deviation of the ablations' mean scores
+    snr: float  # signal / noise
+    p_value: float  # the F-test of "every ablation has the same expected score"
+
+
+def seed_noise(groups: list[np.ndarray]) -> SignalNoise | None:
     """Signal and noise of one task over a study's ablations, from per-seed scores (one array per
-    ablation, its seeds' scores). noise: the pooled seed-to-seed standard deviation within ablations;
-    signal: the standard deviation of the ablations' mean scores; snr: signal / noise. p_value: the
-    one-way ANOVA F-test of "every ablation has the same expected score", seeds as replicates. It
+    ablation, its seeds' scores). The p-value is the one-way ANOVA F-test, seeds as replicates. It
     ignores that variants share seeds (data orders), which only makes it conservative: a shared
     seed effect inflates the within-ablation variance and cancels from the spread of the means.
     None when no ablation has two seeds or fewer than two ablations are given."""
@@ -29,18 +38,8 @@ def seed_noise(groups: list[np.ndarray]) -> dict[str, float] | None:
     sizes = np.array([len(g) for g in groups])
     between = float((sizes * (means - (sizes * means).sum() / sizes.sum()) ** 2).sum()) / (len(groups) - 1)
     if noise == 0:  # seeds that change nothing: any spread is signal, none is none
-        return {
-            "noise": 0.0,
-            "signal": signal,
-            "snr": math.inf if signal else math.nan,
-            "p_value": 0.0 if signal else 1.0,
-        }
-    return {
-        "noise": noise,
-        "signal": signal,
-        "snr": signal / noise,
-        "p_value": _f_survival(between / noise**2, len(groups) - 1, within),
-    }
+        return SignalNoise(0.0, signal, math.inf if signal else math.nan, 0.0 if signal else 1.0)
+    return SignalNoise(noise, signal, signal / noise, _f_survival(between / noise**2, len(groups) - 1, within))
 
 
 def moderated_variances(variances: list[float], dfs: list[float]) -> list[tuple[float, float]]:
