@@ -10,6 +10,7 @@ from scipy.stats import false_discovery_control
 
 from ablate import stats
 from ablate.names import VariantName
+from ablate.recipe import Category
 
 ALPHA = 0.05
 TABLES, CELLS, ITEMS, RESAMPLES = 1_000, 10, 200, 1_000
@@ -130,7 +131,7 @@ def seed_noise_study(
     return StudyResults(
         name="simulated", source=Path("."), variants=pd.DataFrame(variants, columns=VARIANT_COLUMNS),
         scores=pd.DataFrame(scores, columns=SCORE_COLUMNS), items=frame, tasks=tasks,
-        categories={"all": {"tasks": tasks, "random_baseline": {}}} if category else {},
+        categories={"all": Category(tasks=tasks)} if category else {},
     )  # fmt: skip
 
 

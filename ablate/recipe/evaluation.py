@@ -18,6 +18,11 @@ class Category(Section):
         default_factory=dict, description="task → chance accuracy; 0 where omitted"
     )
 
+    @property
+    def chances(self) -> list[float]:
+        """Each task's chance accuracy, in the order of `tasks` (0 where omitted)."""
+        return [self.random_baseline.get(t, 0.0) for t in self.tasks]
+
 
 class HeldOut(Section):
     """One domain's held-out text for per-domain loss: MDS shards as `data build` writes them (from

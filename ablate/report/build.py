@@ -17,6 +17,7 @@ import pandas as pd
 from ablate import stats
 from ablate.errors import AblateError
 from ablate.names import VariantName, label_value
+from ablate.recipe import Category
 from ablate.report import noise
 from ablate.report.cells import Cells, DeltaCell
 from ablate.report.heldout import LossCell, loss_cells, loss_table
@@ -60,7 +61,7 @@ class Report:
     settings: Settings
     header: list[str]
     tasks: list[str]
-    categories: dict[str, dict[str, Any]]
+    categories: dict[str, Category]  # the categories shown: the recipe's whose tasks are all shown
     metrics: dict[str, str]  # task → the metric reported
     scores: pd.DataFrame  # one row per variant (start first): "state", then fractions per task and category
     rows: pd.DataFrame  # rows.ROW_COLUMNS, fractions: one row per ablation × task/category
@@ -167,7 +168,7 @@ def build_report(
             cell = None
             if state == DONE:
                 seeds = (len(jobs[ablation]), len(base_done[base_of[ablation]]))
-                cells_of = [task_cells[t] for t in spec["tasks"]]
+                cells_of = [task_cells[t] for t in spec.tasks]
                 key = f"{ablation} × {name}"
                 cell = category_cell(key, spec, cells_of, found, seeds, ci=settings.ci, seed=settings.seed)
             rows.append(delta_row(ablation, name, GAUNTLET, state, cell))

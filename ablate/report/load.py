@@ -33,6 +33,7 @@ from ablate.choices import metric_name
 from ablate.errors import StudyError
 from ablate.names import VariantName, phase_label
 from ablate.plan.study import load_plan
+from ablate.recipe import Category
 from ablate.study.artifacts import (
     SUGGESTED,
     State,
@@ -76,7 +77,7 @@ class StudyResults:
     scores: pd.DataFrame
     items: pd.DataFrame
     tasks: list[str]  # report order: the recipe's eval tasks, else the order found
-    categories: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → {"tasks", "random_baseline"}
+    categories: dict[str, Category] = field(default_factory=dict)  # the recipe's eval.categories
     cost: dict[str, Any] | None = None  # tokens per variant, the full run, study compute fraction (from the plan)
     notes: list[str] = field(default_factory=list)
     suggestions: dict[str, dict[str, Any]] = field(default_factory=dict)  # `ablate suggest`'s, by name
@@ -155,10 +156,7 @@ def load_study(study: str | None = None) -> StudyResults:
     recipe_eval = plan.recipe.get("eval", {})
     result = _load_evals(name, study_dir(name), variants)
     result.tasks = list(recipe_eval.get("tasks") or result.tasks)
-    result.categories = {
-        cat: {"tasks": list(spec["tasks"]), "random_baseline": dict(spec.get("random_baseline") or {})}
-        for cat, spec in (recipe_eval.get("categories") or {}).items()
-    }
+    result.categories = {cat: Category(**spec) for cat, spec in (recipe_eval.get("categories") or {}).items()}
     done = result.variants[result.variants.state == DONE]
     heldout = {str(v): read_heldout(Path(str(f))) for v, f in zip(done.variant, done.folder, strict=True)}
     result.heldout = {variant: found for variant, found in heldout.items() if found is not None}

@@ -79,7 +79,7 @@ def footnotes(report: Report) -> list[str]:
         f"Intervals: paired bootstrap over items, {s.resamples:,} resamples (seed {s.seed}). {_seed_footnote(report)}",
     ]
     for name, spec in report.categories.items():
-        chance = ", ".join(f"{t} {100 * spec['random_baseline'].get(t, 0.0):g}%" for t in spec["tasks"])
+        chance = ", ".join(f"{t} {100 * c:g}%" for t, c in zip(spec.tasks, spec.chances, strict=True))
         lines.append(
             f"Category {name} (cat.): mean over its tasks of (score − chance) / (1 − chance), chance: {chance}; "
             "its interval uses the same resamples."

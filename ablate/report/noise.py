@@ -27,6 +27,7 @@ import pandas as pd
 
 from ablate import stats
 from ablate.names import VariantName
+from ablate.recipe import Category
 from ablate.report.load import DONE, START
 
 
@@ -64,7 +65,7 @@ class Measured:
 
 
 def seed_noise(
-    own: Measured, tasks: list[str], categories: dict[str, dict], borrowed: Measured | None = None
+    own: Measured, tasks: list[str], categories: dict[str, Category], borrowed: Measured | None = None
 ) -> dict[Key, SeedNoise]:
     """The seed noise every Δ of a report adds, per phase and column: each column's variance pooled over
     this study's replicates (and `borrowed`'s, an earlier study on the same start), moderated with the
@@ -122,7 +123,7 @@ def _moderated(noise: dict[Key, SeedNoise], kinds: list[list[str]]) -> dict[Key,
 
 
 def _with_categories(
-    noise: dict[Key, SeedNoise], categories: dict[str, dict], tasks: list[str]
+    noise: dict[Key, SeedNoise], categories: dict[str, Category], tasks: list[str]
 ) -> dict[Key, SeedNoise]:
     """Each category's seed variance: what its tasks' (moderated) variances give it, as if the tasks'
     seed effects were independent — Σ var_t / (1 − chance_t)² / T² for a gauntlet mean — pooled with
@@ -132,10 +133,10 @@ def _with_categories(
     out = dict(noise)
     for label in {phase for phase, _ in noise}:
         for name, spec in categories.items():
-            if not all((label, t) in noise for t in spec["tasks"]) or not set(spec["tasks"]) <= set(tasks):
+            if not all((label, t) in noise for t in spec.tasks) or not set(spec.tasks) <= set(tasks):
                 continue
-            parts = [noise[(label, t)] for t in spec["tasks"]]
-            chance = [spec["random_baseline"].get(t, 0.0) for t in spec["tasks"]]
+            parts = [noise[(label, t)] for t in spec.tasks]
+            chance = spec.chances
             n = len(parts)
             weights = [1 / (1 - c) ** 2 / n**2 for c in chance]
             variance = sum(part.variance * w for part, w in zip(parts, weights, strict=True))

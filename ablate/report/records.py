@@ -34,7 +34,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "settings": {**asdict(report.settings), "seed_method": stats.SEED_METHOD, "interval": "percentile"},
         "header": report.header,
         "metrics": report.metrics,
-        "categories": report.categories,
+        "categories": {name: category.model_dump() for name, category in report.categories.items()},
         "scores": _records(scores, list(scores.columns)),
         "rows": _records(written_rows(report), [*CSV_COLUMNS, "state", "method"]),
         "power": {task: _power(p) for task, p in report.power.items()},

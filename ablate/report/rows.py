@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ablate import stats
+from ablate.recipe import Category
 from ablate.report.cells import NO_CI, NORMAL, PAIRED, DeltaCell
 from ablate.report.load import DONE
 from ablate.report.noise import SeedNoise
@@ -73,7 +74,7 @@ def ablation_state(members: pd.DataFrame) -> str:
 
 def category_cell(
     key: str,
-    spec: dict[str, Any],
+    spec: Category,
     task_cells: list[DeltaCell | None],
     seed_noise: SeedNoise | None,
     seeds: tuple[int, int],
@@ -87,7 +88,7 @@ def category_cell(
     cells = [c for c in task_cells if c is not None]
     if len(cells) < len(task_cells):
         return None
-    chance = [spec["random_baseline"].get(t, 0.0) for t in spec["tasks"]]
+    chance = spec.chances
     score = stats.gauntlet_score([c.score for c in cells], chance)
     base_score = stats.gauntlet_score([c.baseline_score for c in cells], chance)
     low = high = draws = None

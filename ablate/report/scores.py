@@ -3,13 +3,12 @@ variant's score on them (fractions; in percent for `ablate fit` and `ablate sugg
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from ablate import stats
 from ablate.choices import headline_metric
 from ablate.errors import AblateError
+from ablate.recipe import Category
 from ablate.report.load import START, StudyResults
 
 
@@ -24,13 +23,13 @@ def score_table(results: StudyResults, metric: str | None = None) -> pd.DataFram
 
 def shown_columns(
     results: StudyResults, metric: str | None, notes: list[str]
-) -> tuple[dict[str, str], list[str], dict[str, dict[str, Any]]]:
+) -> tuple[dict[str, str], list[str], dict[str, Category]]:
     """The metric of each task, the tasks shown (unmeasured ones too, as "—") and the categories whose
     tasks are all shown."""
     metrics = _choose_metrics(results, metric, notes)
     measured = set(results.scores.task)
     tasks = [t for t in results.tasks if t in metrics or t not in measured]
-    categories = {name: spec for name, spec in results.categories.items() if set(spec["tasks"]) <= set(tasks)}
+    categories = {name: spec for name, spec in results.categories.items() if set(spec.tasks) <= set(tasks)}
     return metrics, tasks, categories
 
 
@@ -56,7 +55,7 @@ def _choose_metrics(results: StudyResults, wanted: str | None, notes: list[str])
 
 
 def scores_by_variant(
-    results: StudyResults, metrics: dict[str, str], tasks: list[str], categories: dict[str, dict[str, Any]]
+    results: StudyResults, metrics: dict[str, str], tasks: list[str], categories: dict[str, Category]
 ) -> pd.DataFrame:
     """Variant × task (then category) in fractions, lm-eval's aggregate score and each category's
     gauntlet score; NaN where nothing was measured."""
@@ -70,6 +69,5 @@ def scores_by_variant(
     table.columns.name = None
     table.insert(0, "state", variants.set_index("variant").state.reindex(order))
     for name, spec in categories.items():
-        chance = [spec["random_baseline"].get(t, 0.0) for t in spec["tasks"]]
-        table[name] = stats.gauntlet_score([table[t] for t in spec["tasks"]], chance)
+        table[name] = stats.gauntlet_score([table[t] for t in spec.tasks], spec.chances)
     return table
