@@ -21,15 +21,14 @@ Subsets and the skill each plants (group in brackets):
     code        [code]       Python one-liners whose name says what they return: biggest(x) is max(x)
     facts       [knowledge]  an encyclopedia of invented creatures: the grob eats moss
 
-Every skill is a small lookup or rule that the demo's 2-layer, width-64 model lifts from chance
-(25%) to above 45% within 25k-80k tokens of its subset and to 80-99% within 75k-170k, and that the
-crawl does not teach. The demo's base mix holds only a taste of prose, code and facts (too little
-to learn them) and no arithmetic, so the final phase decides which skills the model ends with.
+Every skill is a small lookup or rule that the demo's model learns from its subset within the final
+phase (docs/demo.md gives the token counts measured), and that the crawl does not teach. The demo's
+base mix holds only a taste of prose, code and facts (too little to learn them) and no arithmetic,
+so the final phase decides which skills the model ends with.
 Test items apply a skill to values training never shows together (held-out names, numbers and
 function names), so no item is a copy of a training line. Items that ask the same fact (the bakery's
 wares, a creature's food, what `biggest` returns) share a `cluster` label, so `ablate report`
-resamples them together: 400 items of web, code and knowledge ask only 38, 18 and 48 facts. Math
-items have none: each doubles its own number.
+resamples them together. Math items have none: each doubles its own number.
 Everything is drawn from `random.Random` seeded with strings: the same seed gives the same bytes.
 
 This module writes the files. The world they come from (vocabulary tables, names, creatures) is

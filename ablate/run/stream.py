@@ -40,19 +40,14 @@ PREFIX_LOCK_SECONDS = 60  # building a dataset takes well under a second; a hold
 
 @contextmanager
 def _one_dataset_at_a_time() -> Iterator[None]:
-    """Jobs on one machine (`ablate run --parallel`) build their StreamingDatasets in turn.
+    """Jobs on one machine build their StreamingDatasets in turn, under a flock per node and user.
 
-    streaming names a dataset's shared memory after the first prefix free on the node, found by
-    listing /dev/shm and then created: two datasets built at the same moment can pick the same one
-    and the second fails (FileExistsError: '/000694_locals'). A flock per node and user closes that
-    window for ablate's jobs.
-    Only a job's local rank 0 takes it: streaming's ranks meet at barriers inside the constructor,
-    where the other ranks of a job must reach their leader, not queue behind it. A holder stuck for
-    PREFIX_LOCK_SECONDS (a hung job) is passed by: the lock only narrows a race, it must not stop
-    every job on the node.
-    The lock file lives in /dev/shm itself (else the temp folder): the race is over that folder, so
-    whoever shares it, and only they, share the lock. Holding it, a job first frees what the datasets
-    of killed runs left there (`free_dead_shared_memory`).
+    Why: streaming names a dataset's shared memory after the first prefix free in /dev/shm, so two
+    datasets built at once can pick the same one (FileExistsError: '/000694_locals'). Only local rank
+    0 takes the lock (the other ranks meet it at streaming's barriers); a holder stuck for
+    PREFIX_LOCK_SECONDS is passed by, since the lock narrows a race and must not stop the node. The
+    lock file lives in the folder raced over (/dev/shm, else the temp folder); its holder first frees
+    what killed runs' datasets left there (`free_dead_shared_memory`).
     """
     if int(os.environ.get("LOCAL_RANK", "0")) != 0:
         yield
