@@ -23,6 +23,7 @@ from ablate.report import Settings, build_report, to_markdown
 from ablate.analyze.conclusions import across
 from ablate.report.ladder import Rung, ladder_results
 from ablate.report.load import ITEM_COLUMNS, SCORE_COLUMNS, VARIANT_COLUMNS, StudyResults
+from ablate.study.artifacts import HeldOut
 
 SUBSETS = ("a", "b", "c")
 MIXTURES = {
@@ -57,8 +58,9 @@ def rung(study: str, size: float, difficulty: np.ndarray, rng: np.random.Generat
     for name, shares in MIXTURES.items():
         variants.append({"variant": name, "ablation": name, "seed": 0, "state": "done"})
         nll = law(np.array([shares]), size)[0] + difficulty + rng.normal(0, 0.01, SEQUENCES)
-        heldout[name] = {"domains": {"web": {"nll": list(nll), "loss": float(nll.mean()), "sequences": SEQUENCES,
-                                             "tokens": SEQUENCES, "fingerprint": "web-text"}}}  # fmt: skip
+        heldout[name] = HeldOut.model_validate({"domains": {"web": {
+            "nll": list(nll), "loss": float(nll.mean()), "sequences": SEQUENCES, "tokens": SEQUENCES,
+            "fingerprint": "web-text"}}})  # fmt: skip
     return StudyResults(
         name=study,
         source=Path(study),
@@ -84,7 +86,7 @@ def ladder_report():
         np.array([MIXTURES[n] for _ in SIZES for n in names]),
         np.repeat(np.array(SIZES), len(names)),
         np.full(len(SIZES) * len(names), TOKENS),
-        np.array([studies[r.study].heldout[n]["domains"]["web"]["loss"] for r in rungs for n in names]),
+        np.array([studies[r.study].heldout[n].domains["web"].loss for r in rungs for n in names]),
     )
     targets = fit_across({"loss:web": points}, models=None, resamples=100, seed=0, at=TARGET, baseline="baseline")
     return report.with_across(across(report, rungs, targets, TARGET)), targets

@@ -427,8 +427,10 @@ def test_real_lm_eval_cli_outputs_are_reported_with_from(tmp_path):
 
 
 def _heldout(nll):
-    """A variant's heldout.json content for one domain, `nll` per sequence of 63 predicted tokens."""
-    return {"domains": {"d": heldout_domain(nll, 63, 126)}}
+    """A variant's heldout.json for one domain, `nll` per sequence of 63 predicted tokens."""
+    from ablate.study.artifacts import HeldOut
+
+    return HeldOut.model_validate({"domains": {"d": heldout_domain(nll, 63, 126)}})
 
 
 def test_heldout_loss_intervals_cover_the_true_delta_at_their_level():
@@ -451,7 +453,8 @@ def test_heldout_loss_intervals_cover_the_true_delta_at_their_level():
         covered += delta.low <= 0.01 <= delta.high
     assert 0.925 <= covered / 400 <= 0.975, covered
     assert delta.delta_bpb == pytest.approx(delta.delta / (2 * np.log(2)))
-    other = {**_heldout(worse), "domains": {"d": {**_heldout(worse)["domains"]["d"], "fingerprint": "changed"}}}
+    other = _heldout(worse)
+    other.domains["d"] = other.domains["d"].model_copy(update={"fingerprint": "changed"})
     cells, notes = loss_cells({"baseline": _heldout(base), "no-x": other},
                               {"baseline": ["baseline"]}, {"no-x": ["no-x"]}, {"no-x": ["baseline"]},
                               ci=0.95, resamples=1000, seed=0)  # fmt: skip

@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from ablate import stats
 from ablate.names import VariantName
 from ablate.report.noise import Key, SeedNoise
+from ablate.study.artifacts import HeldOut
 
 LOSS_PREFIX = "loss:"  # how a domain's loss is named as a target of `ablate fit` and `ablate suggest`
 
@@ -42,17 +42,15 @@ class LossCell:
     bpb_high: float | None = None
 
 
-def loss_table(heldout: dict[str, dict[str, Any]], variants: list[str]) -> dict[str, dict[str, float]]:
+def loss_table(heldout: dict[str, HeldOut], variants: list[str]) -> dict[str, dict[str, float]]:
     """variant → loss:<domain> → its loss (nats per token): the held-out targets `ablate fit` reads."""
     return {
-        v: {LOSS_PREFIX + d: float(found["loss"]) for d, found in heldout[v]["domains"].items()}
-        for v in variants
-        if v in heldout
+        v: {LOSS_PREFIX + d: found.loss for d, found in heldout[v].domains.items()} for v in variants if v in heldout
     }
 
 
 def loss_cells(
-    heldout: dict[str, dict[str, Any]],
+    heldout: dict[str, HeldOut],
     levels: dict[str, list[str]],
     jobs: dict[str, list[str]],
     bases: dict[str, list[str]],
@@ -70,7 +68,7 @@ def loss_cells(
     for ablation, done in jobs.items():
         base = bases.get(ablation) or []
         for domain in _domains(heldout, done + base) if done and base else []:
-            prints = {heldout[v]["domains"][domain]["fingerprint"] for v in done + base}
+            prints = {heldout[v].domains[domain].fingerprint for v in done + base}
             if len(prints) > 1:
                 notes.append(f"{ablation} × {LOSS_PREFIX}{domain}: held-out text differs from the baseline's, so no Δ")
                 continue
@@ -80,35 +78,35 @@ def loss_cells(
     return cells, notes
 
 
-def _domains(heldout: dict[str, dict[str, Any]], variants: list[str]) -> list[str]:
+def _domains(heldout: dict[str, HeldOut], variants: list[str]) -> list[str]:
     """Domains every one of `variants` was measured on, in the first one's order."""
     if not variants or any(v not in heldout for v in variants):
         return []
-    first = heldout[variants[0]]["domains"]
-    return [d for d in first if all(d in heldout[v]["domains"] for v in variants)]
+    first = heldout[variants[0]].domains
+    return [d for d in first if all(d in heldout[v].domains for v in variants)]
 
 
-def _per_token(heldout: dict[str, dict[str, Any]], variants: list[str], domain: str) -> np.ndarray:
+def _per_token(heldout: dict[str, HeldOut], variants: list[str], domain: str) -> np.ndarray:
     """(variants × sequences) loss per token of each sequence."""
-    rows = [heldout[v]["domains"][domain] for v in variants]
-    return np.array([np.asarray(r["nll"], dtype=float) * r["sequences"] / r["tokens"] for r in rows])
+    rows = [heldout[v].domains[domain] for v in variants]
+    return np.array([np.asarray(r.nll, dtype=float) * r.sequences / r.tokens for r in rows])
 
 
-def _bpb_ratio(heldout: dict[str, dict[str, Any]], variant: str, domain: str) -> float | None:
+def _bpb_ratio(heldout: dict[str, HeldOut], variant: str, domain: str) -> float | None:
     """Bits per byte per nat-per-token on this domain's text: tokens / (bytes · ln 2)."""
-    found = heldout[variant]["domains"][domain]
-    return found["tokens"] / (found["bytes"] * math.log(2)) if found.get("bytes") else None
+    found = heldout[variant].domains[domain]
+    return found.tokens / (found.bytes * math.log(2)) if found.bytes else None
 
 
-def _level(heldout: dict[str, dict[str, Any]], ablation: str, domain: str, members: list[str]) -> LossCell:
+def _level(heldout: dict[str, HeldOut], ablation: str, domain: str, members: list[str]) -> LossCell:
     loss = float(_per_token(heldout, members, domain).mean())
     ratio = _bpb_ratio(heldout, members[0], domain)
-    sequences = int(heldout[members[0]]["domains"][domain]["sequences"])
+    sequences = heldout[members[0]].domains[domain].sequences
     return LossCell(ablation, domain, loss, None if ratio is None else loss * ratio, sequences)
 
 
 def _delta(
-    heldout: dict[str, dict[str, Any]],
+    heldout: dict[str, HeldOut],
     ablation: str,
     domain: str,
     done: list[str],

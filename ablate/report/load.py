@@ -36,6 +36,7 @@ from ablate.plan.study import load_plan
 from ablate.recipe import Category
 from ablate.study.artifacts import (
     SUGGESTED,
+    HeldOut,
     State,
     Status,
     read_heldout,
@@ -81,7 +82,7 @@ class StudyResults:
     cost: dict[str, Any] | None = None  # tokens per variant, the full run, study compute fraction (from the plan)
     notes: list[str] = field(default_factory=list)
     suggestions: dict[str, dict[str, Any]] = field(default_factory=dict)  # `ablate suggest`'s, by name
-    heldout: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant → its heldout.json (eval.heldout)
+    heldout: dict[str, HeldOut] = field(default_factory=dict)  # variant → its heldout.json (eval.heldout)
     start: str | None = None  # the start checkpoint the study continues from, where a plan says (path or URI)
 
 

@@ -8,8 +8,7 @@ that refuses a corrupt or wrong-shaped file in one line naming it and the fix (a
     <job>/heldout.json HeldOut: per-domain held-out loss                 write_heldout
 
 Writers validate what they write against the model, so a field misspelt in code fails where it is
-written, not when a later reader meets it. Readers of the report's files (heldout, suggested) return
-the validated JSON as plain dicts, which pandas and the tables consume; status comes back as a Status.
+written, not when a later reader meets it. Readers return the model: a HeldOut, each Suggested, a Status.
 """
 
 from __future__ import annotations
@@ -140,10 +139,10 @@ def write_heldout(folder: Path, found: dict[str, Any]) -> None:
     write_json(folder / HELDOUT, found)
 
 
-def read_heldout(folder: Path) -> dict[str, Any] | None:
-    """A variant's heldout.json as written, checked; None where it has none."""
+def read_heldout(folder: Path) -> HeldOut | None:
+    """A variant's heldout.json, checked; None where it has none."""
     path = folder / HELDOUT
-    return read_shaped(path, HeldOut, HELDOUT_FIX) if path.exists() else None
+    return HeldOut.model_validate(read_shaped(path, HeldOut, HELDOUT_FIX)) if path.exists() else None
 
 
 # ---- suggested.json ------------------------------------------------------------------------
