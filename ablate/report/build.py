@@ -276,20 +276,20 @@ def _header(
         f"{done} of {len(variants)} variants done. Source: {results.source}."
     ]
     cost = results.cost
-    if cost and cost.get("total_tokens"):
-        total, by_phase = cost["total_tokens"], cost.get("tokens_by_phase")
+    if cost and cost.total_tokens:
+        total, by_phase = cost.total_tokens, cost.tokens_by_phase
         if by_phase:  # a phase study: each phase its own length
             each = " or ".join(f"{human(tokens)} tokens (@{label})" for label, tokens in by_phase.items())
             length = f"{each} of the {human(total)}-token full run"
         else:
-            share = 100 * cost["variant_tokens"] / total
-            length = f"{human(cost['variant_tokens'])} tokens ({share:.3g}% of the {human(total)}-token full run)"
-        replicates = cost.get("replicates") or 0
+            share = 100 * cost.variant_tokens / total
+            length = f"{human(cost.variant_tokens)} tokens ({share:.3g}% of the {human(total)}-token full run)"
+        replicates = cost.replicates
         which = "a baseline replicate" if replicates == 1 else "baseline replicates"
         extra = f" ({replicates} of them {which}, for seed noise)" if replicates else ""
         lines.append(
-            f"Cost: each variant continues {length}; the {cost['variants']} variants{extra} together cost "
-            f"{100 * cost['study_fraction']:.3g}% of one full run's compute (6·N·D)."
+            f"Cost: each variant continues {length}; the {cost.variants} variants{extra} together cost "
+            f"{100 * cost.study_fraction:.3g}% of one full run's compute (6·N·D)."
         )
     by_metric: dict[str, list[str]] = {}
     for task in tasks:

@@ -68,6 +68,19 @@ SCORE_COLUMNS = ["variant", "task", "metric", "score", "stderr", "n_items"]
 ITEM_COLUMNS = ["variant", "task", "metric", "doc_id", "doc_hash", "value", "cluster"]
 
 
+@dataclass(frozen=True)
+class Cost:
+    """What a study costs, from its plan: the report's header says it against one full run."""
+
+    variant_tokens: int  # the first variant's tokens: every variant's, outside a phase study
+    tokens_by_phase: dict[str, int]  # a phase study's phase label → its variants' tokens; empty otherwise
+    total_tokens: int | None  # the full run's (training.total_tokens)
+    variants: int
+    replicates: int  # the baseline's replicate runs, for seed noise
+    study_tokens: int
+    study_fraction: float  # study compute / one full run's (6·N·D)
+
+
 @dataclass
 class StudyResults:
     """Everything a report needs, as plain tables. Scores and values are fractions, as lm-eval writes them."""
@@ -79,7 +92,7 @@ class StudyResults:
     items: pd.DataFrame
     tasks: list[str]  # report order: the recipe's eval tasks, else the order found
     categories: dict[str, Category] = field(default_factory=dict)  # the recipe's eval.categories
-    cost: dict[str, Any] | None = None  # tokens per variant, the full run, study compute fraction (from the plan)
+    cost: Cost | None = None  # from the plan; None for plain lm-eval folders
     notes: list[str] = field(default_factory=list)
     suggestions: dict[str, dict[str, Any]] = field(default_factory=dict)  # `ablate suggest`'s, by name
     heldout: dict[str, HeldOut] = field(default_factory=dict)  # variant → its heldout.json (eval.heldout)
@@ -169,15 +182,15 @@ def load_study(study: str | None = None) -> StudyResults:
             result.start = resolve_checkpoint(name, plan.recipe.get("checkpoints") or {}, plan.options.checkpoint)
         except StudyError:  # not pretrained yet: the name is all there is to compare
             result.start = plan.options.checkpoint
-    result.cost = {
-        "variant_tokens": plan.variants[0].tokens if plan.variants else 0,
-        "tokens_by_phase": {phase_label(v.phase): v.tokens for v in plan.variants if v.phase is not None},
-        "total_tokens": training.get("total_tokens"),
-        "variants": len(plan.variants),
-        "replicates": len(plan.replicates()),
-        "study_tokens": plan.study_tokens,
-        "study_fraction": plan.study_fraction,
-    }
+    result.cost = Cost(
+        variant_tokens=plan.variants[0].tokens if plan.variants else 0,
+        tokens_by_phase={phase_label(v.phase): v.tokens for v in plan.variants if v.phase is not None},
+        total_tokens=training.get("total_tokens"),
+        variants=len(plan.variants),
+        replicates=len(plan.replicates()),
+        study_tokens=plan.study_tokens,
+        study_fraction=plan.study_fraction,
+    )
     for row in variants.itertuples():
         if row.state in REFUSED:
             result.notes.append(f"{row.variant}: refused, {row.error}")
