@@ -32,7 +32,7 @@ from ablate.report.rows import (
     score_row,
 )
 from ablate.report.scores import scores_by_variant, shown_columns
-from ablate.report.suggestions import with_measured
+from ablate.report.suggestions import MeasuredSuggestion, with_measured
 from ablate.report.trust import PhaseAgreement, Power, Trust, phase_agreement, trust
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class Report:
     baselines: list[str]  # the baseline ablations: `baseline`, or one per phase (baseline@p10, ...)
     phases: list[str]  # a phase study's phase labels, shortest first (p5, p10, ...); empty otherwise
     phase_agreement: list[PhaseAgreement]  # per task, each shorter phase's order against the longest's
-    suggestions: list[dict[str, Any]]  # `ablate suggest`'s proposals, each with its measured row (or None)
+    suggestions: list[MeasuredSuggestion]  # `ablate suggest`'s proposals, each with what was measured of it
     heldout: list[LossCell]  # with eval.heldout: each baseline's loss per domain, each ablation's Δ
     seed_noise: dict[noise.Key, noise.SeedNoise]  # (phase, column) → the seed noise every Δ there includes
     replicates: int  # replicate runs it was read from: done seeds beyond each ablation's first

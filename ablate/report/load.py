@@ -39,6 +39,7 @@ from ablate.study.artifacts import (
     HeldOut,
     State,
     Status,
+    Suggested,
     read_heldout,
     read_status,
     read_suggested,
@@ -94,7 +95,7 @@ class StudyResults:
     categories: dict[str, Category] = field(default_factory=dict)  # the recipe's eval.categories
     cost: Cost | None = None  # from the plan; None for plain lm-eval folders
     notes: list[str] = field(default_factory=list)
-    suggestions: dict[str, dict[str, Any]] = field(default_factory=dict)  # `ablate suggest`'s, by name
+    suggestions: dict[str, Suggested] = field(default_factory=dict)  # `ablate suggest`'s, by name
     heldout: dict[str, HeldOut] = field(default_factory=dict)  # variant → its heldout.json (eval.heldout)
     start: str | None = None  # the start checkpoint the study continues from, where a plan says (path or URI)
 
@@ -174,8 +175,7 @@ def load_study(study: str | None = None) -> StudyResults:
     done = result.variants[result.variants.state == DONE]
     heldout = {str(v): read_heldout(Path(str(f))) for v, f in zip(done.variant, done.folder, strict=True)}
     result.heldout = {variant: found for variant, found in heldout.items() if found is not None}
-    proposals = read_suggested(study_dir(name) / SUGGESTED)
-    result.suggestions = {n: _one_objective(p) for n, p in proposals.items()}
+    result.suggestions = read_suggested(study_dir(name) / SUGGESTED)
     training = plan.recipe.get("training", {})
     if plan.options.checkpoint is not None:
         try:
@@ -208,20 +208,6 @@ class _Results(BaseModel):
     results: dict[str, dict[str, Any]] | None = None
     n_samples: dict[str, dict[str, Any] | None] | None = Field(None, alias="n-samples")
     group_subtasks: dict[str, list[str]] | None = None
-
-
-def _one_objective(proposal: dict[str, Any]) -> dict[str, Any]:
-    """A suggestion as `ablate suggest` writes it; one written before weighted objectives (one target,
-    one model) is read as the objective {target: 1}."""
-    if "objective" in proposal:
-        return proposal
-    target = proposal["target"]
-    return {
-        **proposal,
-        "objective": {target: 1.0},
-        "models": {target: proposal["model"]},
-        "loo_rmse": {target: proposal["loo_rmse"]},
-    }
 
 
 # ---- a folder of plain lm-eval outputs ------------------------------------------------------

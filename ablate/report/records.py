@@ -13,6 +13,7 @@ import pandas as pd
 from ablate import stats
 from ablate.report.build import Report
 from ablate.report.rows import CSV_COLUMNS, IN_PERCENT
+from ablate.report.suggestions import MeasuredSuggestion
 from ablate.report.trust import Power, Trust
 
 
@@ -41,7 +42,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "trust": None if report.trust is None else _trust(report.trust),
         "phases": report.phases,
         "phase_agreement": [asdict(a) for a in report.phase_agreement],
-        "suggestions": report.suggestions,
+        "suggestions": [_suggestion(s) for s in report.suggestions],
         "heldout": [asdict(c) for c in report.heldout],
         "seed_noise": [
             {"phase": phase, "column": column, "sd": n.sd, "df": n.df}
@@ -63,6 +64,13 @@ def _power(power: Power) -> dict[str, Any]:
         **({} if power.n_effective is None else clustered),
         "mde_pp": 100 * power.mde,
     }
+
+
+def _suggestion(found: MeasuredSuggestion) -> dict[str, Any]:
+    """A suggestion as report.json writes it: the proposal as suggested.json has it, then whether the
+    plan still has it and what was measured."""
+    measured = None if found.measured is None else asdict(found.measured)
+    return {**found.proposal.model_dump(), "planned": found.planned, "measured": measured}
 
 
 def _trust(trust: Trust) -> dict[str, Any]:

@@ -194,32 +194,30 @@ def suggestion_section(report: Report) -> list[str]:
     what its models predicted, and what the study then measured, said plainly."""
     level = f"{100 * report.settings.ci:g}%"
     out = ["## Suggested mixtures", ""]
-    for p in report.suggestions:
-        subsets = list(dict.fromkeys([*p["baseline_mixture"], *p["mixture"]]))
-        rows = [
-            [s, f"{100 * p['baseline_mixture'].get(s, 0):.1f}%", f"{100 * p['mixture'].get(s, 0):.1f}%"]
-            for s in subsets
-        ]
-        out += markdown_table(["subset", f"`{p['baseline']}`", f"`{p['ablation']}`"], rows, ["l", "r", "r"])
-        number, unit = _objective_units(p["objective"])
-        gain = p["gain"]
-        models = models_text(p["models"], p["loo_rmse"])
+    for found in report.suggestions:
+        p = found.proposal
+        subsets = list(dict.fromkeys([*p.baseline_mixture, *p.mixture]))
+        rows = [[s, f"{100 * p.baseline_mixture.get(s, 0):.1f}%", f"{100 * p.mixture.get(s, 0):.1f}%"] for s in subsets]
+        out += markdown_table(["subset", f"`{p.baseline}`", f"`{p.ablation}`"], rows, ["l", "r", "r"])
+        number, unit = _objective_units(p.objective)
+        gain = p.gain
+        models = models_text(p.models, p.loo_rmse)
         out += [
             "",
-            f"- Predicted by `ablate suggest` ({models}; fitted on {p['variants']} variants; KL {p['kl']:.3f} ≤ "
-            f"{p['radius']:g}): {p['target']} {number(gain['value'])} [{number(gain['low'])}, "
+            f"- Predicted by `ablate suggest` ({models}; fitted on {p.variants} variants; KL {p.kl:.3f} ≤ "
+            f"{p.radius:g}): {p.target} {number(gain['value'])} [{number(gain['low'])}, "
             f"{number(gain['high'])}]{unit} over the baseline (95% bootstrap over variants).",
         ]
-        measured = p["measured"]
+        measured = found.measured
         if measured is None:
             why = (
-                f"not yet; `ablate run` trains and evaluates `{p['ablation']}`"
-                if p["planned"]
+                f"not yet; `ablate run` trains and evaluates `{p.ablation}`"
+                if found.planned
                 else "no: the study's plan no longer has it (`ablate suggest` again adds it)"
             )
             out += [f"- Measured: {why}.", ""]
             continue
-        low, high = measured["low"], measured["high"]
+        low, high = measured.low, measured.high
         verdict = (
             "it beats the baseline"
             if low is not None and low > 0
@@ -227,18 +225,18 @@ def suggestion_section(report: Report) -> list[str]:
             if high is not None and high < 0
             else "not shown to differ from the baseline (the interval includes 0)"
         )
-        interval = "no interval" if low is None else f"[{number(low)}, {number(high)}]"
-        inside = low is not None and low <= gain["value"] <= high
+        interval = "no interval" if low is None or high is None else f"[{number(low)}, {number(high)}]"
+        inside = low is not None and high is not None and low <= gain["value"] <= high
         out.append(
-            f"- Measured: {p['target']} {number(measured['value'])} {interval}{unit} ({level} CI): {verdict}. "
+            f"- Measured: {p.target} {number(measured.value)} {interval}{unit} ({level} CI): {verdict}. "
             f"The predicted gain {'lies inside' if inside else 'falls outside'} the measured interval."
         )
-        if len(p["objective"]) > 1:
+        if len(p.objective) > 1:
             out.append(
                 "  - Terms: "
                 + "; ".join(
                     f"{t} Δ {fmt_signed(d, 4 if t.startswith(LOSS_PREFIX) else 1)}"
-                    for t, (d, _, _) in measured["terms"].items()
+                    for t, (d, _, _) in measured.terms.items()
                 )
                 + ". The objective's interval combines theirs as independent (different items and texts)."
             )

@@ -4,18 +4,41 @@ its objective, and whether the plan still has it. Pure."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
 
 import pandas as pd
 
 from ablate.report.heldout import LOSS_PREFIX, LossCell
 from ablate.report.load import DONE
 from ablate.report.rows import records
+from ablate.study.artifacts import Suggested
+
+Term = tuple[float, float | None, float | None]  # a target's Δ and its interval, in the objective's unit
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the study measured of a suggestion's objective: Σ weight · Δ target, its interval (None
+    where a target's Δ has none) and each target's Δ [low, high]."""
+
+    value: float
+    low: float | None
+    high: float | None
+    terms: dict[str, Term]
+
+
+@dataclass(frozen=True)
+class MeasuredSuggestion:
+    """One of `ablate suggest`'s proposals as the report shows it."""
+
+    proposal: Suggested
+    planned: bool  # the study's plan still has its ablation
+    measured: Measured | None  # None until every target of its objective has a Δ
 
 
 def with_measured(
-    proposal: dict[str, Any], table: pd.DataFrame, losses: list[LossCell], planned: set[str]
-) -> dict[str, Any]:
+    proposal: Suggested, table: pd.DataFrame, losses: list[LossCell], planned: set[str]
+) -> MeasuredSuggestion:
     """A suggestion with the measured Δ of its objective (Σ weight · Δ target) for the ablation that
     measures it, once every target has one, and whether the study's plan still has it.
 
@@ -24,11 +47,10 @@ def with_measured(
     one and combined as independent, since the targets are measured on different items and held-out
     sequences (the item noise each interval describes is independent across them).
     """
-    proposal = {**proposal, "planned": proposal.get("ablation") in planned}
-    ablation = str(proposal.get("ablation"))
+    ablation = proposal.ablation
     loss_of = {(c.ablation, LOSS_PREFIX + c.domain): c for c in losses if c.delta is not None}
-    terms: dict[str, tuple[float, float | None, float | None]] = {}
-    for target in proposal["objective"]:
+    terms: dict[str, Term] = {}
+    for target in proposal.objective:
         if target.startswith(LOSS_PREFIX):
             cell = loss_of.get((ablation, target))
             if cell is not None and cell.delta is not None:
@@ -37,9 +59,9 @@ def with_measured(
         found = next(records(table[(table.variant == ablation) & (table.task == target)]), None)
         if found is not None and found.state == DONE and pd.notna(found.delta):
             terms[target] = (float(100 * found.delta), _points(found.ci_low), _points(found.ci_high))
-    if len(terms) < len(proposal["objective"]):
-        return {**proposal, "measured": None}
-    weights = proposal["objective"]
+    if len(terms) < len(proposal.objective):
+        return MeasuredSuggestion(proposal, ablation in planned, None)
+    weights = proposal.objective
     value = sum(weights[t] * delta for t, (delta, _, _) in terms.items())
     spans = [
         (weights[t] * lo, weights[t] * hi) for t, (_, lo, hi) in terms.items() if lo is not None and hi is not None
@@ -51,7 +73,7 @@ def with_measured(
     elif len(spans) == len(terms):  # normal intervals: the half-widths add in quadrature, z for z
         half = math.hypot(*[(hi - lo) / 2 for lo, hi in spans])
         low, high = value - half, value + half
-    return {**proposal, "measured": {"value": value, "low": low, "high": high, "terms": terms}}
+    return MeasuredSuggestion(proposal, ablation in planned, Measured(value, low, high, terms))
 
 
 def _points(value: float) -> float | None:

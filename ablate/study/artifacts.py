@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter
 
 from ablate.errors import StudyError
 from ablate.study.store import read_shaped, study_dir, write_json
@@ -149,20 +149,25 @@ def read_heldout(folder: Path) -> HeldOut | None:
 
 
 class Suggested(BaseModel):
-    """One proposal of `ablate suggest` (ablate.analyze.suggest.Suggestion), as the report reads it."""
+    """One proposal of `ablate suggest` (ablate.analyze.suggest.Suggestion), its fields in that order,
+    so report.json writes it as suggested.json has it."""
 
+    name: str
     ablation: str
-    baseline: str
     target: str
-    variants: int
-    kl: float
-    radius: float
-    mixture: dict[str, float]
-    baseline_mixture: dict[str, float]
-    gain: dict[str, float]
     objective: dict[str, float]
     models: dict[str, str]
     loo_rmse: dict[str, float]
+    variants: int
+    baseline: str
+    mixture: dict[str, float]
+    baseline_mixture: dict[str, float]
+    kl: float
+    radius: float
+    predicted: dict[str, float]
+    baseline_predicted: float
+    gain: dict[str, float]
+    candidates: dict[str, Any] | None = None
 
 
 class SuggestedBefore(Suggested):
@@ -173,20 +178,32 @@ class SuggestedBefore(Suggested):
     model: str
     loo_rmse: float  # type: ignore[assignment]
 
+    def weighted(self) -> Suggested:
+        """The same proposal as one written now: the objective {target: 1}, fitted by its one model."""
+        kept = self.model_dump(exclude={"objective", "models", "loo_rmse", "model"})
+        one = {"objective": {self.target: 1.0}, "models": {self.target: self.model}}
+        return Suggested.model_validate({**kept, **one, "loo_rmse": {self.target: self.loo_rmse}})
+
 
 SUGGESTED_FIX = "delete it and rerun `ablate suggest`"
 _PROPOSALS = dict[str, Suggested | SuggestedBefore]
 
 
-def read_suggested(path: Path) -> dict[str, dict[str, Any]]:
-    """Name → proposal, as written; {} where nothing was suggested yet."""
-    return read_shaped(path, _PROPOSALS, SUGGESTED_FIX) if path.exists() else {}
+def read_suggested(path: Path) -> dict[str, Suggested]:
+    """Name → proposal, one written before weighted objectives read as one now; {} where nothing was
+    suggested yet."""
+    found = TypeAdapter(_PROPOSALS).validate_python(_written_suggestions(path))
+    return {name: p.weighted() if isinstance(p, SuggestedBefore) else p for name, p in found.items()}
 
 
 def add_suggestion(path: Path, key: str, proposal: dict[str, Any]) -> None:
-    """Add (or replace) one proposal in a suggested.json, keeping the others."""
+    """Add (or replace) one proposal in a suggested.json, keeping the others as written."""
     Suggested.model_validate(proposal)
-    write_json(path, {**read_suggested(path), key: proposal})
+    write_json(path, {**_written_suggestions(path), key: proposal})
+
+
+def _written_suggestions(path: Path) -> dict[str, Any]:
+    return read_shaped(path, _PROPOSALS, SUGGESTED_FIX) if path.exists() else {}
 
 
 # ---- checkpoints.json ----------------------------------------------------------------------
