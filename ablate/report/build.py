@@ -106,8 +106,9 @@ def build_report(
     if settings.adjust not in stats.ADJUSTMENTS:
         raise AblateError(f"--adjust {settings.adjust}: use one of {', '.join(stats.ADJUSTMENTS)}")
     variants = results.variants
-    if settings.baseline not in {VariantName.parse_ablation(a).base for a in variants.ablation}:
-        choices = sorted({VariantName.parse_ablation(a).base for a in variants.ablation} - {START})
+    arms = {VariantName.parse_ablation(a).base for a in variants.ablation}
+    if settings.baseline not in arms:
+        choices = sorted(arms - {START})
         raise AblateError(f"--baseline {settings.baseline}: no such variant; choose from {choices}")
     notes = list(results.notes)
     metrics, tasks, categories = shown_columns(results, settings.metric, notes)
@@ -121,14 +122,10 @@ def build_report(
     seed_noise = noise.seed_noise(_measured(results, scores, items, tasks), tasks, categories, borrowed)
     cells = items.with_noise(seed_noise)  # the items did not need it; every Δ from here on adds it
 
-    named = [a for a in dict.fromkeys(variants.ablation) if a != START]
-    phases = sorted({label for a in named if (label := VariantName.parse_ablation(a).label)}, key=label_value)
-    base_of = {
-        a: str(VariantName(settings.baseline, VariantName.parse_ablation(a).label)) for a in named
-    }  # each ablation's baseline
-    baselines = list(
-        dict.fromkeys(base_of[a] for a in named if VariantName.parse_ablation(a).base == settings.baseline)
-    )
+    named = {a: VariantName.parse_ablation(a) for a in dict.fromkeys(variants.ablation) if a != START}
+    phases = sorted({n.label for n in named.values() if n.label}, key=label_value)
+    base_of = {a: str(VariantName(settings.baseline, n.label)) for a, n in named.items()}  # each one's baseline
+    baselines = list(dict.fromkeys(base_of[a] for a, n in named.items() if n.base == settings.baseline))
     ablations = [a for a in named if a not in baselines]
     base_done: dict[str, list[str]] = {}
     for base in dict.fromkeys(base_of.values()):
@@ -164,7 +161,7 @@ def build_report(
             task_cells[task] = cell
             rows.append(delta_row(ablation, task, metrics.get(task, ""), state, cell))
         for name, spec in categories.items():
-            found = seed_noise.get((VariantName.parse_ablation(ablation).label, name))
+            found = seed_noise.get((named[ablation].label, name))
             cell = None
             if state == DONE:
                 seeds = (len(jobs[ablation]), len(base_done[base_of[ablation]]))
